@@ -1,0 +1,1 @@
+"""Experiments: TOML experiment files, grid expansion, the resumable runner, result store, provenance."""

@@ -1,0 +1,2 @@
+"""The receiver: jitter buffers (fixed, adaptive, elastic, aiortc-stock), concealment (Opus PLC/FEC,
+zero, repeat, G.711 Appendix I style PCM PLC) and W3C webrtc-stats receiver counters."""
