@@ -1,0 +1,106 @@
+"""The sender: a clip becomes timed media packets, exactly as a live sender would emit them.
+
+Both the simulator and the live transports send the packets this module makes, so the same clip,
+codec settings and framing give the same bytes on every path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from translab.config import CallConfig
+from translab.media import g711, pcm
+from translab.media.audio import to_int16
+from translab.transport.framing import encode_message, message_size
+
+#: Opus packets of at most this many bytes are DTX (silence) frames; a browser does not send them.
+DTX_MAX_BYTES = 2
+
+
+@dataclass
+class SenderStream:
+    """Packets a sender emits, in send order. Times in seconds on the call clock (0 = first sample
+    captured); ``capture_s`` is when a packet's last sample was captured."""
+
+    seq: np.ndarray  # int64, 0.. per packet actually sent
+    media_ts: np.ndarray  # int64, first sample, in samples at sample_rate
+    frame_samples: np.ndarray  # int64
+    capture_s: np.ndarray  # float64
+    payload: list[bytes]  # codec payload
+    message: list[bytes | str]  # what the transport carries (RTP payload or WebSocket message)
+    fec: np.ndarray  # bool
+    reference: np.ndarray  # float32 mono audio that was encoded (the quality reference)
+    sample_rate: int
+    lookahead_ms: float  # codec algorithmic delay beyond the frame (Opus lookahead; 0 for PCM)
+    dtx_skipped: int  # DTX frames not sent
+
+    @property
+    def payload_bytes(self) -> np.ndarray:
+        return np.fromiter((len(p) for p in self.payload), dtype=np.int64, count=len(self.payload))
+
+    @property
+    def message_bytes(self) -> np.ndarray:
+        return np.fromiter((message_size(m) for m in self.message), dtype=np.int64, count=len(self.message))
+
+
+def encode_stream(audio: np.ndarray, cfg: CallConfig) -> SenderStream:
+    """Encode ``audio`` (float32 mono at ``cfg.sample_rate``) into the packets of one call.
+
+    ``cfg`` must be resolved (:meth:`CallConfig.resolved`). The clip is cut into frames of
+    ``cfg.frame_ms`` (the last one zero-padded); Opus DTX frames are skipped.
+    """
+    rate = int(cfg.sample_rate)
+    frames = pcm.split_frames(to_int16(audio), rate, cfg.frame_ms)
+    n_frames, n = frames.shape
+    reference = frames.reshape(-1).astype(np.float32) / 32768.0
+    payloads: list[bytes] = []
+    fec_flags: list[bool] = []
+    kept: list[int] = []
+    lookahead_ms = 0.0
+    if cfg.codec == "opus":
+        from translab.media.opus import OpusEncoder, packet_has_fec
+
+        enc = OpusEncoder(
+            sample_rate=rate, channels=1, frame_ms=cfg.frame_ms, bitrate=cfg.bitrate,
+            complexity=cfg.complexity, application="voip", fec=cfg.fec,
+            packet_loss_perc=cfg.expected_loss_pct if cfg.fec else 0, dtx=cfg.dtx,
+        )
+        lookahead_ms = enc.lookahead_ms
+        for i in range(n_frames):
+            packet = enc.encode(frames[i])
+            if cfg.dtx and len(packet) <= DTX_MAX_BYTES:
+                continue
+            kept.append(i)
+            payloads.append(packet)
+            fec_flags.append(packet_has_fec(packet))
+    else:
+        encode = pcm.pcm16_encode if cfg.codec == "pcm16" else g711.ulaw_encode
+        for i in range(n_frames):
+            kept.append(i)
+            payloads.append(encode(frames[i]))
+            fec_flags.append(False)
+    idx = np.asarray(kept, dtype=np.int64)
+    media_ts = idx * n
+    messages: list[bytes | str]
+    if cfg.transport == "websocket":
+        messages = [
+            encode_message(cfg.framing, p, s, int(ts * 1000 // rate))
+            for s, (p, ts) in enumerate(zip(payloads, media_ts))
+        ]
+    else:
+        messages = list(payloads)
+    return SenderStream(
+        seq=np.arange(len(kept), dtype=np.int64),
+        media_ts=media_ts,
+        frame_samples=np.full(len(kept), n, dtype=np.int64),
+        capture_s=(media_ts + n) / rate,
+        payload=payloads,
+        message=messages,
+        fec=np.asarray(fec_flags, dtype=bool),
+        reference=reference,
+        sample_rate=rate,
+        lookahead_ms=lookahead_ms,
+        dtx_skipped=n_frames - len(kept),
+    )
