@@ -1,10 +1,97 @@
-"""`translab simulate` (placeholder until its issue lands)."""
+"""`translab simulate`: one offline call, faster than real time (see translab.simulate)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from dataclasses import fields
+from typing import Any
+
+from translab.config import CONCEALMENTS, DEFAULT_METRICS, CallConfig, parse_bitrate
+from translab.transport.framing import FRAMINGS
+
+
+def add_call_options(p: argparse.ArgumentParser) -> None:
+    """The options that define a call; shared by `simulate` and `call`."""
+    d = CallConfig()
+    p.add_argument("--transport", choices=("webrtc", "websocket"), default=d.transport,
+                   help="webrtc: RTP datagrams; websocket: messages on one TCP stream (default %(default)s)")
+    p.add_argument("--codec", choices=("opus", "pcm16", "pcmu"), default=None,
+                   help="default: opus for webrtc, pcm16 for websocket")
+    p.add_argument("--bitrate", type=parse_bitrate, default=d.bitrate,
+                   help="Opus target bit rate, e.g. 24k (default 24k)")
+    p.add_argument("--frame-ms", type=float, default=d.frame_ms, help="frame duration in ms (default 20)")
+    p.add_argument("--sample-rate", type=int, default=None,
+                   help="codec sample rate in Hz (default: opus 48000, pcm16 24000, pcmu 8000)")
+    p.add_argument("--fec", action=argparse.BooleanOptionalAction, default=d.fec,
+                   help="Opus in-band FEC (default on)")
+    p.add_argument("--expected-loss-pct", type=int, default=d.expected_loss_pct,
+                   help="Opus expected packet loss %% for FEC (default %(default)s)")
+    p.add_argument("--dtx", action=argparse.BooleanOptionalAction, default=d.dtx, help="Opus DTX (default off)")
+    p.add_argument("--complexity", type=int, default=d.complexity, help="Opus complexity 0-10 (default 9)")
+    p.add_argument("--framing", choices=FRAMINGS, default=None, help="WebSocket framing (default binary)")
+    p.add_argument("--profile", default=d.profile,
+                   help="network profile name (see `translab profiles`) or a TOML file (default %(default)s)")
+    p.add_argument("--playout", default=d.playout,
+                   help="fixed:<ms>, adaptive, elastic or aiortc-stock (default %(default)s)")
+    p.add_argument("--conceal", choices=CONCEALMENTS, default=None,
+                   help="default: opus-fec (opus with FEC), opus-plc (opus), pcm-plc (PCM)")
+    p.add_argument("--clip", default=None, help="clip name from data/clips or a WAV path (default: first clip)")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the link models (default %(default)s)")
+    p.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
+                   help="comma-separated: plcmos,pesq_wb,pesq_nb,stoi,estoi, or 'none' (default %(default)s)")
+    p.add_argument("--ip-version", type=int, choices=(4, 6), default=d.ip_version)
+    p.add_argument("--tls", action=argparse.BooleanOptionalAction, default=d.tls,
+                   help="WebSocket over TLS (wss) in the header model (default on)")
+
+
+def config_from_args(args: argparse.Namespace, **extra: Any) -> CallConfig:
+    """Build a CallConfig from parsed call options."""
+    names = {f.name for f in fields(CallConfig)}
+    values = {k: v for k, v in vars(args).items() if k in names}
+    metrics = args.metrics.strip()
+    values["metrics"] = () if metrics in ("", "none") else tuple(m.strip() for m in metrics.split(","))
+    values.update(extra)
+    return CallConfig(**values)
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    p = sub.add_parser("simulate", help="(not yet implemented)")
-    p.set_defaults(func=lambda args: 0)
+    p = sub.add_parser("simulate", help="simulate one call offline and write trace, audio, summary",
+                       description="Simulate one call (faster than real time): writes trace.parquet, "
+                       "output.wav and summary.json to --out.")
+    add_call_options(p)
+    p.add_argument("--out", default="results/simulate", help="output directory (default %(default)s)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from translab.simulate import simulate
+
+    cfg = config_from_args(args)
+    result = simulate(cfg, out_dir=args.out)
+    s = result.summary
+    if args.json:
+        print(json.dumps(s, indent=2, sort_keys=True, default=str))
+    else:
+        print(format_summary(s))
+        print(f"wrote {args.out}/trace.parquet, output.wav, summary.json ({result.wall_s:.2f} s)")
+    return 0
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    """A few lines a person reads: the call and its headline figures."""
+    def f(key: str, fmt: str = "{:.1f}") -> str:
+        v = s.get(key)
+        return "n/a" if v is None or v != v else fmt.format(v)
+
+    return (
+        f"{s['transport']} {s['codec']} {s['frame_ms']:g} ms over {s['profile']} "
+        f"(playout {s['playout']}, conceal {s['conceal']}, seed {s['seed']})\n"
+        f"  mouth-to-ear p50/p95/p99: {f('m2e_p50_ms')} / {f('m2e_p95_ms')} / {f('m2e_p99_ms')} ms\n"
+        f"  loss {f('loss_rate', '{:.2%}')}, late {f('late_rate', '{:.2%}')}, "
+        f"concealed {f('concealed_ratio', '{:.2%}')}, interruptions {s.get('interruptions')}\n"
+        f"  payload {f('payload_kbps_up')} kbit/s, wire {f('wire_kbps_up')} kbit/s\n"
+        f"  PLCMOS {f('plcmos', '{:.2f}')}, PESQ-WB {f('pesq_wb', '{:.2f}')}, STOI {f('stoi', '{:.3f}')}, "
+        f"E-model R {f('emodel_r')} MOS {f('emodel_mos', '{:.2f}')}"
+    )

@@ -1,0 +1,294 @@
+"""One offline call, faster than real time: clip -> sender packets -> link model -> arrival trace ->
+playout -> metrics -> one flat summary row.
+
+``simulate`` produces the arrival trace in simulated time; live calls produce it from real transports
+and hand it to the same :func:`summarise`, so playout and metrics never know where a trace came from.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from translab import trace as trace_mod
+from translab.config import CallConfig
+from translab.lab import provenance
+from translab.media.audio import write_wav
+from translab.media.clips import load_clip
+from translab.media.stream import SenderStream, encode_stream
+
+
+@dataclass
+class CallResult:
+    """What one call produced: the summary row, the arrival trace, the played-out audio (float32 at
+    the codec rate) and the playout result (frames log and receiver stats)."""
+
+    summary: dict[str, Any]
+    trace: pd.DataFrame
+    audio: np.ndarray
+    playout: Any
+    wall_s: float = math.nan  # how long producing it took (s); not in the summary, which is deterministic
+
+
+def load_reference(cfg: CallConfig) -> np.ndarray:
+    """The clip as float32 mono at the codec's sample rate, cut to ``cfg.duration_s`` if set."""
+    audio = load_clip(cfg.clip, cfg.sample_rate) if cfg.clip else load_clip(_default_clip(), cfg.sample_rate)
+    if cfg.duration_s is not None:
+        audio = audio[: int(round(cfg.duration_s * cfg.sample_rate))]
+    return audio
+
+
+def _default_clip() -> str:
+    from translab.media.clips import list_clips
+
+    return list_clips()[0]
+
+
+def trace_attrs(cfg: CallConfig, stream: SenderStream, mode: str) -> dict[str, Any]:
+    """The metadata every arrival trace carries (see translab.trace)."""
+    return {
+        "codec": cfg.codec,
+        "sample_rate": int(cfg.sample_rate),
+        "channels": 1,
+        "frame_ms": float(cfg.frame_ms),
+        "framing": cfg.framing,
+        "transport": cfg.transport,
+        "clip": cfg.clip,
+        "seed": int(cfg.seed),
+        "profile": cfg.profile,
+        "mode": mode,
+        "lookahead_ms": float(stream.lookahead_ms),
+        "bitrate_bps": int(cfg.bitrate) if cfg.codec == "opus" else None,
+    }
+
+
+def _sim_webrtc(cfg: CallConfig, stream: SenderStream, hm: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Each RTP packet is one datagram through the uplink model."""
+    from translab.link.profiles import direction_rngs, load_profile
+    from translab.metrics.bandwidth import rtp_wire_bytes
+
+    profile = load_profile(cfg.profile)
+    rngs = direction_rngs(cfg.seed)
+    wire = np.array([rtp_wire_bytes(int(b), hm) for b in stream.message_bytes], dtype=np.int64)
+    send_s = stream.capture_s.astype(float)
+    idx, arr = profile.chain("up").apply(send_s, wire, rngs["up"])
+    arrival = np.full(len(send_s), np.nan)
+    copies = np.bincount(idx, minlength=len(send_s)) if len(idx) else np.zeros(len(send_s), int)
+    if len(idx):
+        order = np.lexsort((arr, idx))  # first (earliest) copy of each packet
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = idx[order][1:] != idx[order][:-1]
+        arrival[idx[order][first]] = arr[order][first]
+    cols = {
+        "send_s": send_s,
+        "arrival_s": arrival,
+        "wire_bytes": wire,
+        "duplicates": np.maximum(copies - 1, 0),
+    }
+    return cols, {}
+
+
+def _sim_websocket(cfg: CallConfig, stream: SenderStream, hm: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The messages are one TCP byte stream through the TCP delivery model over the uplink model
+    (ACKs return over the downlink model)."""
+    from translab.link.profiles import direction_rngs, load_profile
+    from translab.link.tcp import TcpDeliveryModel
+    from translab.metrics.bandwidth import ws_tcp_payload_bytes, ws_wire_bytes
+
+    profile = load_profile(cfg.profile)
+    rngs = direction_rngs(cfg.seed)
+    msg = stream.message_bytes
+    tcp_bytes = np.array([ws_tcp_payload_bytes(int(b), True, hm) for b in msg], dtype=np.int64)
+    wire = np.array([ws_wire_bytes(int(b), True, hm) for b in msg], dtype=np.int64)
+    send_s = stream.capture_s.astype(float)
+    model = TcpDeliveryModel(profile.chain("up"), profile.chain("down"), mss=hm.mss)
+    res = model.deliver(send_s, tcp_bytes, rngs["up"], rngs["down"])
+    cols = {
+        "send_s": send_s,
+        "arrival_s": np.asarray(res.delivered_s, dtype=float),
+        "wire_bytes": wire,
+        "duplicates": np.zeros(len(send_s), dtype=np.int64),
+    }
+    extra = {"tcp_retransmissions": int(res.retransmissions), "tcp_acks": int(res.acks)}
+    return cols, extra
+
+
+def build_trace(cfg: CallConfig, stream: SenderStream) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Simulate the uplink of one call: the arrival trace and transport counters."""
+    from translab.metrics.bandwidth import HeaderModel
+
+    hm = HeaderModel(ip_version=cfg.ip_version, tls=cfg.tls)
+    sim = _sim_webrtc if cfg.transport == "webrtc" else _sim_websocket
+    cols, extra = sim(cfg, stream, hm)
+    n = len(stream.seq)
+    rows = {
+        "seq": stream.seq,
+        "media_ts": stream.media_ts,
+        "frame_samples": stream.frame_samples,
+        "capture_s": stream.capture_s,
+        "payload_bytes": stream.payload_bytes,
+        "message_bytes": stream.message_bytes,
+        "transport": [cfg.transport] * n,
+        "direction": ["up"] * n,
+        "fec": stream.fec,
+        "payload": stream.payload,
+        **cols,
+    }
+    return trace_mod.make_trace(rows, trace_attrs(cfg, stream, "simulate")), extra
+
+
+@functools.lru_cache(maxsize=64)
+def _codec_only_scores(cfg_json: str) -> dict[str, float | None]:
+    """Quality of the codec alone (same settings, perfect network), cached per codec setting."""
+    from translab.metrics.quality import quality
+    from translab.playout import play
+
+    cfg = CallConfig.from_dict(json.loads(cfg_json)).resolved()
+    ref = load_reference(cfg)
+    stream = encode_stream(ref, cfg)
+    n = len(stream.seq)
+    rows = {
+        "seq": stream.seq, "media_ts": stream.media_ts, "frame_samples": stream.frame_samples,
+        "capture_s": stream.capture_s, "send_s": stream.capture_s, "arrival_s": stream.capture_s,
+        "payload_bytes": stream.payload_bytes, "message_bytes": stream.message_bytes,
+        "wire_bytes": stream.message_bytes, "transport": [cfg.transport] * n, "direction": ["up"] * n,
+        "fec": stream.fec, "duplicates": np.zeros(n, dtype=np.int64), "payload": stream.payload,
+    }
+    perfect = trace_mod.make_trace(rows, trace_attrs(cfg, stream, "simulate"))
+    out = play(perfect, policy=f"fixed:{cfg.frame_ms:g}", conceal=cfg.conceal)
+    return quality(stream.reference, out.audio, cfg.sample_rate, metrics=cfg.metrics)
+
+
+def summarise(
+    cfg: CallConfig,
+    trace: pd.DataFrame,
+    reference: np.ndarray,
+    *,
+    mode: str,
+    extra: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], Any]:
+    """Play out ``trace`` and compute every figure of the summary row.
+
+    Shared by simulated and live calls. ``reference`` is the audio that was encoded (float32 at the
+    codec rate). Returns ``(summary, playout_result)``.
+    """
+    from translab.metrics.bandwidth import HeaderModel, bandwidth
+    from translab.metrics.emodel import burst_ratio, impairment_for, mos_from_r, r_factor
+    from translab.metrics.latency import latency_budget, mouth_to_ear
+    from translab.metrics.quality import quality
+    from translab.playout import play
+
+    out = play(trace, policy=cfg.playout, conceal=cfg.conceal)
+    stats = out.stats
+    sent = len(trace)
+    lost_mask = trace["arrival_s"].isna().to_numpy()
+    duration_s = float(len(reference) / cfg.sample_rate)
+    lat = mouth_to_ear(out.frames)
+    budget = latency_budget(trace, out.frames, float(trace.attrs.get("lookahead_ms", 0.0)))
+    hm = HeaderModel(ip_version=cfg.ip_version, tls=cfg.tls)
+    bw = bandwidth(trace, duration_s, hm)
+    total = max(int(stats.get("totalSamplesReceived", 0)), 1)
+    concealed_ratio = float(stats.get("concealedSamples", 0)) / total
+    scores = quality(reference, out.audio, cfg.sample_rate, metrics=cfg.metrics) if cfg.metrics else {}
+    codec_scores = _codec_only_scores(json.dumps(cfg.to_dict(), sort_keys=True)) if cfg.metrics else {}
+    ie, bpl, wideband, ie_source = impairment_for(cfg.codec, cfg.bitrate, cfg.conceal != "zero")
+    played = out.frames["m2e_ms"].dropna()
+    ta_ms = float(played.mean()) if len(played) else math.nan
+    ppl = 100.0 * concealed_ratio
+    burst = burst_ratio(lost_mask) if lost_mask.any() else 1.0
+    r = r_factor(ta_ms, ppl, ie=ie, bpl=bpl, burst_r=burst, wideband=wideband) if played.size else math.nan
+    cfg_dict = cfg.to_dict()
+    summary: dict[str, Any] = {
+        "mode": mode,
+        "status": "ok",
+        "reason": "",
+        "transport": cfg.transport,
+        "codec": cfg.codec,
+        "bitrate_bps": int(cfg.bitrate) if cfg.codec == "opus" else int(bw.get("payload_kbps_up", 0) * 1000),
+        "frame_ms": float(cfg.frame_ms),
+        "sample_rate": int(cfg.sample_rate),
+        "framing": cfg.framing,
+        "fec": bool(cfg.fec) if cfg.codec == "opus" else False,
+        "dtx": bool(cfg.dtx) if cfg.codec == "opus" else False,
+        "profile": cfg.profile,
+        "seed": int(cfg.seed),
+        "playout": cfg.playout,
+        "conceal": cfg.conceal,
+        "clip": cfg.clip,
+        "duration_s": duration_s,
+        "packets_sent": sent,
+        "loss_rate": float(lost_mask.mean()) if sent else 0.0,
+        "late_rate": float(stats.get("packetsDiscarded", 0)) / sent if sent else 0.0,
+        "concealed_ratio": concealed_ratio,
+        "interruptions": int(stats.get("interruptionCount", 0)),
+        "interruption_s": float(stats.get("totalInterruptionDuration", 0.0)),
+        "stalls": int(stats.get("stallCount", 0)),
+        "stall_s": float(stats.get("totalStallDuration", 0.0)),
+        **lat,
+        "m2e_mean_ms": ta_ms,
+        **{f"budget_{k}": v for k, v in budget.items()},
+        **bw,
+        **scores,
+        **{f"codec_{k}": v for k, v in codec_scores.items()},
+        "emodel_r": r,
+        "emodel_mos": mos_from_r(r, wideband=wideband) if not math.isnan(r) else math.nan,
+        "emodel_ie_source": ie_source,
+        **{f"rx_{k}": v for k, v in stats.items()},
+        **(extra or {}),
+        **{f"v_{k}": v for k, v in provenance.versions().items()},
+        "config_hash": provenance.config_hash(cfg_dict),
+        "config": json.dumps(cfg_dict, sort_keys=True),
+    }
+    return summary, out
+
+
+def write_artefacts(result: CallResult, out_dir: str | Path) -> Path:
+    """Write ``trace.parquet``, ``output.wav`` and ``summary.json`` into ``out_dir``; the summary is
+    written last (atomically), so a directory with a summary is complete."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    trace_mod.save(result.trace, out / "trace.parquet")
+    write_wav(out / "output.wav", result.audio, int(result.summary["sample_rate"]))
+    tmp = out / "summary.json.partial"
+    tmp.write_text(json.dumps(result.summary, indent=2, sort_keys=True, default=_json_default) + "\n")
+    tmp.replace(out / "summary.json")
+    return out
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def simulate(cfg: CallConfig | None = None, out_dir: str | Path | None = None) -> CallResult:
+    """Simulate one call (uplink: caller to callee) and return its CallResult; with ``out_dir``, also
+    write the artefacts there. Same config and seed give byte-identical output."""
+    t0 = time.perf_counter()
+    cfg = (cfg or CallConfig()).resolved()
+    if cfg.clip is None:
+        from dataclasses import replace
+
+        cfg = replace(cfg, clip=_default_clip())
+    reference = load_reference(cfg)
+    stream = encode_stream(reference, cfg)
+    trace, extra = build_trace(cfg, stream)
+    extra["dtx_skipped"] = stream.dtx_skipped
+    summary, out = summarise(cfg, trace, stream.reference, mode="simulate", extra=extra)
+    result = CallResult(summary=summary, trace=trace, audio=out.audio, playout=out)
+    result.wall_s = time.perf_counter() - t0
+    if out_dir is not None:
+        write_artefacts(result, out_dir)
+    return result
