@@ -1,0 +1,549 @@
+"""Experiment files: a TOML file naming a question, a grid of call configurations and the metrics.
+
+File format (every key is checked; see ``data/experiments/default.toml`` for a full example)::
+
+    name = "wifi-vs-4g"                 # required, a short identifier
+    description = "..."                 # required, one or two sentences
+    question = "..."                    # optional, the question the report answers
+    metrics = ["plcmos", "stoi"]        # quality metrics computed for every cell (default: plcmos, stoi)
+
+    [defaults]                          # optional: one value per key, shared by every cell
+    clip = "..."
+    seed = 1
+
+    [[grid]]                            # one or more blocks; each is a Cartesian product of its lists,
+    transport = ["webrtc"]              # and the experiment's grid is the union of all blocks.
+    codec = "opus"                      # a scalar is a one-element list
+    bitrate = [12000, "24k"]            # bit/s, or a string with a k suffix (kbit/s)
+    profile = ["clean-lan", "4g"]
+
+    [[exclude]]                         # optional: drop every cell matching ALL keys given here
+    transport = "websocket"             # (a list matches any of its values)
+    profile = ["4g"]
+
+Grid keys are the fields of :class:`translab.config.CallConfig` (transport, codec, bitrate, frame_ms,
+sample_rate, fec, expected_loss_pct, dtx, complexity, framing, profile, playout, conceal, clip, seed,
+duration_s, ip_version, tls) plus ``mode`` ("simulate" or "live"). Keys left out take CallConfig's
+defaults; the clip is pinned to the first shipped clip when not given.
+
+Combinations that make no sense are handled by a built-in validity check, :func:`normalise_cell`,
+applied to every product cell before ``[[exclude]]``. Its rules (:data:`RULES`, in order) are of two
+kinds:
+
+* *irrelevant* settings are set to one canonical value so the duplicates collapse into one cell
+  (framing for WebRTC is "rtp"; bitrate, FEC, DTX and complexity mean nothing for PCM; twilio-json fixes
+  mu-law 8 kHz 20 ms; realtime-json fixes PCM16 24 kHz; mu-law is 8 kHz);
+* *contradictions* are dropped (a non-Opus codec over WebRTC; "rtp" framing over WebSocket; Opus in a
+  JSON framing; Opus concealment for PCM and PCM concealment for Opus; opus-fec without FEC; 100 ms Opus
+  frames; anything else :meth:`CallConfig.resolved` refuses).
+
+:func:`expand` reports how many cells each rule dropped or merged, and the report prints it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from translab.errors import ConfigError
+from translab.paths import CLIPS_DIR, EXPERIMENTS_DIR, PROFILES_DIR
+
+# --------------------------------------------------------------------------------------------------
+# Keys and their allowed values
+
+#: Keys of a cell that are not CallConfig fields.
+EXTRA_FIELDS: dict[str, Any] = {"mode": "simulate"}
+
+TRANSPORTS = ("webrtc", "websocket")
+CODECS = ("opus", "pcm16", "pcmu")
+FRAMINGS = ("rtp", "binary", "realtime-json", "twilio-json")
+PLAYOUTS = ("fixed:<ms>", "adaptive", "elastic", "aiortc-stock")
+CONCEALS = ("opus-plc", "opus-fec", "zero", "repeat", "pcm-plc")
+MODES = ("simulate", "live")
+SAMPLE_RATES = (8000, 12000, 16000, 24000, 48000)
+FRAME_MS = (2.5, 5, 10, 20, 40, 60, 100)
+OPUS_FRAME_MS = (2.5, 5, 10, 20, 40, 60)
+QUALITY_METRICS = ("plcmos", "pesq_wb", "pesq_nb", "stoi", "estoi")
+DEFAULT_METRICS = ("plcmos", "stoi")
+
+TOP_KEYS = ("name", "description", "question", "metrics", "defaults", "grid", "exclude")
+
+
+def call_fields() -> dict[str, Any]:
+    """The CallConfig field names (except ``metrics``, set per experiment) with their defaults."""
+    from translab.config import CallConfig  # noqa: PLC0415
+
+    return {f.name: f.default for f in dataclasses.fields(CallConfig) if f.name != "metrics"}
+
+
+def cell_keys() -> tuple[str, ...]:
+    """Every key a grid block, ``[defaults]`` or ``[[exclude]]`` may use."""
+    return tuple(call_fields()) + tuple(EXTRA_FIELDS)
+
+
+def known_profiles() -> list[str]:
+    """Names of the profiles shipped in data/profiles (via translab.link.profiles when available)."""
+    try:
+        from translab.link.profiles import list_profiles  # noqa: PLC0415
+
+        return sorted(p.name for p in list_profiles())
+    except Exception:
+        return sorted(p.stem for p in PROFILES_DIR.glob("*.toml"))
+
+
+def known_clips() -> list[str]:
+    """Names of the speech clips shipped in data/clips (via translab.media.clips when available)."""
+    try:
+        from translab.media.clips import list_clips  # noqa: PLC0415
+
+        return sorted(list_clips())
+    except Exception:
+        return sorted(p.stem for p in CLIPS_DIR.glob("*.wav"))
+
+
+def parse_bitrate(value: Any) -> int:
+    """``24000`` or ``"24k"`` or ``"24000"`` -> 24000 (bit/s). Raises ValueError otherwise."""
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        s = value.strip().lower()
+        if s.endswith("k"):
+            return int(round(float(s[:-1]) * 1000))
+        return int(s)
+    raise ValueError(value)
+
+
+# --------------------------------------------------------------------------------------------------
+# The experiment
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A parsed, validated experiment file.
+
+    ``blocks`` are the grid blocks (key -> list of values, already type-checked), ``defaults`` the
+    shared values, ``exclude`` the exclusion patterns (key -> list of values), ``source`` the file
+    path and ``text`` its exact content (kept for the manifest).
+    """
+
+    name: str
+    description: str
+    question: str
+    metrics: tuple[str, ...]
+    defaults: dict[str, Any]
+    blocks: tuple[dict[str, list[Any]], ...]
+    exclude: tuple[dict[str, list[Any]], ...] = ()
+    source: str = "<memory>"
+    text: str = ""
+    base_dir: Path = field(default_factory=Path.cwd)
+
+    @property
+    def content_hash(self) -> str:
+        """SHA-256 (hex, 16 digits) of the file text, or of the parsed content when built in memory."""
+        blob = self.text.encode() if self.text else json.dumps(
+            {"name": self.name, "defaults": self.defaults, "blocks": self.blocks,
+             "exclude": self.exclude, "metrics": self.metrics}, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def cells(self) -> list[dict[str, Any]]:
+        """The expanded grid (see :func:`expand`)."""
+        return expand(self).cells
+
+
+def resolve_path(path: str | Path) -> Path:
+    """An experiment file: a path, or a name in data/experiments (``default`` -> default.toml)."""
+    p = Path(path)
+    if p.exists():
+        return p
+    cand = EXPERIMENTS_DIR / (p.name if p.suffix == ".toml" else f"{p.name}.toml")
+    if cand.exists():
+        return cand
+    names = sorted(q.stem for q in EXPERIMENTS_DIR.glob("*.toml"))
+    raise ConfigError("experiment", str(path), "an existing TOML file or one of: " + ", ".join(names))
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read and validate an experiment file. Raises ConfigError naming the file, key and allowed values."""
+    p = resolve_path(path)
+    text = p.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError("toml", str(err), "a valid TOML document", where=str(p)) from None
+    return from_dict(data, source=str(p), text=text, base_dir=p.parent)
+
+
+def from_dict(data: dict[str, Any], *, source: str = "<memory>", text: str = "",
+              base_dir: Path | None = None) -> Experiment:
+    """Validate the parsed content of an experiment file (also handy in notebooks and tests)."""
+    where = source
+    fields = call_fields()
+    keys = cell_keys()
+    for k in data:
+        if k not in TOP_KEYS:
+            raise ConfigError(k, data[k], "top-level keys " + ", ".join(TOP_KEYS), where=where)
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError("name", name, "a non-empty string", where=where)
+    desc = data.get("description", "")
+    if not isinstance(desc, str):
+        raise ConfigError("description", desc, "a string", where=where)
+    question = data.get("question", desc)
+    if not isinstance(question, str):
+        raise ConfigError("question", question, "a string", where=where)
+    metrics = data.get("metrics", list(DEFAULT_METRICS))
+    if isinstance(metrics, str) or not isinstance(metrics, list):
+        raise ConfigError("metrics", metrics, "a list of " + ", ".join(QUALITY_METRICS), where=where)
+    for m in metrics:
+        if m not in QUALITY_METRICS:
+            raise ConfigError("metrics", m, ", ".join(QUALITY_METRICS), where=where)
+    base = base_dir or Path.cwd()
+
+    defaults_raw = data.get("defaults", {})
+    if not isinstance(defaults_raw, dict):
+        raise ConfigError("defaults", defaults_raw, "a table of key = value", where=where)
+    defaults: dict[str, Any] = {}
+    for k, v in defaults_raw.items():
+        if k not in keys:
+            raise ConfigError(f"defaults.{k}", v, "keys " + ", ".join(keys), where=where)
+        if isinstance(v, list):
+            raise ConfigError(f"defaults.{k}", v, "a single value (put lists in [[grid]])", where=where)
+        defaults[k] = _check_value(k, v, f"defaults.{k}", where, base)
+
+    grid_raw = data.get("grid")
+    if isinstance(grid_raw, dict):
+        grid_raw = [grid_raw]
+    if not isinstance(grid_raw, list) or not grid_raw:
+        raise ConfigError("grid", grid_raw, "one or more [[grid]] tables of key = [values]", where=where)
+    blocks = tuple(_check_block(b, f"grid[{i}]", where, base, keys)
+                   for i, b in enumerate(grid_raw))
+    for i, b in enumerate(blocks):
+        for k, vs in b.items():
+            if not vs:
+                raise ConfigError(f"grid[{i}].{k}", [], "a non-empty list (an empty list empties the grid)",
+                                  where=where)
+
+    excl_raw = data.get("exclude", [])
+    if isinstance(excl_raw, dict):
+        excl_raw = [excl_raw]
+    if not isinstance(excl_raw, list):
+        raise ConfigError("exclude", excl_raw, "[[exclude]] tables of key = value(s)", where=where)
+    exclude = tuple(_check_block(b, f"exclude[{i}]", where, base, keys)
+                    for i, b in enumerate(excl_raw))
+
+    exp = Experiment(name=name.strip(), description=desc.strip(), question=question.strip(),
+                     metrics=tuple(metrics), defaults=defaults, blocks=blocks, exclude=exclude,
+                     source=source, text=text, base_dir=base)
+    if not expand(exp).cells:
+        raise ConfigError("grid", "(no cells)", "a grid with at least one valid cell after the validity "
+                          "rules and [[exclude]]", where=where)
+    del fields
+    return exp
+
+
+def _check_block(block: Any, label: str, where: str, base: Path, keys: tuple[str, ...]) -> dict[str, list[Any]]:
+    if not isinstance(block, dict):
+        raise ConfigError(label, block, "a table of key = [values]", where=where)
+    out: dict[str, list[Any]] = {}
+    for k, v in block.items():
+        if k not in keys:
+            raise ConfigError(f"{label}.{k}", v, "keys " + ", ".join(keys), where=where)
+        values = v if isinstance(v, list) else [v]
+        out[k] = [_check_value(k, x, f"{label}.{k}", where, base) for x in values]
+    return out
+
+
+def _check_value(key: str, v: Any, label: str, where: str, base: Path) -> Any:
+    """Type- and range-check one value of ``key``; returns it normalised (bitrate in bit/s)."""
+
+    def bad(allowed: str) -> ConfigError:
+        return ConfigError(label, v, allowed, where=where)
+
+    if key == "transport":
+        if v not in TRANSPORTS:
+            raise bad(", ".join(TRANSPORTS))
+    elif key == "codec":
+        if v not in CODECS:
+            raise bad(", ".join(CODECS))
+    elif key == "framing":
+        if v not in FRAMINGS:
+            raise bad(", ".join(FRAMINGS))
+    elif key == "mode":
+        if v not in MODES:
+            raise bad(", ".join(MODES))
+    elif key == "conceal":
+        if v not in CONCEALS:
+            raise bad(", ".join(CONCEALS))
+    elif key == "playout":
+        ok = isinstance(v, str) and (v in PLAYOUTS or (v.startswith("fixed:") and v[6:].isdigit()))
+        if not ok:
+            raise bad(", ".join(PLAYOUTS))
+    elif key == "bitrate":
+        try:
+            b = parse_bitrate(v)
+        except (ValueError, TypeError):
+            raise bad("an integer bit/s or a string like '24k'") from None
+        if not 6000 <= b <= 510000:
+            raise bad("6000 to 510000 bit/s")
+        return b
+    elif key == "frame_ms":
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v not in FRAME_MS:
+            raise bad(", ".join(f"{x:g}" for x in FRAME_MS) + " (ms)")
+        return int(v) if float(v).is_integer() else float(v)
+    elif key == "sample_rate":
+        if isinstance(v, bool) or v not in SAMPLE_RATES:
+            raise bad(", ".join(map(str, SAMPLE_RATES)) + " (Hz)")
+        return int(v)
+    elif key in ("fec", "dtx"):
+        if not isinstance(v, bool):
+            raise bad("true or false")
+    elif key == "seed":
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise bad("a non-negative integer")
+    elif key == "duration_s":
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+            raise bad("a positive number of seconds")
+        return float(v)
+    elif key == "profile":
+        if not isinstance(v, str):
+            raise bad("a profile name or a path to a profile TOML")
+        names = known_profiles()
+        if v not in names:
+            p = (base / v) if not Path(v).is_absolute() else Path(v)
+            if p.suffix == ".toml" and p.exists():
+                return str(p.resolve())
+            raise bad(", ".join(names) + " (or a path to a profile .toml)")
+    elif key == "clip":
+        if not isinstance(v, str):
+            raise bad("a clip name or a path to a WAV file")
+        names = known_clips()
+        if v not in names:
+            p = (base / v) if not Path(v).is_absolute() else Path(v)
+            if p.suffix.lower() == ".wav" and p.exists():
+                return str(p.resolve())
+            raise bad(", ".join(names) + " (or a path to a .wav)")
+    elif key in ("tls",):
+        if not isinstance(v, bool):
+            raise bad("true or false")
+    elif key in ("expected_loss_pct", "complexity", "ip_version"):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise bad("an integer")
+    else:  # a CallConfig field this module does not know: check the type against the default
+        default = call_fields().get(key)
+        if default is not None and not isinstance(v, type(default)):
+            raise bad(f"a value of type {type(default).__name__}")
+    return v
+
+
+# --------------------------------------------------------------------------------------------------
+# Validity rules and expansion
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One validity rule: ``apply(cell)`` returns the (possibly changed) cell, or None to drop it."""
+
+    name: str
+    doc: str
+    apply: Callable[[dict[str, Any]], dict[str, Any] | None]
+
+
+def _set(cell: dict[str, Any], **kv: Any) -> dict[str, Any]:
+    return {**cell, **kv}
+
+
+def _rule_webrtc_framing(c: dict[str, Any]) -> dict[str, Any] | None:
+    return _set(c, framing="rtp") if c["transport"] == "webrtc" else c
+
+
+def _rule_webrtc_codec(c: dict[str, Any]) -> dict[str, Any] | None:
+    return None if c["transport"] == "webrtc" and c["codec"] not in (None, "opus") else c
+
+
+def _rule_websocket_rtp(c: dict[str, Any]) -> dict[str, Any] | None:
+    return None if c["transport"] == "websocket" and c["framing"] == "rtp" else c
+
+
+def _rule_twilio(c: dict[str, Any]) -> dict[str, Any] | None:
+    if c["transport"] == "websocket" and c["framing"] == "twilio-json":
+        if c["codec"] == "opus":
+            return None
+        return _set(c, codec="pcmu", sample_rate=8000, frame_ms=20)
+    return c
+
+
+def _rule_realtime(c: dict[str, Any]) -> dict[str, Any] | None:
+    if c["transport"] == "websocket" and c["framing"] == "realtime-json":
+        if c["codec"] == "opus":
+            return None
+        return _set(c, codec="pcm16", sample_rate=24000)
+    return c
+
+
+def _codec(c: dict[str, Any]) -> str:
+    return c["codec"] or ("opus" if c["transport"] == "webrtc" else "pcm16")
+
+
+def _rule_pcm_settings(c: dict[str, Any]) -> dict[str, Any] | None:
+    if _codec(c) == "opus":
+        return c
+    d = _DEFAULTS()
+    out = _set(c, fec=False, dtx=False, bitrate=d["bitrate"], expected_loss_pct=d["expected_loss_pct"],
+               complexity=d["complexity"])
+    if _codec(c) == "pcmu":
+        out["sample_rate"] = 8000
+    return out
+
+
+def _rule_conceal_codec(c: dict[str, Any]) -> dict[str, Any] | None:
+    codec, conceal = _codec(c), c["conceal"]
+    if codec == "opus" and conceal == "pcm-plc":
+        return None
+    if codec != "opus" and conceal in ("opus-plc", "opus-fec"):
+        return None
+    if codec == "opus" and conceal == "opus-fec" and not c["fec"]:
+        return None
+    return c
+
+
+def _rule_opus_frames(c: dict[str, Any]) -> dict[str, Any] | None:
+    return None if _codec(c) == "opus" and c["frame_ms"] not in OPUS_FRAME_MS else c
+
+
+def _rule_callconfig(c: dict[str, Any]) -> dict[str, Any] | None:
+    """The engine's own check (CallConfig.resolved): fills transport/codec-dependent defaults."""
+    from translab.config import CallConfig  # noqa: PLC0415
+
+    fields = {k: v for k, v in c.items() if k not in EXTRA_FIELDS}
+    try:
+        cfg = CallConfig.from_dict(fields).resolved()
+    except ConfigError:
+        return None
+    d = cfg.to_dict()
+    d.pop("metrics", None)
+    return {**d, **{k: c[k] for k in EXTRA_FIELDS}}
+
+
+def _DEFAULTS() -> dict[str, Any]:
+    return call_fields()
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("webrtc-framing", "framing applies to WebSocket only: WebRTC cells get framing=rtp (merged)",
+         _rule_webrtc_framing),
+    Rule("webrtc-codec", "WebRTC carries Opus only here (aiortc has no PCM16 payload type): other "
+         "codecs dropped", _rule_webrtc_codec),
+    Rule("websocket-rtp", "framing rtp is WebRTC's: dropped for WebSocket", _rule_websocket_rtp),
+    Rule("twilio-json", "twilio-json carries mu-law 8 kHz 20 ms: codec, rate and frame set (merged); "
+         "Opus dropped", _rule_twilio),
+    Rule("realtime-json", "realtime-json carries PCM16 24 kHz: codec and rate set (merged); Opus dropped",
+         _rule_realtime),
+    Rule("pcm-settings", "bitrate, FEC, DTX, complexity are Opus settings: reset for PCM (merged); "
+         "mu-law is 8 kHz", _rule_pcm_settings),
+    Rule("conceal-codec", "opus-plc/opus-fec need Opus, pcm-plc needs PCM, opus-fec needs fec=true: "
+         "dropped", _rule_conceal_codec),
+    Rule("opus-frames", "Opus frames are 2.5 to 60 ms: 100 ms dropped for Opus", _rule_opus_frames),
+    Rule("callconfig", "anything else CallConfig.resolved() refuses is dropped; defaults that depend "
+         "on transport and codec (codec, sample_rate, framing, conceal) are filled in",
+         _rule_callconfig),
+)
+
+
+def normalise_cell(cell: dict[str, Any], counts: dict[str, int] | None = None) -> dict[str, Any] | None:
+    """Apply :data:`RULES` in order; returns the normalised cell or None when a rule drops it.
+
+    ``counts`` (optional) is incremented per rule that dropped or changed the cell.
+    """
+    c: dict[str, Any] | None = dict(cell)
+    for rule in RULES:
+        assert c is not None
+        new = rule.apply(c)
+        if new != c and counts is not None:
+            counts[rule.name] = counts.get(rule.name, 0) + 1
+        c = new
+        if c is None:
+            return None
+    return c
+
+
+@dataclass
+class Expansion:
+    """The expanded grid: unique ``cells`` in a stable order, and how many product cells each rule
+    (or ``exclude``, or ``duplicate``) dropped or merged."""
+
+    cells: list[dict[str, Any]]
+    product_size: int
+    dropped: dict[str, int]
+
+
+def _matches(cell: dict[str, Any], pattern: dict[str, list[Any]]) -> bool:
+    return all(cell.get(k) in vs for k, vs in pattern.items())
+
+
+def expand(exp: Experiment) -> Expansion:
+    """Expand the grid blocks: product of each block over defaults and CallConfig defaults, validity
+    rules, ``[[exclude]]``, then de-duplication (first occurrence kept). Cells carry every key of
+    :func:`cell_keys` plus ``metrics`` (a list)."""
+    base = {**call_fields(), **EXTRA_FIELDS, **exp.defaults}
+    if base.get("clip") is None:  # pin the clip so the cell hash names the audio actually used
+        clips = known_clips()
+        base["clip"] = clips[0] if clips else None
+    counts: dict[str, int] = {}
+    seen: set[str] = set()
+    cells: list[dict[str, Any]] = []
+    total = 0
+    for block in exp.blocks:
+        keys = list(block)
+        for combo in itertools.product(*(block[k] for k in keys)):
+            total += 1
+            cell = {**base, **dict(zip(keys, combo))}
+            cell["bitrate"] = parse_bitrate(cell["bitrate"])
+            norm = normalise_cell(cell, counts)
+            if norm is None:
+                continue
+            if any(_matches(norm, pat) for pat in exp.exclude):
+                counts["exclude"] = counts.get("exclude", 0) + 1
+                continue
+            norm["metrics"] = list(exp.metrics)
+            key = json.dumps(norm, sort_keys=True, default=str)
+            if key in seen:
+                counts["duplicate"] = counts.get("duplicate", 0) + 1
+                continue
+            seen.add(key)
+            cells.append(norm)
+    return Expansion(cells=cells, product_size=total, dropped=counts)
+
+
+def grid_summary(exp: Experiment) -> dict[str, list[Any]]:
+    """For display: each key that varies across the expanded cells, with its distinct values."""
+    cells = exp.cells()
+    out: dict[str, list[Any]] = {}
+    for k in cell_keys():
+        vals: list[Any] = []
+        for c in cells:
+            if c.get(k) not in vals:
+                vals.append(c.get(k))
+        if len(vals) > 1:
+            out[k] = vals
+    return out
+
+
+def describe_rules() -> list[tuple[str, str]]:
+    """(name, description) of every validity rule, for documentation and the report."""
+    return [(r.name, r.doc) for r in RULES]
+
+
+def iter_cells(paths: Iterable[str | Path]) -> Iterable[dict[str, Any]]:
+    """All cells of several experiment files, in order."""
+    for p in paths:
+        yield from load_experiment(p).cells()

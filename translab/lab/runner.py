@@ -1,0 +1,302 @@
+"""The resumable runner: run every cell of an experiment into a result store.
+
+* Simulated cells run in parallel: a local process pool (``executor="local"``, 2 workers by default),
+  a Dask cluster (``executor="dask"``, an existing scheduler address or a LocalCluster started here),
+  or in this process (``executor="serial"``, handy in notebooks). Live cells always run afterwards, one
+  at a time, in this process: they measure time, and concurrent CPU load would distort them.
+* Each cell is identified by :func:`cell_hash` (its config + the code version). A rerun into the same
+  directory skips cells whose stored row has status "ok" and runs the missing and failed ones.
+* A cell is written the moment it finishes (atomic rename, see :mod:`translab.lab.store`); Ctrl-C
+  cancels pending cells, lets running ones finish (a second Ctrl-C abandons them), writes
+  results.parquet and the manifest, and re-raises KeyboardInterrupt.
+* A cell that raises becomes a row with ``status="failed"`` and ``error``; the run goes on.
+
+Worker processes and Dask workers write the cell's artefacts themselves, so with a remote Dask cluster
+the run directory must be on a file system the workers share.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import datetime as _dt
+import multiprocessing
+import signal
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import pandas as pd
+
+import translab
+from translab.errors import ConfigError
+from translab.lab import provenance
+from translab.lab.experiment import Experiment, expand
+from translab.lab.store import ResultStore, flatten, rows_to_frame
+
+CellFunction = Callable[[dict[str, Any], Path], dict[str, Any]]
+EXECUTORS = ("local", "dask", "serial")
+
+#: Row keys owned by the runner (a summary cannot overwrite them).
+RUNNER_COLUMNS = ("cell_hash", "status", "error", "mode", "experiment", "run_wall_s", "finished_at",
+                  "code_version")
+
+
+def code_version() -> str:
+    """translab's version and git commit: part of every cell hash."""
+    return f"{translab.__version__}+{provenance.git_commit()}"
+
+
+def cell_hash(cell: dict[str, Any], code: str) -> str:
+    """16 hex digits identifying a cell's config under a code version."""
+    return provenance.config_hash({"cell": cell, "code": code})
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def make_row(cell: dict[str, Any], h: str, summary: dict[str, Any], status: str, error: str,
+             wall_s: float, experiment: str, code: str) -> dict[str, Any]:
+    """One result row: the cell's config, overlaid by the summary, plus the runner's columns."""
+    row: dict[str, Any] = flatten({k: v for k, v in cell.items() if k != "metrics"})
+    row["bitrate_bps"] = row.get("bitrate")
+    row.update(flatten(summary))
+    if summary.get("status") == "failed" and status == "ok":  # a live call that ended with a reason
+        status, error = "failed", str(summary.get("reason") or "call failed")
+    row.update({
+        "cell_hash": h, "status": status, "error": error, "mode": cell.get("mode", "simulate"),
+        "experiment": experiment, "run_wall_s": round(wall_s, 4), "finished_at": _now(),
+        "code_version": code,
+    })
+    return row
+
+
+def execute_cell(fn: CellFunction, cell: dict[str, Any], h: str, root: str, experiment: str,
+                 code: str) -> dict[str, Any]:
+    """Run one cell into a temporary directory, then move it into place. Never raises for a cell
+    failure (returns a failed row, with the traceback in ``error.txt``); KeyboardInterrupt propagates
+    and leaves only a temporary directory behind."""
+    store = ResultStore(root)
+    tmp = store.temp_dir(h)
+    t0 = time.perf_counter()
+    try:
+        summary = fn(dict(cell), tmp)
+        status, error = "ok", ""
+    except Exception as err:  # a failing cell must not stop the run
+        summary, status = {}, "failed"
+        error = f"{type(err).__name__}: {err}"
+        (tmp / "error.txt").write_text(traceback.format_exc())
+    row = make_row(cell, h, summary, status, error, time.perf_counter() - t0, experiment, code)
+    store.commit(tmp, h, row)
+    return row
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@dataclass
+class RunOutcome:
+    """What a run did: the full results table (all finished cells of the experiment) and counts."""
+
+    results: pd.DataFrame
+    out_dir: Path
+    n_cells: int
+    n_run: int
+    n_skipped: int
+    n_failed: int
+    elapsed_s: float
+    interrupted: bool = False
+    failed: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every cell of the experiment has status ok."""
+        return self.n_failed == 0 and not self.interrupted
+
+
+def _local_results(fn: CellFunction, jobs: list[tuple[dict[str, Any], str]], root: str, name: str,
+                   code: str, workers: int) -> Iterator[dict[str, Any]]:
+    # fork: workers start at once with translab already imported and need no ``__main__`` guard in the
+    # caller's script (forkserver/spawn re-import the main module). Cells hold no threads or locks.
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_ignore_sigint)
+    try:
+        futs = [pool.submit(execute_cell, fn, cell, h, root, name, code) for cell, h in jobs]
+        for fut in cf.as_completed(futs):
+            yield fut.result()
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        try:
+            pool.shutdown(wait=True)  # running cells finish and are committed
+        except KeyboardInterrupt:  # a second Ctrl-C: abandon them
+            for p in list(getattr(pool, "_processes", {}).values()):
+                p.terminate()
+        raise
+    pool.shutdown(wait=True)
+
+
+def _dask_results(fn: CellFunction, jobs: list[tuple[dict[str, Any], str]], root: str, name: str,
+                  code: str, workers: int, scheduler: str | None,
+                  dask_processes: bool) -> Iterator[dict[str, Any]]:
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise ConfigError("executor", "dask", "local, serial (install the 'dask' extra for dask)") from None
+    cluster = None
+    if scheduler:
+        client = Client(scheduler, timeout="10s")
+    else:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=dask_processes,
+                               dashboard_address=None)
+        client = Client(cluster)
+    try:
+        futs = [client.submit(execute_cell, fn, cell, h, root, name, code, pure=False, key=f"cell-{h}")
+                for cell, h in jobs]
+        try:
+            for fut in as_completed(futs):
+                yield fut.result()
+        except BaseException:
+            client.cancel(futs)
+            raise
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _serial_results(fn: CellFunction, jobs: list[tuple[dict[str, Any], str]], root: str, name: str,
+                    code: str) -> Iterator[dict[str, Any]]:
+    for cell, h in jobs:
+        yield execute_cell(fn, cell, h, root, name, code)
+
+
+def run_experiment(
+    exp: Experiment,
+    out_dir: str | Path,
+    *,
+    executor: str = "local",
+    workers: int = 2,
+    scheduler: str | None = None,
+    run_cell: CellFunction | None = None,
+    progress: bool = True,
+    code: str | None = None,
+    dask_processes: bool = True,
+) -> RunOutcome:
+    """Run (or resume) ``exp`` into ``out_dir``; see the module docstring.
+
+    ``run_cell`` defaults to :func:`translab.lab.cells.run_cell`; ``code`` (the code version in cell
+    hashes) to :func:`code_version`. Raises KeyboardInterrupt after saving when interrupted.
+    """
+    if executor not in EXECUTORS:
+        raise ConfigError("executor", executor, ", ".join(EXECUTORS))
+    if workers < 1:
+        raise ConfigError("workers", workers, "1 or more")
+    if run_cell is None:
+        from translab.lab.cells import run_cell as default_cell
+
+        run_cell = default_cell
+    code = code or code_version()
+    t0 = time.perf_counter()
+    started = _now()
+    expansion = expand(exp)
+    cells = expansion.cells
+    hashes = [cell_hash(c, code) for c in cells]
+    store = ResultStore(out_dir)
+    store.prepare()
+    root = str(store.root)
+
+    rows: dict[str, dict[str, Any]] = {}
+    todo_sim: list[tuple[dict[str, Any], str]] = []
+    todo_live: list[tuple[dict[str, Any], str]] = []
+    for c, h in zip(cells, hashes):
+        old = store.read_row(h)
+        if old is not None and old.get("status") == "ok":
+            rows[h] = old
+        else:
+            (todo_live if c.get("mode") == "live" else todo_sim).append((c, h))
+    n_skipped = len(rows)
+
+    previous = store.read_manifest()
+    manifest: dict[str, Any] = {
+        "experiment": {"name": exp.name, "description": exp.description, "question": exp.question,
+                       "source": exp.source, "content_hash": exp.content_hash, "text": exp.text,
+                       "metrics": list(exp.metrics)},
+        "grid": {"cells": len(cells), "product_size": expansion.product_size,
+                 "dropped_or_merged": expansion.dropped},
+        "seeds": sorted({c.get("seed") for c in cells}, key=str),
+        "started_at": started,
+        "ended_at": None,
+        "executor": executor if todo_sim else "none",
+        "workers": workers,
+        "scheduler": scheduler,
+        "code_version": code,
+        "versions": provenance.versions(),
+        "machine": provenance.machine(),
+        "cell_hashes": hashes,
+        "history": previous.get("history", []),
+    }
+    store.write_manifest(manifest)
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(todo_sim) + len(todo_live), desc=exp.name, unit="cell", disable=not progress,
+               dynamic_ncols=True)
+    n_run = 0
+    interrupted = False
+    last_write = time.monotonic()
+
+    def take(stream: Iterable[dict[str, Any]]) -> None:
+        nonlocal n_run, last_write
+        for row in stream:
+            rows[row["cell_hash"]] = row
+            n_run += 1
+            bar.update(1)
+            nfail = sum(1 for r in rows.values() if r.get("status") != "ok")
+            if nfail:
+                bar.set_postfix(failed=nfail)
+            if time.monotonic() - last_write > 5.0:
+                _write_results(store, hashes, rows)
+                last_write = time.monotonic()
+
+    try:
+        if todo_sim:
+            if executor == "local" and workers > 1 and len(todo_sim) > 1:
+                take(_local_results(run_cell, todo_sim, root, exp.name, code, workers))
+            elif executor == "dask":
+                take(_dask_results(run_cell, todo_sim, root, exp.name, code, workers, scheduler,
+                                   dask_processes))
+            else:
+                take(_serial_results(run_cell, todo_sim, root, exp.name, code))
+        if todo_live:
+            take(_serial_results(run_cell, todo_live, root, exp.name, code))
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        bar.close()
+        df = _write_results(store, hashes, rows)
+        failed = [r for r in rows.values() if r.get("status") != "ok"]
+        manifest["ended_at"] = _now()
+        manifest["interrupted"] = interrupted
+        manifest["counts"] = {"cells": len(cells), "finished": len(rows), "run": n_run,
+                              "skipped": n_skipped, "failed": len(failed)}
+        manifest["history"] = manifest["history"] + [
+            {"started_at": started, "ended_at": manifest["ended_at"], "run": n_run, "skipped": n_skipped,
+             "failed": len(failed), "interrupted": interrupted, "code_version": code}]
+        store.write_manifest(manifest)
+    return RunOutcome(results=df, out_dir=store.root, n_cells=len(cells), n_run=n_run,
+                      n_skipped=n_skipped, n_failed=len(failed), elapsed_s=time.perf_counter() - t0,
+                      interrupted=interrupted, failed=failed)
+
+
+def _write_results(store: ResultStore, hashes: list[str], rows: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    ordered = [rows[h] for h in hashes if h in rows]
+    df = rows_to_frame(ordered)
+    tmp = store.root / ".results.parquet.tmp"
+    df.to_parquet(tmp, index=False)
+    tmp.replace(store.root / "results.parquet")
+    return df
