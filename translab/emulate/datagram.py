@@ -1,0 +1,225 @@
+"""Datagrams through a link model in real time: the emulator's UDP half.
+
+A :class:`DatagramLink` is one direction of an emulated path. :meth:`DatagramLink.submit` stamps a
+datagram with the emulator clock, asks the direction's link model (a :class:`translab.link.LinkChain`
+or anything with its ``apply(send_s, size, rng)``) what becomes of it (lost, delayed, duplicated) and
+schedules each surviving copy's delivery at its absolute arrival time on a
+:class:`~translab.emulate.scheduler.DeadlineScheduler`. The link model is called with one packet at a
+time in send order, which the link contract guarantees gives the same result as the simulator's
+batch call with the same rng stream. No impairment logic lives here.
+
+Media and control: RTP media packets draw from the direction's *media* model and rng (the same
+stream the simulator uses for the same seed), so a live call and its simulation see the same loss
+and delay draws per media packet. STUN, DTLS and RTCP cross a second instance of the same profile's
+model with its own rng (``control``), so they are impaired alike without shifting the media draws.
+Pass the same model twice (``control=None``) to make every datagram share one model instead.
+
+:func:`attach_ice` puts a peer's aioice sockets behind the links: outgoing datagrams (``egress``) are
+held until their arrival time and then really sent; incoming ones (``ingress``, for a peer whose
+other end is outside the process) are handed to aioice at their arrival time. Both peers of an
+in-process call use ``egress`` only (the caller's egress is "up", the callee's "down").
+
+Units: times in seconds, sizes in bytes. Wire size of a datagram = payload + 8 (UDP) + 20 (IPv4) or
+40 (IPv6).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from translab.emulate.pcap import PcapWriter
+from translab.emulate.scheduler import DeadlineScheduler, now
+
+__all__ = ["LinkModel", "DirectionCounters", "DatagramLink", "classify_datagram", "attach_ice",
+           "UDP_IPV4_OVERHEAD", "UDP_IPV6_OVERHEAD"]
+
+UDP_IPV4_OVERHEAD = 28
+UDP_IPV6_OVERHEAD = 48
+
+
+class LinkModel(Protocol):
+    """The link contract: per output copy, the input index and its arrival time (s)."""
+
+    def apply(self, send_s: np.ndarray, size: np.ndarray, rng: np.random.Generator
+              ) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def classify_datagram(data: bytes) -> str:
+    """RFC 7983 demultiplexing of a WebRTC datagram: "stun", "dtls", "rtp", "rtcp" or "other"."""
+    if not data:
+        return "other"
+    b = data[0]
+    if b < 4:
+        return "stun"
+    if 20 <= b <= 63:
+        return "dtls"
+    if 128 <= b <= 191:
+        if len(data) > 1 and 192 <= data[1] <= 223:
+            return "rtcp"
+        return "rtp"
+    return "other"
+
+
+@dataclass
+class DirectionCounters:
+    """What one direction carried. ``*_bytes`` are wire bytes (IP + UDP/TCP headers included)."""
+
+    packets_sent: int = 0
+    bytes_sent: int = 0
+    packets_delivered: int = 0
+    bytes_delivered: int = 0
+    packets_lost: int = 0
+    packets_duplicated: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "packets_sent": self.packets_sent, "bytes_sent": self.bytes_sent,
+            "packets_delivered": self.packets_delivered, "bytes_delivered": self.bytes_delivered,
+            "packets_lost": self.packets_lost, "packets_duplicated": self.packets_duplicated,
+            "packets_by_kind": dict(self.by_kind),
+        }
+
+
+class DatagramLink:
+    """One direction of the emulated UDP path.
+
+    ``media`` / ``media_rng``: the model and rng media (RTP) datagrams draw from; ``control`` /
+    ``control_rng``: for everything else (defaults to the media ones: one shared model).
+    ``t0`` is the emulator clock time (monotonic s) that the link models see as 0 s.
+    ``classify`` maps a datagram to a kind; kinds in ``media_kinds`` use the media model.
+    """
+
+    def __init__(self, name: str, scheduler: DeadlineScheduler, media: LinkModel,
+                 media_rng: np.random.Generator, *, control: LinkModel | None = None,
+                 control_rng: np.random.Generator | None = None, t0: float | None = None,
+                 ip_overhead: int = UDP_IPV4_OVERHEAD, pcap: PcapWriter | None = None,
+                 classify: Callable[[bytes], str] = classify_datagram,
+                 media_kinds: tuple[str, ...] = ("rtp",)) -> None:
+        self.name = name
+        self.scheduler = scheduler
+        self.media, self.media_rng = media, media_rng
+        self.control = control if control is not None else media
+        self.control_rng = control_rng if control_rng is not None else media_rng
+        self.t0 = now() if t0 is None else t0
+        #: the clock origin media datagrams are timed from (the call clock's 0 s); set by the call
+        #: before media starts so time-dependent models see the same times as in simulation
+        self.media_t0 = self.t0
+        self.ip_overhead = ip_overhead
+        self.pcap = pcap
+        self.classify = classify
+        self.media_kinds = media_kinds
+        self.counters = DirectionCounters()
+        self._wall_offset = time.time() - now()
+        #: per media datagram: (send_s, arrival_s or NaN) on the link clock, for diagnostics
+        self.media_log: list[tuple[float, float]] = []
+
+    def submit(self, data: bytes, deliver: Callable[[bytes], None],
+               addrs: tuple[tuple[str, int], tuple[str, int]] | None = None) -> int:
+        """Send ``data`` across the link; ``deliver(data)`` runs at each copy's arrival time.
+        ``addrs`` = (src, dst) for the pcap. Returns the number of copies scheduled (0 = lost)."""
+        t = now()
+        kind = self.classify(data)
+        is_media = kind in self.media_kinds
+        origin = self.media_t0 if is_media else self.t0
+        send_s = t - origin
+        wire = len(data) + self.ip_overhead
+        c = self.counters
+        c.packets_sent += 1
+        c.bytes_sent += wire
+        c.by_kind[kind] = c.by_kind.get(kind, 0) + 1
+        if is_media:
+            model, rng = self.media, self.media_rng
+        else:
+            model, rng = self.control, self.control_rng
+        _, arrival = model.apply(np.array([send_s], dtype=np.float64),
+                                 np.array([wire], dtype=np.int64), rng)
+        n = len(arrival)
+        if is_media:
+            self.media_log.append((send_s, float(arrival[0]) if n else float("nan")))
+        if n == 0:
+            c.packets_lost += 1
+            return 0
+        c.packets_duplicated += n - 1
+        for a in arrival:
+            self.scheduler.at(origin + float(a), lambda: self._release(data, deliver, addrs, wire))
+        return n
+
+    def _release(self, data: bytes, deliver: Callable[[bytes], None],
+                 addrs: tuple[tuple[str, int], tuple[str, int]] | None, wire: int) -> None:
+        self.counters.packets_delivered += 1
+        self.counters.bytes_delivered += wire
+        if self.pcap is not None and addrs is not None:
+            self.pcap.udp(now() + self._wall_offset, addrs[0], addrs[1], data)
+        deliver(data)
+
+
+class _EgressTransport:
+    """Stands in for an aioice socket's asyncio DatagramTransport: ``sendto`` goes through the link
+    and reaches the real transport at the arrival time; everything else is the real transport's."""
+
+    def __init__(self, real: Any, link: DatagramLink) -> None:
+        self._real = real
+        self._link = link
+        self._local = real.get_extra_info("sockname")
+
+    def sendto(self, data: bytes, addr: Any = None) -> None:
+        real = self._real
+        local = (self._local[0], self._local[1]) if self._local else ("0.0.0.0", 0)
+        dst = (addr[0], addr[1]) if addr else ("0.0.0.0", 0)
+
+        def deliver(d: bytes) -> None:
+            if not real.is_closing():
+                real.sendto(d, addr)
+
+        self._link.submit(bytes(data), deliver, (local, dst))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def attach_ice(ice_connection: Any, *, egress: DatagramLink | None = None,
+               ingress: DatagramLink | None = None) -> int:
+    """Put every socket of an aioice ``Connection`` (after candidate gathering) behind the links.
+
+    Returns the number of sockets wrapped. Call it after ``setLocalDescription`` (aiortc gathers
+    there) and before connectivity checks start (``setRemoteDescription`` on the other side of the
+    same peer), so the first STUN check already crosses the link.
+    """
+    n = 0
+    for proto in list(getattr(ice_connection, "_protocols", [])):
+        if getattr(proto, "_translab_wrapped", False):
+            continue
+        if egress is not None:
+            proto.transport = _EgressTransport(proto.transport, egress)
+        if ingress is not None:
+            original = proto.datagram_received
+            sock = proto.transport.get_extra_info("sockname")
+            local = (sock[0], sock[1]) if sock else ("0.0.0.0", 0)
+
+            def received(data: bytes, addr: Any, _orig: Callable = original, _local: tuple = local,
+                         _proto: Any = proto) -> None:
+                ingress.submit(bytes(data), lambda d: _orig(d, addr), ((addr[0], addr[1]), _local))
+
+            proto.datagram_received = received
+        proto._translab_wrapped = True
+        n += 1
+    return n
+
+
+def ice_connections_of(pc: Any) -> list[Any]:
+    """The aioice Connection objects behind an aiortc RTCPeerConnection (one with BUNDLE)."""
+    out: list[Any] = []
+    for t in pc.getTransceivers():
+        for side in (t.sender, t.receiver):
+            dtls = getattr(side, "transport", None)
+            ice = getattr(dtls, "transport", None)
+            gatherer = getattr(ice, "iceGatherer", None)
+            conn = getattr(gatherer, "_connection", None)
+            if conn is not None and all(conn is not c for c in out):
+                out.append(conn)
+    return out
