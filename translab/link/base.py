@@ -1,0 +1,87 @@
+"""The interface every link model shares, and small checks used by all of them.
+
+A link model is a plain object with
+
+* ``apply(send_s, size, rng) -> (index, arrival_s)``: packets enter with the time they reach the
+  model (seconds, float64) and their size (bytes, int64); for every copy that leaves, ``index`` is the
+  position of its input packet in *this call's* arrays and ``arrival_s`` the time it leaves (seconds).
+  Lost packets are absent; a duplicated packet appears twice (adjacent). Output rows are in input
+  order (``index`` non-decreasing), not in arrival order.
+* ``reset()``: forget all state (queues, Markov states, packet counters).
+
+Models are stateful across calls and draw a fixed number of random variates per input packet, in
+packet order, so feeding packets one call at a time gives exactly the result of one batch call with a
+generator in the same state. No model reads a clock, a socket or global randomness.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from translab.errors import ConfigError
+
+FloatArray = np.ndarray
+IntArray = np.ndarray
+
+
+@runtime_checkable
+class LinkModel(Protocol):
+    """What a link model offers (see the module docstring for the semantics)."""
+
+    def apply(
+        self, send_s: np.ndarray, size: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def reset(self) -> None: ...
+
+
+def as_inputs(send_s: "np.ndarray | list[float]", size: "np.ndarray | list[int]") -> tuple[np.ndarray, np.ndarray]:
+    """Coerce ``send_s`` to float64 and ``size`` to int64 arrays of equal length (1-D)."""
+    t = np.asarray(send_s, dtype=np.float64).reshape(-1)
+    s = np.asarray(size, dtype=np.int64).reshape(-1)
+    if s.shape != t.shape:
+        if s.size == 1:
+            s = np.full(t.shape, int(s[0]), dtype=np.int64)
+        else:
+            raise ConfigError("size", f"{s.size} values", f"one per packet ({t.size})")
+    return t, s
+
+
+def identity(n: int) -> np.ndarray:
+    """``arange(n)`` as int64: the index output of a model that passes every packet once."""
+    return np.arange(n, dtype=np.int64)
+
+
+def check_probability(field: str, value: float) -> float:
+    """A probability in [0, 1], else ConfigError naming the field."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(field, value, "a probability from 0 to 1") from None
+    if not (0.0 <= v <= 1.0):  # also rejects NaN
+        raise ConfigError(field, value, "a probability from 0 to 1")
+    return v
+
+
+def check_nonnegative(field: str, value: float, unit: str) -> float:
+    """A finite number >= 0, else ConfigError naming the field and unit."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(field, value, f"a number >= 0 {unit}".rstrip()) from None
+    if not (v >= 0.0) or not np.isfinite(v):
+        raise ConfigError(field, value, f"a number >= 0 {unit}".rstrip())
+    return v
+
+
+def check_positive(field: str, value: float, unit: str) -> float:
+    """A finite number > 0, else ConfigError naming the field and unit."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(field, value, f"a number > 0 {unit}".rstrip()) from None
+    if not (v > 0.0) or not np.isfinite(v):
+        raise ConfigError(field, value, f"a number > 0 {unit}".rstrip())
+    return v
