@@ -19,6 +19,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "translab.commands.simulate",
     "translab.commands.profiles",
     "translab.commands.bench",
+    "translab.commands.run",
+    "translab.commands.report",
+    "translab.commands.netns",
 )
 
 
