@@ -25,7 +25,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -117,31 +117,36 @@ class RunOutcome:
         return self.n_failed == 0 and not self.interrupted
 
 
-def _local_results(fn: CellFunction, jobs: list[tuple[dict[str, Any], str]], root: str, name: str,
-                   code: str, workers: int) -> Iterator[dict[str, Any]]:
+RowSink = Callable[[dict[str, Any]], None]
+
+
+def _run_local(fn: CellFunction, jobs: list[tuple[dict[str, Any], str]], root: str, name: str,
+               code: str, workers: int, sink: RowSink) -> None:
     # fork: workers start at once with translab already imported and need no ``__main__`` guard in the
     # caller's script (forkserver/spawn re-import the main module). Cells hold no threads or locks.
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
     pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_ignore_sigint)
+    futs: list[cf.Future[dict[str, Any]]] = []
     try:
         futs = [pool.submit(execute_cell, fn, cell, h, root, name, code) for cell, h in jobs]
         for fut in cf.as_completed(futs):
-            yield fut.result()
+            sink(fut.result())
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
+        for f in futs:
+            f.cancel()  # pending cells; running ones finish and are committed
         try:
-            pool.shutdown(wait=True)  # running cells finish and are committed
-        except KeyboardInterrupt:  # a second Ctrl-C: abandon them
-            for p in list(getattr(pool, "_processes", {}).values()):
+            pool.shutdown(wait=True, cancel_futures=True)
+        except KeyboardInterrupt:  # a second Ctrl-C: abandon the running cells
+            for p in list((getattr(pool, "_processes", None) or {}).values()):
                 p.terminate()
         raise
     pool.shutdown(wait=True)
 
 
-def _dask_results(fn: CellFunction, jobs: list[tuple[dict[str, Any], str]], root: str, name: str,
-                  code: str, workers: int, scheduler: str | None,
-                  dask_processes: bool) -> Iterator[dict[str, Any]]:
+def _run_dask(fn: CellFunction, jobs: list[tuple[dict[str, Any], str]], root: str, name: str,
+              code: str, workers: int, scheduler: str | None, dask_processes: bool,
+              sink: RowSink) -> None:
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -153,25 +158,25 @@ def _dask_results(fn: CellFunction, jobs: list[tuple[dict[str, Any], str]], root
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=dask_processes,
                                dashboard_address=None)
         client = Client(cluster)
+    futs: list[Any] = []
     try:
         futs = [client.submit(execute_cell, fn, cell, h, root, name, code, pure=False, key=f"cell-{h}")
                 for cell, h in jobs]
-        try:
-            for fut in as_completed(futs):
-                yield fut.result()
-        except BaseException:
-            client.cancel(futs)
-            raise
+        for fut in as_completed(futs):
+            sink(fut.result())
+    except BaseException:
+        client.cancel(futs)
+        raise
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
 
 
-def _serial_results(fn: CellFunction, jobs: list[tuple[dict[str, Any], str]], root: str, name: str,
-                    code: str) -> Iterator[dict[str, Any]]:
+def _run_serial(fn: CellFunction, jobs: list[tuple[dict[str, Any], str]], root: str, name: str,
+                code: str, sink: RowSink) -> None:
     for cell, h in jobs:
-        yield execute_cell(fn, cell, h, root, name, code)
+        sink(execute_cell(fn, cell, h, root, name, code))
 
 
 def run_experiment(
@@ -249,35 +254,37 @@ def run_experiment(
     interrupted = False
     last_write = time.monotonic()
 
-    def take(stream: Iterable[dict[str, Any]]) -> None:
+    def take(row: dict[str, Any]) -> None:
         nonlocal n_run, last_write
-        for row in stream:
-            rows[row["cell_hash"]] = row
-            n_run += 1
-            bar.update(1)
-            nfail = sum(1 for r in rows.values() if r.get("status") != "ok")
-            if nfail:
-                bar.set_postfix(failed=nfail)
-            if time.monotonic() - last_write > 5.0:
-                _write_results(store, hashes, rows)
-                last_write = time.monotonic()
+        rows[row["cell_hash"]] = row
+        n_run += 1
+        bar.update(1)
+        nfail = sum(1 for r in rows.values() if r.get("status") != "ok")
+        if nfail:
+            bar.set_postfix(failed=nfail)
+        if time.monotonic() - last_write > 5.0:
+            _write_results(store, hashes, rows)
+            last_write = time.monotonic()
 
     try:
         if todo_sim:
             if executor == "local" and workers > 1 and len(todo_sim) > 1:
-                take(_local_results(run_cell, todo_sim, root, exp.name, code, workers))
+                _run_local(run_cell, todo_sim, root, exp.name, code, workers, take)
             elif executor == "dask":
-                take(_dask_results(run_cell, todo_sim, root, exp.name, code, workers, scheduler,
-                                   dask_processes))
+                _run_dask(run_cell, todo_sim, root, exp.name, code, workers, scheduler, dask_processes,
+                          take)
             else:
-                take(_serial_results(run_cell, todo_sim, root, exp.name, code))
+                _run_serial(run_cell, todo_sim, root, exp.name, code, take)
         if todo_live:
-            take(_serial_results(run_cell, todo_live, root, exp.name, code))
+            _run_serial(run_cell, todo_live, root, exp.name, code, take)
     except KeyboardInterrupt:
         interrupted = True
         raise
     finally:
         bar.close()
+        for h in hashes:  # cells committed while shutting down, and old failed rows not retried
+            if h not in rows and (r := store.read_row(h)) is not None:
+                rows[h] = r
         df = _write_results(store, hashes, rows)
         failed = [r for r in rows.values() if r.get("status") != "ok"]
         manifest["ended_at"] = _now()

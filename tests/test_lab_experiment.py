@@ -1,0 +1,120 @@
+"""Experiment files: parsing, validation errors naming file/key/allowed values, grid expansion rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from translab.errors import ConfigError
+from translab.lab import experiment as ex
+from translab.paths import EXPERIMENTS_DIR
+
+
+@pytest.fixture(autouse=True)
+def _names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pin the known profile and clip names so these tests do not depend on data/ contents."""
+    monkeypatch.setattr(ex, "known_profiles", lambda: ["4g", "clean-lan", "hotel-wifi"])
+    monkeypatch.setattr(ex, "known_clips", lambda: ["alpha", "beta"])
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "exp.toml"
+    p.write_text(text)
+    return p
+
+
+GOOD = """
+name = "t"
+description = "a test"
+metrics = ["plcmos"]
+[defaults]
+seed = 3
+[[grid]]
+transport = ["webrtc", "websocket"]
+framing = ["binary", "realtime-json", "twilio-json"]
+profile = ["clean-lan", "4g"]
+"""
+
+
+def test_good_file_expands_with_rules(tmp_path: Path) -> None:
+    exp = ex.load_experiment(write(tmp_path, GOOD))
+    e = ex.expand(exp)
+    assert e.product_size == 12
+    # webrtc: 3 framings merge to rtp -> 1 per profile; websocket: binary (pcm16 default),
+    # realtime-json (pcm16 24k), twilio-json (pcmu 8k) -> 3 per profile
+    assert len(e.cells) == 2 * (1 + 3)
+    assert e.dropped["webrtc-framing"] == 6 and e.dropped["duplicate"] == 4
+    webrtc = [c for c in e.cells if c["transport"] == "webrtc"]
+    assert {c["framing"] for c in webrtc} == {"rtp"} and {c["codec"] for c in webrtc} == {"opus"}
+    tw = [c for c in e.cells if c["framing"] == "twilio-json"]
+    assert all(c["codec"] == "pcmu" and c["sample_rate"] == 8000 and c["frame_ms"] == 20 for c in tw)
+    assert all(c["seed"] == 3 and c["metrics"] == ["plcmos"] and c["clip"] == "alpha" for c in e.cells)
+    assert all(not c["fec"] for c in e.cells if c["codec"] != "opus")
+
+
+def test_contradictions_dropped_and_exclude(tmp_path: Path) -> None:
+    exp = ex.from_dict({
+        "name": "t", "description": "d",
+        "grid": [{"transport": ["webrtc", "websocket"], "codec": ["opus", "pcm16"],
+                  "conceal": ["opus-fec", "pcm-plc"], "fec": [True, False]}],
+        "exclude": [{"transport": "websocket", "codec": "opus"}],
+    })
+    cells = exp.cells()
+    for c in cells:
+        assert not (c["codec"] != "opus" and c["conceal"].startswith("opus-"))  # opus-fec for pcm: no
+        assert not (c["codec"] == "opus" and c["conceal"] == "pcm-plc")
+        assert not (c["conceal"] == "opus-fec" and not c["fec"])
+        assert not (c["transport"] == "webrtc" and c["codec"] != "opus")
+        assert not (c["transport"] == "websocket" and c["codec"] == "opus")  # excluded
+    assert {(c["transport"], c["codec"], c["conceal"]) for c in cells} == {
+        ("webrtc", "opus", "opus-fec"), ("websocket", "pcm16", "pcm-plc")}
+
+
+@pytest.mark.parametrize("text, key, allowed", [
+    ('name="t"\ndescription=""\ncolour = 1\n[[grid]]\nseed=[1]', "colour", "top-level keys"),
+    ('name="t"\ndescription=""\n[[grid]]\ntransports=["webrtc"]', "grid[0].transports", "keys transport"),
+    ('name="t"\ndescription=""\n[[grid]]\nseed=["one"]', "grid[0].seed", "non-negative integer"),
+    ('name="t"\ndescription=""\n[[grid]]\nfec=[1]', "grid[0].fec", "true or false"),
+    ('name="t"\ndescription=""\n[[grid]]\nprofile=["moon"]', "grid[0].profile", "4g, clean-lan, hotel-wifi"),
+    ('name="t"\ndescription=""\n[[grid]]\nclip=["gamma"]', "grid[0].clip", "alpha, beta"),
+    ('name="t"\ndescription=""\n[[grid]]\ntransport=[]', "grid[0].transport", "non-empty list"),
+    ('name="t"\ndescription=""\n', "grid", "[[grid]]"),
+    ('name="t"\ndescription=""\n[[grid]]\ntransport="webrtc"\ncodec="pcm16"', "grid", "at least one valid"),
+    ('name="t"\ndescription=""\nmetrics=["mos"]\n[[grid]]\nseed=1', "metrics", "plcmos"),
+    ('name="t"\ndescription=""\n[[grid]]\nbitrate=["fast"]', "grid[0].bitrate", "24k"),
+    ('name="t"\ndescription=""\n[[grid]]\nmode=["offline"]', "grid[0].mode", "simulate, live"),
+    ('name="t"\ndescription=""\n[defaults]\nseed=[1,2]\n[[grid]]\nseed=1', "defaults.seed", "single value"),
+    ('name = [', "toml", "valid TOML"),
+])
+def test_bad_input_names_file_key_allowed(tmp_path: Path, text: str, key: str, allowed: str) -> None:
+    p = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        ex.load_experiment(p)
+    msg = str(info.value)
+    assert str(p) in msg and f"{key}:" in msg and allowed in msg, msg
+
+
+def test_profile_path_accepted(tmp_path: Path) -> None:
+    (tmp_path / "mine.toml").write_text("name='mine'\n")
+    exp = ex.load_experiment(write(tmp_path, GOOD.replace('"4g"]', '"mine.toml"]')))
+    assert any(c["profile"].endswith("mine.toml") for c in exp.cells())
+
+
+def test_bitrate_strings() -> None:
+    exp = ex.from_dict({"name": "t", "description": "", "grid": {"bitrate": ["12k", 24000, "32000"]}})
+    assert sorted(c["bitrate"] for c in exp.cells()) == [12000, 24000, 32000]
+
+
+def test_unknown_experiment_name() -> None:
+    with pytest.raises(ConfigError, match="experiment"):
+        ex.load_experiment("no-such-experiment")
+
+
+def test_shipped_experiments_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    files = sorted(EXPERIMENTS_DIR.glob("*.toml"))
+    if not files:
+        pytest.skip("no experiment files yet")
+    monkeypatch.undo()  # validate against the real profiles and clips
+    for f in files:
+        assert ex.load_experiment(f).cells()
