@@ -1,0 +1,75 @@
+"""Mouth-to-ear latency and its budget.
+
+Mouth-to-ear (m2e) of an output block = the time its first sample plays minus the time that sample
+was captured (ms), from the playout frames log (:class:`translab.playout.PlayoutResult.frames`).
+Only blocks carrying transmitted audio count (``decoded`` and ``fec``); concealment, stall and
+inserted blocks have NaN m2e. Stalls still count: they push every later frame later.
+
+The budget splits the median m2e into framing (a frame's first sample waits one frame for the last
+one to be captured), network (arrival - send, median over received packets) and jitter buffer
+(playout - arrival, median over played frames); these three add up to about the median m2e
+(medians do not add exactly). The codec lookahead (Opus: 6.5 ms at 48 kHz) delays the decoded
+audio on top of that; it is reported separately and is not part of the m2e taken from the frames.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+PLAYED_KINDS = ("decoded", "fec")
+
+
+def _played(frames: pd.DataFrame) -> pd.DataFrame:
+    m = frames["kind"].isin(PLAYED_KINDS).to_numpy(dtype=bool) & frames["m2e_ms"].notna().to_numpy()
+    return frames[m]
+
+
+def mouth_to_ear(frames: pd.DataFrame) -> dict[str, float]:
+    """``m2e_p50_ms``, ``m2e_p95_ms``, ``m2e_p99_ms``, ``m2e_max_ms`` (ms) over played blocks
+    (NaN when nothing was played)."""
+    v = _played(frames)["m2e_ms"].to_numpy(dtype=float)
+    if v.size == 0:
+        return {k: math.nan for k in ("m2e_p50_ms", "m2e_p95_ms", "m2e_p99_ms", "m2e_max_ms")}
+    p50, p95, p99 = np.percentile(v, [50, 95, 99])
+    return {"m2e_p50_ms": float(p50), "m2e_p95_ms": float(p95), "m2e_p99_ms": float(p99), "m2e_max_ms": float(v.max())}
+
+
+def latency_budget(trace: pd.DataFrame, frames: pd.DataFrame, lookahead_ms: float | None = None) -> dict[str, float]:
+    """Split of the latency (ms): ``framing_ms`` (frame duration), ``lookahead_ms`` (codec
+    algorithmic delay; from ``trace.attrs['lookahead_ms']`` when not given), ``network_ms``
+    (median arrival - send over received packets), ``jitter_buffer_ms`` (median playout - arrival
+    over played frames, matched by media timestamp; an FEC-recovered frame waits from the arrival
+    of the packet that carried it)."""
+    attrs = trace.attrs
+    framing_ms = float(attrs.get("frame_ms", math.nan))
+    if lookahead_ms is None:
+        lookahead_ms = float(attrs.get("lookahead_ms", 0.0) or 0.0)
+    arr = trace["arrival_s"].to_numpy(dtype=float)
+    send = trace["send_s"].to_numpy(dtype=float)
+    ok = ~np.isnan(arr)
+    network_ms = float(np.median(arr[ok] - send[ok]) * 1000.0) if ok.any() else math.nan
+    played = _played(frames)
+    jb_ms = math.nan
+    if len(played) and ok.any():
+        ts = trace["media_ts"].to_numpy(dtype=np.int64)[ok]
+        a = arr[ok]
+        # earliest arrival per media timestamp
+        order = np.lexsort((a, ts))
+        ts_s, a_s = ts[order], a[order]
+        first = np.ones(ts_s.size, dtype=bool)
+        first[1:] = ts_s[1:] != ts_s[:-1]
+        ts_u, a_u = ts_s[first], a_s[first]
+        p_ts = played["media_ts"].to_numpy(dtype=np.int64)
+        kinds = played["kind"].to_numpy()
+        step = int(trace["frame_samples"].iloc[0]) if len(trace) else 0
+        want = np.where(kinds == "fec", p_ts + step, p_ts)
+        idx = np.searchsorted(ts_u, want)
+        idx_c = np.clip(idx, 0, max(ts_u.size - 1, 0))
+        hit = (idx < ts_u.size) & (ts_u[idx_c] == want)
+        if hit.any():
+            wait = played["play_s"].to_numpy(dtype=float)[hit] - a_u[idx_c[hit]]
+            jb_ms = float(np.median(wait) * 1000.0)
+    return {"framing_ms": framing_ms, "lookahead_ms": float(lookahead_ms), "network_ms": network_ms, "jitter_buffer_ms": jb_ms}

@@ -1,0 +1,159 @@
+"""Target delay estimation in the manner of libwebrtc NetEq's delay manager.
+
+NetEq (``modules/audio_coding/neteq``: ``delay_manager.cc``, ``underrun_optimizer.cc``,
+``histogram.cc``, ``relative_arrival_delay_tracker.cc`` / ``packet_arrival_history.cc``) works so:
+
+1. For each arriving packet, its *relative arrival delay* is its transit time (arrival minus media
+   time) minus the smallest transit time seen in the last 2 s: how much later it came than the
+   fastest recent packet.
+2. Every ``resample_interval`` (500 ms) the largest relative delay of that interval goes into a
+   histogram of 20 ms buckets (100 buckets, 0 to 2 s). Adding a sample first multiplies every bucket
+   by the forget factor f and then adds (1 - f) to the sample's bucket, so the histogram stays a
+   probability distribution whose old history fades geometrically (f = 0.983 per update: a time
+   constant of about 30 s at 2 updates/s). Right after a reset f starts at 0 and rises as
+   ``1 - start_forget_weight / (n + 1)`` (a running mean) until it reaches f, so the first
+   samples count fully.
+3. The target delay is the upper edge of the bucket holding the 95th percentile:
+   ``(1 + bucket) * 20 ms``; 80 ms until the first update.
+
+Differences from NetEq: floating point instead of Q15/Q30 fixed point; NetEq's reorder optimizer and
+its packet-count based buffer limits are not modelled; min/max clamps are explicit parameters.
+This module is pure: times come in as arguments.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from translab.errors import check_range
+
+
+@dataclass(frozen=True)
+class DelayManagerConfig:
+    """Parameters, NetEq defaults. Times in ms; quantile and forget factor as fractions."""
+
+    quantile: float = 0.95
+    forget_factor: float = 0.983
+    start_forget_weight: float | None = 2.0
+    resample_interval_ms: float | None = 500.0
+    bucket_ms: float = 20.0
+    num_buckets: int = 100
+    history_ms: float = 2000.0
+    start_delay_ms: float = 80.0
+    min_target_ms: float = 20.0
+    max_target_ms: float = 1000.0
+
+    def check(self) -> None:
+        check_range("quantile", self.quantile, 0.5, 0.9999)
+        check_range("forget_factor", self.forget_factor, 0.0, 0.99999)
+        check_range("min_target_ms", self.min_target_ms, 0.0, 10000.0, "ms")
+        check_range("max_target_ms", self.max_target_ms, self.min_target_ms, 10000.0, "ms")
+
+
+class ForgettingHistogram:
+    """NetEq's histogram: a probability vector with exponential forgetting of old samples."""
+
+    def __init__(self, num_buckets: int, forget_factor: float, start_forget_weight: float | None) -> None:
+        self.base_forget = float(forget_factor)
+        self.start_weight = start_forget_weight
+        self.buckets = np.zeros(num_buckets)
+        self.reset()
+
+    def reset(self) -> None:
+        """Exponentially decaying start distribution 0.5, 0.25, ...; fast adaptation at first."""
+        self.buckets = 0.5 ** np.arange(1, self.buckets.size + 1)
+        self.buckets /= self.buckets.sum()
+        self.forget = 0.0
+        self.count = 0
+
+    def add(self, index: int) -> None:
+        """Observe one sample in bucket ``index``."""
+        self.buckets *= self.forget
+        self.buckets[index] += 1.0 - self.forget
+        self.count += 1
+        if self.start_weight is not None:
+            f = 1.0 - self.start_weight / (self.count + 1)
+            self.forget = max(0.0, min(self.base_forget, f))
+        else:
+            self.forget += (self.base_forget - self.forget) / 4.0
+
+    def quantile(self, q: float) -> int:
+        """Smallest bucket index whose cumulative probability reaches ``q``."""
+        c = np.cumsum(self.buckets)
+        return int(min(np.searchsorted(c, q - 1e-12), self.buckets.size - 1))
+
+
+class DelayManager:
+    """Feeds on packet arrivals (in arrival order) and gives the target delay in ms."""
+
+    def __init__(self, config: DelayManagerConfig | None = None) -> None:
+        self.cfg = config or DelayManagerConfig()
+        self.cfg.check()
+        self.hist = ForgettingHistogram(self.cfg.num_buckets, self.cfg.forget_factor, self.cfg.start_forget_weight)
+        self._transits: deque[tuple[float, float]] = deque()  # (arrival_s, transit_s), increasing transit
+        self._interval_start: float | None = None
+        self._interval_max_ms = 0.0
+        self.target_ms = self.clamp(self.cfg.start_delay_ms)
+        self.min_transit_s = float("nan")
+
+    def clamp(self, ms: float) -> float:
+        return float(min(max(ms, self.cfg.min_target_ms), self.cfg.max_target_ms))
+
+    def update(self, arrival_s: float, media_s: float) -> float:
+        """Register a packet that arrived at ``arrival_s`` (s) carrying media from ``media_s`` (s,
+        capture time on the sender's clock). Returns the relative arrival delay (ms)."""
+        transit = arrival_s - media_s
+        window = self.cfg.history_ms / 1000.0
+        q = self._transits
+        while q and q[0][0] < arrival_s - window:
+            q.popleft()
+        while q and q[-1][1] >= transit:
+            q.pop()
+        q.append((arrival_s, transit))
+        self.min_transit_s = q[0][1]
+        rel_ms = (transit - self.min_transit_s) * 1000.0
+        sample: float | None
+        if self.cfg.resample_interval_ms:
+            if self._interval_start is None:
+                self._interval_start = arrival_s
+            sample = None
+            if (arrival_s - self._interval_start) * 1000.0 > self.cfg.resample_interval_ms:
+                sample = self._interval_max_ms
+                self._interval_start = arrival_s
+                self._interval_max_ms = 0.0
+            self._interval_max_ms = max(self._interval_max_ms, rel_ms)
+        else:
+            sample = rel_ms
+        if sample is not None:
+            idx = int(sample // self.cfg.bucket_ms)
+            if idx < self.cfg.num_buckets:
+                self.hist.add(idx)
+            b = self.hist.quantile(self.cfg.quantile)
+            self.target_ms = self.clamp((1 + b) * self.cfg.bucket_ms)
+        return rel_ms
+
+
+def target_timeline(
+    arrival_s: np.ndarray, media_s: np.ndarray, config: DelayManagerConfig | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run a :class:`DelayManager` over received packets (NaN arrivals are skipped).
+
+    ``arrival_s``: arrival times (s); ``media_s``: capture time of each packet's media (s).
+    Returns ``(event_s, target_ms, min_transit_s)``: after the packet arriving at ``event_s[i]``
+    (sorted), the target delay (ms) and the smallest transit time of the last 2 s (s).
+    """
+    ok = ~np.isnan(arrival_s)
+    a = np.asarray(arrival_s, dtype=float)[ok]
+    m = np.asarray(media_s, dtype=float)[ok]
+    order = np.argsort(a, kind="stable")
+    dm = DelayManager(config)
+    targets = np.empty(a.size)
+    mins = np.empty(a.size)
+    for i, k in enumerate(order):
+        dm.update(float(a[k]), float(m[k]))
+        targets[i] = dm.target_ms
+        mins[i] = dm.min_transit_s
+    return a[order], targets, mins
