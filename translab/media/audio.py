@@ -1,0 +1,115 @@
+"""WAV loading, mono conversion, polyphase resampling, int16/float conversion, atomic WAV writing.
+
+Float audio is float32 in [-1, 1] (full scale 1.0 = int16 32768). Rates are in Hz.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+import scipy.io.wavfile as wavfile
+from scipy.signal import resample_poly
+
+from translab.errors import ConfigError, check_choice
+
+__all__ = ["SUPPORTED_RATES", "load_wav", "resample", "to_int16", "to_float", "write_wav"]
+
+#: sample rates (Hz) translab works at
+SUPPORTED_RATES: tuple[int, ...] = (8000, 16000, 24000, 48000)
+_DTYPES = ("float32", "int16")
+
+
+def to_float(x: np.ndarray) -> np.ndarray:
+    """Samples -> float32 in [-1, 1]. int16/int32/uint8 are scaled by their full scale;
+    float input is passed through (as float32, not clipped)."""
+    a = np.asarray(x)
+    if a.dtype == np.int16:
+        return a.astype(np.float32) / np.float32(32768.0)
+    if a.dtype == np.int32:  # PCM32, and PCM24 as scipy left-justifies it into int32
+        return (a.astype(np.float64) / 2147483648.0).astype(np.float32)
+    if a.dtype == np.uint8:  # PCM8 is unsigned with offset 128
+        return (a.astype(np.float32) - 128.0) / np.float32(128.0)
+    if a.dtype.kind == "f":
+        return a.astype(np.float32, copy=False)
+    raise ConfigError("sample dtype", str(a.dtype), "int16, int32, uint8, float32, float64")
+
+
+def to_int16(x: np.ndarray) -> np.ndarray:
+    """Samples -> int16. Float input (full scale 1.0) is scaled by 32768, rounded and clipped
+    to [-32768, 32767]; int16 input is returned unchanged."""
+    a = np.asarray(x)
+    if a.dtype == np.int16:
+        return a
+    f = to_float(a).astype(np.float64)
+    return np.clip(np.round(f * 32768.0), -32768, 32767).astype(np.int16)
+
+
+def resample(x: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """Resample mono samples from ``from_rate`` to ``to_rate`` Hz with a polyphase FIR
+    (scipy.signal.resample_poly, Kaiser window); returns float32 in the float scale."""
+    for field, r in (("from_rate", from_rate), ("to_rate", to_rate)):
+        if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or r <= 0:
+            raise ConfigError(field, r, "a positive integer sample rate in Hz")
+    f = to_float(x)
+    if from_rate == to_rate:
+        return f.copy()
+    g = gcd(int(from_rate), int(to_rate))
+    return resample_poly(f, int(to_rate) // g, int(from_rate) // g).astype(np.float32)
+
+
+def load_wav(path: str | os.PathLike[str], rate: int | None = None,
+             dtype: str = "float32") -> tuple[np.ndarray, int]:
+    """Load a mono or stereo WAV as mono; returns ``(samples, rate_hz)``.
+
+    Channels are averaged. ``rate``: resample to this rate (one of SUPPORTED_RATES), or None to
+    keep the file's rate. ``dtype``: "float32" (in [-1, 1]) or "int16".
+    Raises ConfigError for a missing file, a file that is not a readable WAV, a WAV with no
+    samples, an unsupported target rate or dtype.
+    """
+    check_choice("dtype", dtype, _DTYPES)
+    if rate is not None:
+        check_choice("rate", rate, SUPPORTED_RATES)
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("path", str(p), "an existing WAV file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", wavfile.WavFileWarning)
+            file_rate, data = wavfile.read(p)
+    except (ValueError, EOFError, OSError, IndexError) as e:
+        raise ConfigError("path", str(p), f"a WAV file of PCM or float samples (could not read it: {e})") from e
+    if file_rate <= 0:
+        raise ConfigError("sample rate", file_rate, "a positive rate in Hz", where=str(p))
+    if data.size == 0:
+        raise ConfigError("path", str(p), "a WAV file with at least one sample (this one has none)")
+    x = to_float(data)
+    if x.ndim == 2:
+        x = x.mean(axis=1, dtype=np.float32)
+    out_rate = int(file_rate) if rate is None else int(rate)
+    if out_rate != file_rate:
+        x = resample(x, int(file_rate), out_rate)
+    return (to_int16(x) if dtype == "int16" else x.astype(np.float32, copy=False)), out_rate
+
+
+def write_wav(path: str | os.PathLike[str], x: np.ndarray, rate: int) -> Path:
+    """Write mono (1-D) or multi-channel ``(n, channels)`` samples as a PCM16 WAV, atomically
+    (a temporary file in the same folder, then renamed). Float input is full scale 1.0."""
+    if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or rate <= 0:
+        raise ConfigError("rate", rate, "a positive integer sample rate in Hz")
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    data = to_int16(x)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            wavfile.write(fh, int(rate), data)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p
