@@ -264,9 +264,19 @@ def test_conceal_sample_count(rate, n):
 
 def test_conceal_rejects_non_multiple_of_2_5ms():
     dec = OpusDecoder(48000)
-    for bad in (0, 100, 959, 48000):
+    for bad in (0, 100, 959, 48001, -960, 960.0):
         with pytest.raises(ConfigError, match="n_samples"):
             dec.conceal(bad)
+    with pytest.raises(ConfigError, match="n_samples"):
+        dec.decode_fec(b"\x08\x00", 48000)  # FEC recovers at most one 120 ms packet
+
+
+def test_conceal_long_outage():
+    enc, dec = OpusEncoder(48000), OpusDecoder(48000)
+    dec.decode(enc.encode(tone(48000, 0.02)))
+    out = dec.conceal(48000)  # 1 s, more than one 120 ms decoder call
+    assert out.shape == (48000,)
+    assert np.abs(out[-4800:]).max() < np.abs(out[:4800]).max()  # PLC fades out
 
 
 def test_dtx_tiny_packets_on_silence():
@@ -348,3 +358,35 @@ def test_state_freed_on_gc(monkeypatch):
     del enc, dec
     gc.collect()
     assert sorted(freed) == ["dec", "enc"]
+
+
+@pytest.mark.parametrize("code,cls,text", [
+    (-1, opus.OpusBadArgError, "invalid argument"),
+    (-2, opus.OpusBufferTooSmallError, "buffer too small"),
+    (-3, opus.OpusInternalError, "internal error"),
+    (-4, opus.OpusInvalidPacketError, "corrupted stream"),
+    (-5, opus.OpusUnimplementedError, "request not implemented"),
+    (-6, opus.OpusInvalidStateError, "invalid state"),
+    (-7, opus.OpusAllocFailError, "memory allocation failed"),
+])
+def test_error_codes_map_to_types_with_libopus_text(code, cls, text):
+    with pytest.raises(cls) as ei:
+        opus._raise(code, "somewhere")
+    assert ei.value.code == code and text in str(ei.value) and "somewhere" in str(ei.value)
+
+
+def test_bad_ctl_value_raises_bad_arg():
+    enc = OpusEncoder()
+    with pytest.raises(opus.OpusBadArgError):
+        enc._ctl(opus._SET_COMPLEXITY, 42)  # bypasses the Python-side check on purpose
+
+
+@pytest.mark.parametrize("application", ["voip", "audio", "restricted-lowdelay"])
+def test_applications(application):
+    enc = OpusEncoder(48000, 1, 10, 48000, application=application)
+    dec = OpusDecoder(48000)
+    x = tone(48000, 0.1)
+    out = np.concatenate([dec.decode(p) for p in encode_all(enc, x)])
+    assert len(out) == len(x)
+    # restricted-lowdelay is CELT-only: shorter lookahead (2.5 ms)
+    assert enc.lookahead_ms == pytest.approx(2.5 if application == "restricted-lowdelay" else 6.5)

@@ -325,13 +325,17 @@ def _check_rate_channels(sample_rate: int, channels: int) -> None:
     check_choice("channels", channels, (1, 2))
 
 
-def _check_multiple_of_2_5ms(field: str, n_samples: int, sample_rate: int) -> None:
-    """Decoder frame sizes must be a multiple of 2.5 ms and at most 120 ms."""
+def _check_multiple_of_2_5ms(field: str, n_samples: int, sample_rate: int,
+                             longest_ms: int | None = _MAX_FRAME_MS) -> None:
+    """Decoder frame sizes must be a positive multiple of 2.5 ms (libopus rule for PLC and FEC)
+    and, unless ``longest_ms`` is None, at most ``longest_ms``."""
     step = sample_rate // 400
-    hi = sample_rate * _MAX_FRAME_MS // 1000
-    if not isinstance(n_samples, (int, np.integer)) or n_samples <= 0 or n_samples % step or n_samples > hi:
+    hi = None if longest_ms is None else sample_rate * longest_ms // 1000
+    if (isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples <= 0
+            or n_samples % step or (hi is not None and n_samples > hi)):
+        upto = "" if hi is None else f" up to {hi}"
         raise ConfigError(field, n_samples,
-                          f"a multiple of {step} samples (2.5 ms at {sample_rate} Hz) up to {hi}")
+                          f"a multiple of {step} samples (2.5 ms at {sample_rate} Hz){upto}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -535,10 +539,19 @@ class OpusDecoder:
     def conceal(self, n_samples: int) -> np.ndarray:
         """Packet loss concealment: ``n_samples`` per channel (a multiple of 2.5 ms) of PLC audio.
 
-        Calls ``opus_decode`` with a NULL packet. After DTX packets this produces comfort noise.
+        Calls ``opus_decode`` with a NULL packet (in steps of at most 120 ms). libopus fades
+        the concealment out over successive lost frames; after DTX packets it is comfort noise.
         """
-        _check_multiple_of_2_5ms("n_samples", n_samples, self.sample_rate)
-        return self._run(None, int(n_samples), 0, "opus_decode(PLC)")
+        _check_multiple_of_2_5ms("n_samples", n_samples, self.sample_rate, longest_ms=None)
+        n = int(n_samples)
+        if n <= self._max:
+            return self._run(None, n, 0, "opus_decode(PLC)")
+        parts, left = [], n  # longer than 120 ms (an outage): conceal in 120 ms steps
+        while left:
+            step = min(left, self._max)
+            parts.append(self._run(None, step, 0, "opus_decode(PLC)"))
+            left -= step
+        return np.concatenate(parts)
 
     def decode_fec(self, next_packet: bytes, n_samples: int) -> np.ndarray:
         """Recover the lost frame *before* ``next_packet`` from its in-band FEC (LBRR) data.
