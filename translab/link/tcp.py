@@ -1,0 +1,410 @@
+"""TCP delivery model for stream transports (WebSocket): turns packet loss into delay.
+
+The application's writes become segments that cross the forward :class:`LinkChain`; the receiver
+ACKs; lost segments are retransmitted; bytes reach the application strictly in order.
+
+Model
+-----
+* Segmentation: each write is cut into segments of at most ``mss`` bytes (1448 = 1500 - 20 IP -
+  20 TCP - 12 timestamp option). Writes are not coalesced and are sent at once (``TCP_NODELAY``;
+  a voice sender writes one frame at a time). A segment's size on the link is its payload plus
+  ``header_bytes`` (default 52: IPv4 + TCP + timestamps; TLS and WebSocket framing belong to the
+  payload the caller writes).
+* Congestion control, the receive window, pacing and Nagle are **ignored**: at voice rates
+  (tens to a few hundred kbit/s, one write per 20-100 ms) the initial congestion window of 10
+  segments is never the limit. After a timeout Linux restarts from a window of 1 segment; we
+  retransmit the segments it marks lost as soon as the retransmission is acknowledged, which is
+  faster than slow start and so a lower bound on the recovery delay.
+* ACKs: the receiver sends one ACK per arriving segment (duplicates and out-of-order ones
+  included; no delayed ACK; an upper bound on the ACK count, Linux delays some in-order ACKs by up
+  to 40 ms). Each ACK carries the cumulative point and SACKs the segment that triggered it, and
+  crosses the ``reverse`` chain (``None`` = an instant, lossless return path).
+* Loss detection: fast retransmit (SACK, RFC 6675 style): a segment is retransmitted once when the
+  sender learns that ``dupthresh`` (3) segments above it have arrived, i.e. when the dupacks come
+  back over the reverse path. Linux's RACK-TLP can detect loss after one later segment; set
+  ``dupthresh=1`` to approximate it.
+* Retransmission timer (RFC 6298): started when data is sent and none is running, restarted when
+  the cumulative ACK advances. RTO = ``max(min_rto_s, srtt + 4 * rttvar)`` (``rto_formula=
+  "rfc6298"``) or Linux's ``srtt + max(4 * rttvar, min_rto_s)`` (``"linux"``); 1 s before the first
+  RTT sample; Karn's rule (no samples from retransmitted segments). On expiry the oldest
+  unacknowledged segment is retransmitted, every other outstanding un-SACKed segment is marked lost
+  (retransmitted when the cumulative ACK next advances), and the RTO doubles (up to ``max_rto_s``)
+  until new data is acknowledged.
+* Retransmissions cross the same forward chain and can be lost again.
+
+Invariants
+----------
+* Bytes are delivered in order: delivery times are non-decreasing in byte offset (head-of-line
+  blocking); every written byte is eventually delivered unless the link loses everything.
+* With no loss and no reordering, a write is delivered when its last segment arrives.
+* The batch API (:meth:`TcpDeliveryModel.deliver`) and the streaming API (:meth:`send`,
+  :meth:`poll`, :meth:`next_event_s`) give identical results for the same generators, provided
+  ``send`` is called in time order and no later than events already polled.
+* Events at equal times run in a fixed order: ACK arrivals, timer expiries, segment arrivals, writes.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from translab.errors import ConfigError, check_choice
+from translab.link.base import LinkModel, check_positive
+from translab.link.chain import LinkChain, as_chain
+
+_ACK, _RTO, _SEG, _WRITE = 0, 1, 2, 3  # event kinds, also the order at equal times
+
+
+@dataclass
+class TcpDelivery:
+    """Result of :meth:`TcpDeliveryModel.deliver`.
+
+    ``delivered_s``: per write, the time (s) its last byte is delivered in order to the application
+    (NaN if never). ``segments``: one row per transmission: seg, write, send_s, arrival_s (first copy;
+    NaN = lost), retransmission (0 = original, 1 = first retransmission, ...). ``retransmissions``:
+    transmissions beyond the first. ``acks``: ACKs the receiver sent. ``segments_sent``: all data
+    transmissions (for bandwidth). ``timeouts``, ``fast_retransmits``: how losses were repaired.
+    """
+
+    delivered_s: np.ndarray
+    segments: pd.DataFrame
+    retransmissions: int
+    acks: int
+    segments_sent: int
+    timeouts: int
+    fast_retransmits: int
+
+
+class TcpDeliveryModel:
+    """In-order byte-stream delivery over lossy link chains (see the module docstring).
+
+    ``forward``: the data direction's chain; ``reverse``: the ACK direction's (None = ideal).
+    ``mss``: bytes per segment. ``min_rto_s``: the RTO floor (Linux: 0.2 s).
+    """
+
+    def __init__(
+        self,
+        forward: "LinkChain | LinkModel",
+        reverse: "LinkChain | LinkModel | None" = None,
+        mss: int = 1448,
+        min_rto_s: float = 0.2,
+        *,
+        header_bytes: int = 52,
+        ack_bytes: int = 52,
+        dupthresh: int = 3,
+        initial_rto_s: float = 1.0,
+        max_rto_s: float = 120.0,
+        rto_formula: str = "rfc6298",
+    ) -> None:
+        self.forward = as_chain(forward)
+        self.reverse = as_chain(reverse)
+        if isinstance(mss, bool) or not isinstance(mss, (int, np.integer)) or mss < 1:
+            raise ConfigError("tcp.mss", mss, "an integer >= 1 (bytes)")
+        self.mss = int(mss)
+        self.min_rto_s = check_positive("tcp.min_rto_s", min_rto_s, "s")
+        self.header_bytes = int(header_bytes)
+        self.ack_bytes = int(ack_bytes)
+        if isinstance(dupthresh, bool) or not isinstance(dupthresh, (int, np.integer)) or dupthresh < 1:
+            raise ConfigError("tcp.dupthresh", dupthresh, "an integer >= 1 (segments)")
+        self.dupthresh = int(dupthresh)
+        self.initial_rto_s = check_positive("tcp.initial_rto_s", initial_rto_s, "s")
+        self.max_rto_s = check_positive("tcp.max_rto_s", max_rto_s, "s")
+        check_choice("tcp.rto_formula", rto_formula, ("rfc6298", "linux"))
+        self.rto_formula = rto_formula
+        self._init_state()
+
+    # ----------------------------------------------------------------- state
+    def _init_state(self) -> None:
+        self._heap: list[tuple[float, int, int, tuple]] = []
+        self._counter = 0
+        self._n_writes = 0
+        self._rng_fwd: "np.random.Generator | None" = None
+        self._rng_rev: "np.random.Generator | None" = None
+        # per segment
+        self._seg_write: list[int] = []
+        self._seg_len: list[int] = []
+        self._seg_end: list[int] = []  # cumulative byte offset after the segment
+        self._seg_ntx: list[int] = []
+        self._seg_first_tx: list[float] = []
+        self._seg_sacked: list[bool] = []
+        self._seg_fast_done: list[bool] = []
+        self._seg_lost_mark: list[bool] = []
+        self._rcv_have: list[bool] = []
+        self._write_end: list[int] = []  # cumulative byte offset after each write
+        self._write_s: list[float] = []
+        self._bytes_written = 0
+        # receiver
+        self._rcv_next = 0  # first segment not yet received in order
+        self._delivered_bytes = 0
+        self._deliveries: list[tuple[float, int]] = []
+        self._returned = 0
+        # sender
+        self._snd_una = 0
+        self._srtt: float | None = None
+        self._rttvar = 0.0
+        self._rto = self.initial_rto_s
+        self._backoff = 0
+        self._timer_version = 0
+        self._timer_running = False
+        self._last_event_s = -np.inf
+        # log and counters
+        self._log: list[tuple[int, int, float, float, int]] = []
+        self.acks = 0
+        self.timeouts = 0
+        self.fast_retransmits = 0
+
+    def reset(self) -> None:
+        """Forget everything (both chains are reset too)."""
+        self.forward.reset()
+        self.reverse.reset()
+        self._init_state()
+
+    def _bind(self, rng: np.random.Generator, rng_rev: "np.random.Generator | None") -> None:
+        if self._rng_fwd is None:
+            if rng is None:
+                raise ConfigError("rng", None, "a numpy Generator on the first send")
+            self._rng_fwd = rng
+            self._rng_rev = rng_rev if rng_rev is not None else rng.spawn(1)[0]
+
+    def _push(self, t: float, kind: int, payload: tuple, key: "int | None" = None) -> None:
+        if key is None:
+            key = self._counter
+            self._counter += 1
+        heapq.heappush(self._heap, (t, kind, key, payload))
+
+    # ----------------------------------------------------------------- streaming API
+    def send(
+        self,
+        t_s: float,
+        nbytes: int,
+        rng: "np.random.Generator | None" = None,
+        rng_rev: "np.random.Generator | None" = None,
+    ) -> None:
+        """The application writes ``nbytes`` at time ``t_s`` (seconds). ``rng`` (and optionally
+        ``rng_rev`` for the ACK path, else spawned from ``rng``) are bound on the first call."""
+        self._bind(rng, rng_rev)  # type: ignore[arg-type]
+        if int(nbytes) < 0:
+            raise ConfigError("nbytes", nbytes, "an integer >= 0 (bytes)")
+        t = float(t_s)
+        if t < self._last_event_s:
+            raise ConfigError("t_s", t, f">= the last processed event time ({self._last_event_s:.6f} s)")
+        w = self._n_writes
+        self._n_writes += 1
+        self._bytes_written += int(nbytes)
+        self._write_end.append(self._bytes_written)
+        self._write_s.append(t)
+        self._push(t, _WRITE, (w, int(nbytes)), key=w)
+
+    def poll(self, now_s: float) -> list[tuple[float, int]]:
+        """Run every event up to ``now_s``; return the new in-order deliveries as
+        ``(delivery_s, nbytes)`` with ``delivery_s <= now_s``."""
+        heap = self._heap
+        while heap and heap[0][0] <= now_s:
+            t, kind, _, payload = heapq.heappop(heap)
+            self._last_event_s = t
+            if kind == _ACK:
+                self._on_ack(t, *payload)
+            elif kind == _RTO:
+                self._on_rto(t, *payload)
+            elif kind == _SEG:
+                self._on_segment(t, *payload)
+            else:
+                self._on_write(t, *payload)
+        out = self._deliveries[self._returned :]
+        self._returned = len(self._deliveries)
+        return out
+
+    def next_event_s(self) -> "float | None":
+        """Time (s) of the next pending event, or None when nothing is pending."""
+        heap = self._heap
+        while heap and heap[0][1] == _RTO and heap[0][3][0] != self._timer_version:
+            heapq.heappop(heap)  # a cancelled timer
+        return heap[0][0] if heap else None
+
+    # ----------------------------------------------------------------- batch API
+    def deliver(
+        self,
+        write_s: np.ndarray,
+        write_bytes: np.ndarray,
+        rng_fwd: np.random.Generator,
+        rng_rev: "np.random.Generator | None" = None,
+    ) -> TcpDelivery:
+        """Deliver a whole stream of writes (times in s, sizes in bytes). Resets the model and both
+        chains first. ``rng_rev`` defaults to a generator spawned from ``rng_fwd``."""
+        ws = np.asarray(write_s, dtype=np.float64).reshape(-1)
+        wb = np.asarray(write_bytes, dtype=np.int64).reshape(-1)
+        if ws.shape != wb.shape:
+            raise ConfigError("write_bytes", f"{wb.size} values", f"one per write ({ws.size})")
+        if ws.size and np.any(np.diff(ws) < 0):
+            raise ConfigError("write_s", "decreasing times", "non-decreasing write times (s)")
+        self.reset()
+        self._bind(rng_fwd, rng_rev)
+        for t, b in zip(ws.tolist(), wb.tolist()):
+            self.send(t, b)
+        self.poll(np.inf)
+        return self.result()
+
+    def result(self) -> TcpDelivery:
+        """The run so far as a :class:`TcpDelivery` (per-write delivery times from deliveries made)."""
+        seg = pd.DataFrame(self._log, columns=["seg", "write", "send_s", "arrival_s", "retransmission"])
+        return TcpDelivery(
+            delivered_s=self.write_delivery_s(),
+            segments=seg,
+            retransmissions=int((seg["retransmission"] > 0).sum()) if len(seg) else 0,
+            acks=self.acks,
+            segments_sent=len(seg),
+            timeouts=self.timeouts,
+            fast_retransmits=self.fast_retransmits,
+        )
+
+    def write_delivery_s(self) -> np.ndarray:
+        """Per write, when its last byte was delivered in order (s); NaN if not (yet)."""
+        ends = np.asarray(self._write_end, dtype=np.int64)
+        write_s = np.asarray(self._write_s, dtype=np.float64)
+        out = np.full(ends.size, np.nan)
+        zero = ends == 0  # nothing written yet: "delivered" when written
+        out[zero] = write_s[zero]
+        if self._deliveries:
+            dt = np.array([d[0] for d in self._deliveries])
+            cum = np.cumsum([d[1] for d in self._deliveries])
+            k = np.searchsorted(cum, ends, side="left")
+            ok = (k < cum.size) & ~zero
+            out[ok] = np.maximum(dt[k[ok]], write_s[ok])
+        return out
+
+    # ----------------------------------------------------------------- events
+    def _on_write(self, t: float, w: int, nbytes: int) -> None:
+        left = nbytes
+        while left > 0:
+            n = min(left, self.mss)
+            left -= n
+            s = len(self._seg_len)
+            self._seg_write.append(w)
+            self._seg_len.append(n)
+            self._seg_end.append((self._seg_end[-1] if self._seg_end else 0) + n)
+            self._seg_ntx.append(0)
+            self._seg_first_tx.append(t)
+            self._seg_sacked.append(False)
+            self._seg_fast_done.append(False)
+            self._seg_lost_mark.append(False)
+            self._rcv_have.append(False)
+            self._transmit(t, s)
+
+    def _transmit(self, t: float, s: int) -> None:
+        retx = self._seg_ntx[s]
+        self._seg_ntx[s] = retx + 1
+        _, arr = self.forward.apply(
+            np.array([t]), np.array([self._seg_len[s] + self.header_bytes]), self._rng_fwd  # type: ignore[arg-type]
+        )
+        first = float(arr.min()) if arr.size else float("nan")
+        self._log.append((s, self._seg_write[s], t, first, retx))
+        for a in arr.tolist():
+            self._push(a, _SEG, (s, retx))
+        if not self._timer_running:
+            self._arm_timer(t)
+
+    def _current_rto(self) -> float:
+        return min(self._rto * (2**self._backoff), self.max_rto_s)
+
+    def _arm_timer(self, t: float) -> None:
+        self._timer_version += 1
+        self._timer_running = True
+        self._push(t + self._current_rto(), _RTO, (self._timer_version,))
+
+    def _stop_timer(self) -> None:
+        self._timer_version += 1
+        self._timer_running = False
+
+    def _on_segment(self, t: float, s: int, retx: int) -> None:
+        if not self._rcv_have[s]:
+            self._rcv_have[s] = True
+            n = self._rcv_next
+            have = self._rcv_have
+            while n < len(have) and have[n]:
+                n += 1
+            if n > self._rcv_next:
+                new_end = self._seg_end[n - 1]
+                self._deliveries.append((t, new_end - self._delivered_bytes))
+                self._delivered_bytes = new_end
+                self._rcv_next = n
+        self.acks += 1
+        _, arr = self.reverse.apply(np.array([t]), np.array([self.ack_bytes]), self._rng_rev)  # type: ignore[arg-type]
+        for a in arr.tolist():
+            self._push(a, _ACK, (self._rcv_next, s, retx))
+
+    def _on_ack(self, t: float, cum: int, s: int, retx: int) -> None:
+        sacked = self._seg_sacked
+        sacked[s] = True
+        for k in range(self._snd_una, min(cum, len(sacked))):
+            sacked[k] = True
+        old_una = self._snd_una
+        una = old_una
+        while una < len(sacked) and sacked[una]:
+            una += 1
+        self._snd_una = una
+        if retx == 0 and self._seg_ntx[s] == 1:  # Karn: only never-retransmitted segments
+            self._rtt_sample(t - self._seg_first_tx[s])
+        outstanding = una < len(sacked)
+        if una > old_una:
+            self._backoff = 0
+            if outstanding:
+                self._arm_timer(t)
+            else:
+                self._stop_timer()
+            for k in range(una, len(sacked)):
+                if self._seg_lost_mark[k] and not sacked[k]:
+                    self._seg_lost_mark[k] = False
+                    self._transmit(t, k)
+        if not outstanding:
+            return
+        # SACK loss detection: a hole with >= dupthresh SACKed segments above it.
+        above = 0
+        for k in range(len(sacked) - 1, una - 1, -1):
+            if sacked[k]:
+                above += 1
+            elif above >= self.dupthresh and self._seg_ntx[k] == 1 and not self._seg_fast_done[k]:
+                self._seg_fast_done[k] = True
+                self._seg_lost_mark[k] = False
+                self.fast_retransmits += 1
+                self._transmit(t, k)
+
+    def _rtt_sample(self, r: float) -> None:
+        if self._srtt is None:
+            self._srtt = r
+            self._rttvar = r / 2.0
+        else:
+            self._rttvar = 0.75 * self._rttvar + 0.25 * abs(self._srtt - r)
+            self._srtt = 0.875 * self._srtt + 0.125 * r
+        if self.rto_formula == "linux":
+            rto = self._srtt + max(4.0 * self._rttvar, self.min_rto_s)
+        else:
+            rto = max(self.min_rto_s, self._srtt + 4.0 * self._rttvar)
+        self._rto = min(rto, self.max_rto_s)
+
+    def _on_rto(self, t: float, version: int) -> None:
+        if version != self._timer_version:
+            return  # cancelled or superseded
+        self._timer_running = False
+        una = self._snd_una
+        if una >= len(self._seg_sacked):
+            return
+        self.timeouts += 1
+        self._backoff += 1
+        for k in range(una + 1, len(self._seg_sacked)):
+            if not self._seg_sacked[k]:
+                self._seg_lost_mark[k] = True
+        self._transmit(t, una)  # also re-arms the timer with the backed-off RTO
+
+    # ----------------------------------------------------------------- figures
+    @property
+    def srtt_s(self) -> "float | None":
+        """Smoothed RTT estimate (s), None before the first sample."""
+        return self._srtt
+
+    @property
+    def rto_s(self) -> float:
+        """Current retransmission timeout including back-off (s)."""
+        return self._current_rto()
