@@ -136,6 +136,21 @@ def test_speech_round_trip_snr(application, low, high):
     assert s[32000] > s[12000]
 
 
+@pytest.mark.parametrize("clip", ["slt-weather", "rms-order"])
+def test_clip_round_trip_snr(clip):
+    # measured (libopus 1.6.1, 16 kHz, audio mode): slt 19.5/26.4/29.1 dB, rms 13.3/17.9/19.8 dB
+    # at 12/24/32 kbit/s; voip mode 5-7 dB (high-pass + SILK, not waveform-matching)
+    from translab.media.audio import to_int16
+    from translab.media.clips import load_clip
+
+    x = to_int16(load_clip(clip, 16000))
+    s = {br: snr_db(*round_trip(x, 16000, br, application="audio")[:2]) for br in (12000, 24000, 32000)}
+    assert s[12000] > 10
+    assert s[32000] > 16
+    assert s[12000] < s[24000] < s[32000]
+    assert snr_db(*round_trip(x, 16000, 24000, application="voip")[:2]) > 3
+
+
 def test_wrong_delay_alignment_scores_worse():
     # guards the alignment above: ignoring the lookahead must visibly hurt the SNR
     rate = 16000

@@ -353,7 +353,10 @@ class OpusEncoder:
         vbr: variable bitrate (True) or constant (False).
         complexity: encoder complexity 0 to 10.
         application: "voip", "audio" or "restricted-lowdelay".
-        fec: in-band FEC (LBRR). Only used when ``packet_loss_perc > 0`` and in SILK/hybrid modes.
+        fec: in-band FEC (LBRR). Only used when ``packet_loss_perc > 0``, in SILK/hybrid modes,
+            and when the bitrate leaves room for it; it comes out of ``bitrate``, not on top.
+            Measured with libopus 1.6.1 (48 kHz, voip, 20 ms, speech): no LBRR at all below
+            24000 bit/s for 1-5 % loss, below 18000 for 10-20 %, below 16000 for 30 %.
         packet_loss_perc: expected packet loss in percent (0 to 100).
         dtx: discontinuous transmission (1-2 byte packets during silence).
         max_bandwidth: None (libopus decides) or one of ``BANDWIDTHS``.
