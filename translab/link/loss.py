@@ -30,24 +30,27 @@ from translab.errors import ConfigError
 from translab.link.base import as_inputs, check_probability, identity
 
 
-def markov_loss_stats(transition: np.ndarray, loss_prob: np.ndarray) -> tuple[float, float]:
+def markov_loss_stats(
+    transition: np.ndarray, loss_prob: np.ndarray, initial: int = 0
+) -> tuple[float, float]:
     """Long-run loss rate and mean loss-burst length (packets) of a hidden-Markov loss process.
 
     ``transition[i, j]`` is P(next state j | state i); a packet in state ``i`` is lost with
-    probability ``loss_prob[i]`` independently of the move. Burst length = run of consecutive
-    losses. Returns ``(rate, mean_burst)``; ``mean_burst`` is ``inf`` when bursts never end and
+    probability ``loss_prob[i]`` independently of the move; the chain starts in ``initial``. Burst
+    length = run of consecutive losses. Returns ``(rate, mean_burst)``; ``mean_burst`` is ``inf`` when bursts never end and
     ``nan`` when nothing is ever lost.
     """
     P = np.asarray(transition, dtype=float)
     lp = np.asarray(loss_prob, dtype=float)
     m = P.shape[0]
-    # Stationary distribution: solve pi (P - I) = 0 with sum(pi) = 1 (least squares copes with
-    # reducible chains by returning one stationary solution).
-    A = np.vstack([(P - np.eye(m)).T, np.ones(m)])
-    b = np.zeros(m + 1)
-    b[-1] = 1.0
-    pi, *_ = np.linalg.lstsq(A, b, rcond=None)
-    pi = np.clip(pi, 0.0, None)
+    # Long-run state occupancy starting from state ``initial``: the limit of the lazy chain
+    # (P + I)/2, which has P's stationary laws, is aperiodic, and picks the right closed class
+    # when the chain is reducible (e.g. states that are never reached).
+    A = (P + np.eye(m)) / 2.0
+    for _ in range(64):  # A ** (2 ** 64)
+        A = A @ A
+        A /= A.sum(axis=1, keepdims=True)
+    pi = A[initial].clip(0.0, None)
     pi /= pi.sum()
     rate = float(pi @ lp)
     if rate <= 0.0:
