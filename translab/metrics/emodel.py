@@ -293,7 +293,8 @@ def impairment_for(codec: str, bitrate_bps: int, plc: bool, sample_rate: int | N
 
     ``codec``: "pcmu" (G.711 mu-law), "pcm16" (linear PCM) or "opus"; ``bitrate_bps``: codec
     bit rate in bit/s; ``plc``: whether lost frames are concealed; ``sample_rate`` (Hz, optional):
-    for pcm16 it is derived from the bit rate (16 bit mono) when not given; for Opus it selects the
+    for pcm16 it is derived from the bit rate (16 bit mono) when not given, and a bit rate that is
+    not 16 x a sample rate of 8 to 48 kHz is refused (pass ``sample_rate``); for Opus it selects the
     wideband values when <= 16000 and the super-wideband values otherwise (default: SWB, as WebRTC
     runs Opus at 48 kHz).
 
@@ -307,10 +308,20 @@ def impairment_for(codec: str, bitrate_bps: int, plc: bool, sample_rate: int | N
     """
     check_choice("codec", codec, ("opus", "pcm16", "pcmu"))
     check_range("bitrate_bps", bitrate_bps, 1, 10_000_000, "bit/s")
+    if sample_rate is not None:
+        check_range("sample_rate", sample_rate, 8000, 48000, "Hz")
     if codec == "pcmu":
         return Impairment(0.0, 25.1 if plc else 4.3, False, _G711_SOURCE)
     if codec == "pcm16":
-        rate = sample_rate if sample_rate is not None else int(round(bitrate_bps / 16))
+        if sample_rate is None:
+            rate = int(round(bitrate_bps / 16))  # 16-bit mono
+            if not 8000 <= rate <= 48000:
+                raise ConfigError(
+                    "bitrate_bps", bitrate_bps,
+                    "for pcm16, 16 x the sample rate (128000 to 768000 bit/s), or pass sample_rate=",
+                )
+        else:
+            rate = int(sample_rate)
         wb = rate >= 16000
         src = (
             f"assumption: linear PCM at {rate} Hz has no coding impairment (Ie 0, like G.711) and G.711's "
