@@ -45,7 +45,10 @@ def play_aiortc_stock(trace: pd.DataFrame, *, conceal: str, policy: str) -> Play
         if r is not None:
             released.append((float(s.arrival[k]), by_seq[r]))
     played = {k for _, k in released}
-    rx.discarded = {int(k) for k in got.tolist() if int(k) not in played}
+    dropped = set(jb.dropped)
+    rx.discarded = {int(k) for k in got.tolist() if int(s.seq[k]) & 0xFFFF in dropped and int(k) not in played}
+    # packets still waiting in the buffer when the trace ends are neither played nor discarded
+    left = int(got.size - len(played) - len(rx.discarded))
     target_s = PREFETCH * rx.frame_s
     if released:
         rx.start(released[0][0])
@@ -59,4 +62,4 @@ def play_aiortc_stock(trace: pd.DataFrame, *, conceal: str, policy: str) -> Play
             else:
                 ticks = int(np.ceil((e - t) / rx.frame_s - 1e-6))
                 rx.emit(np.zeros(ticks * rx.frame_n), "stall", k, with_m2e=False)
-    return rx.result(policy, "none", {"aiortcFlushedPackets": len(rx.discarded)})
+    return rx.result(policy, "none", {"aiortcFlushedPackets": len(rx.discarded), "aiortcLeftInBufferAtEnd": left})

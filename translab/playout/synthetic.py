@@ -17,18 +17,24 @@ from translab.trace import make_trace
 
 
 def voiced(
-    duration_s: float, rate: int, *, f0_hz: float = 140.0, pauses: bool = True, level: float = 0.3
+    duration_s: float,
+    rate: int,
+    *,
+    f0_hz: float = 140.0,
+    glide: float = 0.15,
+    pauses: bool = True,
+    level: float = 0.3,
 ) -> np.ndarray:
     """A speech-like voiced signal (float32, full scale 1.0): 12 harmonics with a 1/h spectrum,
-    pitch gliding +-15 % around ``f0_hz`` at 3 Hz; with ``pauses``, 4 Hz syllables and a 300 ms
-    pause every second."""
+    pitch gliding +-``glide`` (fraction) around ``f0_hz`` at 3 Hz; with ``pauses``, 4 Hz syllables
+    and a 300 ms pause every second."""
     n = int(round(duration_s * rate))
     t = np.arange(n) / rate
-    f0 = f0_hz * (1 + 0.15 * np.sin(2 * np.pi * 3.0 * t))
+    f0 = f0_hz * (1 + glide * np.sin(2 * np.pi * 3.0 * t))
     phase = 2 * np.pi * np.cumsum(f0) / rate
     x = np.zeros(n)
     for h in range(1, 13):
-        if h * f0_hz * 1.15 < rate / 2:
+        if h * f0_hz * (1 + glide) < rate / 2:
             x += np.sin(h * phase) / h
     x /= np.max(np.abs(x)) + 1e-12
     if pauses:
