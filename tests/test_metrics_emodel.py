@@ -135,10 +135,11 @@ def test_impairment_for_pcm16_band_from_rate():
     assert nb16.wideband is True and "assumption" in nb16.source
     assert impairment_for("pcm16", 384000, False, sample_rate=24000).wideband is True
     assert impairment_for("pcm16", 24000, True, sample_rate=8000).wideband is False
-    # an Opus-style bit rate says nothing about a PCM16 stream's rate: refused, not guessed
-    with pytest.raises(ConfigError) as e:
-        impairment_for("pcm16", 24000, True)
-    assert e.value.field == "bitrate_bps" and "sample_rate" in e.value.allowed
+    # an Opus-style bit rate says nothing about a PCM16 stream's rate: assumed wideband, and said so
+    unknown = impairment_for("pcm16", 24000, True)
+    assert unknown.wideband is True and "unknown rate" in unknown.source and "pass sample_rate" in unknown.source
+    with pytest.raises(ConfigError):
+        impairment_for("pcm16", 256000, True, sample_rate=4000)
 
 
 @pytest.mark.parametrize(

@@ -293,8 +293,9 @@ def impairment_for(codec: str, bitrate_bps: int, plc: bool, sample_rate: int | N
 
     ``codec``: "pcmu" (G.711 mu-law), "pcm16" (linear PCM) or "opus"; ``bitrate_bps``: codec
     bit rate in bit/s; ``plc``: whether lost frames are concealed; ``sample_rate`` (Hz, optional):
-    for pcm16 it is derived from the bit rate (16 bit mono) when not given, and a bit rate that is
-    not 16 x a sample rate of 8 to 48 kHz is refused (pass ``sample_rate``); for Opus it selects the
+    for pcm16 it is derived from the bit rate (16 bit mono) when not given; when the bit rate is not
+    16 x a rate of 8 to 48 kHz either (e.g. an Opus target passed through), the rate is assumed to
+    be >= 16 kHz and ``source`` says so; for Opus it selects the
     wideband values when <= 16000 and the super-wideband values otherwise (default: SWB, as WebRTC
     runs Opus at 48 kHz).
 
@@ -313,18 +314,16 @@ def impairment_for(codec: str, bitrate_bps: int, plc: bool, sample_rate: int | N
     if codec == "pcmu":
         return Impairment(0.0, 25.1 if plc else 4.3, False, _G711_SOURCE)
     if codec == "pcm16":
-        if sample_rate is None:
+        rate: int | None = int(sample_rate) if sample_rate is not None else None
+        if rate is None and 8000 <= bitrate_bps / 16 <= 48000:
             rate = int(round(bitrate_bps / 16))  # 16-bit mono
-            if not 8000 <= rate <= 48000:
-                raise ConfigError(
-                    "bitrate_bps", bitrate_bps,
-                    "for pcm16, 16 x the sample rate (128000 to 768000 bit/s), or pass sample_rate=",
-                )
-        else:
-            rate = int(sample_rate)
-        wb = rate >= 16000
+        wb = rate is None or rate >= 16000
+        what = f"linear PCM at {rate} Hz" if rate else (
+            f"linear PCM at an unknown rate ({bitrate_bps} bit/s is not 16 x a sample rate; pass "
+            "sample_rate): assumed >= 16 kHz"
+        )
         src = (
-            f"assumption: linear PCM at {rate} Hz has no coding impairment (Ie 0, like G.711) and G.711's "
+            f"assumption: {what} has no coding impairment (Ie 0, like G.711) and G.711's "
             f"Bpl ({_G711_SOURCE}); " + ("G.107.1 wideband scale (rate >= 16 kHz)" if wb else "narrowband G.107")
         )
         return Impairment(0.0, 25.1 if plc else 4.3, wb, src)
