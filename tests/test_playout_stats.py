@@ -1,0 +1,126 @@
+"""Receiver statistics, latency metrics and time stretching."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from translab.metrics.latency import latency_budget, mouth_to_ear
+from translab.playout import play
+from translab.playout.stats import rfc3550_jitter
+from translab.playout.synthetic import packet_trace, voiced
+from translab.playout.time_stretch import accelerate, best_period, decelerate
+
+RATE = 16000
+
+
+def _jitter_loop(arrival: np.ndarray, ts: np.ndarray, rate: int) -> float:
+    """RFC 3550 A.8, written out packet by packet (in arrival order)."""
+    order = np.argsort(arrival, kind="stable")
+    j = 0.0
+    prev = None
+    for i in order:
+        if np.isnan(arrival[i]):
+            continue
+        if prev is not None:
+            d = (arrival[i] - arrival[prev]) - (ts[i] - ts[prev]) / rate
+            j += (abs(d) - j) / 16
+        prev = i
+    return j
+
+
+def test_rfc3550_jitter_matches_the_reference_loop_and_is_zero_without_jitter():
+    rng = np.random.default_rng(2)
+    ts = np.arange(300) * 320
+    arr = (ts + 320) / RATE + 0.02 + rng.exponential(0.01, 300)
+    arr[[5, 77]] = np.nan
+    assert rfc3550_jitter(arr, ts, RATE) == pytest.approx(_jitter_loop(arr, ts, RATE), rel=1e-12)
+    assert rfc3550_jitter((ts + 320) / RATE + 0.05, ts, RATE) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_fixed_buffer_delay_and_emitted_count():
+    tr = packet_trace(voiced(2.0, RATE), RATE, delay_s=0.012, lost=[3])
+    out = play(tr, policy="fixed:50", conceal="zero")
+    st = out.stats
+    n_played = (len(tr) - 1) * 320
+    assert st["jitterBufferEmittedCount"] == n_played
+    # each sample waits target - network = 38 ms in the buffer
+    assert st["jitterBufferDelay"] / st["jitterBufferEmittedCount"] == pytest.approx(0.038)
+    assert st["jitterBufferTargetDelay"] / st["jitterBufferEmittedCount"] == pytest.approx(0.050)
+    assert st["totalSamplesReceived"] == len(out.audio) == len(tr) * 320
+    assert st["packetsReceived"] == len(tr) - 1
+
+
+def test_mouth_to_ear_ignores_concealed_blocks():
+    frames = pd.DataFrame(
+        {
+            "play_s": np.arange(5) * 0.02,
+            "media_ts": np.arange(5) * 320,
+            "samples": [320] * 5,
+            "kind": ["decoded", "plc", "decoded", "fec", "stall"],
+            "m2e_ms": [40.0, np.nan, 60.0, 50.0, np.nan],
+        }
+    )
+    m = mouth_to_ear(frames)
+    assert m["m2e_p50_ms"] == 50.0 and m["m2e_max_ms"] == 60.0
+    assert set(m) == {"m2e_p50_ms", "m2e_p95_ms", "m2e_p99_ms", "m2e_max_ms"}
+
+
+@pytest.mark.parametrize("policy", ["fixed:60", "adaptive", "elastic"])
+def test_latency_budget_adds_up_to_the_median_m2e(policy):
+    rng = np.random.default_rng(5)
+    n = int(4.0 / 0.02)
+    tr = packet_trace(voiced(4.0, RATE), RATE, delay_s=0.03 + rng.uniform(0, 0.02, n))
+    out = play(tr, policy=policy, conceal="pcm-plc")
+    b = latency_budget(tr, out.frames, lookahead_ms=0.0)
+    m = mouth_to_ear(out.frames)
+    assert b["framing_ms"] == 20.0 and b["lookahead_ms"] == 0.0
+    assert b["network_ms"] == pytest.approx(40.0, abs=2.0)
+    total = b["framing_ms"] + b["network_ms"] + b["jitter_buffer_ms"]
+    assert total == pytest.approx(m["m2e_p50_ms"], abs=6.0)
+
+
+def test_latency_budget_reads_lookahead_from_the_trace():
+    tr = packet_trace(voiced(0.5, 48000), 48000, codec="opus", delay_s=0.01)
+    out = play(tr, policy="fixed:40", conceal="opus-plc")
+    b = latency_budget(tr, out.frames)
+    assert b["lookahead_ms"] == pytest.approx(tr.attrs["lookahead_ms"]) and b["lookahead_ms"] > 0
+    assert mouth_to_ear(out.frames)["m2e_p50_ms"] == pytest.approx(60.0)
+
+
+# --- time stretching ------------------------------------------------------------------------------
+
+def _periodic(period: int, n: int = 320) -> np.ndarray:
+    t = np.arange(n)
+    return 0.4 * np.sin(2 * np.pi * t / period) + 0.2 * np.sin(4 * np.pi * t / period + 0.3)
+
+
+def test_best_period_of_a_periodic_block():
+    p, c = best_period(_periodic(100), RATE)
+    assert p == 100 and c > 0.95
+
+
+def test_accelerate_removes_one_period_and_decelerate_inserts_one():
+    x = _periodic(100)
+    y, removed = accelerate(x, RATE, 200)
+    assert removed == 100 and y.size == 220
+    z, inserted = decelerate(x, RATE, 200)
+    assert inserted == 100 and z.size == 420
+    # a periodic signal stays the same signal (up to the cross-fade), so no clicks
+    np.testing.assert_allclose(y[100:], x[200:], atol=1e-9)
+    np.testing.assert_allclose(z, _periodic(100, 420), atol=0.02)
+    # not more than allowed
+    assert accelerate(x, RATE, 50)[1] == 0
+
+
+def test_noise_is_not_stretched_but_silence_is():
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 0.2, 320)
+    assert accelerate(noise, RATE, 200)[1] == 0
+    assert decelerate(noise, RATE, 200)[1] == 0
+    quiet = rng.normal(0, 1e-4, 320)
+    y, removed = accelerate(quiet, RATE, 120)
+    assert removed == 120 and y.size == 200
+    y, inserted = decelerate(quiet, RATE, 160)
+    assert inserted == 160 and y.size == 480
