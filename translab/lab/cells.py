@@ -51,10 +51,9 @@ def simulate_cell(cell: dict[str, Any], out_dir: Path) -> dict[str, Any]:
 def live_cell(cell: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     """Run one live call in real time (translab.live) and write the same artefacts as a simulated
     cell. Live calls are never run in parallel by the runner."""
-    from translab import live  # type: ignore[attr-defined]
+    from translab.live import live_call
 
-    cfg = call_config(cell)
-    result = live.call(cfg, out_dir=out_dir)
+    result = live_call(call_config(cell), out_dir=out_dir)
     _save_frames(result, Path(out_dir))
     return dict(result.summary)
 

@@ -1,0 +1,310 @@
+"""Figures of the report and the notebooks, each a function of the results table (and, for the
+per-frame latency CDFs, the run directory holding each cell's ``frames.parquet``).
+
+Every function returns a :class:`matplotlib.figure.Figure` (headless Agg backend) or None when the
+results hold no data for it. :data:`FIGURES` maps a figure key (used by the claims) to its function
+and caption. Units: latency in ms, bit rates in kbit/s.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+from typing import Any, Callable
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from translab.report.claims import is_clean, ok_rows, profile_name, setup_ms  # noqa: E402
+
+TRANSPORT_COLORS = {"webrtc": "#1f77b4", "websocket": "#d62728"}
+LINESTYLES = ["-", "--", ":", "-."]
+
+
+def _fig(w: float = 7.5, h: float = 4.0) -> tuple[Figure, Any]:
+    fig = Figure(figsize=(w, h), dpi=100, layout="constrained")
+    ax = fig.add_subplot(1, 1, 1)
+    return fig, ax
+
+
+def _num(s: pd.Series) -> pd.Series:
+    return pd.to_numeric(s, errors="coerce")
+
+
+def cell_label(row: pd.Series) -> str:
+    """Short label of a cell's codec setting: "opus 24k 20ms", "pcm16 24kHz binary", "pcmu twilio-json"."""
+    codec = row.get("codec")
+    if codec == "opus":
+        return f"opus {int(row.get('bitrate_bps') or row.get('bitrate') or 0) // 1000}k {row.get('frame_ms', 20):g}ms"
+    rate = int(row.get("sample_rate") or 0) // 1000
+    return f"{codec} {rate}kHz {row.get('framing')} {row.get('frame_ms', 20):g}ms"
+
+
+def load_frames(run_dir: str | Path | None, hashes: list[str], max_rows: int = 200_000) -> pd.Series:
+    """Mouth-to-ear (ms) of every played frame of the given cells (from frames.parquet)."""
+    if run_dir is None:
+        return pd.Series(dtype=float)
+    parts = []
+    for h in hashes:
+        p = Path(run_dir) / "cells" / str(h) / "frames.parquet"
+        if p.exists():
+            f = pd.read_parquet(p, columns=["m2e_ms"])
+            parts.append(f["m2e_ms"].dropna())
+    if not parts:
+        return pd.Series(dtype=float)
+    s = pd.concat(parts, ignore_index=True)
+    return s.sample(max_rows, random_state=0) if len(s) > max_rows else s
+
+
+def latency_cdf(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figure | None:
+    """Mouth-to-ear CDF per transport and profile (all played frames of the group's cells; without
+    frame logs, the per-cell p50/p95/p99 instead)."""
+    d = ok_rows(df)
+    if not len(d) or "m2e_p50_ms" not in d.columns:
+        return None
+    fig, ax = _fig()
+    profiles = sorted(d["profile"].map(profile_name).unique())
+    any_line = False
+    for (tr, prof), g in d.groupby([d["transport"], d["profile"].map(profile_name)]):
+        vals = load_frames(run_dir, list(g.get("cell_hash", [])))
+        if not len(vals):
+            vals = pd.concat([_num(g[c]) for c in ("m2e_p50_ms", "m2e_p95_ms", "m2e_p99_ms")]).dropna()
+        if not len(vals):
+            continue
+        x = np.sort(vals.to_numpy())
+        y = np.arange(1, len(x) + 1) / len(x)
+        ls = LINESTYLES[profiles.index(prof) % len(LINESTYLES)]
+        ax.plot(x, y, ls, color=TRANSPORT_COLORS.get(tr, "gray"), label=f"{tr} / {prof}", lw=1.6)
+        any_line = True
+    if not any_line:
+        return None
+    ax.set_xlabel("mouth-to-ear latency (ms)")
+    ax.set_ylabel("fraction of played frames")
+    hi = float(np.nanpercentile(_num(d["m2e_p99_ms"]).dropna(), 95)) if _num(d["m2e_p99_ms"]).notna().any() else 500
+    ax.set_xlim(0, max(hi * 1.2, 50))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("Mouth-to-ear latency CDF (colour: transport, line: profile)")
+    return fig
+
+
+BUDGET = [("budget_framing_ms", "framing"), ("budget_lookahead_ms", "codec lookahead"),
+          ("budget_network_ms", "network"), ("budget_jitter_buffer_ms", "jitter buffer / stall")]
+
+
+def latency_budget(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figure | None:
+    """Where the latency goes: framing, codec lookahead, network, jitter buffer (median per
+    transport and profile), as a stacked bar (waterfall) per group."""
+    d = ok_rows(df)
+    cols = [c for c, _ in BUDGET if c in d.columns]
+    if not len(d) or not cols:
+        return None
+    g = d.groupby([d["transport"], d["profile"].map(profile_name)])[cols].median(numeric_only=True)
+    if g.empty:
+        return None
+    fig, ax = _fig(7.5, max(2.6, 0.8 + 0.45 * len(g)))
+    labels = [f"{t} / {p}" for t, p in g.index]
+    left = np.zeros(len(g))
+    colors = ["#9467bd", "#8c564b", "#2ca02c", "#ff7f0e"]
+    for (c, name), col in zip(BUDGET, colors):
+        if c not in g.columns:
+            continue
+        v = g[c].fillna(0).clip(lower=0).to_numpy()
+        ax.barh(labels, v, left=left, color=col, label=name)
+        left += v
+    if "m2e_p50_ms" in d.columns:
+        p50 = d.groupby([d["transport"], d["profile"].map(profile_name)])["m2e_p50_ms"].median()
+        ax.plot(p50.reindex(g.index).to_numpy(), labels, "k|", ms=14, mew=2, label="measured m2e p50")
+    ax.set_xlabel("ms")
+    ax.invert_yaxis()
+    ax.grid(axis="x", alpha=0.3)
+    fig.legend(fontsize=7, loc="outside lower center", ncol=5)
+    ax.set_title("Latency budget (median per transport / profile)")
+    return fig
+
+
+def playout_policy(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figure | None:
+    """The jitter-buffer policy trade-off: mouth-to-ear p95 against the share of concealed audio,
+    one point per (transport, playout policy, profile)."""
+    d = ok_rows(df)
+    if not len(d) or "playout" not in d.columns or d["playout"].nunique() < 2:
+        return None
+    g = d.groupby(["transport", "playout", d["profile"].map(profile_name)])[["m2e_p95_ms", "concealed_ratio"]].median(
+        numeric_only=True).reset_index()
+    fig, ax = _fig()
+    markers = {p: m for p, m in zip(sorted(g["playout"].unique()), "osD^v<>p*")}
+    for _, r in g.iterrows():
+        ax.scatter(100 * r["concealed_ratio"], r["m2e_p95_ms"], color=TRANSPORT_COLORS.get(r["transport"], "gray"),
+                   marker=markers[r["playout"]], s=40)
+        ax.annotate(f"{r['playout']} ({r['profile']})", (100 * r["concealed_ratio"], r["m2e_p95_ms"]), fontsize=7,
+                    xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel("concealed samples (%)")
+    ax.set_ylabel("mouth-to-ear p95 (ms)")
+    ax.grid(alpha=0.3)
+    ax.set_title("Jitter-buffer policy: latency vs concealment (colour: transport)")
+    return fig
+
+
+def setup_time(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figure | None:
+    """Live calls: time from call start to first media received, per transport (each call a dot)."""
+    d = ok_rows(df)
+    s = setup_ms(d)
+    live = d[s.notna()]
+    if not len(live):
+        return None
+    fig, ax = _fig(6.0, 3.0)
+    trs = sorted(live["transport"].unique())
+    for i, tr in enumerate(trs):
+        v = s[live.index][live["transport"] == tr]
+        ax.bar(i, v.median(), color=TRANSPORT_COLORS.get(tr, "gray"), alpha=0.6)
+        ax.plot(np.full(len(v), i), v, "k.", ms=6)
+        ax.annotate(f"{v.median():.0f} ms", (i, v.median()), ha="center", va="bottom", fontsize=9)
+    ax.set_xticks(range(len(trs)), trs)
+    ax.set_ylabel("set-up to first media (ms)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title("Call set-up time (live calls)")
+    return fig
+
+
+def quality_loss(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figure | None:
+    """PLCMOS against the share of audio lost or late (concealed), coloured by concealment method."""
+    d = ok_rows(df)
+    if "plcmos" not in d.columns or not _num(d["plcmos"]).notna().any():
+        return None
+    fig, ax = _fig()
+    x = 100 * _num(d.get("concealed_ratio", pd.Series(0, index=d.index))).fillna(0)
+    conceals = sorted(d["conceal"].dropna().unique()) if "conceal" in d.columns else ["?"]
+    cmap = plt.get_cmap("tab10")
+    for i, c in enumerate(conceals):
+        m = d["conceal"] == c
+        for tr, marker in (("webrtc", "o"), ("websocket", "s")):
+            mm = m & (d["transport"] == tr)
+            if mm.any():
+                ax.scatter(x[mm], _num(d.loc[mm, "plcmos"]), color=cmap(i), marker=marker, s=22, alpha=0.8,
+                           label=f"{c} ({tr})")
+    ax.set_xlabel("concealed samples: lost or late (%)")
+    ax.set_ylabel("PLCMOS v2")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title("Quality vs loss, by concealment (o: WebRTC, s: WebSocket)")
+    return fig
+
+
+def quality_bitrate(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figure | None:
+    """PLCMOS against Opus bitrate per profile (WebRTC), with PCM cells as horizontal references."""
+    d = ok_rows(df)
+    if "plcmos" not in d.columns:
+        return None
+    opus = d[(d["codec"] == "opus") & (d["transport"] == "webrtc")]
+    if not len(opus):
+        return None
+    fig, ax = _fig()
+    for i, (prof, g) in enumerate(opus.groupby(opus["profile"].map(profile_name))):
+        q = g.groupby(_num(g["bitrate_bps"]) / 1000)["plcmos"].median()
+        ax.plot(q.index, q.values, "o" + LINESTYLES[i % 4], label=f"opus / {prof}")
+    if "codec_plcmos" in opus.columns:
+        q = opus.groupby(_num(opus["bitrate_bps"]) / 1000)["codec_plcmos"].median()
+        ax.plot(q.index, q.values, "k^:", label="opus codec only (no network)")
+    pcm = d[d["codec"] != "opus"]
+    for i, (lab, g) in enumerate(pcm.groupby(pcm.apply(cell_label, axis=1)) if len(pcm) else []):
+        ax.axhline(_num(g["plcmos"]).median(), color="gray", ls=LINESTYLES[i % 4], lw=0.8)
+        ax.annotate(lab, (ax.get_xlim()[0], _num(g["plcmos"]).median()), fontsize=7, color="gray")
+    ax.set_xscale("log")
+    ticks = sorted(q.index) if len(opus) else []
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.set_xlabel("Opus bitrate (kbit/s)")
+    ax.set_ylabel("PLCMOS v2")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("Quality vs Opus bitrate (grey lines: PCM over WebSocket)")
+    return fig
+
+
+def bandwidth_stack(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figure | None:
+    """Uplink kbit/s per codec setting, stacked: codec payload, JSON/base64 inflation, packet headers
+    (RTP/SRTP/UDP/IP or WebSocket/TLS/TCP/IP), control traffic (RTCP/STUN or TCP ACKs the other way).
+    Median over cells of the cleanest profile in the run."""
+    d = ok_rows(df)
+    need = ("payload_kbps_up", "wire_kbps_up")
+    if not len(d) or any(c not in d.columns for c in need):
+        return None
+    clean = d[d["profile"].map(is_clean)]
+    d = clean if len(clean) else d
+    lab = d.apply(lambda r: f"{r['transport']}: {cell_label(r)}", axis=1)
+    cols = [c for c in ("payload_kbps_up", "message_kbps_up", "media_wire_kbps_up", "wire_kbps_up",
+                        "control_kbps_down") if c in d.columns]
+    g = d.groupby(lab)[cols].median(numeric_only=True).sort_values("wire_kbps_up")
+    payload = g["payload_kbps_up"]
+    message = g.get("message_kbps_up", payload)
+    media_wire = g.get("media_wire_kbps_up", g["wire_kbps_up"])
+    parts = {"codec payload": payload, "JSON + base64": (message - payload).clip(lower=0),
+             "headers (IP/UDP/RTP/SRTP or IP/TCP/TLS/WS)": (media_wire - message).clip(lower=0),
+             "control (RTCP, STUN)": (g["wire_kbps_up"] - media_wire).clip(lower=0)}
+    if "control_kbps_down" in g.columns:
+        parts["reverse: TCP ACKs / RTCP RR"] = g["control_kbps_down"].clip(lower=0)
+    fig, ax = _fig(8.0, max(2.6, 0.9 + 0.38 * len(g)))
+    left = np.zeros(len(g))
+    for (name, v), col in zip(parts.items(), ["#2ca02c", "#bcbd22", "#7f7f7f", "#17becf", "#c5b0d5"]):
+        vv = v.fillna(0).to_numpy()
+        ax.barh(g.index, vv, left=left, color=col, label=name)
+        left += vv
+    for y, (w, p) in enumerate(zip(g["wire_kbps_up"], payload)):
+        ax.annotate(f"{w:.0f} ({w / p:.1f}x)" if p else f"{w:.0f}", (left[y], y), va="center", fontsize=7,
+                    xytext=(3, 0), textcoords="offset points")
+    ax.set_xlabel("kbit/s (uplink; label: wire kbit/s and wire/payload ratio)")
+    ax.set_xlim(0, max(left) * 1.18 if len(left) else 1)
+    ax.grid(axis="x", alpha=0.3)
+    fig.legend(fontsize=7, loc="outside lower center", ncol=3)
+    ax.set_title("Bandwidth: payload vs wire" + (" (clean profile)" if len(clean) else ""))
+    return fig
+
+
+FigureFn = Callable[[pd.DataFrame, "str | Path | None"], "Figure | None"]
+
+#: key -> (function, title, caption). The order is the report's.
+FIGURES: dict[str, tuple[FigureFn, str, str]] = {
+    "latency_cdf": (latency_cdf, "Mouth-to-ear latency CDFs",
+                    "Every played frame of every cell, per transport and profile (notebook 02)."),
+    "latency_budget": (latency_budget, "Latency budget",
+                       "Median framing, codec lookahead, network and jitter-buffer delay; the tick is the "
+                       "measured median mouth-to-ear (notebook 02)."),
+    "setup_time": (setup_time, "Call set-up time",
+                   "Live calls only: from call start to the first media packet received (notebook 02)."),
+    "playout_policy": (playout_policy, "Jitter-buffer policies",
+                       "Latency against concealment for each playout policy (notebook 02)."),
+    "quality_loss": (quality_loss, "Quality vs loss and concealment",
+                     "PLCMOS against the share of lost or late audio, per concealment method (notebook 03)."),
+    "quality_bitrate": (quality_bitrate, "Quality vs Opus bitrate",
+                        "PLCMOS per Opus bitrate and profile; codec-only scores isolate codec damage "
+                        "(notebook 03)."),
+    "bandwidth": (bandwidth_stack, "Bandwidth: payload vs wire",
+                  "Uplink kbit/s stacked by what the bytes are (notebook 04)."),
+}
+
+
+def render_all(df: pd.DataFrame, run_dir: str | Path | None = None,
+               errors: dict[str, str] | None = None) -> dict[str, Figure | None]:
+    """Every figure of :data:`FIGURES` (None where the run has no data for it). A figure that raises
+    is None too, with its error recorded in ``errors`` (when given): never fatal for the report."""
+    out: dict[str, Figure | None] = {}
+    for key, (fn, _, _) in FIGURES.items():
+        try:
+            out[key] = fn(df, run_dir)
+        except Exception as err:
+            out[key] = None
+            if errors is not None:
+                errors[key] = f"{type(err).__name__}: {err}"
+    return out
+
+
+def to_png_base64(fig: Figure, dpi: int = 90) -> str:
+    """The figure as a base64-encoded PNG (for data: URIs)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
