@@ -118,10 +118,14 @@ class CapacityQueue:
             return identity(0), t.copy()
         wire = s + self.overhead_bytes
         tx = wire * (8.0 / (self.rate_kbps * 1000.0))
-        # Unlimited FIFO in closed form: E_k - S_k = max(E_{-1}, max_{j<=k} (t_j - S_{j-1})).
-        S = np.cumsum(tx)
-        S_prev = S - tx
-        exit_s = S + np.maximum(np.maximum.accumulate(t - S_prev), self._last_exit_s)
+        # FIFO recursion exit_k = max(t_k, exit_{k-1}) + tx_k, as a tight loop: the closed form
+        # with cumulative sums is faster but rounds differently from one-packet-at-a-time calls.
+        last = self._last_exit_s
+        out = []
+        for tk, txk in zip(t.tolist(), tx.tolist()):
+            last = (tk if tk > last else last) + txk
+            out.append(last)
+        exit_s = np.asarray(out, dtype=np.float64)
         q = self._queue
         if not q.limited:
             self._last_exit_s = float(exit_s[-1])

@@ -39,12 +39,14 @@ class Outage:
     def in_outage(self, t_s: np.ndarray) -> np.ndarray:
         """Boolean mask: which times (seconds) fall inside a blackout window."""
         t = np.asarray(t_s, dtype=np.float64)
-        since = t - self.start_s
         if self.period_s > 0.0:
-            phase = np.mod(since, self.period_s)
+            k = np.floor((t - self.start_s) / self.period_s)
+            k = np.where(self.start_s + k * self.period_s > t, k - 1, k)  # guard rounding
+            window = self.start_s + np.maximum(k, 0) * self.period_s
         else:
-            phase = since
-        return (since >= 0.0) & (phase < self.duration_s)
+            window = np.full(t.shape, self.start_s)
+        # Compare absolute times (window start + duration), not a phase, so the edges are exact.
+        return (t >= window) & (t < window + self.duration_s)
 
     def apply(
         self, send_s: np.ndarray, size: np.ndarray, rng: np.random.Generator
