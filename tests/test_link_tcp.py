@@ -1,0 +1,175 @@
+"""TCP delivery model: in-order delivery, loss turned into delay, retransmission paths, streaming."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from translab.errors import ConfigError
+from translab.link.chain import LinkChain
+from translab.link.delay import Delay
+from translab.link.loss import BernoulliLoss
+from translab.link.loss_trace import TraceLoss
+from translab.link.tcp import TcpDeliveryModel
+
+
+def writes(n: int = 1500, frame_s: float = 0.02, nbytes: int = 660) -> tuple[np.ndarray, np.ndarray]:
+    return np.arange(n) * frame_s, np.full(n, nbytes)
+
+
+def lossy(p: float, base: float = 0.04, jitter: float = 0.005, reorder: bool = False) -> LinkChain:
+    return LinkChain([BernoulliLoss(p), Delay(base, jitter, "normal", reorder)])
+
+
+def test_zero_loss_delivery_equals_arrival() -> None:
+    ws, wb = writes(nbytes=3000)  # 3 segments per write: 1448 + 1448 + 104
+    r = TcpDeliveryModel(lossy(0.0), lossy(0.0)).deliver(ws, wb, np.random.default_rng(1))
+    seg = r.segments
+    assert r.retransmissions == 0 and r.timeouts == 0
+    assert len(seg) == 3 * ws.size == r.segments_sent
+    last = seg.groupby("write")["arrival_s"].max().to_numpy()
+    np.testing.assert_array_equal(r.delivered_s, last)
+    assert r.acks == len(seg)
+    assert set(seg.groupby("write").size()) == {3}
+
+
+@pytest.mark.parametrize("p", [0.02, 0.1])
+def test_never_out_of_order_and_every_byte_arrives(p: float) -> None:
+    ws, wb = writes()
+    m = TcpDeliveryModel(lossy(p, jitter=0.02, reorder=True), lossy(p))
+    r = m.deliver(ws, wb, np.random.default_rng(2))
+    assert not np.isnan(r.delivered_s).any()
+    assert np.all(np.diff(r.delivered_s) >= 0)  # head-of-line blocking: in order
+    assert np.all(r.delivered_s >= ws)
+    # Deliveries as reported to the application are in order and sum to everything written.
+    d = m._deliveries
+    assert sum(b for _, b in d) == int(wb.sum())
+    assert all(a[0] <= b[0] for a, b in zip(d, d[1:]))
+
+
+def test_loss_becomes_delay() -> None:
+    ws, wb = writes(3000)
+    p99 = []
+    for p in (0.0, 0.01, 0.05, 0.15):
+        r = TcpDeliveryModel(lossy(p), lossy(p)).deliver(ws, wb, np.random.default_rng(3))
+        assert not np.isnan(r.delivered_s).any()  # nothing is lost, only late
+        p99.append(np.percentile(r.delivered_s - ws, 99))
+        if p > 0:
+            assert r.retransmissions > 0
+    assert all(a < b for a, b in zip(p99, p99[1:])), p99
+    # At 1 % loss a lost segment needs 3 later writes (60 ms) and an RTT (80 ms) to be repaired.
+    assert p99[1] > 0.04 + 0.1
+
+
+def test_retransmissions_can_be_lost_again_and_rto_backs_off() -> None:
+    # Forward link: segment 0's first four transmissions are lost, everything else arrives.
+    pattern = np.zeros(10_000, dtype=bool)
+    fwd = LinkChain([TraceLoss(pattern), Delay(0.05)])
+    m = TcpDeliveryModel(fwd, LinkChain([Delay(0.05)]))
+    ws, wb = np.array([0.0]), np.array([100])
+    pattern[:4] = True
+    r = m.deliver(ws, wb, np.random.default_rng(0))
+    seg = r.segments
+    assert list(seg["retransmission"]) == [0, 1, 2, 3, 4]
+    gaps = np.diff(seg["send_s"].to_numpy())
+    # Single segment, no RTT sample yet: RTO 1 s, doubling: 1, 2, 4, 8 s.
+    np.testing.assert_allclose(gaps, [1.0, 2.0, 4.0, 8.0])
+    assert r.timeouts == 4 and r.fast_retransmits == 0
+    assert r.delivered_s[0] == pytest.approx(15.0 + 0.05)
+
+
+def test_fast_retransmit_after_three_later_segments() -> None:
+    pattern = np.zeros(100, dtype=bool)
+    pattern[5] = True  # the 6th transmission (segment 5) is lost
+    fwd = LinkChain([TraceLoss(pattern), Delay(0.03)])
+    rev = LinkChain([Delay(0.03)])
+    ws, wb = writes(20)
+    r = TcpDeliveryModel(fwd, rev).deliver(ws, wb, np.random.default_rng(0))
+    assert r.fast_retransmits == 1 and r.timeouts == 0
+    rtx = r.segments[r.segments["retransmission"] > 0].iloc[0]
+    assert rtx["seg"] == 5
+    # Segment 8 (the third later one) is sent at 0.16 s, arrives 0.19, its SACK returns at 0.22.
+    assert rtx["send_s"] == pytest.approx(0.22)
+    assert r.delivered_s[5] == pytest.approx(0.25)
+    # Head-of-line blocking: writes 6..11 arrive by 0.25 s but wait for segment 5; 12 does not.
+    np.testing.assert_allclose(r.delivered_s[6:12], 0.25)
+    assert r.delivered_s[12] == pytest.approx(0.27)
+    np.testing.assert_allclose(r.delivered_s[:5], np.arange(5) * 0.02 + 0.03)
+
+
+def test_dupthresh_one_repairs_faster() -> None:
+    ws, wb = writes(3000)
+    p99 = {}
+    for d in (3, 1):
+        r = TcpDeliveryModel(lossy(0.03), lossy(0.0), dupthresh=d).deliver(ws, wb, np.random.default_rng(5))
+        p99[d] = np.percentile(r.delivered_s - ws, 99)
+    assert p99[1] < p99[3]
+
+
+def test_same_seed_same_result_different_seed_differs() -> None:
+    ws, wb = writes(800)
+    a = TcpDeliveryModel(lossy(0.05), lossy(0.05)).deliver(ws, wb, np.random.default_rng(7))
+    b = TcpDeliveryModel(lossy(0.05), lossy(0.05)).deliver(ws, wb, np.random.default_rng(7))
+    c = TcpDeliveryModel(lossy(0.05), lossy(0.05)).deliver(ws, wb, np.random.default_rng(8))
+    np.testing.assert_array_equal(a.delivered_s, b.delivered_s)
+    assert a.segments.equals(b.segments)
+    assert not np.array_equal(a.delivered_s, c.delivered_s)
+
+
+def stream(m: TcpDeliveryModel, ws: np.ndarray, wb: np.ndarray, seed: int) -> list[tuple[float, int]]:
+    """Drive the streaming API as a live emulator would: poll up to each write time, write, and
+    poll at every next event in between."""
+    rng = np.random.default_rng(seed)
+    out: list[tuple[float, int]] = []
+    for t, b in zip(ws.tolist(), wb.tolist()):
+        while (nxt := m.next_event_s()) is not None and nxt < t:
+            out += m.poll(nxt)
+        out += m.poll(t)
+        m.send(t, b, rng)
+    out += m.poll(np.inf)
+    return out
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), p=st.sampled_from([0.0, 0.03, 0.2]), nbytes=st.sampled_from([160, 1500, 4800]))
+def test_streaming_equals_batch(seed: int, p: float, nbytes: int) -> None:
+    ws, wb = writes(300, nbytes=nbytes)
+    batch = TcpDeliveryModel(lossy(p, jitter=0.01), lossy(p)).deliver(ws, wb, np.random.default_rng(seed))
+    m = TcpDeliveryModel(lossy(p, jitter=0.01), lossy(p))
+    out = stream(m, ws, wb, seed)
+    assert all(a[0] <= b[0] for a, b in zip(out, out[1:]))
+    np.testing.assert_array_equal(m.write_delivery_s(), batch.delivered_s)
+    assert m.result().segments.equals(batch.segments)
+    assert m.acks == batch.acks
+
+
+def test_streaming_rejects_writes_in_the_past() -> None:
+    m = TcpDeliveryModel(lossy(0.0), lossy(0.0))
+    m.send(0.0, 100, np.random.default_rng(0))
+    m.poll(1.0)
+    with pytest.raises(ConfigError):
+        m.send(0.5, 100)
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [(dict(mss=0), "tcp.mss"), (dict(min_rto_s=0), "tcp.min_rto_s"), (dict(dupthresh=0), "tcp.dupthresh"),
+     (dict(rto_formula="bsd"), "tcp.rto_formula")],
+)
+def test_bad_tcp_config(kwargs, field) -> None:
+    with pytest.raises(ConfigError) as e:
+        TcpDeliveryModel(lossy(0.0), **kwargs)
+    assert e.value.field == field
+
+
+def test_linux_rto_formula_is_never_shorter() -> None:
+    ws, wb = writes(1000)
+    res = {}
+    for f in ("rfc6298", "linux"):
+        m = TcpDeliveryModel(lossy(0.0, base=0.01, jitter=0.0), lossy(0.0, base=0.01, jitter=0.0), rto_formula=f)
+        m.deliver(ws, wb, np.random.default_rng(0))
+        res[f] = m.rto_s
+    assert res["rfc6298"] == pytest.approx(0.2)  # floor: srtt 20 ms, no variance
+    assert res["linux"] == pytest.approx(0.22)  # srtt + max(4 rttvar, 200 ms)
