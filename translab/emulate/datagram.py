@@ -119,11 +119,13 @@ class DatagramLink:
         self.media_log: list[tuple[float, float]] = []
 
     def submit(self, data: bytes, deliver: Callable[[bytes], None],
-               addrs: tuple[tuple[str, int], tuple[str, int]] | None = None) -> int:
+               addrs: tuple[tuple[str, int], tuple[str, int]] | None = None,
+               kind: str | None = None) -> int:
         """Send ``data`` across the link; ``deliver(data)`` runs at each copy's arrival time.
-        ``addrs`` = (src, dst) for the pcap. Returns the number of copies scheduled (0 = lost)."""
+        ``addrs`` = (src, dst) for the pcap; ``kind`` overrides :func:`classify_datagram` (a kind not
+        in ``media_kinds`` crosses the control model). Returns the copies scheduled (0 = lost)."""
         t = now()
-        kind = self.classify(data)
+        kind = kind or self.classify(data)
         is_media = kind in self.media_kinds
         origin = self.media_t0 if is_media else self.t0
         send_s = t - origin

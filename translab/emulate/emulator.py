@@ -124,6 +124,7 @@ class LiveEmulator:
         if self._started:
             return self
         self.scheduler = DeadlineScheduler(asyncio.get_running_loop())
+        self.timer = self.scheduler.mechanism
         self.t0 = now()
         if self.pcap_path is not None:
             self.pcap = PcapWriter(self.pcap_path)
@@ -183,19 +184,26 @@ class LiveEmulator:
         return n
 
     # -- WebSocket -----------------------------------------------------------------------------
-    def _tcp_models(self) -> tuple[Any, np.random.Generator, Any, np.random.Generator]:
+    def _tcp_models(self) -> tuple[Any, tuple[Any, Any], Any, tuple[Any, Any]]:
+        """Models for a new relayed connection. The first connection's uplink stream draws from
+        the simulator's generators (data: "up", ACKs: "down"), like ``simulate``'s TCP path; its
+        downlink stream and later connections use independent control generators."""
         from translab.link.tcp import TcpDeliveryModel
 
         k = self._tcp_conn_index
         self._tcp_conn_index += 1
         if k == 0:
             rngs = self.media_rngs()
-            up_rng, down_rng = rngs["up"], rngs["down"]
+            up_rngs = (rngs["up"], rngs["down"])
         else:  # later connections get their own streams
-            up_rng, down_rng = self.control_rng("up", k), self.control_rng("down", k)
-        up = TcpDeliveryModel(self.chain_factory("up"), self.chain_factory("down"), mss=self.mss)
-        down = TcpDeliveryModel(self.chain_factory("down"), self.chain_factory("up"), mss=self.mss)
-        return up, up_rng, down, down_rng
+            up_rngs = (self.control_rng("up", 2 * k + 1), self.control_rng("down", 2 * k + 1))
+        down_rngs = (self.control_rng("down", 2 * k + 2), self.control_rng("up", 2 * k + 2))
+        hdr = 52 if self.ip_version == 4 else 72
+        up = TcpDeliveryModel(self.chain_factory("up"), self.chain_factory("down"), mss=self.mss,
+                              header_bytes=hdr, ack_bytes=hdr)
+        down = TcpDeliveryModel(self.chain_factory("down"), self.chain_factory("up"), mss=self.mss,
+                                header_bytes=hdr, ack_bytes=hdr)
+        return up, up_rngs, down, down_rngs
 
     async def tcp_relay(self, target: tuple[str, int], listen: tuple[str, int] = ("127.0.0.1", 0),
                         *, high_water: int = 256 * 1024) -> TcpRelay:
@@ -227,9 +235,11 @@ class LiveEmulator:
 
             def synack(_: bytes, fut: asyncio.Future[None] = done) -> None:
                 self.udp["down"].submit(b"\x00" * (size - self.udp["down"].ip_overhead),
-                                        lambda _b: fut.done() or fut.set_result(None))
+                                        lambda _b: fut.done() or fut.set_result(None),
+                                        kind="tcp-handshake")
 
-            self.udp["up"].submit(b"\x00" * (size - self.udp["up"].ip_overhead), synack)
+            self.udp["up"].submit(b"\x00" * (size - self.udp["up"].ip_overhead), synack,
+                                  kind="tcp-handshake")
             try:
                 await asyncio.wait_for(asyncio.shield(done), rto)
                 return now() - start
@@ -242,7 +252,7 @@ class LiveEmulator:
         out: dict[str, Any] = {"emu_profile": self.profile_name, "emu_seed": self.seed,
                                "emu_control": self.control}
         if self.scheduler is not None:
-            out["emu_timer"] = self.scheduler.mechanism
+            out["emu_timer"] = self.timer
             log = self.scheduler.log if not self.scheduler.closed else getattr(self, "_release_log", [])
         else:
             log = getattr(self, "_release_log", [])

@@ -1,5 +1,5 @@
 """A pcap writer for what the live emulator forwarded: UDP datagrams and TCP segments with
-synthetic IPv4 headers (link type RAW, 101), readable by Wireshark and tshark.
+synthetic IPv4 (or IPv6, for IPv6 addresses) headers (link type RAW, 101), readable by Wireshark and tshark.
 
 UDP datagrams are written as they were (STUN, DTLS, SRTP, RTCP payloads; Wireshark's heuristics
 decode them when told ``-d udp.port==N,rtp`` or with "try heuristic sub-dissectors"). The WebSocket
@@ -44,8 +44,15 @@ def _checksum(data: bytes) -> int:
 def _ip4(addr: str) -> bytes:
     try:
         return ipaddress.IPv4Address(addr).packed
-    except ValueError:  # an IPv6 or host name: map into 198.18.0.0/15 (benchmarking range)
+    except ValueError:  # a host name: map into 198.18.0.0/15 (benchmarking range)
         return ipaddress.IPv4Address("198.18.0.1").packed
+
+
+def _is_v6(addr: str) -> bool:
+    try:
+        return isinstance(ipaddress.ip_address(addr.split("%")[0]), ipaddress.IPv6Address)
+    except ValueError:
+        return False
 
 
 class PcapWriter:
@@ -61,6 +68,11 @@ class PcapWriter:
         self.packets = 0
 
     def _ipv4(self, proto: int, src: str, dst: str, payload_len: int) -> tuple[bytes, bytes, bytes]:
+        if _is_v6(src) and _is_v6(dst):
+            s6 = ipaddress.IPv6Address(src.split("%")[0]).packed
+            d6 = ipaddress.IPv6Address(dst.split("%")[0]).packed
+            hdr6 = struct.pack("!IHBB16s16s", 6 << 28, payload_len, proto, 64, s6, d6)
+            return hdr6, s6, d6
         self._ip_id = (self._ip_id + 1) & 0xFFFF
         s, d = _ip4(src), _ip4(dst)
         hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + payload_len, self._ip_id, 0x4000, 64, proto, 0, s, d)
@@ -85,7 +97,8 @@ class PcapWriter:
         ulen = 8 + len(payload)
         ip, s, d = self._ipv4(_PROTO_UDP, src[0], dst[0], ulen)
         udp = struct.pack("!HHHH", src[1], dst[1], ulen, 0) + payload
-        pseudo = s + d + struct.pack("!BBH", 0, _PROTO_UDP, ulen)
+        pseudo = s + d + (struct.pack("!BBH", 0, _PROTO_UDP, ulen) if len(s) == 4
+                          else struct.pack("!IxxxB", ulen, _PROTO_UDP))
         csum = _checksum(pseudo + udp) or 0xFFFF
         udp = udp[:6] + struct.pack("!H", csum) + udp[8:]
         self._record(t_s, ip + udp)
@@ -97,7 +110,8 @@ class PcapWriter:
         ip, s, d = self._ipv4(_PROTO_TCP, src[0], dst[0], tlen)
         tcp = struct.pack("!HHIIBBHHH", src[1], dst[1], seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
                           5 << 4, flags, window, 0, 0) + payload
-        pseudo = s + d + struct.pack("!BBH", 0, _PROTO_TCP, tlen)
+        pseudo = s + d + (struct.pack("!BBH", 0, _PROTO_TCP, tlen) if len(s) == 4
+                          else struct.pack("!IxxxB", tlen, _PROTO_TCP))
         tcp = tcp[:16] + struct.pack("!H", _checksum(pseudo + tcp)) + tcp[18:]
         self._record(t_s, ip + tcp)
 

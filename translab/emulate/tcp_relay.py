@@ -39,7 +39,8 @@ TCP_IPV6_HEADER = 72
 class StreamModel(Protocol):
     """The streaming half of :class:`translab.link.tcp.TcpDeliveryModel`."""
 
-    def send(self, t_s: float, nbytes: int, rng: np.random.Generator) -> Any: ...
+    def send(self, t_s: float, nbytes: int, rng: np.random.Generator | None = None,
+             rng_rev: np.random.Generator | None = None) -> Any: ...
 
     def poll(self, now_s: float) -> list[tuple[float, int]]: ...
 
@@ -63,12 +64,12 @@ class TcpPipeCounters:
 class _Pipe:
     """One direction of one relayed connection: src bytes -> model -> dst."""
 
-    def __init__(self, name: str, model: StreamModel, rng: np.random.Generator,
-                 scheduler: DeadlineScheduler, t0: float, high_water: int,
+    def __init__(self, name: str, model: StreamModel,
+                 rngs: tuple[np.random.Generator, np.random.Generator | None], scheduler: DeadlineScheduler, t0: float, high_water: int,
                  on_delivered: Callable[[bytes], None] | None = None) -> None:
         self.name = name
         self.model = model
-        self.rng = rng
+        self.rng, self.rng_rev = rngs
         self.scheduler = scheduler
         self.t0 = t0
         self.high_water = high_water
@@ -90,7 +91,7 @@ class _Pipe:
         self.counters.app_bytes_in += len(data)
         self.counters.writes += 1
         self.counters.max_buffered = max(self.counters.max_buffered, len(self.buf))
-        self.model.send(t, len(data), self.rng)
+        self.model.send(t, len(data), self.rng, self.rng_rev)
         self._arm()
         self._flow_control()
 
@@ -184,13 +185,13 @@ class _End(asyncio.Protocol):
 class TcpRelay:
     """Relays TCP connections from ``listen`` to ``target`` through per-direction stream models.
 
-    ``make_models()`` returns ``(up_model, up_rng, down_model, down_rng)`` for each new connection
-    ("up" = client to target). ``t0`` (monotonic s) is the models' time origin.
+    ``make_models()`` returns ``(up_model, up_rngs, down_model, down_rngs)`` for each new connection
+    ("up" = client to target; ``*_rngs`` = (data rng, ACK rng)). ``t0`` (monotonic s) is the models' time origin.
     """
 
     def __init__(self, scheduler: DeadlineScheduler, target: tuple[str, int],
-                 make_models: Callable[[], tuple[StreamModel, np.random.Generator, StreamModel,
-                                                 np.random.Generator]],
+                 make_models: Callable[[], tuple[StreamModel, tuple[Any, Any], StreamModel,
+                                                 tuple[Any, Any]]],
                  *, listen: tuple[str, int] = ("127.0.0.1", 0), t0: float | None = None,
                  high_water: int = 256 * 1024, pcap: PcapWriter | None = None,
                  handshake: Callable[[], "asyncio.Future[float]"] | None = None,
@@ -273,11 +274,20 @@ class TcpRelay:
                 d["app_bytes_out"] += c["app_bytes_out"]
                 d["max_buffered_bytes"] = max(d["max_buffered_bytes"], c["max_buffered_bytes"])
             d["connections"] = len(pipes)
-            for key in ("segments", "retransmissions", "acks", "wire_bytes", "ack_wire_bytes"):
-                vals = [getattr(p.model, key, None) for p in pipes]
-                vals = [v for v in vals if isinstance(v, (int, np.integer))]
-                if vals:
-                    d[key] = int(sum(vals))
+            segs = retx = acks = timeouts = wire = ack_wire = 0
+            for p in pipes:
+                res = getattr(p.model, "result", None)
+                if res is None:
+                    continue
+                r = res()
+                segs += r.segments_sent
+                retx += r.retransmissions
+                acks += r.acks
+                timeouts += r.timeouts
+                wire += p.counters.app_bytes_in + r.segments_sent * int(getattr(p.model, "header_bytes", 52))
+                ack_wire += r.acks * int(getattr(p.model, "ack_bytes", 52))
+            d.update({"segments": segs, "retransmissions": retx, "acks": acks, "timeouts": timeouts,
+                      "wire_bytes": wire, "ack_wire_bytes": ack_wire})
             out[name] = d
         return out
 

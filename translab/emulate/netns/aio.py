@@ -1,0 +1,122 @@
+"""Put the sockets of in-process asyncio code into lab namespaces, per task.
+
+Both peers of a call run on one event loop in this process; what differs is the namespace their
+sockets live in. Inside :func:`netns_sockets` the running loop's ``create_datagram_endpoint``,
+``create_connection`` and ``create_server`` (and aioice's host-address discovery) look at the
+context variable :data:`BINDING`: when a task has set it, each new socket is created inside that
+namespace (see :func:`translab.emulate.netns.system.socket_in_netns`) and bound to its host
+address; otherwise the loop behaves as usual. Context variables are copied into tasks a task
+starts, so everything aioice does while gathering candidates for a peer inherits its binding.
+TLS to the lab's coturn (``turns:``) is verified against the run's certificate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import socket
+import ssl as ssl_mod
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from translab.emulate.netns.system import socket_in_netns
+
+
+@dataclass(frozen=True)
+class NsBinding:
+    """Where a task's sockets go: namespace name, its host address, the CA file for TLS."""
+
+    netns: str
+    host_ip: str
+    cafile: str | None = None
+    listen: tuple[str, int] | None = None  # create_server binds here (host, port)
+
+
+BINDING: contextvars.ContextVar[NsBinding | None] = contextvars.ContextVar("translab_netns", default=None)
+
+
+@contextlib.contextmanager
+def bound(binding: NsBinding) -> Iterator[None]:
+    """Within the block (and tasks started from it), new sockets go to ``binding``'s namespace."""
+    tok = BINDING.set(binding)
+    try:
+        yield
+    finally:
+        BINDING.reset(tok)
+
+
+def _sock(b: NsBinding, type: int) -> socket.socket:
+    s = socket_in_netns(b.netns, socket.AF_INET, type)
+    s.setblocking(False)
+    return s
+
+
+@contextlib.contextmanager
+def netns_sockets(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
+    """Install the per-task namespace routing of socket creation on ``loop`` (restored after)."""
+    import aioice.ice
+
+    orig_dg, orig_cc, orig_cs = loop.create_datagram_endpoint, loop.create_connection, loop.create_server
+    orig_hosts = aioice.ice.get_host_addresses
+
+    async def create_datagram_endpoint(factory: Any, local_addr: Any = None, remote_addr: Any = None,
+                                       **kw: Any) -> Any:
+        b = BINDING.get()
+        if b is None or kw.get("sock") is not None:
+            return await orig_dg(factory, local_addr=local_addr, remote_addr=remote_addr, **kw)
+        s = _sock(b, socket.SOCK_DGRAM)
+        try:
+            s.bind(local_addr if local_addr else (b.host_ip, 0))
+            if remote_addr:
+                s.connect(remote_addr)
+        except OSError:
+            s.close()
+            raise
+        return await orig_dg(factory, sock=s, **{k: v for k, v in kw.items() if k in ("reuse_port",)})
+
+    async def create_connection(factory: Any, host: Any = None, port: Any = None, *, ssl: Any = None,
+                                **kw: Any) -> Any:
+        b = BINDING.get()
+        if b is None or kw.get("sock") is not None:
+            return await orig_cc(factory, host, port, ssl=ssl, **kw)
+        s = _sock(b, socket.SOCK_STREAM)
+        try:
+            await loop.sock_connect(s, (host, port))
+        except OSError:
+            s.close()
+            raise
+        hostname = kw.get("server_hostname")
+        if ssl is True:
+            ssl = ssl_mod.create_default_context(cafile=b.cafile) if b.cafile else ssl_mod.create_default_context()
+            hostname = hostname or host
+        extra = {"server_hostname": hostname} if ssl else {}
+        return await orig_cc(factory, sock=s, ssl=ssl, **extra)
+
+    async def create_server(factory: Any, host: Any = None, port: Any = None, **kw: Any) -> Any:
+        b = BINDING.get()
+        if b is None or kw.get("sock") is not None:
+            return await orig_cs(factory, host, port, **kw)
+        s = _sock(b, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(b.listen or (b.host_ip, 0))
+        kw.pop("reuse_address", None)
+        kw.pop("reuse_port", None)
+        return await orig_cs(factory, sock=s, **kw)
+
+    def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        b = BINDING.get()
+        if b is None:
+            return orig_hosts(use_ipv4, use_ipv6)
+        return [b.host_ip] if use_ipv4 else []
+
+    loop.create_datagram_endpoint = create_datagram_endpoint  # type: ignore[method-assign]
+    loop.create_connection = create_connection  # type: ignore[method-assign]
+    loop.create_server = create_server  # type: ignore[method-assign]
+    aioice.ice.get_host_addresses = get_host_addresses
+    try:
+        yield
+    finally:
+        for name in ("create_datagram_endpoint", "create_connection", "create_server"):
+            loop.__dict__.pop(name, None)
+        aioice.ice.get_host_addresses = orig_hosts

@@ -1,0 +1,199 @@
+"""One live call: the same clip, encoder and framing as ``translab simulate``, but carried by a real
+transport (aiortc WebRTC or websockets) in real time through the in-process live emulator, whose
+link models are the profile's, seeded like the simulator's. The recorded arrival trace
+(``attrs["mode"] == "live"``) goes through the same :func:`translab.simulate.summarise`, so playout
+and metrics are shared with simulation.
+
+``live_call(cfg)`` returns a :class:`translab.simulate.CallResult` with ``summary["mode"] == "live"``.
+A call that cannot connect ends within ``connect_timeout_s`` with ``status == "failed"`` and a
+``reason``; every peer, socket, task and timer it opened is closed before it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from translab import trace as trace_mod
+from translab.config import CallConfig
+from translab.transport.record import LegRecord
+
+__all__ = ["live_call", "live_call_async", "build_live_trace", "LIVE_GIL_SWITCH_S"]
+
+#: GIL switch interval during a live call (s). aiortc decodes and encrypts in worker threads; at
+#: Python's default 5 ms a worker holding the GIL delays the emulator's releases by up to 5 ms.
+LIVE_GIL_SWITCH_S = 0.0002
+
+
+@contextlib.contextmanager
+def fast_gil_switch(interval_s: float = LIVE_GIL_SWITCH_S) -> Iterator[None]:
+    """Lower ``sys.setswitchinterval`` for the block, restoring it afterwards."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(interval_s)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(old)
+
+
+def build_live_trace(cfg: CallConfig, stream: Any, rec: LegRecord) -> pd.DataFrame:
+    """The arrival trace of a live leg: one row per packet of ``stream``; a packet that was never
+    sent (call ended early) keeps ``send_s = capture_s`` and is lost. ``wire_bytes`` follow the
+    same header model as the simulator (the emulator's real counts are in the summary)."""
+    from translab.metrics.bandwidth import HeaderModel, rtp_wire_bytes, ws_wire_bytes
+    from translab.simulate import trace_attrs
+
+    hm = HeaderModel(ip_version=cfg.ip_version, tls=cfg.tls)
+    n = len(stream.seq)
+    send = np.array([rec.send_s.get(k, float(stream.capture_s[k])) for k in range(n)], dtype=float)
+    arrival = np.full(n, np.nan)
+    dups = np.zeros(n, dtype=np.int64)
+    for k, times in rec.arrivals.items():
+        if 0 <= k < n and times:
+            arrival[k] = max(min(times), send[k])
+            dups[k] = len(times) - 1
+    msg = stream.message_bytes
+    if cfg.transport == "webrtc":
+        wire = np.array([rtp_wire_bytes(int(b), hm) for b in msg], dtype=np.int64)
+    else:
+        wire = np.array([ws_wire_bytes(int(b), True, hm) for b in msg], dtype=np.int64)
+    rows = {
+        "seq": stream.seq, "media_ts": stream.media_ts, "frame_samples": stream.frame_samples,
+        "capture_s": stream.capture_s, "send_s": send, "arrival_s": arrival,
+        "payload_bytes": stream.payload_bytes, "message_bytes": msg, "wire_bytes": wire,
+        "transport": [cfg.transport] * n, "direction": ["up"] * n, "fec": stream.fec,
+        "duplicates": dups, "payload": stream.payload,
+    }
+    return trace_mod.make_trace(rows, trace_attrs(cfg, stream, "live"))
+
+
+def _stock_figures(rec: LegRecord) -> dict[str, float]:
+    """What aiortc's own receiver delivered: per frame, delivery time minus capture time of its
+    first sample (ms), and how many frames / samples it delivered."""
+    if not rec.stock_frames:
+        return {}
+    a = np.asarray(rec.stock_frames, dtype=float)
+    m2e = (a[:, 0] - a[:, 1] / 48000.0) * 1e3
+    return {
+        "stock_frames": int(len(a)),
+        "stock_samples_48k": int(a[:, 2].sum()),
+        "stock_m2e_p50_ms": float(np.percentile(m2e, 50)),
+        "stock_m2e_p95_ms": float(np.percentile(m2e, 95)),
+        "stock_m2e_max_ms": float(m2e.max()),
+    }
+
+
+def _failed_summary(cfg: CallConfig, rec: LegRecord, extra: dict[str, Any]) -> dict[str, Any]:
+    from translab.lab import provenance
+
+    d = cfg.to_dict()
+    return {
+        "mode": "live", "status": "failed", "reason": rec.reason, "transport": cfg.transport,
+        "codec": cfg.codec, "frame_ms": float(cfg.frame_ms), "sample_rate": int(cfg.sample_rate),
+        "framing": cfg.framing, "profile": cfg.profile, "seed": int(cfg.seed), "playout": cfg.playout,
+        "conceal": cfg.conceal, "clip": cfg.clip,
+        **{f"setup_{k}_ms": v for k, v in rec.setup_ms.items()},
+        **extra,
+        **{f"v_{k}": v for k, v in provenance.versions().items()},
+        "config_hash": provenance.config_hash(d),
+        "config": __import__("json").dumps(d, sort_keys=True),
+    }
+
+
+async def live_call_async(cfg: CallConfig, *, pcap: str | Path | None = None,
+                          connect_timeout_s: float = 10.0, drain_s: float = 1.0,
+                          progress: Callable[[float], None] | None = None,
+                          chain_factory: Callable[[str], Any] | None = None,
+                          control: str = "separate", echo: bool = False) -> Any:
+    """The coroutine behind :func:`live_call` (see there)."""
+    from translab.emulate.emulator import LiveEmulator
+    from translab.media.stream import encode_stream
+    from translab.simulate import CallResult, _default_clip, load_reference, summarise
+
+    t_wall = time.perf_counter()
+    cfg = cfg.resolved()
+    if cfg.clip is None:
+        cfg = dataclasses.replace(cfg, clip=_default_clip())
+    reference = load_reference(cfg)
+    stream = encode_stream(reference, cfg)
+    emu = LiveEmulator(cfg.profile, cfg.seed, chain_factory=chain_factory, control=control,
+                       pcap=pcap, ip_version=cfg.ip_version)
+    with fast_gil_switch():
+        await emu.start()
+        try:
+            if cfg.transport == "webrtc":
+                from translab.transport.webrtc import webrtc_call
+
+                rec = await webrtc_call(stream, cfg, emu, connect_timeout_s=connect_timeout_s,
+                                        drain_s=drain_s, progress=progress)
+            else:
+                from translab.transport.websocket import websocket_call
+
+                rec = await websocket_call(stream, cfg, emu, connect_timeout_s=connect_timeout_s,
+                                           drain_s=drain_s, progress=progress, echo=echo)
+        finally:
+            await emu.close()
+    extra: dict[str, Any] = {"dtx_skipped": stream.dtx_skipped}
+    extra.update(emu.report())
+    extra.update(rec.extra)
+    extra.update(_stock_figures(rec))
+    if rec.echo_rtt_s:
+        rtt = np.asarray(rec.echo_rtt_s) * 1e3
+        extra.update({"echo_rtt_p50_ms": float(np.percentile(rtt, 50)),
+                      "echo_rtt_p95_ms": float(np.percentile(rtt, 95)), "echo_messages": int(len(rtt))})
+    trace = build_live_trace(cfg, stream, rec)
+    if rec.status != "ok":
+        result = CallResult(summary=_failed_summary(cfg, rec, extra), trace=trace,
+                            audio=np.zeros(0, dtype=np.float32), playout=None)
+    else:
+        summary, out = summarise(cfg, trace, stream.reference, mode="live", extra=extra)
+        setup = dict(rec.setup_ms)
+        played = out.frames[out.frames["kind"].isin(("decoded", "fec"))]
+        if len(played) and not math.isnan(rec.extra.get("setup_t0_ms", math.nan)):
+            setup["first_audio_played"] = rec.extra["setup_t0_ms"] + float(played["play_s"].iloc[0]) * 1e3
+        summary.update({f"setup_{k}_ms": v for k, v in setup.items()})
+        result = CallResult(summary=summary, trace=trace, audio=out.audio, playout=out)
+    result.wall_s = time.perf_counter() - t_wall
+    return result
+
+
+def live_call(cfg: CallConfig, out_dir: str | Path | None = None, **kwargs: Any) -> Any:
+    """Run one live call (blocking; real time) and return its CallResult (``mode == "live"``).
+
+    Keyword arguments: ``pcap`` (path to write forwarded packets), ``connect_timeout_s`` (s),
+    ``drain_s`` (s to wait for stragglers after the last packet), ``progress(fraction)``,
+    ``chain_factory(direction)`` (link models overriding the profile), ``control``
+    ("separate"/"shared", see translab.emulate.datagram), ``echo`` (WebSocket: server echoes audio,
+    round trips in the summary). With ``out_dir``, writes trace.parquet, output.wav, summary.json.
+    """
+    from translab.simulate import write_artefacts
+
+    result = asyncio.run(live_call_async(cfg, **kwargs))
+    if out_dir is not None:
+        if result.summary.get("status") == "ok":
+            write_artefacts(result, out_dir)
+        else:
+            _write_failed(result, out_dir)
+    return result
+
+
+def _write_failed(result: Any, out_dir: str | Path) -> None:
+    import json
+
+    from translab.simulate import _json_default
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    trace_mod.save(result.trace, out / "trace.parquet")
+    tmp = out / "summary.json.partial"
+    tmp.write_text(json.dumps(result.summary, indent=2, sort_keys=True, default=_json_default) + "\n")
+    tmp.replace(out / "summary.json")

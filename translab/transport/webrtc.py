@@ -1,0 +1,370 @@
+"""The WebRTC path: two aiortc peers (or an answerer for an outside caller) carrying translab's own
+Opus packets, tapped at the RTP layer on both ends.
+
+REFERENCE section 3 lists what aiortc would otherwise get wrong; this module works around each:
+
+* Sender: :class:`PacketTrack` is a MediaStreamTrack paced in real time (absolute deadlines) whose
+  ``recv()`` returns ``av.Packet`` objects carrying pre-encoded Opus from
+  :func:`translab.media.stream.encode_stream` (pts in 1/48000 s), so aiortc's fixed 96 kbit/s
+  stereo encoder is bypassed and bitrate, frame size, FEC, DTX and complexity apply for real. DTX
+  frames are already absent from the stream (skipped as a browser would).
+* SDP: :func:`advertised_opus` puts useinbandfec, usedtx, maxaveragebitrate and ptime into the Opus
+  fmtp via ``aiortc.codecs.CODECS["audio"][0].parameters`` for the negotiation, then restores it.
+* ICE: ``RTCConfiguration(iceServers=[])`` (no 5 s wait for Google's STUN server).
+* Receiver: :class:`RtpReceiveTap` wraps ``RTCRtpReceiver._handle_rtp_packet`` (and keeps calling
+  the original, so RTCP and getStats still work), stamping each RTP packet with the monotonic clock.
+  :class:`RtpSendTap` wraps the caller's ``RTCDtlsTransport._send_rtp`` to stamp each media packet
+  as it is handed to SRTP, and to learn the RTP sequence / timestamp origins.
+* ``aiortc-stock``: :class:`StockRecorder` records what aiortc's own receiver delivers
+  (``track.recv()`` frames with their arrival time) for comparison with translab's playout.
+
+Times: monotonic seconds (``translab.emulate.scheduler.now``) internally; the LegRecord holds the
+call clock (s since the clip's first sample) and setup milestones in ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import struct
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from translab.emulate.scheduler import DeadlineScheduler, now
+from translab.transport.record import LegRecord
+
+__all__ = ["RTP_CLOCK", "opus_fmtp", "advertised_opus", "PacketTrack", "RtpSendTap", "RtpReceiveTap",
+           "StockRecorder", "rtc_stats", "webrtc_call", "new_peer"]
+
+#: Opus' RTP clock rate (RFC 7587), whatever the codec's internal rate
+RTP_CLOCK = 48000
+
+
+def opus_fmtp(cfg: Any) -> dict[str, int | str]:
+    """The Opus fmtp parameters that describe ``cfg`` (a resolved CallConfig): bitrate in bit/s,
+    frame in ms."""
+    return {
+        "minptime": 10,
+        "useinbandfec": 1 if cfg.fec else 0,
+        "usedtx": 1 if cfg.dtx else 0,
+        "maxaveragebitrate": int(cfg.bitrate),
+        "ptime": int(cfg.frame_ms) if float(cfg.frame_ms).is_integer() else float(cfg.frame_ms),
+    }
+
+
+@contextlib.contextmanager
+def advertised_opus(parameters: dict[str, Any]) -> Iterator[None]:
+    """Within the block, aiortc advertises ``parameters`` in its Opus fmtp (offers and answers)."""
+    from aiortc.codecs import CODECS
+
+    codec = CODECS["audio"][0]
+    assert codec.mimeType.lower() == "audio/opus"
+    saved = dict(codec.parameters)
+    codec.parameters.clear()
+    codec.parameters.update(parameters)
+    try:
+        yield
+    finally:
+        codec.parameters.clear()
+        codec.parameters.update(saved)
+
+
+def new_peer() -> Any:
+    """An RTCPeerConnection without STUN/TURN servers (host candidates only)."""
+    from aiortc import RTCConfiguration, RTCPeerConnection
+
+    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+
+
+async def _sleep_until(deadline: float, scheduler: DeadlineScheduler | None) -> None:
+    """Sleep until ``deadline`` (monotonic s), precisely when a scheduler is given."""
+    if deadline <= now():
+        return
+    if scheduler is None or scheduler.closed:
+        await asyncio.sleep(deadline - now())
+        return
+    fut = asyncio.get_running_loop().create_future()
+    scheduler.at(deadline, lambda: fut.done() or fut.set_result(None))
+    await fut
+
+
+class PacketTrack:
+    """A real-time audio track that yields pre-encoded Opus packets (built lazily as an aiortc
+    MediaStreamTrack subclass; see :func:`make_packet_track`)."""
+
+
+def make_packet_track(payloads: list[bytes], media_ts: np.ndarray, capture_s: np.ndarray,
+                      sample_rate: int, start: "asyncio.Future[float]",
+                      scheduler: DeadlineScheduler | None = None) -> Any:
+    """A MediaStreamTrack whose k-th ``recv()`` returns packet k at ``t0 + capture_s[k]`` (the moment
+    its last sample is captured), t0 being the result of ``start`` (monotonic s). pts = media time
+    in 1/48000 s. After the last packet the track ends (MediaStreamError)."""
+    import av
+    from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+    scale = RTP_CLOCK // int(sample_rate) if RTP_CLOCK % int(sample_rate) == 0 else None
+    tb = fractions.Fraction(1, RTP_CLOCK)
+
+    class _PacketTrack(MediaStreamTrack, PacketTrack):
+        kind = "audio"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.index = 0
+
+        async def recv(self) -> Any:
+            if self.readyState != "live":
+                raise MediaStreamError
+            t0 = await start
+            k = self.index
+            if k >= len(payloads):
+                self.stop()
+                raise MediaStreamError
+            await _sleep_until(t0 + float(capture_s[k]), scheduler)
+            self.index += 1
+            pkt = av.Packet(payloads[k])
+            ts = int(media_ts[k])
+            pkt.pts = ts * scale if scale else int(round(ts * RTP_CLOCK / sample_rate))
+            pkt.time_base = tb
+            return pkt
+
+    return _PacketTrack()
+
+
+class RtpSendTap:
+    """Wraps an RTCDtlsTransport's ``_send_rtp`` to stamp every outgoing media RTP packet.
+
+    ``sent`` lists (rtp_seq, rtp_ts, monotonic s, rtp bytes) in send order; RTCP passes untouched.
+    """
+
+    def __init__(self, dtls_transport: Any) -> None:
+        self.sent: list[tuple[int, int, float, int]] = []
+        original = dtls_transport._send_rtp
+
+        async def _send_rtp(data: bytes) -> None:
+            if len(data) >= 12 and not (192 <= data[1] <= 223):
+                seq, ts = struct.unpack_from("!HI", data, 2)
+                self.sent.append((seq, ts, now(), len(data)))
+            await original(data)
+
+        dtls_transport._send_rtp = _send_rtp
+        self._target = dtls_transport
+
+    def detach(self) -> None:
+        self._target.__dict__.pop("_send_rtp", None)
+
+
+class RtpReceiveTap:
+    """Wraps ``RTCRtpReceiver._handle_rtp_packet``: ``received`` lists (rtp_seq, rtp_ts, monotonic
+    s, payload) for every RTP packet that reaches the receiver; the original handler still runs."""
+
+    def __init__(self, receiver: Any, on_packet: Callable[[int, int, float, bytes], None] | None = None
+                 ) -> None:
+        self.received: list[tuple[int, int, float, bytes]] = []
+        original = receiver._handle_rtp_packet
+
+        async def _handle_rtp_packet(packet: Any, arrival_time_ms: int) -> None:
+            t = now()
+            item = (packet.sequence_number, packet.timestamp, t, bytes(packet.payload))
+            self.received.append(item)
+            if on_packet is not None:
+                on_packet(*item)
+            await original(packet, arrival_time_ms=arrival_time_ms)
+
+        receiver._handle_rtp_packet = _handle_rtp_packet
+        self._target = receiver
+
+    def detach(self) -> None:
+        self._target.__dict__.pop("_handle_rtp_packet", None)
+
+
+class StockRecorder:
+    """Consumes a remote audio track as aiortc delivers it: ``frames`` lists (monotonic s, pts,
+    samples) per decoded frame (pts relative to the first RTP timestamp aiortc saw, 48 kHz)."""
+
+    def __init__(self, track: Any) -> None:
+        self.frames: list[tuple[float, int, int]] = []
+        self.task = asyncio.get_running_loop().create_task(self._run(track))
+
+    async def _run(self, track: Any) -> None:
+        from aiortc.mediastreams import MediaStreamError
+
+        try:
+            while True:
+                frame = await track.recv()
+                self.frames.append((now(), int(frame.pts or 0), int(frame.samples)))
+        except (MediaStreamError, asyncio.CancelledError):
+            pass
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+def rtc_stats(report: Any, prefix: str) -> dict[str, Any]:
+    """Flatten an aiortc RTCStatsReport into ``{prefix}_{type}_{field}`` numbers, converting to
+    seconds where aiortc uses other units (inbound-rtp jitter is in RTP clock units)."""
+    out: dict[str, Any] = {}
+    for stats in report.values():
+        kind = stats.type.replace("-", "_")
+        for name, value in vars(stats).items():
+            if name in ("id", "type", "timestamp") or isinstance(value, (str, bool)) or value is None:
+                continue
+            if not isinstance(value, (int, float)):
+                continue
+            if stats.type in ("inbound-rtp", "remote-inbound-rtp") and name == "jitter":
+                out[f"{prefix}_{kind}_jitter_s"] = float(value) / RTP_CLOCK
+                continue
+            if name == "roundTripTime":
+                out[f"{prefix}_{kind}_roundTripTime_s"] = float(value)
+                continue
+            out[f"{prefix}_{kind}_{name}"] = value
+    return out
+
+
+async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: float = 10.0,
+                      drain_s: float = 1.0, progress: Callable[[float], None] | None = None,
+                      start_delay_s: float = 0.05) -> LegRecord:
+    """One live WebRTC call leg through the emulator: caller sends ``stream`` (a SenderStream) to a
+    callee in this process. Returns the LegRecord; never raises for a network failure (the record
+    says ``failed`` and why). Both peers are closed before returning.
+
+    ``connect_timeout_s``: how long ICE + DTLS may take. ``drain_s``: how long to wait after the last
+    packet for stragglers. ``progress(fraction)`` is called about every second during media.
+    """
+    rec = LegRecord()
+    t_start = now()
+    loop = asyncio.get_running_loop()
+
+    def mark(name: str) -> None:
+        rec.setup_ms.setdefault(name, (now() - t_start) * 1e3)
+
+    caller, callee = new_peer(), new_peer()
+    start: asyncio.Future[float] = loop.create_future()
+    connected: asyncio.Future[None] = loop.create_future()
+    scheduler = emu.scheduler if emu is not None else None
+    track = make_packet_track(stream.payload, stream.media_ts, stream.capture_s, stream.sample_rate,
+                              start, scheduler)
+    stock: StockRecorder | None = None
+    recv_tap: RtpReceiveTap | None = None
+    send_tap: RtpSendTap | None = None
+    first_rx: list[float] = []
+
+    @caller.on("iceconnectionstatechange")
+    def _ice() -> None:
+        if caller.iceConnectionState in ("connected", "completed"):
+            mark("ice_connected")
+        elif caller.iceConnectionState == "failed" and not connected.done():
+            connected.set_exception(ConnectionError("ICE failed"))
+
+    @caller.on("connectionstatechange")
+    def _conn() -> None:
+        if caller.connectionState == "connected":
+            mark("dtls_connected")
+            if not connected.done():
+                connected.set_result(None)
+        elif caller.connectionState == "failed" and not connected.done():
+            connected.set_exception(ConnectionError("connection failed (ICE or DTLS)"))
+
+    @callee.on("track")
+    def _track(remote: Any) -> None:
+        nonlocal stock
+        stock = StockRecorder(remote)
+
+    try:
+        with advertised_opus(opus_fmtp(cfg)):
+            caller.addTransceiver(track, direction="sendonly")
+            offer = await caller.createOffer()
+            await caller.setLocalDescription(offer)
+            if emu is not None:
+                emu.attach_peer(caller, egress="up")
+            await callee.setRemoteDescription(caller.localDescription)
+            answer = await callee.createAnswer()
+            await callee.setLocalDescription(answer)
+            if emu is not None:
+                emu.attach_peer(callee, egress="down")
+            rec.extra["sdp_offer_opus_fmtp"] = _fmtp_line(caller.localDescription.sdp)
+            rec.extra["sdp_answer_opus_fmtp"] = _fmtp_line(callee.localDescription.sdp)
+            await caller.setRemoteDescription(callee.localDescription)
+        mark("signalling_done")
+        send_tap = RtpSendTap(caller.getSenders()[0].transport)
+
+        def on_rx(seq: int, ts: int, t: float, payload: bytes) -> None:
+            if not first_rx:
+                first_rx.append(t)
+                mark("first_rtp_received")
+
+        recv_tap = RtpReceiveTap(callee.getReceivers()[0], on_rx)
+        try:
+            await asyncio.wait_for(asyncio.shield(connected), connect_timeout_s)
+        except asyncio.TimeoutError:
+            return rec.fail(f"not connected within {connect_timeout_s:g} s "
+                            f"(ICE {caller.iceConnectionState}, connection {caller.connectionState})")
+        except ConnectionError as err:
+            return rec.fail(str(err))
+        # media: the call clock starts a little after connection
+        t0 = now() + start_delay_s
+        rec.t0 = t0
+        if emu is not None:
+            emu.set_media_origin(t0)
+        start.set_result(t0)
+        end = t0 + float(stream.capture_s[-1]) if len(stream.capture_s) else t0
+        while now() < end:
+            await asyncio.sleep(min(1.0, max(0.0, end - now())))
+            if progress is not None:
+                progress(min(1.0, (now() - t0) / max(end - t0, 1e-9)))
+            if caller.connectionState in ("failed", "closed"):
+                rec.fail(f"connection {caller.connectionState} during media")
+                break
+        await asyncio.sleep(drain_s)
+        if send_tap.sent:
+            rec.setup_ms["first_rtp_sent"] = (send_tap.sent[0][2] - t_start) * 1e3
+        if stock is not None and stock.frames:
+            rec.setup_ms["first_stock_frame"] = (stock.frames[0][0] - t_start) * 1e3
+        rec.extra["setup_t0_ms"] = (t0 - t_start) * 1e3
+        rec.extra.update(rtc_stats(await caller.getStats(), "rtc_caller"))
+        rec.extra.update(rtc_stats(await callee.getStats(), "rtc_callee"))
+        _fill(rec, stream, send_tap, recv_tap, stock)
+        return rec
+    except asyncio.CancelledError:
+        rec.fail("cancelled")
+        raise
+    finally:
+        if not start.done():
+            start.cancel()
+        if stock is not None:
+            await stock.stop()
+        track.stop()
+        await asyncio.gather(caller.close(), callee.close(), return_exceptions=True)
+
+
+def _fmtp_line(sdp: str) -> str:
+    for line in sdp.splitlines():
+        if line.startswith("a=fmtp:96"):
+            return line
+    return ""
+
+
+def _fill(rec: LegRecord, stream: Any, send_tap: RtpSendTap, recv_tap: RtpReceiveTap,
+          stock: StockRecorder | None) -> None:
+    """Map RTP sequence numbers back to the stream's packets (k-th media RTP sent = packet k)."""
+    t0 = rec.t0
+    by_rtp: dict[int, int] = {}
+    for k, (rseq, rts, t, size) in enumerate(send_tap.sent[: len(stream.seq)]):
+        by_rtp[rseq] = k
+        rec.send_s[k] = t - t0
+        rec.wire_bytes[k] = size
+    for rseq, rts, t, payload in recv_tap.received:
+        k = by_rtp.get(rseq)
+        if k is not None:
+            rec.arrivals.setdefault(k, []).append(t - t0)
+    rec.extra["rtp_packets_sent"] = len(send_tap.sent)
+    rec.extra["rtp_packets_received"] = len(recv_tap.received)
+    if stock is not None and stock.frames and send_tap.sent and recv_tap.received:
+        rate = int(stream.sample_rate)
+        origin = send_tap.sent[0][1] - int(stream.media_ts[0]) * RTP_CLOCK // rate
+        first_rx_ts = recv_tap.received[0][1]
+        shift = (first_rx_ts - origin) & 0xFFFFFFFF
+        rec.stock_frames = [(t - t0, int(pts) + shift, n) for t, pts, n in stock.frames]
