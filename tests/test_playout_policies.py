@@ -217,3 +217,18 @@ def test_same_trace_same_output(policy):
     pd.testing.assert_frame_equal(a.frames, b.frames)
     assert a.stats == b.stats
     assert a.frames["samples"].sum() == len(a.audio)
+
+
+def test_adaptive_fills_dtx_gaps_in_their_own_time():
+    x = voiced(2.0, RATE)
+    tr = packet_trace(x, RATE, delay_s=0.010)
+    attrs = dict(tr.attrs)
+    tr = tr.drop(index=list(range(30, 45))).reset_index(drop=True)  # nothing sent for 300 ms
+    tr["seq"] = np.arange(len(tr))  # DTX: no sequence gap, so nothing is lost
+    tr.attrs.update(attrs)
+    out = play(tr, policy="adaptive", conceal="zero")
+    kinds = slot_kinds(out.frames)
+    assert all(kinds[k] == ["zero"] for k in range(30, 45))
+    assert out.stats["packetsLost"] == 0 and out.stats["packetsDiscarded"] == 0
+    dec = out.frames[out.frames["kind"] == "decoded"].set_index("media_ts")["m2e_ms"]
+    assert dec.loc[45 * FRAME_N] == pytest.approx(dec.loc[29 * FRAME_N], abs=1.0)

@@ -12,8 +12,9 @@ Per slot, at play time t:
   period, cross-faded); if it falls short by more than that, *decelerate* (silence: insert up to
   the shortfall as an ``inserted`` block; voiced speech: repeat one pitch period). Every sample
   removed or added is counted (``removedSamplesForAcceleration``, ``insertedSamplesForDeceleration``).
-- the packet is not here but a later one is: the slot is given up and concealed (Opus FEC first when
-  ``opus-fec``), the packet is discarded if it comes later;
+- the packet is not here but a later one is (or none was sent: DTX): the slot is given up and
+  concealed (Opus FEC first when ``opus-fec``; Opus PLC after DTX is comfort noise), the packet is
+  discarded if it comes later;
 - nothing is here: *expand*: play one frame of concealment without consuming the slot (the offset
   grows by a frame, as NetEq's expand does), and look again.
 
@@ -74,7 +75,9 @@ def play_adaptive(
             else:
                 rx.play_decoded(k, x, target_s)
             k += 1
-        elif s.later_min[k] <= t + 1e-6:
+        elif not s.present[k] or s.later_min[k] <= t + 1e-6:
+            # given up: a later packet is here, or nothing was sent for this slot (DTX, which the
+            # receiver knows from the sequence numbers): conceal it in its own time
             rx.conceal_slot(k, rx.frame_n, target_s)
             k += 1
         elif not np.isfinite(s.arrival[k]) and not np.isfinite(s.later_min[k]):
