@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -216,8 +217,9 @@ def quality_bitrate(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figu
         ax.axhline(_num(g["plcmos"]).median(), color="gray", ls=LINESTYLES[i % 4], lw=0.8)
         ax.annotate(lab, (ax.get_xlim()[0], _num(g["plcmos"]).median()), fontsize=7, color="gray")
     ax.set_xscale("log")
-    ticks = sorted(q.index) if len(opus) else []
+    ticks = sorted(_num(opus["bitrate_bps"]).dropna().unique() / 1000)
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("Opus bitrate (kbit/s)")
     ax.set_ylabel("PLCMOS v2")
     ax.grid(alpha=0.3)
