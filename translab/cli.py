@@ -50,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TranslabError as err:
         print(f"translab {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and closed early
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"translab {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -9,7 +9,7 @@ The budget splits the median m2e into framing (a frame's first sample waits one 
 one to be captured), network (arrival - send, median over received packets) and jitter buffer
 (playout - arrival, median over played frames); these three add up to about the median m2e
 (medians do not add exactly). The codec lookahead (Opus: 6.5 ms at 48 kHz) delays the decoded
-audio on top of that; it is reported separately and is not part of the m2e taken from the frames.
+audio on top of that; it is reported separately and :func:`mouth_to_ear` adds it when given.
 """
 
 from __future__ import annotations
@@ -27,10 +27,12 @@ def _played(frames: pd.DataFrame) -> pd.DataFrame:
     return frames[m]
 
 
-def mouth_to_ear(frames: pd.DataFrame) -> dict[str, float]:
+def mouth_to_ear(frames: pd.DataFrame, lookahead_ms: float = 0.0) -> dict[str, float]:
     """``m2e_p50_ms``, ``m2e_p95_ms``, ``m2e_p99_ms``, ``m2e_max_ms`` (ms) over played blocks
-    (NaN when nothing was played)."""
-    v = _played(frames)["m2e_ms"].to_numpy(dtype=float)
+    (NaN when nothing was played). ``lookahead_ms`` (the codec's algorithmic delay, ms) is added to
+    every block: a sound spoken at t comes out of the decoder lookahead later than the frames log
+    says, so the caller's mouth-to-ear includes it."""
+    v = _played(frames)["m2e_ms"].to_numpy(dtype=float) + float(lookahead_ms)
     if v.size == 0:
         return {k: math.nan for k in ("m2e_p50_ms", "m2e_p95_ms", "m2e_p99_ms", "m2e_max_ms")}
     p50, p95, p99 = np.percentile(v, [50, 95, 99])
