@@ -1,0 +1,90 @@
+"""Claims: each verdict follows the numbers in the results table (hand-made tables drive each branch)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from translab.report import claims as C
+
+
+def rows(*dicts: dict) -> pd.DataFrame:
+    base = {"status": "ok", "mode": "simulate", "codec": "opus", "conceal": "opus-fec", "playout": "adaptive"}
+    return pd.DataFrame([{**base, **d} for d in dicts])
+
+
+def lat(tr: str, prof: str, p50: float, p95: float, p99: float, **kw: object) -> dict:
+    return {"transport": tr, "profile": prof, "m2e_p50_ms": p50, "m2e_p95_ms": p95, "m2e_p99_ms": p99, **kw}
+
+
+def test_pcm_frame_bytes() -> None:
+    v = C.claim_pcm_frame_bytes(rows({"transport": "websocket", "codec": "pcm16", "sample_rate": 24000,
+                                      "payload_kbps_up": 384.0}))
+    assert v.verdict == C.SUPPORTED and "4800" in v.detail
+    assert C.claim_pcm_frame_bytes(rows()).verdict == C.SUPPORTED  # arithmetic alone
+
+
+def test_clean_latency_branches() -> None:
+    media_ws_faster = [lat("websocket", "clean-lan", 40, 45, 50), lat("webrtc", "clean-lan", 50, 55, 60)]
+    assert C.claim_clean_latency(rows(*media_ws_faster)).verdict == C.SUPPORTED
+    media_rtc_faster = [lat("websocket", "clean-lan", 70, 75, 80), lat("webrtc", "clean-lan", 50, 55, 60)]
+    assert C.claim_clean_latency(rows(*media_rtc_faster)).verdict == C.REFUTED
+    live = [lat("websocket", "clean-lan", 70, 75, 80, setup_first_frame_received_ms=5.0),
+            lat("webrtc", "clean-lan", 50, 55, 60, setup_first_rtp_received_ms=120.0)]
+    v = C.claim_clean_latency(rows(*live))
+    assert v.verdict == C.DEPENDS and "set-up" in v.detail and v.figure == "setup_time"
+    assert C.claim_clean_latency(rows(lat("webrtc", "4g", 1, 2, 3))).verdict == C.NOT_MEASURED
+
+
+def test_bad_networks_branches() -> None:
+    good = [lat("websocket", "clean-lan", 40, 45, 50), lat("webrtc", "clean-lan", 50, 55, 60),
+            lat("websocket", "4g", 60, 300, 500), lat("webrtc", "4g", 80, 120, 150)]
+    assert C.claim_bad_networks(rows(*good)).verdict == C.SUPPORTED
+    mixed = good + [lat("websocket", "hotel-wifi", 60, 90, 100), lat("webrtc", "hotel-wifi", 80, 120, 150)]
+    v = C.claim_bad_networks(rows(*mixed))
+    assert v.verdict == C.DEPENDS and "hotel-wifi" in v.detail
+    ws_wins = [lat("websocket", "4g", 60, 90, 100), lat("webrtc", "4g", 80, 120, 150)]
+    assert C.claim_bad_networks(rows(*ws_wins)).verdict == C.REFUTED
+
+
+def test_plc_branches() -> None:
+    d = rows({"transport": "webrtc", "profile": "4g", "conceal": "opus-plc", "plcmos": 3.5},
+             {"transport": "webrtc", "profile": "4g", "conceal": "zero", "plcmos": 2.9},
+             {"transport": "websocket", "profile": "4g", "codec": "pcm16", "conceal": "pcm-plc", "plcmos": 3.8,
+              "concealed_ratio": 0.01, "loss_rate": 0.0, "stalls": 0})
+    assert C.claim_plc(d).verdict == C.SUPPORTED
+    d.loc[2, "concealed_ratio"] = 0.0
+    assert C.claim_plc(d).verdict == C.DEPENDS  # TCP turned loss into delay the buffer absorbed
+
+
+def test_opus_24k_quality_holds_bandwidth_does_not() -> None:
+    d = rows({"transport": "webrtc", "profile": "clean-lan", "bitrate_bps": 24000, "plcmos": 3.9,
+              "payload_kbps_up": 24.0, "wire_kbps_up": 48.0},
+             {"transport": "webrtc", "profile": "clean-lan", "bitrate_bps": 64000, "plcmos": 4.0,
+              "payload_kbps_up": 64.0, "wire_kbps_up": 88.0})
+    v = C.claim_opus_24k(d)
+    assert v.verdict == C.REFUTED and "quality half holds" in v.detail
+    assert v.evidence["wire_ratio"] == pytest.approx(48 / 88)
+    assert C.claim_opus_24k(d[d["bitrate_bps"] == 24000]).verdict == C.NOT_MEASURED
+
+
+def test_ws_deterministic() -> None:
+    d = rows(lat("websocket", "clean-lan", 40, 42, 43), lat("websocket", "4g", 60, 200, 400))
+    assert C.claim_ws_deterministic(d).verdict == C.DEPENDS
+    assert C.claim_ws_deterministic(d.iloc[[1]]).verdict == C.REFUTED
+    assert C.claim_ws_deterministic(d.iloc[[0]]).verdict == C.DEPENDS  # only clean measured
+
+
+def test_turn_not_measured_without_relay_cells() -> None:
+    d = rows({"transport": "webrtc", "profile": "clean-lan", "bitrate_bps": 24000, "wire_kbps_up": 45.0})
+    v = C.claim_turn_64k(d)
+    assert v.verdict == C.NOT_MEASURED and "45 kbit/s" in v.detail
+    d["turn_relay_kbps"] = 90.0
+    assert C.claim_turn_64k(d).verdict == C.REFUTED
+
+
+def test_failed_rows_ignored_and_evaluate_never_raises() -> None:
+    d = rows(lat("websocket", "clean-lan", 40, 45, 50), lat("webrtc", "clean-lan", 10, 15, 20, status="failed"))
+    assert C.claim_clean_latency(d).verdict == C.NOT_MEASURED
+    verdicts = C.evaluate(pd.DataFrame({"status": ["ok"], "transport": ["webrtc"]}))
+    assert len(verdicts) == len(C.CLAIMS) and all(v.verdict in C.VERDICTS for v in verdicts)
