@@ -8,7 +8,7 @@ Rules:
 - Playout starts when the first packet arrives (no pre-buffering); the first slot is slot 0.
 - Loss (possible only on a lossy transport; a TCP/WebSocket trace never has one): slot k is given up
   at ``max(t, first later arrival) + loss_wait_s`` where t is when it was due, i.e. once a later
-  packet is in hand the client waits ``loss_wait_s`` (default 3 frames) for k to turn up
+  packet is in hand the client waits ``loss_wait_s`` (default 60 ms) for k to turn up
   (reordering), then skips it: its audio is simply missing (no concealment block), and it counts
   as lost (late arrivals after that are discarded).
 - Slots with no packet sent at all (Opus DTX) are filled with a ``zero`` block at once when the
@@ -22,15 +22,18 @@ import pandas as pd
 
 from translab.playout.receiver import PlayoutResult, Receiver
 
+#: How long (s) elastic playout waits for a missing packet once a later one has arrived.
+LOSS_WAIT_S = 0.060
+
 
 def play_elastic(
     trace: pd.DataFrame, *, conceal: str, policy: str, loss_wait_s: float | None = None
 ) -> PlayoutResult:
     """Play ``trace`` elastically. ``loss_wait_s`` (s): how long to wait for a missing packet once a
-    later one has arrived (default 3 frame durations). ``conceal`` is checked but never used."""
+    later one has arrived (default :data:`LOSS_WAIT_S`). ``conceal`` is checked but never used."""
     rx = Receiver(trace, conceal)
     s = rx.slots
-    wait = 3 * rx.frame_s if loss_wait_s is None else float(loss_wait_s)
+    wait = LOSS_WAIT_S if loss_wait_s is None else float(loss_wait_s)
     if not np.isfinite(s.first_arrival):
         return rx.result(policy, conceal)
     rx.start(s.first_arrival)
