@@ -31,7 +31,7 @@ import pandas as pd
 
 from translab.errors import ConfigError, TranslabError
 from translab.playout.concealment import OpusConcealer, check_conceal, make_concealer
-from translab.playout.stats import CONCEAL_KINDS, ReceiverStats, rfc3550_jitter
+from translab.playout.stats import ReceiverStats, rfc3550_jitter
 
 POLICIES = ("fixed:<ms>", "adaptive", "elastic", "aiortc-stock")
 KINDS = ("decoded", "fec", "plc", "zero", "repeat", "pcm-plc", "stall", "inserted")
@@ -327,8 +327,3 @@ def play(trace: pd.DataFrame, *, policy: str, conceal: str, **options: Any) -> P
     from translab.playout.aiortc_stock import play_aiortc_stock
 
     return play_aiortc_stock(trace, conceal=conceal, policy=policy)
-
-
-def concealed_kinds() -> frozenset[str]:
-    """Block kinds that are concealment (no transmitted audio)."""
-    return CONCEAL_KINDS
