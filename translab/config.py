@@ -17,7 +17,7 @@ from translab.errors import ConfigError, check_choice, check_range
 TRANSPORTS = ("webrtc", "websocket")
 CODECS = ("opus", "pcm16", "pcmu")
 CONCEALMENTS = ("opus-plc", "opus-fec", "zero", "repeat", "pcm-plc")
-METRICS = ("plcmos", "pesq_wb", "pesq_nb", "stoi", "estoi")
+METRICS = ("plcmos", "pesq_wb", "pesq_nb", "stoi", "estoi", "visqol")
 DEFAULT_METRICS = ("plcmos", "pesq_wb", "stoi")
 
 _PLAYOUT_RE = re.compile(r"^(adaptive|elastic|aiortc-stock|fixed:\d+(\.\d+)?)$")

@@ -191,17 +191,22 @@ def summarise(
     sent = len(trace)
     lost_mask = trace["arrival_s"].isna().to_numpy()
     duration_s = float(len(reference) / cfg.sample_rate)
-    lat = mouth_to_ear(out.frames)
-    budget = latency_budget(trace, out.frames, float(trace.attrs.get("lookahead_ms", 0.0)))
+    lookahead_ms = float(trace.attrs.get("lookahead_ms", 0.0) or 0.0)
+    lat = mouth_to_ear(out.frames, lookahead_ms)
+    budget = latency_budget(trace, out.frames, lookahead_ms)
     hm = HeaderModel(ip_version=cfg.ip_version, tls=cfg.tls)
-    bw = bandwidth(trace, duration_s, hm)
+    acks = (extra or {}).get("tcp_acks")
+    bw = bandwidth(trace, duration_s, hm, acks_per_s=None if acks is None else {"up": acks / duration_s})
     total = max(int(stats.get("totalSamplesReceived", 0)), 1)
     concealed_ratio = float(stats.get("concealedSamples", 0)) / total
     scores = quality(reference, out.audio, cfg.sample_rate, metrics=cfg.metrics) if cfg.metrics else {}
     codec_scores = _codec_only_scores(json.dumps(cfg.to_dict(), sort_keys=True)) if cfg.metrics else {}
-    ie, bpl, wideband, ie_source = impairment_for(cfg.codec, cfg.bitrate, cfg.conceal != "zero")
+    codec_bps = int(cfg.bitrate) if cfg.codec == "opus" else int(cfg.sample_rate) * (16 if cfg.codec == "pcm16" else 8)
+    ie, bpl, wideband, ie_source = impairment_for(
+        cfg.codec, codec_bps, cfg.conceal != "zero", sample_rate=int(cfg.sample_rate)
+    )
     played = out.frames["m2e_ms"].dropna()
-    ta_ms = float(played.mean()) if len(played) else math.nan
+    ta_ms = float(played.mean()) + lookahead_ms if len(played) else math.nan
     ppl = 100.0 * concealed_ratio
     burst = burst_ratio(lost_mask) if lost_mask.any() else 1.0
     r = r_factor(ta_ms, ppl, ie=ie, bpl=bpl, burst_r=burst, wideband=wideband) if played.size else math.nan
@@ -212,7 +217,7 @@ def summarise(
         "reason": "",
         "transport": cfg.transport,
         "codec": cfg.codec,
-        "bitrate_bps": int(cfg.bitrate) if cfg.codec == "opus" else int(bw.get("payload_kbps_up", 0) * 1000),
+        "bitrate_bps": codec_bps,
         "frame_ms": float(cfg.frame_ms),
         "sample_rate": int(cfg.sample_rate),
         "framing": cfg.framing,

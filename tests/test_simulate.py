@@ -1,0 +1,153 @@
+"""The measurement engine end to end: findings it must be able to show (directions, not tuned
+numbers), determinism, artefacts and the CLI."""
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from translab import trace as trace_mod
+from translab.config import CallConfig
+from translab.simulate import simulate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _profile(tmp_path: Path, name: str, loss: str, delay: str = "base_ms = 40, jitter_ms = 5, distribution = \"normal\"") -> str:
+    """A user TOML profile (works wherever a profile name does)."""
+    path = tmp_path / f"{name}.toml"
+    path.write_text(
+        f'description = "test profile {name}"\nsource = "assumption"\n'
+        f"[up]\ndelay = {{ {delay} }}\n{loss}\n"
+        f"[down]\ndelay = {{ {delay} }}\n"
+    )
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def bursty(tmp_path_factory) -> str:
+    return _profile(tmp_path_factory.mktemp("p"), "bursty",
+                    'loss = { model = "gilbert-elliott", loss_percent = 5.0, avg_burst_length = 3.0 }')
+
+
+@pytest.fixture(scope="module")
+def random5(tmp_path_factory) -> str:
+    return _profile(tmp_path_factory.mktemp("p"), "random5", 'loss = { model = "bernoulli", p = 0.08 }')
+
+
+def test_bursty_loss_websocket_loses_nothing_but_pays_in_latency(bursty):
+    common = dict(profile=bursty, seed=3, metrics=(), clip="slt-weather")
+    rtc = simulate(CallConfig(transport="webrtc", playout="adaptive", **common)).summary
+    ws = simulate(CallConfig(transport="websocket", playout="adaptive", **common)).summary
+    assert rtc["loss_rate"] > 0.02
+    assert ws["loss_rate"] == 0.0
+    assert ws["tcp_retransmissions"] > 0
+    assert ws["m2e_p99_ms"] > rtc["m2e_p99_ms"] + 100
+
+
+def test_elastic_playout_latency_keeps_growing_after_stalls(bursty):
+    s = simulate(CallConfig(transport="websocket", playout="elastic", profile=bursty, seed=3,
+                            metrics=(), clip="rms-order"))
+    m2e = s.playout.frames["m2e_ms"].dropna().to_numpy()
+    assert s.summary["stalls"] > 0 and s.summary["concealed_ratio"] == 0.0
+    assert np.all(np.diff(m2e) >= -1e-6)  # never catches up
+    assert m2e[-1] > m2e[0] + 100
+
+
+def test_concealment_ranking_under_loss(random5):
+    def plcmos(**kw):
+        cfg = CallConfig(profile=random5, seed=5, metrics=("plcmos",), clip="slt-weather",
+                         playout="fixed:60", **kw)
+        return simulate(cfg).summary["plcmos"]
+
+    fec = plcmos(conceal="opus-fec", bitrate=32000, fec=True)
+    plc = plcmos(conceal="opus-plc", bitrate=32000, fec=True)
+    zero = plcmos(conceal="zero", bitrate=32000, fec=True)
+    assert fec > plc > zero
+
+
+def test_pcm_plc_beats_zero_when_frames_are_missing(random5):
+    # Over TCP nothing is lost, so a tight fixed buffer makes retransmitted frames late instead.
+    from translab.metrics.quality import plcmos
+    from translab.playout import play
+
+    cfg = CallConfig(transport="websocket", codec="pcm16", sample_rate=16000, profile=random5, seed=5,
+                     metrics=(), clip="slt-weather", playout="fixed:45").resolved()
+    res = simulate(cfg)
+    assert res.summary["late_rate"] > 0.02
+    scores = {c: plcmos(play(res.trace, policy="fixed:45", conceal=c).audio, 16000) for c in ("pcm-plc", "zero")}
+    assert scores["pcm-plc"] > scores["zero"]
+
+
+def test_clean_lan_latency_is_framing_plus_buffer():
+    rtc = simulate(CallConfig(transport="webrtc", profile="clean-lan", playout="fixed:40", metrics=()))
+    ws = simulate(CallConfig(transport="websocket", profile="clean-lan", playout="fixed:40", metrics=()))
+    for s in (rtc.summary, ws.summary):
+        expected = s["frame_ms"] + 40 + s["budget_lookahead_ms"]
+        assert abs(s["m2e_p50_ms"] - expected) < 3
+        assert s["loss_rate"] == 0 and s["late_rate"] == 0
+
+
+def test_wire_bandwidth_ratios():
+    opus = simulate(CallConfig(transport="webrtc", bitrate=24000, profile="clean-lan", metrics=(),
+                               fec=False)).summary
+    pcm = simulate(CallConfig(transport="websocket", codec="pcm16", sample_rate=24000,
+                              profile="clean-lan", metrics=())).summary
+    rt = simulate(CallConfig(transport="websocket", codec="pcm16", sample_rate=24000, framing="realtime-json",
+                             profile="clean-lan", metrics=())).summary
+    ratio = pcm["wire_kbps_up"] / opus["wire_kbps_up"]
+    assert 7 < ratio < 13, ratio  # "roughly ten times"
+    json_extra = rt["message_kbps_up"] / pcm["message_kbps_up"]
+    assert 1.30 < json_extra < 1.40  # base64 4/3 plus the JSON envelope
+    assert pcm["payload_kbps_up"] == pytest.approx(384.0, rel=0.01)
+
+
+def test_same_seed_same_bytes_different_seed_differs(tmp_path):
+    cfg = CallConfig(profile="4g", seed=11, metrics=("plcmos", "stoi"), duration_s=4.0)
+    a = simulate(cfg, out_dir=tmp_path / "a")
+    b = simulate(cfg, out_dir=tmp_path / "b")
+    assert (tmp_path / "a/output.wav").read_bytes() == (tmp_path / "b/output.wav").read_bytes()
+    assert json.loads((tmp_path / "a/summary.json").read_text()) == json.loads((tmp_path / "b/summary.json").read_text())
+    c = simulate(replace(cfg, seed=12))
+    assert not np.array_equal(a.trace["arrival_s"].to_numpy(), c.trace["arrival_s"].to_numpy())
+    loaded = trace_mod.load(tmp_path / "a/trace.parquet")
+    assert loaded.attrs["codec"] == "opus" and loaded.attrs["seed"] == 11
+    assert loaded["payload"].iloc[3] == a.trace["payload"].iloc[3]
+
+
+def test_summary_has_the_documented_fields():
+    s = simulate(CallConfig(duration_s=3.0, metrics=("plcmos", "pesq_wb", "stoi"))).summary
+    for key in ("transport", "codec", "bitrate_bps", "frame_ms", "sample_rate", "framing", "profile", "seed",
+                "playout", "conceal", "m2e_p50_ms", "m2e_p95_ms", "m2e_p99_ms", "loss_rate", "late_rate",
+                "concealed_ratio", "interruptions", "wire_kbps_up", "payload_kbps_up", "plcmos", "pesq_wb",
+                "stoi", "emodel_r", "emodel_mos", "v_translab", "v_git_commit", "v_libopus", "config_hash",
+                "codec_plcmos"):
+        assert key in s, key
+    assert s["v_libopus"].startswith("libopus")
+
+
+def test_cli_simulate_json_and_artefacts(tmp_path):
+    out = tmp_path / "call"
+    proc = subprocess.run(
+        [sys.executable, "-m", "translab.cli", "simulate", "--transport", "websocket", "--framing",
+         "realtime-json", "--profile", "clean-lan", "--metrics", "none", "--out", str(out), "--json"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["framing"] == "realtime-json" and summary["sample_rate"] == 24000
+    assert {p.name for p in out.iterdir()} == {"trace.parquet", "output.wav", "summary.json"}
+
+
+def test_cli_unknown_profile_is_one_line(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "translab.cli", "simulate", "--profile", "moon", "--out", str(tmp_path)],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and "moon" in proc.stderr
+    assert not (tmp_path / "summary.json").exists()

@@ -1,0 +1,36 @@
+"""Real-time factor of `simulate`: a 10 s call without and with quality metrics."""
+
+from __future__ import annotations
+
+import time
+
+from translab.config import CallConfig
+from translab.simulate import simulate
+
+
+def _time_call(cfg: CallConfig, repeats: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        simulate(cfg)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def run() -> dict:
+    """Best-of-3 wall time (s) of a 10 s call on each transport, and the real-time factor."""
+    out: dict[str, float] = {}
+    base = dict(duration_s=10.0, profile="4g", seed=1)
+    for transport in ("webrtc", "websocket"):
+        bare = CallConfig(transport=transport, metrics=(), **base)
+        full = CallConfig(transport=transport, metrics=("plcmos", "stoi", "pesq_wb"), **base)
+        simulate(full)  # warm caches (ONNX session, codec-only scores) as a sweep would have them
+        t_bare = _time_call(bare)
+        t_full = _time_call(full)
+        out[f"{transport}_10s_no_metrics_s"] = round(t_bare, 4)
+        out[f"{transport}_10s_no_metrics_realtime_factor"] = round(10.0 / t_bare, 1)
+        out[f"{transport}_10s_plcmos_stoi_pesq_s"] = round(t_full, 4)
+        out[f"{transport}_10s_plcmos_stoi_pesq_realtime_factor"] = round(10.0 / t_full, 1)
+    out["target_no_metrics_s"] = 0.25
+    out["target_with_metrics_s"] = 1.5
+    return out
