@@ -124,3 +124,15 @@ def test_noise_is_not_stretched_but_silence_is():
     assert removed == 120 and y.size == 200
     y, inserted = decelerate(quiet, RATE, 160)
     assert inserted == 160 and y.size == 480
+
+
+def test_mouth_to_ear_adds_the_codec_lookahead_and_the_budget_adds_up():
+    tr = packet_trace(voiced(1.0, 48000), 48000, codec="opus", delay_s=0.010)
+    out = play(tr, policy="fixed:30", conceal="opus-plc")
+    la = tr.attrs["lookahead_ms"]
+    m = mouth_to_ear(out.frames, la)
+    assert m["m2e_p50_ms"] == pytest.approx(20.0 + 30.0 + la)
+    b = latency_budget(tr, out.frames)
+    assert b["framing_ms"] + b["lookahead_ms"] + b["network_ms"] + b["jitter_buffer_ms"] == pytest.approx(
+        m["m2e_p50_ms"]
+    )

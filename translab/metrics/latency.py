@@ -1,15 +1,16 @@
 """Mouth-to-ear latency and its budget.
 
-Mouth-to-ear (m2e) of an output block = the time its first sample plays minus the time that sample
-was captured (ms), from the playout frames log (:class:`translab.playout.PlayoutResult.frames`).
-Only blocks carrying transmitted audio count (``decoded`` and ``fec``); concealment, stall and
-inserted blocks have NaN m2e. Stalls still count: they push every later frame later.
+The playout frames log (:class:`translab.playout.PlayoutResult.frames`) gives, per output block,
+``m2e_ms`` = the time its first sample plays minus the time that sample was captured (ms). Only
+blocks carrying transmitted audio count (``decoded`` and ``fec``); concealment, stall and inserted
+blocks have NaN m2e. Stalls still count: they push every later frame later. The codec lookahead
+(Opus: 6.5 ms at 48 kHz) delays the decoded sound further; :func:`mouth_to_ear` adds it when given,
+so its figures are what the caller hears.
 
-The budget splits the median m2e into framing (a frame's first sample waits one frame for the last
-one to be captured), network (arrival - send, median over received packets) and jitter buffer
-(playout - arrival, median over played frames); these three add up to about the median m2e
-(medians do not add exactly). The codec lookahead (Opus: 6.5 ms at 48 kHz) delays the decoded
-audio on top of that; it is reported separately and :func:`mouth_to_ear` adds it when given.
+The budget splits the median mouth-to-ear into framing (a frame's first sample waits one frame for
+the last one to be captured), codec lookahead, network (arrival - send, median over received
+packets) and jitter buffer (playout - arrival, median over played frames). The four add up to about
+``mouth_to_ear(frames, lookahead_ms)["m2e_p50_ms"]`` (medians do not add exactly).
 """
 
 from __future__ import annotations
