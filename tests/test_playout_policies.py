@@ -232,3 +232,10 @@ def test_adaptive_fills_dtx_gaps_in_their_own_time():
     assert out.stats["packetsLost"] == 0 and out.stats["packetsDiscarded"] == 0
     dec = out.frames[out.frames["kind"] == "decoded"].set_index("media_ts")["m2e_ms"]
     assert dec.loc[45 * FRAME_N] == pytest.approx(dec.loc[29 * FRAME_N], abs=1.0)
+
+
+def test_options_a_policy_does_not_take_are_refused(speech):
+    tr = packet_trace(speech[:8000], RATE)
+    with pytest.raises(ConfigError) as e:
+        play(tr, policy="fixed:40", conceal="zero", config=DelayManagerConfig())
+    assert e.value.field == "option" and e.value.value == "config"

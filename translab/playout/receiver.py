@@ -312,6 +312,10 @@ def play(trace: pd.DataFrame, *, policy: str, conceal: str, **options: Any) -> P
     name, target_ms = parse_policy(policy)
     codec = str(trace.attrs.get("codec", ""))
     check_conceal(conceal, codec)
+    allowed_options = {"fixed": (), "adaptive": ("config",), "elastic": ("loss_wait_s",), "aiortc-stock": ()}[name]
+    for key in options:
+        if key not in allowed_options:
+            raise ConfigError("option", key, f"{', '.join(allowed_options) or 'none'} for policy {name}")
     if name == "fixed":
         from translab.playout.fixed_delay import play_fixed
 
