@@ -143,3 +143,44 @@ def test_direction_rngs_are_independent_and_reproducible() -> None:
     a, b = direction_rngs(1), direction_rngs(1)
     assert a["up"].random() == b["up"].random()
     assert direction_rngs(1)["up"].random() != direction_rngs(1)["down"].random()
+
+
+def _all_models():
+    from translab.link.capacity import TraceCapacity
+    from translab.link.loss import BernoulliLoss, FourStateLoss, NoLoss
+    from translab.link.loss_trace import TraceLoss
+    from translab.paths import TRACES_DIR
+
+    return {
+        "delay-normal": lambda: Delay(0.02, 0.03, "normal"),
+        "delay-uniform": lambda: Delay(0.02, 0.03, "uniform", reorder=True),
+        "delay-pareto": lambda: Delay(0.0, 0.03, "pareto"),
+        "delay-paretonormal": lambda: Delay(0.01, 0.03, "paretonormal", reorder=True),
+        "noloss": NoLoss,
+        "bernoulli": lambda: BernoulliLoss(0.3),
+        "gilbert-elliott": lambda: GilbertElliottLoss(0.2, 0.4, 0.8, 0.05),
+        "4-state": lambda: FourStateLoss(0.1, 0.3, 0.2, 0.3, 0.05),
+        "trace-loss": lambda: TraceLoss(TRACES_DIR / "plc-sample.txt", offset=10),
+        "duplication": lambda: Duplication(0.3),
+        "outage": lambda: Outage(0.3, 0.25, 1.0),
+        "capacity": lambda: CapacityQueue(100, 28, queue_packets=3),
+        "capacity-bytes": lambda: CapacityQueue(100, 28, queue_bytes=2000),
+        "mahimahi": lambda: TraceCapacity(TRACES_DIR / "cellular-sample.mahimahi", queue_packets=3),
+    }
+
+
+@pytest.mark.parametrize("name", list(_all_models()))
+def test_apply_one_equals_batch(name: str) -> None:
+    make = _all_models()[name]
+    rng0 = np.random.default_rng(12)
+    t = np.cumsum(rng0.exponential(0.01, 3000))
+    s = rng0.integers(60, 1500, 3000)
+    i_b, a_b = make().apply(t, s, np.random.default_rng(5))
+    m, rng = make(), np.random.default_rng(5)
+    idx, arr = [], []
+    for k in range(t.size):
+        out = m.apply_one(float(t[k]), int(s[k]), rng)
+        idx += [k] * len(out)
+        arr += out
+    np.testing.assert_array_equal(i_b, idx)
+    np.testing.assert_array_equal(a_b, arr)

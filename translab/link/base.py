@@ -8,6 +8,10 @@ A link model is a plain object with
   Lost packets are absent; a duplicated packet appears twice (adjacent). Output rows are in input
   order (``index`` non-decreasing), not in arrival order.
 * ``reset()``: forget all state (queues, Markov states, packet counters).
+* ``apply_one(t_s, size, rng) -> list[float]`` (optional, all shipped models have it): the same for
+  one packet without numpy arrays (the arrival times of its copies; empty if lost), bit-identical
+  to ``apply`` on a one-element array and drawing the same variates. LinkChain and the TCP model
+  use it to make per-packet calls cheap.
 
 Models are stateful across calls and draw a fixed number of random variates per input packet, in
 packet order, so feeding packets one call at a time gives exactly the result of one batch call with a

@@ -19,6 +19,7 @@ Shared invariants
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import deque
 from pathlib import Path
 
@@ -157,6 +158,21 @@ class CapacityQueue:
         self._last_exit_s = last
         return np.asarray(keep_idx, dtype=np.int64), np.asarray(keep_exit, dtype=np.float64)
 
+    def apply_one(self, t_s: float, size: int, rng: np.random.Generator) -> list[float]:
+        """One packet: ``[exit_s]`` or ``[]`` if the queue is full."""
+        q = self._queue
+        wire = int(size) + self.overhead_bytes
+        if q.limited:
+            q.drain(t_s)
+            if q.full_for(wire):
+                return []
+        last = self._last_exit_s
+        last = (t_s if t_s > last else last) + wire * (8.0 / (self.rate_kbps * 1000.0))
+        self._last_exit_s = last
+        if q.limited:
+            q.push(last, wire)
+        return [last]
+
     def _first_drop(self, t: np.ndarray, wire: np.ndarray, exit_s: np.ndarray) -> "int | None":
         """Index of the first packet the limit would drop if all before it were accepted."""
         q = self._queue
@@ -242,6 +258,7 @@ class TraceCapacity:
             self.path = None
             self.opportunities_ms = _check_opportunities(np.asarray(trace, dtype=np.float64).reshape(-1))
         self.period_ms = float(self.opportunities_ms[-1])
+        self._ms: list[float] = self.opportunities_ms.tolist()
         self.overhead_bytes = int(check_nonnegative("capacity.overhead_bytes", overhead_bytes, "bytes"))
         self._queue = _DropTail(queue_packets, queue_bytes)
         self.reset()
@@ -257,17 +274,20 @@ class TraceCapacity:
         return self.opportunities_ms.size * MAHIMAHI_OPPORTUNITY_BYTES * 8 / self.period_ms
 
     def _time_ms(self, g: int) -> float:
-        n = self.opportunities_ms.size
-        return float(self.opportunities_ms[g % n] + (g // n) * self.period_ms)
+        """Time (ms) of opportunity number ``g`` counted from the start, across wraps."""
+        n = len(self._ms)
+        return self._ms[g % n] + (g // n) * self.period_ms
 
     def _first_at_or_after(self, t_ms: float) -> int:
-        n = self.opportunities_ms.size
-        c = max(0, int(t_ms // self.period_ms) - 1)
-        while True:
-            i = int(np.searchsorted(self.opportunities_ms + c * self.period_ms, t_ms, side="left"))
-            if i < n:
-                return c * n + i
-            c += 1
+        """Number of the first opportunity at or after ``t_ms``."""
+        n = len(self._ms)
+        c = max(0, int(t_ms // self.period_ms))
+        g = c * n + bisect_left(self._ms, t_ms - c * self.period_ms)
+        while self._time_ms(g) < t_ms:  # settle rounding at the edges on _time_ms itself
+            g += 1
+        while g > 0 and self._time_ms(g - 1) >= t_ms:
+            g -= 1
+        return g
 
     def apply(
         self, send_s: np.ndarray, size: np.ndarray, rng: np.random.Generator
@@ -305,6 +325,11 @@ class TraceCapacity:
             keep_idx.append(k)
             keep_exit.append(exit_s)
         return np.asarray(keep_idx, dtype=np.int64), np.asarray(keep_exit, dtype=np.float64)
+
+    def apply_one(self, t_s: float, size: int, rng: np.random.Generator) -> list[float]:
+        """One packet: ``[exit_s]`` or ``[]`` if the queue is full."""
+        _, e = self.apply(np.array([t_s]), np.array([size]), rng)
+        return e.tolist()
 
     def __repr__(self) -> str:
         src = str(self.path) if self.path else f"{self.opportunities_ms.size} opportunities"

@@ -37,6 +37,7 @@ class LinkChain:
     def __init__(self, models: "Iterable[LinkModel]" = ()) -> None:
         self.models: list[LinkModel] = list(models)
         self._rngs: "list[np.random.Generator] | None" = None
+        self._scalar = all(hasattr(m, "apply_one") for m in self.models)
 
     def reset(self) -> None:
         """Reset every model and unbind the child generators."""
@@ -55,6 +56,9 @@ class LinkChain:
         t, s = as_inputs(send_s, size)
         if self._rngs is None:
             self.bind(rng)
+        if t.size == 1 and self._scalar:
+            arr = self.apply_one(float(t[0]), int(s[0]), rng)
+            return np.zeros(len(arr), dtype=np.int64), np.asarray(arr, dtype=np.float64)
         idx = identity(t.size)
         cur_t, cur_s = t, s
         for model, mrng in zip(self.models, self._rngs or ()):
@@ -64,6 +68,25 @@ class LinkChain:
             idx = idx[i]
             cur_s = cur_s[i]
         return idx, cur_t
+
+    def apply_one(self, t_s: float, size: int, rng: np.random.Generator) -> list[float]:
+        """One packet (seconds, bytes): the arrival times of its surviving copies, in output order;
+        identical to :meth:`apply` on one-element arrays."""
+        if self._rngs is None:
+            self.bind(rng)
+        cur = [t_s]
+        for model, mrng in zip(self.models, self._rngs or ()):
+            one = getattr(model, "apply_one", None)
+            nxt: list[float] = []
+            for x in cur:
+                if one is not None:
+                    nxt += one(x, size, mrng)
+                else:
+                    nxt += model.apply(np.array([x]), np.array([size]), mrng)[1].tolist()
+            cur = nxt
+            if not cur:
+                break
+        return cur
 
     def __len__(self) -> int:
         return len(self.models)

@@ -41,18 +41,21 @@ _TABLE_MAX = 32767 / 8192
 _TABLE_MIN = -32768 / 8192
 
 
-def pareto_deviate(u: np.ndarray) -> np.ndarray:
+# The deviates use ufuncs only (np.power, not ``**``), so an array and a scalar input run the same
+# inner loops and round identically (batch == one packet at a time).
+
+
+def pareto_deviate(u: "np.ndarray | float") -> np.ndarray:
     """netem's Pareto deviate for uniforms ``u`` in (0, 1]: mean about 0, capped at 32767/8192."""
-    with np.errstate(divide="ignore"):
-        t = (4.0 / 3.0) * (u ** (-1.0 / 3.0) - 1.5)
+    t = (4.0 / 3.0) * (np.power(u, -1.0 / 3.0) - 1.5)
     return np.minimum(t, _TABLE_MAX)
 
 
-def paretonormal_deviate(q: np.ndarray) -> np.ndarray:
+def paretonormal_deviate(q: "np.ndarray | float") -> np.ndarray:
     """netem's Pareto-normal deviate for quantiles ``q`` in [0, 1): (z(q) + 3 * pareto(1 - q)) / 4."""
-    z = np.clip(ndtri(q), _TABLE_MIN, _TABLE_MAX)
+    z = np.minimum(np.maximum(ndtri(q), _TABLE_MIN), _TABLE_MAX)
     t = pareto_deviate(1.0 - q)
-    return np.clip((z + 3.0 * t) / 4.0, _TABLE_MIN, _TABLE_MAX)
+    return np.minimum(np.maximum((z + 3.0 * t) / 4.0, _TABLE_MIN), _TABLE_MAX)
 
 
 def standard_deviates(distribution: str, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -115,6 +118,29 @@ class Delay:
             np.maximum.accumulate(arrival, out=arrival)
             self._last_arrival_s = float(arrival[-1])
         return identity(n), arrival
+
+    def apply_one(self, t_s: float, size: int, rng: np.random.Generator) -> list[float]:
+        """One packet: ``[arrival_s]`` (same result and draws as :meth:`apply`)."""
+        d = self.base_s
+        if self.jitter_s > 0.0:
+            dist = self.distribution
+            if dist == "normal":
+                dev = float(rng.standard_normal())
+            elif dist == "uniform":
+                dev = 2.0 * float(rng.random()) - 1.0
+            elif dist == "pareto":
+                dev = float(pareto_deviate(1.0 - rng.random()))
+            else:
+                dev = float(paretonormal_deviate(rng.random()))
+            d = d + self.jitter_s * dev
+            if d < 0.0:
+                d = 0.0
+        a = t_s + d
+        if not self.reorder:
+            if a < self._last_arrival_s:
+                a = self._last_arrival_s
+            self._last_arrival_s = a
+        return [a]
 
     def __repr__(self) -> str:
         return (

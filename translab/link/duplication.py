@@ -34,6 +34,10 @@ class Duplication:
         idx = np.repeat(np.arange(n, dtype=np.int64), copies)
         return idx, t[idx]
 
+    def apply_one(self, t_s: float, size: int, rng: np.random.Generator) -> list[float]:
+        """One packet: ``[t_s]`` or ``[t_s, t_s]`` (one uniform)."""
+        return [t_s, t_s] if rng.random() < self.p else [t_s]
+
     def expected(self) -> float:
         """Expected extra copies per packet: ``p``."""
         return self.p

@@ -72,6 +72,10 @@ class NoLoss:
         t, _ = as_inputs(send_s, size)
         return identity(t.size), t.copy()
 
+    def apply_one(self, t_s: float, size: int, rng: np.random.Generator) -> list[float]:
+        """One packet: ``[t_s]``."""
+        return [t_s]
+
     def expected(self) -> tuple[float, float]:
         """(loss rate, mean burst length): (0, nan)."""
         return 0.0, float("nan")
@@ -97,6 +101,10 @@ class BernoulliLoss:
         keep = rng.random(t.size) >= self.p
         idx = np.flatnonzero(keep).astype(np.int64)
         return idx, t[idx]
+
+    def apply_one(self, t_s: float, size: int, rng: np.random.Generator) -> list[float]:
+        """One packet: ``[t_s]`` or ``[]`` if lost (one uniform)."""
+        return [t_s] if rng.random() >= self.p else []
 
     def expected(self) -> tuple[float, float]:
         """(loss rate, mean burst length in packets): ``(p, 1/(1-p))``."""
@@ -192,6 +200,15 @@ class GilbertElliottLoss:
         idx = np.flatnonzero(~lost).astype(np.int64)
         return idx, t[idx]
 
+    def apply_one(self, t_s: float, size: int, rng: np.random.Generator) -> list[float]:
+        """One packet: ``[t_s]`` or ``[]`` if lost (two uniforms: loss, then transition)."""
+        u_loss = rng.random()
+        u_move = rng.random()
+        bad = self._bad
+        lost = u_loss < (self.one_minus_h if bad else self.one_minus_k)
+        self._bad = bool(u_move < 1.0 - self.r) if bad else bool(u_move < self.p)
+        return [] if lost else [t_s]
+
     def expected(self) -> tuple[float, float]:
         """(long-run loss rate, mean burst length in packets) from the chain's parameters."""
         P = np.array([[1.0 - self.p, self.p], [self.r, 1.0 - self.r]])
@@ -273,6 +290,11 @@ class FourStateLoss:
         self._state = s
         idx = np.flatnonzero(~lost).astype(np.int64)
         return idx, t[idx]
+
+    def apply_one(self, t_s: float, size: int, rng: np.random.Generator) -> list[float]:
+        """One packet: ``[t_s]`` or ``[]`` if lost (one uniform)."""
+        _, kept = self.apply(np.array([t_s]), np.array([size]), rng)
+        return kept.tolist()
 
     def expected(self) -> tuple[float, float]:
         """(long-run loss rate, mean burst length in packets). A packet is lost when the chain

@@ -100,6 +100,12 @@ class TraceLoss:
         idx = np.flatnonzero(~self.lost[lines]).astype(np.int64)
         return idx, t[idx]
 
+    def apply_one(self, t_s: float, size: int, rng: np.random.Generator) -> list[float]:
+        """One packet: ``[t_s]`` or ``[]`` if its line is 1."""
+        line = (self.offset + self._count) % self.lost.size
+        self._count += 1
+        return [] if self.lost[line] else [t_s]
+
     def expected(self) -> tuple[float, float]:
         """(loss rate, mean burst length in packets) of one pass over the trace (wrapping)."""
         x = self.lost

@@ -15,6 +15,8 @@ Invariants
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from translab.errors import ConfigError
@@ -55,6 +57,17 @@ class Outage:
         t, _ = as_inputs(send_s, size)
         idx = np.flatnonzero(~self.in_outage(t)).astype(np.int64)
         return idx, t[idx]
+
+    def apply_one(self, t_s: float, size: int, rng: np.random.Generator) -> list[float]:
+        """One packet: ``[t_s]``, or ``[]`` inside a window."""
+        if self.period_s > 0.0:  # the arithmetic of in_outage(), on one float
+            k = float(math.floor((t_s - self.start_s) / self.period_s))
+            if self.start_s + k * self.period_s > t_s:
+                k -= 1.0
+            window = self.start_s + max(k, 0.0) * self.period_s
+        else:
+            window = self.start_s
+        return [] if (t_s >= window and t_s < window + self.duration_s) else [t_s]
 
     def __repr__(self) -> str:
         return f"Outage(start_s={self.start_s!r}, duration_s={self.duration_s!r}, period_s={self.period_s!r})"

@@ -296,12 +296,10 @@ class TcpDeliveryModel:
     def _transmit(self, t: float, s: int) -> None:
         retx = self._seg_ntx[s]
         self._seg_ntx[s] = retx + 1
-        _, arr = self.forward.apply(
-            np.array([t]), np.array([self._seg_len[s] + self.header_bytes]), self._rng_fwd  # type: ignore[arg-type]
-        )
-        first = float(arr.min()) if arr.size else float("nan")
+        arr = self.forward.apply_one(t, self._seg_len[s] + self.header_bytes, self._rng_fwd)  # type: ignore[arg-type]
+        first = min(arr) if arr else float("nan")
         self._log.append((s, self._seg_write[s], t, first, retx))
-        for a in arr.tolist():
+        for a in arr:
             self._push(a, _SEG, (s, retx))
         if not self._timer_running:
             self._arm_timer(t)
@@ -331,8 +329,8 @@ class TcpDeliveryModel:
                 self._delivered_bytes = new_end
                 self._rcv_next = n
         self.acks += 1
-        _, arr = self.reverse.apply(np.array([t]), np.array([self.ack_bytes]), self._rng_rev)  # type: ignore[arg-type]
-        for a in arr.tolist():
+        arr = self.reverse.apply_one(t, self.ack_bytes, self._rng_rev)  # type: ignore[arg-type]
+        for a in arr:
             self._push(a, _ACK, (self._rcv_next, s, retx))
 
     def _on_ack(self, t: float, cum: int, s: int, retx: int) -> None:
