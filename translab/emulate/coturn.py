@@ -162,7 +162,8 @@ class Coturn:
 
     @property
     def ips(self) -> tuple[str, ...]:
-        return tuple(self.lab.config.server_ips)
+        """The primary and alternate server addresses (the first two of the lab's)."""
+        return tuple(self.lab.config.server_ips[:2])
 
     @property
     def log_path(self) -> Path:
@@ -215,6 +216,7 @@ class Coturn:
     def stop(self) -> dict[str, Any]:
         """Stop turnserver; returns its relay counters read from the log (kept in the run dir)."""
         if self.proc is not None and self.proc.poll() is None:
+            time.sleep(0.3)  # let coturn log the usage of sessions the peers just deallocated
             self.proc.terminate()
             try:
                 self.proc.wait(3)

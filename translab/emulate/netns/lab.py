@@ -154,7 +154,10 @@ class Lab:
                     for ip in self.config.server_ips:
                         ip_netns(ns, "addr", "add", f"{ip}/32", "dev", tun)
                     ip_netns(ns, "link", "set", tun, "up")
-                    ip_netns(ns, "route", "add", "198.19.0.0/16", "dev", tun)
+                    # Everything not local goes to the forwarder, which drops what it cannot route
+                    # (e.g. private LAN addresses a TURN relay tries): like the Internet, no
+                    # ENETUNREACH that would make coturn close a session.
+                    ip_netns(ns, "route", "add", "default", "dev", tun)
                 else:
                     plen = 24 if self.natted(port) else 32
                     ip_netns(ns, "addr", "add", f"{self.host_ip(port)}/{plen}", "dev", tun)
