@@ -47,6 +47,8 @@ def test_stall_duration_equals_the_latency_step():
     lossy = play(packet_trace(x, RATE, delay_s=0.001, lost=[30]), policy="aiortc-stock", conceal="zero")
     # 4 frames flushed + 1 lost = 100 ms of audio gone, latency +200 ms: 300 ms of silence
     assert lossy.stats["totalStallDuration"] == pytest.approx(0.300, abs=1e-9)
+    assert lossy.stats["stallInterruptionCount"] == 1
+    assert lossy.stats["interruptionCount"] == 0  # nothing is concealed
 
 
 def _reference_release(seqs: list[int]) -> list[tuple[int, int | None]]:

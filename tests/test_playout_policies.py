@@ -164,7 +164,9 @@ def test_elastic_never_conceals_and_latency_grows_after_a_stall():
     assert st["concealedSamples"] == 0 and st["concealmentEvents"] == 0
     assert st["stallCount"] == 1
     assert st["totalStallDuration"] == pytest.approx(0.300, abs=1 / RATE)
-    assert st["interruptionCount"] == 1  # a 300 ms stall is an interruption
+    assert st["interruptionCount"] == 0  # NetEq's interruptions are concealment runs
+    assert st["stallInterruptionCount"] == 1  # a 300 ms stall is an audible gap all the same
+    assert st["totalStallInterruptionDuration"] == pytest.approx(0.300, abs=1 / RATE)
     dec = f[f["kind"] == "decoded"].set_index("media_ts")["m2e_ms"]
     assert dec.loc[39 * FRAME_N] == pytest.approx(25.0)
     assert dec.loc[40 * FRAME_N] == pytest.approx(325.0)

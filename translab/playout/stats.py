@@ -25,8 +25,10 @@ Counting rules (where the W3C text leaves a choice, the choice made here):
   ``fecPacketsDiscarded``: those whose FEC data was not used to recover a frame.
 - ``stallCount`` / ``totalStallDuration`` (s): runs of stall blocks (the output device plays
   silence because the receiver has nothing to give and does not conceal) and their total length.
-- ``interruptionCount`` / ``totalInterruptionDuration`` (s): runs of concealment *or stall* lasting
-  150 ms or more (NetEq counts concealment runs; stalls are included so policies compare fairly).
+- ``interruptionCount`` / ``totalInterruptionDuration`` (s): runs of concealment lasting 150 ms or
+  more, as NetEq counts them.
+- ``stallInterruptionCount`` / ``totalStallInterruptionDuration`` (s): the same for stall runs, so
+  policies that stall instead of concealing can be compared on audible gaps.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from scipy.signal import lfilter
 
 #: Block RMS (full scale = 1.0) below which concealed audio counts as silent (about -60 dBFS).
 SILENT_RMS = 1e-3
-#: A concealment or stall run at least this long is an interruption (NetEq: 150 ms).
+#: A concealment (or stall) run at least this long is an interruption (NetEq: 150 ms).
 INTERRUPTION_MIN_S = 0.150
 
 CONCEAL_KINDS = frozenset({"plc", "zero", "repeat", "pcm-plc"})
@@ -87,6 +89,8 @@ class ReceiverStats:
     fecPacketsDiscarded: int = 0
     interruptionCount: int = 0
     totalInterruptionDuration: float = 0.0
+    stallInterruptionCount: int = 0
+    totalStallInterruptionDuration: float = 0.0
     stallCount: int = 0
     totalStallDuration: float = 0.0
     totalAudioEnergy: float = 0.0
@@ -95,7 +99,8 @@ class ReceiverStats:
     # run tracking (private)
     _in_conceal_run: bool = False
     _in_stall_run: bool = False
-    _gap_run_s: float = 0.0
+    _conceal_run_s: float = 0.0
+    _stall_run_s: float = 0.0
 
     def block(self, kind: str, x: np.ndarray) -> None:
         """Account one output block of ``kind`` holding samples ``x`` (float, full scale 1.0)."""
@@ -110,10 +115,14 @@ class ReceiverStats:
                 self.silentConcealedSamples += n
         else:
             self._in_conceal_run = False
-        if kind in CONCEAL_KINDS or kind == "stall":
-            self._gap_run_s += dur
+        if kind in CONCEAL_KINDS:
+            self._conceal_run_s += dur
         else:
-            self._close_gap_run()
+            self._close_conceal_run()
+        if kind == "stall":
+            self._stall_run_s += dur
+        else:
+            self._close_stall_run()
         if kind == "stall":
             if not self._in_stall_run:
                 self.stallCount += 1
@@ -126,11 +135,17 @@ class ReceiverStats:
             self.totalAudioEnergy += float(np.dot(x.astype(np.float64), x)) / self.sample_rate
             self.totalSamplesDuration += dur
 
-    def _close_gap_run(self) -> None:
-        if self._gap_run_s >= INTERRUPTION_MIN_S - 1e-9:
+    def _close_conceal_run(self) -> None:
+        if self._conceal_run_s >= INTERRUPTION_MIN_S - 1e-9:
             self.interruptionCount += 1
-            self.totalInterruptionDuration += self._gap_run_s
-        self._gap_run_s = 0.0
+            self.totalInterruptionDuration += self._conceal_run_s
+        self._conceal_run_s = 0.0
+
+    def _close_stall_run(self) -> None:
+        if self._stall_run_s >= INTERRUPTION_MIN_S - 1e-9:
+            self.stallInterruptionCount += 1
+            self.totalStallInterruptionDuration += self._stall_run_s
+        self._stall_run_s = 0.0
 
     def emitted(self, n_samples: int, buffer_delay_s: float, target_delay_s: float) -> None:
         """Account ``n_samples`` decoded samples leaving the buffer after ``buffer_delay_s`` (s)
@@ -141,7 +156,8 @@ class ReceiverStats:
 
     def finish(self) -> dict[str, Any]:
         """Close open runs and return the counters as a flat dict (W3C names + extras)."""
-        self._close_gap_run()
+        self._close_conceal_run()
+        self._close_stall_run()
         out = {
             k: v for k, v in self.__dict__.items() if not k.startswith("_") and k not in ("extra", "sample_rate")
         }
