@@ -134,3 +134,23 @@ def test_cli_unknown_profile_is_one_line_exit_2() -> None:
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
     assert "clean-lan" in r.stderr
+
+
+def test_handoff_profile_loses_what_is_sent_in_the_blackout() -> None:
+    import numpy as np
+
+    from translab.link.profiles import direction_rngs
+
+    p = load_profile("4g-handoff")
+    t = np.arange(1500) * 0.02  # 30 s of 20 ms packets
+    idx, arr = p.chain("up").apply(t, np.full(t.size, 120), direction_rngs(3)["up"])
+    sent = t[idx]
+    for start in (4.0, 14.0, 24.0):
+        assert not np.any((sent >= start) & (sent < start + 0.3))
+    assert np.all(np.diff(arr) >= 0)  # the profile does not reorder
+    # Pareto-normal deviates are >= (-4 + 3 * (-2/3)) / 4 = -1.5, so delay >= 35 - 1.5 * 10 ms.
+    assert np.all(arr - sent >= 0.035 - 1.5 * 0.010 - 1e-12)
+
+
+def test_describe_reports_long_run_loss() -> None:
+    assert "long-run loss 1 %" in load_profile("4g").describe("up")

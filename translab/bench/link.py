@@ -64,7 +64,9 @@ def run() -> dict:
         "capacity_mahimahi": lambda: TraceCapacity(np.arange(1, 101, dtype=float), queue_packets=50),
     }
     out: dict[str, object] = {}
-    out["chain_batch_packets_per_s"] = round(_best_rate(typical_chain, n))
+    rate = _best_rate(typical_chain, n)
+    out["chain_batch_packets_per_s"] = round(rate)
+    out["chain_batch_us_per_packet"] = round(1e6 / rate, 3)
     for name, make in singles.items():
         out[f"{name}_batch_packets_per_s"] = round(_best_rate(make, n))
 

@@ -165,8 +165,16 @@ class Profile:
         return build_chain(self.params[direction], f"{self.name}.{direction}", base_dir)
 
     def describe(self, direction: str) -> str:
-        """One line of the direction's parameters, e.g. ``delay 35 ms + paretonormal 10 ms; ...``."""
-        return describe_direction(self.params.get(direction, {}))
+        """One line of the direction's parameters, e.g. ``delay 35 ms + paretonormal 10 ms; ...``,
+        with the loss model's long-run loss rate and mean burst length appended."""
+        text = describe_direction(self.params.get(direction, {}))
+        for m in self.chain(direction):
+            expected = getattr(m, "expected", None)
+            if expected is not None and not isinstance(m, Duplication):
+                rate, burst = expected()
+                b = f", mean burst {burst:.2g} pkts" if np.isfinite(burst) else ""
+                text += f" [long-run loss {rate * 100:.3g} %{b}]"
+        return text
 
 
 def _fmt(v: Any) -> str:
