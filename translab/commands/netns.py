@@ -33,6 +33,34 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if reason else 0
 
 
+def _nat_matrix(args: argparse.Namespace) -> int:
+    from translab.emulate.netns.system import unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        print(f"translab nat-matrix: {reason}")
+        return 1
+    from translab.config import CallConfig
+    from translab.emulate.netns.matrix import default_cells, run_matrix
+
+    cells = default_cells(quick=args.quick)
+    if args.transport != "both":
+        cells = [c for c in cells if c.transport == args.transport]
+    base = CallConfig(profile=args.profile, duration_s=args.duration, metrics=(), seed=args.seed)
+
+    def progress(i: int, n: int, row: dict) -> None:
+        ok = "connected" if row["connected"] else "failed"
+        flag = "" if row["matches_expectation"] else "  (differs from expectation)"
+        print(f"[{i}/{n}] {row['key']}: {ok} {row.get('netns_pair') or ''}{flag}", flush=True)
+
+    df = run_matrix(cells, args.out, base, progress, connect_timeout_s=args.connect_timeout)
+    cols = ["transport", "caller_nat", "callee_nat", "firewall", "ice", "relay_only", "connected",
+            "netns_pair", "setup_dtls_connected_ms", "netns_relay_bytes", "matches_expectation"]
+    print(df[[c for c in cols if c in df]].to_string(index=False))
+    print(f"table: {args.out}/matrix.csv  heatmap: {args.out}/matrix.png")
+    return 0
+
+
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     p = sub.add_parser("netns", help="namespace backend housekeeping (cleanup, check)")
     s = p.add_subparsers(dest="netns_command", metavar="ACTION")
@@ -51,3 +79,15 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
         return 2
 
     p.set_defaults(func=dispatch)
+
+    m = sub.add_parser("nat-matrix", help="NAT x firewall x ICE outcome matrix on the netns backend",
+                       description="Short live calls for caller NAT x callee NAT x firewall x ICE option, "
+                       "both transports; writes matrix.jsonl (resumable), matrix.csv and matrix.png.")
+    m.add_argument("--out", default="nat-matrix", help="output directory (default: nat-matrix)")
+    m.add_argument("--quick", action="store_true", help="a 13-cell subset showing each pattern")
+    m.add_argument("--transport", default="both", choices=("both", "webrtc", "websocket"))
+    m.add_argument("--profile", default="clean-lan", help="link profile on the caller's access link")
+    m.add_argument("--duration", type=float, default=1.0, help="seconds of audio per call")
+    m.add_argument("--connect-timeout", type=float, default=5.0, help="seconds before a call counts as failed")
+    m.add_argument("--seed", type=int, default=0)
+    m.set_defaults(func=_nat_matrix)
