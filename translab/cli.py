@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "translab.commands.run",
     "translab.commands.report",
     "translab.commands.netns",
+    "translab.commands.call",
 )
 
 
