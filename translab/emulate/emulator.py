@@ -100,6 +100,7 @@ class LiveEmulator:
         self.udp: dict[str, DatagramLink] = {}
         self.relays: list[TcpRelay] = []
         self._tcp_conn_index = 0
+        self._tcp_media_started = False
         self.t0: float = math.nan
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
@@ -143,10 +144,17 @@ class LiveEmulator:
         return self
 
     def set_media_origin(self, t0: float) -> None:
-        """Media datagrams (and new TCP streams) are timed from ``t0`` (monotonic s), the call
-        clock's zero, so time-dependent models see the simulator's times."""
+        """The media phase starts: media datagrams are timed from ``t0`` (monotonic s, the call
+        clock's zero), and the newest relayed TCP connection's uplink continues on a fresh TCP model
+        timed from ``t0`` drawing from the simulator's generators (data "up", ACKs "down"). So a
+        live call's media sees the draws and times its simulation sees, whatever the set-up
+        (STUN, DTLS, TLS, HTTP upgrade) consumed."""
         for link in self.udp.values():
             link.media_t0 = t0
+        if self.relays and not self._tcp_media_started:
+            rngs = self.media_rngs()
+            self._tcp_media_started = self.relays[-1].start_media(
+                t0, self._tcp_model("up"), (rngs["up"], rngs["down"]))
 
     async def close(self) -> None:
         """Close relays, drop pending releases, close the pcap (idempotent)."""
@@ -184,26 +192,22 @@ class LiveEmulator:
         return n
 
     # -- WebSocket -----------------------------------------------------------------------------
-    def _tcp_models(self) -> tuple[Any, tuple[Any, Any], Any, tuple[Any, Any]]:
-        """Models for a new relayed connection. The first connection's uplink stream draws from
-        the simulator's generators (data: "up", ACKs: "down"), like ``simulate``'s TCP path; its
-        downlink stream and later connections use independent control generators."""
+    def _tcp_model(self, direction: str) -> Any:
         from translab.link.tcp import TcpDeliveryModel
 
+        other = "down" if direction == "up" else "up"
+        hdr = 52 if self.ip_version == 4 else 72
+        return TcpDeliveryModel(self.chain_factory(direction), self.chain_factory(other),
+                                mss=self.mss, header_bytes=hdr, ack_bytes=hdr)
+
+    def _tcp_models(self) -> tuple[Any, tuple[Any, Any], Any, tuple[Any, Any]]:
+        """Models for a new relayed connection's set-up phase (TLS, HTTP upgrade), on control
+        generators; :meth:`set_media_origin` moves the call's uplink onto the simulator's."""
         k = self._tcp_conn_index
         self._tcp_conn_index += 1
-        if k == 0:
-            rngs = self.media_rngs()
-            up_rngs = (rngs["up"], rngs["down"])
-        else:  # later connections get their own streams
-            up_rngs = (self.control_rng("up", 2 * k + 1), self.control_rng("down", 2 * k + 1))
+        up_rngs = (self.control_rng("up", 2 * k + 1), self.control_rng("down", 2 * k + 1))
         down_rngs = (self.control_rng("down", 2 * k + 2), self.control_rng("up", 2 * k + 2))
-        hdr = 52 if self.ip_version == 4 else 72
-        up = TcpDeliveryModel(self.chain_factory("up"), self.chain_factory("down"), mss=self.mss,
-                              header_bytes=hdr, ack_bytes=hdr)
-        down = TcpDeliveryModel(self.chain_factory("down"), self.chain_factory("up"), mss=self.mss,
-                                header_bytes=hdr, ack_bytes=hdr)
-        return up, up_rngs, down, down_rngs
+        return self._tcp_model("up"), up_rngs, self._tcp_model("down"), down_rngs
 
     async def tcp_relay(self, target: tuple[str, int], listen: tuple[str, int] = ("127.0.0.1", 0),
                         *, high_water: int = 256 * 1024) -> TcpRelay:
@@ -217,11 +221,6 @@ class LiveEmulator:
         await relay.start()
         self.relays.append(relay)
         return relay
-
-    def set_tcp_origin(self, t0: float) -> None:
-        """TCP streams opened from now on are timed from ``t0`` (monotonic s)."""
-        for relay in self.relays:
-            relay.t0 = t0
 
     async def _handshake(self) -> float:
         """An emulated TCP three-way handshake: SYN over the uplink control model, SYN-ACK over the

@@ -95,6 +95,19 @@ class _Pipe:
         self._arm()
         self._flow_control()
 
+    def switch_model(self, model: StreamModel, rngs: tuple[Any, Any], t0: float) -> bool:
+        """Continue the stream on a fresh ``model`` timed from ``t0`` (monotonic s). Only when
+        nothing is in flight (every byte written so far delivered), so no byte can overtake
+        another; returns whether it switched. The old model's pending ACKs and timers are dropped
+        (they no longer affect delivery)."""
+        if self.buf or self.closed:
+            return False
+        self.model = model
+        self.rng, self.rng_rev = rngs
+        self.t0 = t0
+        self._armed = None
+        return True
+
     def _arm(self) -> None:
         nxt = self.model.next_event_s()
         if nxt is None or self.closed:
@@ -207,6 +220,7 @@ class TcpRelay:
         self.header_bytes = TCP_IPV4_HEADER if ip_version == 4 else TCP_IPV6_HEADER
         self._server: asyncio.base_events.Server | None = None
         self._conns: list[tuple[_End, _End, _Pipe, _Pipe]] = []
+        self._retired: list[Any] = []  # setup-phase models replaced by start_media (for counters)
         self.address: tuple[str, int] | None = None
         self._wall_offset = time.time() - now()
 
@@ -262,6 +276,20 @@ class TcpRelay:
             up.feed(data)
         client.early.clear()
 
+    def start_media(self, t0: float, model: StreamModel, rngs: tuple[Any, Any]) -> bool:
+        """From now on, the newest connection's uplink bytes (client to target) cross ``model``
+        timed from ``t0`` (the call clock's zero), with ``rngs`` = (data, ACK) generators: the
+        media phase of a call then draws exactly what the simulator draws. Returns whether it
+        switched (False: no connection yet, or setup bytes still in flight)."""
+        if not self._conns:
+            return False
+        up = self._conns[-1][2]
+        old = up.model
+        if up.switch_model(model, rngs, t0):
+            self._retired.append(old)
+            return True
+        return False
+
     def counters(self) -> dict[str, dict[str, int]]:
         """Per direction: app bytes in/out over all connections, plus wire estimates."""
         out: dict[str, dict[str, int]] = {}
@@ -275,8 +303,9 @@ class TcpRelay:
                 d["max_buffered_bytes"] = max(d["max_buffered_bytes"], c["max_buffered_bytes"])
             d["connections"] = len(pipes)
             segs = retx = acks = timeouts = wire = ack_wire = 0
-            for p in pipes:
-                res = getattr(p.model, "result", None)
+            models = [p.model for p in pipes] + (self._retired if name == "up" else [])
+            for m in models:
+                res = getattr(m, "result", None)
                 if res is None:
                     continue
                 r = res()
@@ -284,8 +313,9 @@ class TcpRelay:
                 retx += r.retransmissions
                 acks += r.acks
                 timeouts += r.timeouts
-                wire += p.counters.app_bytes_in + r.segments_sent * int(getattr(p.model, "header_bytes", 52))
-                ack_wire += r.acks * int(getattr(p.model, "ack_bytes", 52))
+                wire += r.segments_sent * int(getattr(m, "header_bytes", 52))
+                ack_wire += r.acks * int(getattr(m, "ack_bytes", 52))
+            wire += d["app_bytes_in"]
             d.update({"segments": segs, "retransmissions": retx, "acks": acks, "timeouts": timeouts,
                       "wire_bytes": wire, "ack_wire_bytes": ack_wire})
             out[name] = d

@@ -356,10 +356,13 @@ def _fill(rec: LegRecord, stream: Any, send_tap: RtpSendTap, recv_tap: RtpReceiv
         by_rtp[rseq] = k
         rec.send_s[k] = t - t0
         rec.wire_bytes[k] = size
+    mismatches = 0
     for rseq, rts, t, payload in recv_tap.received:
         k = by_rtp.get(rseq)
         if k is not None:
             rec.arrivals.setdefault(k, []).append(t - t0)
+            mismatches += payload != stream.payload[k]
+    rec.extra["rtp_payload_mismatches"] = int(mismatches)
     rec.extra["rtp_packets_sent"] = len(send_tap.sent)
     rec.extra["rtp_packets_received"] = len(recv_tap.received)
     if stock is not None and stock.frames and send_tap.sent and recv_tap.received:

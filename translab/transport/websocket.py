@@ -366,7 +366,8 @@ async def websocket_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: 
         rec.extra["setup_t0_ms"] = (t0 - t_start) * 1e3
         if emu is not None:
             emu.set_media_origin(t0)
-            rec.extra["emu_tcp_clock_offset_ms"] = (t0 - emu.t0) * 1e3
+            # True: the media bytes cross a TCP model timed and seeded exactly like simulate's
+            rec.extra["emu_tcp_media_aligned"] = bool(emu._tcp_media_started)
         n = len(stream.seq)
         last_progress = now()
         for k in range(n):

@@ -1,0 +1,124 @@
+"""Live calls through the Python API: artefacts, setup breakdown, failures that end cleanly (no
+task, thread or socket left behind), and live against simulation.
+
+The live-vs-simulation tests here are SHORT (4 s of speech, for CI time) and therefore looser than
+the benchmark (``translab.bench.live``, 20 s): loss within 1 percentage point (the WebRTC media
+draws are the simulator's, so the loss pattern is identical), mouth-to-ear p50 within 6 ms
+(benchmark: 3 ms)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from translab.config import CallConfig
+
+pytestmark = pytest.mark.live
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def _threads() -> set[str]:
+    return {t.name for t in threading.enumerate()}
+
+
+def _free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_refused_websocket_connection_fails_fast_and_leaves_nothing_behind() -> None:
+    from translab.emulate.emulator import LiveEmulator
+    from translab.media.stream import encode_stream
+    from translab.transport.websocket import websocket_call
+
+    cfg = CallConfig(transport="websocket", sample_rate=16000, tls=False, profile="clean-lan").resolved()
+    stream = encode_stream(np.zeros(1600, dtype=np.float32), cfg)
+    fds, threads = _open_fds(), _threads()
+
+    async def main():
+        emu = LiveEmulator("clean-lan", seed=1)
+        await emu.start()
+        try:
+            rec = await websocket_call(stream, cfg, emu, connect_timeout_s=2, target=("127.0.0.1", _free_port()))
+        finally:
+            await emu.close()
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        return rec, pending
+
+    t = time.monotonic()
+    rec, pending = asyncio.run(main())
+    assert time.monotonic() - t < 4
+    assert rec.status == "failed" and ("refused" in rec.reason.lower() or "failed" in rec.reason)
+    assert pending == []
+    assert _open_fds() <= fds
+    assert _threads() <= threads
+
+
+def test_webrtc_that_cannot_connect_fails_within_timeout_and_cleans_up(tmp_path) -> None:
+    """A link that loses everything: ICE never succeeds; the call reports failed with a reason."""
+    from translab.link.loss import BernoulliLoss
+    from translab.live import live_call
+
+    cfg = CallConfig(transport="webrtc", profile="clean-lan", duration_s=1, metrics=())
+    fds = _open_fds()
+    t = time.monotonic()
+    res = live_call(cfg, tmp_path / "out", connect_timeout_s=2, chain_factory=lambda d: BernoulliLoss(1.0))
+    assert time.monotonic() - t < 6
+    assert res.summary["status"] == "failed"
+    assert "not connected within 2 s" in res.summary["reason"]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["mode"] == "live"
+    time.sleep(0.2)
+    assert _open_fds() <= fds + 1  # aiortc may keep one cached resource; no per-call leak
+    assert not [t for t in threading.enumerate() if "decoder" in t.name.lower() or "encoder" in t.name.lower()]
+
+
+def test_live_webrtc_call_writes_artefacts_and_setup_breakdown(tmp_path) -> None:
+    from translab import trace as trace_mod
+    from translab.live import live_call
+
+    cfg = CallConfig(transport="webrtc", profile="clean-lan", duration_s=2, playout="fixed:40", metrics=(), seed=2)
+    res = live_call(cfg, tmp_path, pcap=tmp_path / "call.pcap", drain_s=0.3)
+    s = res.summary
+    assert s["status"] == "ok" and s["mode"] == "live"
+    for k in ("signalling_done", "ice_connected", "dtls_connected", "first_rtp_sent", "first_rtp_received",
+              "first_audio_played"):
+        assert s[f"setup_{k}_ms"] > 0
+    assert s["setup_signalling_done_ms"] < s["setup_ice_connected_ms"] <= s["setup_dtls_connected_ms"]
+    assert s["setup_first_rtp_sent_ms"] < s["setup_first_rtp_received_ms"] < s["setup_first_audio_played_ms"]
+    tr = trace_mod.load(tmp_path / "trace.parquet")
+    assert tr.attrs["mode"] == "live" and tr["arrival_s"].notna().all()
+    assert (tmp_path / "output.wav").stat().st_size > 1000
+    assert (tmp_path / "call.pcap").stat().st_size > 1000
+    assert s["loss_rate"] == 0.0
+    # clean LAN, fixed 40 ms buffer: m2e is frame + lookahead + 40 ms, within 3 ms
+    expected = cfg.frame_ms + s["budget_lookahead_ms"] + 40
+    assert abs(s["m2e_p50_ms"] - expected) < 3, (s["m2e_p50_ms"], expected)
+    assert s["stock_frames"] > 0 and s["rtc_callee_inbound_rtp_packetsReceived"] > 0
+
+
+@pytest.mark.parametrize("transport", ["webrtc", "websocket"])
+def test_live_matches_simulation_on_a_lossy_jittery_profile(transport: str) -> None:
+    from translab.live import live_call
+    from translab.simulate import simulate
+
+    extra = {"sample_rate": 16000} if transport == "websocket" else {}
+    cfg = CallConfig(transport=transport, profile="hotel-wifi", duration_s=4, seed=5, metrics=(), **extra)
+    live = live_call(cfg, drain_s=0.5).summary
+    sim = simulate(cfg).summary
+    assert live["status"] == "ok", live["reason"]
+    assert abs(live["loss_rate"] - sim["loss_rate"]) <= 0.01
+    assert abs(live["m2e_p50_ms"] - sim["m2e_p50_ms"]) <= 6.0, (live["m2e_p50_ms"], sim["m2e_p50_ms"])

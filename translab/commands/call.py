@@ -1,0 +1,70 @@
+"""`translab call`: one live call over a real transport through the in-process emulator (see
+translab.live). Same options as `translab simulate`, plus --duration, --pcap, --connect-timeout and
+--echo; writes the same artefacts with ``mode = live``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from translab.commands.simulate import add_call_options, config_from_args, format_summary
+
+
+def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = sub.add_parser("call", help="make one live call (real aiortc / websockets, emulated link)",
+                       description="Make one live call in real time: the clip is sent over a real "
+                       "aiortc peer connection or websockets connection whose every packet crosses "
+                       "the profile's link models (in-process, no root). Writes trace.parquet, "
+                       "output.wav and summary.json (mode=live) to --out.")
+    add_call_options(p)
+    p.add_argument("--duration", type=float, default=None, metavar="S",
+                   help="send only the first S seconds of the clip (default: whole clip)")
+    p.add_argument("--pcap", default=None, metavar="FILE",
+                   help="write every forwarded packet to FILE (pcap, opens in Wireshark/tshark)")
+    p.add_argument("--connect-timeout", type=float, default=10.0, metavar="S",
+                   help="give up when not connected after S seconds (default %(default)s)")
+    p.add_argument("--echo", action="store_true",
+                   help="WebSocket: the server echoes audio back; round trips go into the summary")
+    p.add_argument("--out", default="results/call", help="output directory (default %(default)s)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from translab.errors import check_range
+    from translab.live import live_call
+
+    extra = {}
+    if args.duration is not None:
+        check_range("--duration", args.duration, 0.1, 3600, "s")
+        extra["duration_s"] = args.duration
+    check_range("--connect-timeout", args.connect_timeout, 0.5, 300, "s")
+    cfg = config_from_args(args, **extra)
+
+    def progress(frac: float) -> None:
+        if not args.quiet:
+            print(f"\rcall: {frac:4.0%} sent", end="", file=sys.stderr, flush=True)
+
+    if not args.quiet:
+        print(f"call: {cfg.transport} over {cfg.profile} (seed {cfg.seed}), connecting ...",
+              file=sys.stderr, flush=True)
+    result = live_call(cfg, args.out, pcap=args.pcap, connect_timeout_s=args.connect_timeout,
+                       progress=progress, echo=args.echo)
+    if not args.quiet:
+        print("", file=sys.stderr)
+    s = result.summary
+    if args.json:
+        print(json.dumps(s, indent=2, sort_keys=True, default=str))
+    elif s.get("status") != "ok":
+        print(f"call failed: {s.get('reason')}")
+    else:
+        print(format_summary(s))
+        setup = [(k[6:-3], v) for k, v in s.items() if k.startswith("setup_") and k.endswith("_ms")]
+        print("  setup (ms since start): " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(setup, key=lambda x: x[1])))
+        print(f"  emulator: release lateness p99 {s.get('emu_release_late_p99_ms', float('nan')):.2f} ms "
+              f"({s.get('emu_timer')})")
+    print(f"wrote {args.out}/summary.json" + (f" and {args.pcap}" if args.pcap else "")
+          + f" ({result.wall_s:.1f} s)")
+    return 0 if s.get("status") == "ok" else 1
