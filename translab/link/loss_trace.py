@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from translab.errors import ConfigError
-from translab.link.base import as_inputs, identity
+from translab.link.base import as_inputs
 from translab.paths import TRACES_DIR
 
 

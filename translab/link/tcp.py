@@ -30,7 +30,8 @@ Model
   unacknowledged segment is retransmitted, every other outstanding un-SACKed segment is marked lost
   (retransmitted when the cumulative ACK next advances), and the RTO doubles (up to ``max_rto_s``)
   until new data is acknowledged.
-* Retransmissions cross the same forward chain and can be lost again.
+* Retransmissions cross the same forward chain and can be lost again. A lost retransmission is
+  repaired only by the RTO (no RACK), so an outage longer than the RTO costs a backed-off timeout.
 
 Invariants
 ----------
