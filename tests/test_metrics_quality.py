@@ -14,6 +14,7 @@ from translab.metrics import quality as qmod
 from translab.metrics.quality import (
     VisqolUnavailable,
     align,
+    align_piecewise,
     pesq_score,
     plcmos,
     quality,
@@ -77,6 +78,39 @@ def test_align_lag_window(speech):
     deg = np.concatenate([np.zeros(8000, np.float32), speech])
     assert align(speech, deg, RATE, max_lag_s=1.0)[2] == 8000
     assert align(speech, deg, RATE, max_lag_s=0.1)[2] != 8000  # outside the window: not found
+
+
+def test_align_piecewise_follows_a_stall(speech):
+    # 30 ms late, then a 250 ms stall 2 s in (an elastic buffer waiting for a retransmission)
+    d0, stall, at = 480, 4000, 2 * RATE
+    deg = np.concatenate([np.zeros(d0, np.float32), speech[:at], np.zeros(stall, np.float32), speech[at:]])
+    r, d, lags = align_piecewise(speech, deg, RATE)
+    assert r.size == d.size == speech.size
+    assert set(lags[: at // (RATE // 2)].tolist()) == {d0}
+    assert set(lags[at // (RATE // 2) :].tolist()) == {d0 + stall}
+    assert np.max(np.abs(r - d)) < 1e-6  # every block found exactly
+    rg, dg, _ = align(speech, deg, RATE)
+    assert stoi_score(r, d, RATE) > 0.999 > stoi_score(rg, dg, RATE) + 0.05
+    q = quality(speech, deg, RATE, metrics=("stoi",))
+    assert q["align_drift_ms"] == pytest.approx(250.0) and q["stoi"] > 0.999
+
+
+def test_align_piecewise_follows_time_stretching(speech):
+    # an accelerating buffer drops 10 ms every 0.5 s: the lag shrinks by 160 samples each time
+    chunks, pos, cut = [], 0, RATE // 100
+    while pos < speech.size:
+        chunks.append(speech[pos : pos + RATE // 2])
+        pos += RATE // 2 + cut
+    deg = np.concatenate([np.zeros(1600, np.float32)] + chunks)
+    r, d, lags = align_piecewise(speech, deg, RATE)
+    assert lags[0] == 1600 and np.all(np.diff(lags) <= 0) and lags[-1] < 1600 - 1000
+    rg, dg, _ = align(speech, deg, RATE)
+    assert stoi_score(r, d, RATE) > stoi_score(rg, dg, RATE) + 0.05
+
+
+def test_align_piecewise_identity(speech):
+    r, d, lags = align_piecewise(speech, speech, RATE)
+    assert np.array_equal(r, d) and not np.any(lags)
 
 
 def test_identical_signals_score_max(speech):

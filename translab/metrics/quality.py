@@ -14,6 +14,9 @@ speech 16 kHz; STOI resamples to 10 kHz itself).
   licensed for evaluation only, not commercial use): :func:`pesq_score` returns None when it is
   not installed, NaN when P.862 finds no utterance.
 * STOI / ESTOI (pystoi).
+* Alignment: :func:`align` (one global lag, cross-correlation on 4 kHz copies refined to the
+  sample) and :func:`align_piecewise` (a lag per 0.5 s block, for audio a jitter buffer stretched,
+  shrank or stalled); :func:`quality` uses the first for PESQ / ViSQOL and the second for STOI.
 * ViSQOL v3 speech mode (package ``visqol-python[lattice]``, Apache-2.0, an optional extra; pure
   Python, 4-5 s per 10 s clip): :func:`visqol_score` raises :class:`VisqolUnavailable` when it is
   not installed. The ``pyvisqol`` package is not usable here: it downloads its native library from a
@@ -38,6 +41,7 @@ __all__ = [
     "PLCMOS_SEED",
     "VisqolUnavailable",
     "align",
+    "align_piecewise",
     "plcmos",
     "pesq_score",
     "quality",
@@ -90,6 +94,48 @@ def _resample(x: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
 
 # --- alignment ------------------------------------------------------------------------------------
 
+_COARSE_RATE = 4000  # Hz: lags are searched on copies at this rate, then refined at full rate
+
+
+def _coarse_copies(r: np.ndarray, d: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray, int]:
+    crate = min(_COARSE_RATE, rate)
+    return _resample(r, rate, crate), _resample(d, rate, crate), crate
+
+
+def _global_lag(
+    r: np.ndarray, d: np.ndarray, rate: int, max_lag_s: float | None,
+    coarse: tuple[np.ndarray, np.ndarray, int] | None = None,
+) -> int:
+    """Lag (samples at ``rate``) maximising the cross-correlation of ``d`` against ``r``: searched
+    on 4 kHz copies (a full-rate FFT of two 10 s signals at 48 kHz costs ~0.4 s), then refined to
+    the sample within +-2 coarse samples by direct dot products at ``rate``."""
+    rc, dc, crate = coarse if coarse is not None else _coarse_copies(r, d, rate)
+    corr = signal.correlate(dc, rc, mode="full", method="fft")
+    lags = signal.correlation_lags(dc.size, rc.size, mode="full")
+    if max_lag_s is not None:
+        keep = np.abs(lags) <= int(round(max_lag_s * crate))
+        corr, lags = corr[keep], lags[keep]
+    if not corr.size or not np.any(corr != 0):
+        return 0
+    f = rate / crate
+    centre = int(round(int(lags[int(np.argmax(corr))]) * f))
+    if f == 1:
+        return centre
+    span = int(np.ceil(2 * f)) + 1
+    best, best_v = centre, -np.inf
+    for lag in range(centre - span, centre + span + 1):
+        if max_lag_s is not None and abs(lag) > max_lag_s * rate:
+            continue
+        r0, d0 = max(0, -lag), max(0, lag)
+        n = min(r.size - r0, d.size - d0)
+        if n <= 0:
+            continue
+        v = float(np.dot(r[r0 : r0 + n], d[d0 : d0 + n]))
+        if v > best_v:
+            best, best_v = lag, v
+    return best
+
+
 def align(
     ref: np.ndarray, deg: np.ndarray, rate: int, max_lag_s: float | None = None
 ) -> tuple[np.ndarray, np.ndarray, int]:
@@ -97,25 +143,142 @@ def align(
 
     Returns ``(ref_seg, deg_seg, lag_samples)`` with equal-length segments, where ``lag_samples``
     (samples at ``rate``) is how much later the content appears in ``deg`` than in ``ref``
-    (negative: earlier). ``max_lag_s`` (s) limits the search to |lag| <= max_lag_s. One global lag:
-    time-stretching by an adaptive jitter buffer leaves residual drift that this does not undo.
+    (negative: earlier). ``max_lag_s`` (s) limits the search to |lag| <= max_lag_s. The search
+    runs on 4 kHz copies and is refined to the sample at ``rate``. One global lag: for audio whose
+    delay changes during the call (time-stretching, stalls) use :func:`align_piecewise`.
     """
     rate = _check_rate(rate)
     r = _as_float(ref, "ref")
     d = _as_float(deg, "deg")
-    corr = signal.correlate(d, r, mode="full", method="fft")
-    lags = signal.correlation_lags(d.size, r.size, mode="full")
-    if max_lag_s is not None:
-        if not (max_lag_s >= 0):
-            raise ConfigError("max_lag_s", max_lag_s, ">= 0 s")
-        keep = np.abs(lags) <= int(round(max_lag_s * rate))
-        corr, lags = corr[keep], lags[keep]
-    lag = int(lags[int(np.argmax(corr))]) if corr.size and np.any(corr != 0) else 0
+    if max_lag_s is not None and not (max_lag_s >= 0):
+        raise ConfigError("max_lag_s", max_lag_s, ">= 0 s or None")
+    lag = _global_lag(r, d, rate, max_lag_s)
     r0, d0 = max(0, -lag), max(0, lag)
     n = max(0, min(r.size - r0, d.size - d0))
     if n == 0:
         raise TranslabError(f"align: no overlap between ref and deg at lag {lag} samples")
     return r[r0 : r0 + n], d[d0 : d0 + n], lag
+
+
+def _ncc_search(
+    dp: np.ndarray, csum: np.ndarray, rb: np.ndarray, lo: int, hi: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised cross-correlation of block ``rb`` with ``dp[k : k + len(rb)]`` for k in [lo, hi]
+    (clipped to ``dp``): returns (k values, NCC values)."""
+    n = rb.size
+    lo, hi = max(lo, 0), min(hi, dp.size - n)
+    if hi < lo:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    c = signal.correlate(dp[lo : hi + n], rb, mode="valid", method="fft")
+    k = np.arange(lo, lo + c.size)
+    eb = float(np.sum(rb**2))
+    ew = np.maximum(csum[k + n] - csum[k], 0.0)
+    # windows with (almost) no energy would turn FFT round-off into spurious matches: NCC 0 there
+    ok = ew > 1e-4 * eb
+    ncc = np.zeros(c.size)
+    ncc[ok] = c[ok] / np.sqrt(ew[ok] * eb)
+    return k, ncc
+
+
+def _track_lags(
+    r: np.ndarray, d: np.ndarray, blk: int, w: int, max_lag: int | None, lag0: int, start: int,
+    min_ncc: float,
+) -> list[int]:
+    """Per-block lags of ``d`` against ``r`` (see :func:`align_piecewise`), searched everywhere."""
+    quiet = 1e-3 * (float(np.max(np.abs(r))) or 1.0)
+    pad = blk
+    dp = np.concatenate([np.zeros(pad), d, np.zeros(pad + blk)])
+    csum = np.concatenate([[0.0], np.cumsum(dp**2)])
+    lags: list[int] = []
+    lag = lag0
+    for a in range(start, r.size, blk):
+        rb = r[a : a + blk]
+        if np.sqrt(np.mean(rb**2)) > quiet:
+            lo, hi = 0, dp.size
+            if max_lag is not None:
+                lo, hi = a + pad - max_lag, a + pad + max_lag
+            k, ncc = _ncc_search(dp, csum, rb, lo, hi)
+            if ncc.size:
+                cand = k - pad - a
+                best = int(np.argmax(ncc))
+                near = np.abs(cand - lag) <= w
+                best_near = int(np.argmax(np.where(near, ncc, -np.inf))) if near.any() else best
+                if ncc[best_near] >= min_ncc and ncc[best_near] >= ncc[best] - 0.05:
+                    lag = int(cand[best_near])
+                elif ncc[best] >= min_ncc:
+                    lag = int(cand[best])
+        lags.append(lag)
+    return lags
+
+
+def align_piecewise(
+    ref: np.ndarray,
+    deg: np.ndarray,
+    rate: int,
+    block_s: float = 0.5,
+    search_s: float = 0.12,
+    max_lag_s: float | None = None,
+    min_ncc: float = 0.4,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Align ``deg`` to ``ref`` block by block, following a delay that changes during the call
+    (an adaptive jitter buffer stretching or shrinking audio, an elastic one stalling).
+
+    For each ``block_s`` block of ``ref`` (in order), the normalised cross-correlation (NCC) with
+    every stretch of ``deg`` (within +-``max_lag_s`` of the block; anywhere if None) is computed on
+    a 4 kHz copy of both signals. The best match within +-``search_s`` of the previous block's lag
+    is kept when its NCC is within 0.05 of the best match anywhere (continuity), else the best
+    anywhere; a block whose best NCC is below ``min_ncc`` (silence, or audio never played) keeps
+    the previous lag (the first blocks start from the global lag of :func:`align`). Each lag is
+    then refined to the sample at ``rate``. Returns ``(ref_seg, deg_seg, lags)``: ``deg_seg`` is the
+    matching stretch of ``deg`` for each block, concatenated (zeros where ``deg`` has none), as long
+    as ``ref_seg`` (``ref`` from the first sample ``deg`` can match); ``lags`` are the per-block
+    lags in samples at ``rate``. Times in seconds.
+    """
+    rate = _check_rate(rate)
+    r = _as_float(ref, "ref")
+    d = _as_float(deg, "deg")
+    if not (block_s > 0):
+        raise ConfigError("block_s", block_s, "> 0 s")
+    if not (search_s >= 0):
+        raise ConfigError("search_s", search_s, ">= 0 s")
+    if max_lag_s is not None and not (max_lag_s >= 0):
+        raise ConfigError("max_lag_s", max_lag_s, ">= 0 s or None")
+    rc, dc, crate = _coarse_copies(r, d, rate)
+    lag0 = _global_lag(r, d, rate, max_lag_s, (rc, dc, crate))
+    blk = max(1, int(round(block_s * rate)))
+    start = max(0, -lag0)  # ref samples before deg starts have no match
+
+    # coarse: the whole search on the 4 kHz copies
+    f = rate / crate
+    cblk = max(1, int(round(block_s * crate)))
+    coarse = _track_lags(
+        rc, dc, cblk, int(round(search_s * crate)),
+        None if max_lag_s is None else int(round(max_lag_s * crate)),
+        int(round(lag0 / f)), int(np.ceil(start / f)), min_ncc,
+    )
+    # fine: refine each block's lag within +-2 coarse samples at the full rate
+    pad = blk + int(np.ceil(2 * f)) + 1
+    dp = np.concatenate([np.zeros(pad), d, np.zeros(pad + blk)])
+    csum = np.concatenate([[0.0], np.cumsum(dp**2)])
+    quiet = 1e-3 * (float(np.max(np.abs(r))) or 1.0)
+    lags: list[int] = []
+    segs: list[np.ndarray] = []
+    for i, a in enumerate(range(start, r.size, blk)):
+        rb = r[a : a + blk]
+        n = rb.size
+        ci = min(i, len(coarse) - 1) if coarse else -1
+        lag = int(round(coarse[ci] * f)) if ci >= 0 else lag0
+        if np.sqrt(np.mean(rb**2)) > quiet:
+            span = int(np.ceil(2 * f)) + 1
+            k, ncc = _ncc_search(dp, csum, rb, a + lag + pad - span, a + lag + pad + span)
+            if ncc.size and np.max(ncc) >= min_ncc:
+                lag = int(k[int(np.argmax(ncc))]) - pad - a
+        lags.append(lag)
+        s0 = a + lag + pad
+        seg = dp[s0 : s0 + n] if 0 <= s0 else np.zeros(n)
+        segs.append(seg if seg.size == n else np.concatenate([seg, np.zeros(n - seg.size)]))
+    d_al = np.concatenate(segs) if segs else np.zeros(0)
+    return r[start:], d_al, np.asarray(lags, dtype=np.int64)
 
 
 # --- PLCMOS ---------------------------------------------------------------------------------------
@@ -282,17 +445,25 @@ def quality(
     metrics: Sequence[str] = ("plcmos", "pesq_wb", "stoi"),
     *,
     max_lag_s: float | None = 2.0,
+    alignment: str = "auto",
 ) -> dict[str, float | None]:
     """Scores of the played-out ``deg`` against the reference ``ref`` (both at ``rate`` Hz).
 
     ``metrics``: any of :data:`METRICS` ("plcmos", "pesq_wb", "pesq_nb", "stoi", "estoi",
-    "visqol"). PLCMOS scores ``deg`` alone (all of it); the intrusive metrics score the segments
-    aligned by :func:`align` (lag searched within ``max_lag_s`` seconds). Keys are the metric names;
-    a value is None when its optional package is missing (PESQ) and NaN when undefined. Also
-    returns ``align_lag_ms``, the lag found (ms), when an intrusive metric was asked for.
+    "visqol"). PLCMOS scores ``deg`` alone (all of it). The intrusive metrics score aligned audio:
+    ``alignment="auto"`` gives PESQ and ViSQOL the globally aligned overlap (:func:`align`, lag
+    searched within ``max_lag_s`` s; both re-align utterances / patches themselves, and splices
+    would cost them points) and STOI / ESTOI the block-wise alignment (:func:`align_piecewise`;
+    STOI has no alignment of its own, so a jitter buffer's time-stretching or stalls would otherwise
+    read as lost intelligibility); "global" or "piecewise" use one for all.
+
+    Keys: the metric names (None when an optional package is missing (PESQ), NaN when undefined),
+    plus ``align_lag_ms`` (global lag, ms) and, when the block-wise alignment ran,
+    ``align_drift_ms`` (range of the per-block lags, ms).
     """
     for m in metrics:
         check_choice("metrics", m, METRICS)
+    check_choice("alignment", alignment, ("auto", "global", "piecewise"))
     rate = _check_rate(rate)
     out: dict[str, float | None] = {}
     d_full = _as_float(deg, "deg")
@@ -301,9 +472,16 @@ def quality(
     intrusive = [m for m in metrics if m != "plcmos"]
     if not intrusive:
         return out
-    r, d, lag = align(ref, d_full, rate, max_lag_s=max_lag_s)
+    r_full = _as_float(ref, "ref")
+    rg, dg, lag = align(r_full, d_full, rate, max_lag_s=max_lag_s)
     out["align_lag_ms"] = 1000.0 * lag / rate
+    want_pw = alignment == "piecewise" or (alignment == "auto" and any(m in ("stoi", "estoi") for m in intrusive))
+    if want_pw:
+        rp, dp, lags = align_piecewise(r_full, d_full, rate, max_lag_s=max_lag_s)
+        out["align_drift_ms"] = 1000.0 * float(lags.max() - lags.min()) / rate if lags.size else 0.0
     for m in intrusive:
+        pw = alignment == "piecewise" or (alignment == "auto" and m in ("stoi", "estoi"))
+        r, d = (rp, dp) if pw else (rg, dg)
         if m == "pesq_wb":
             out[m] = pesq_score(r, d, rate, "wb")
         elif m == "pesq_nb":
