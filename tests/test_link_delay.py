@@ -135,3 +135,12 @@ def test_bad_input_names_the_field(kwargs: dict, field: str) -> None:
         Delay(**kwargs)
     assert e.value.field == field
     assert "allowed" in str(e.value)
+
+
+def test_scalar_deviates_round_exactly_like_the_batch() -> None:
+    from translab.link.delay import _pareto_one, _paretonormal_one, pareto_deviate, paretonormal_deviate
+
+    u = np.random.default_rng(0).random(100_000)
+    u[:3] = [0.0, 0.5, np.nextafter(1.0, 0.0)]
+    np.testing.assert_array_equal(paretonormal_deviate(u), [_paretonormal_one(x) for x in u.tolist()])
+    np.testing.assert_array_equal(pareto_deviate(1.0 - u), [_pareto_one(1.0 - x) for x in u.tolist()])

@@ -58,6 +58,20 @@ def paretonormal_deviate(q: "np.ndarray | float") -> np.ndarray:
     return np.minimum(np.maximum((z + 3.0 * t) / 4.0, _TABLE_MIN), _TABLE_MAX)
 
 
+def _pareto_one(u: float) -> float:
+    """:func:`pareto_deviate` for one float: the power through the same ufunc, the rest in plain
+    IEEE arithmetic (which numpy's element-wise loops match exactly)."""
+    t = (4.0 / 3.0) * (float(np.power(u, -1.0 / 3.0)) - 1.5)
+    return t if t < _TABLE_MAX else _TABLE_MAX
+
+
+def _paretonormal_one(q: float) -> float:
+    """:func:`paretonormal_deviate` for one float (see :func:`_pareto_one`)."""
+    z = min(max(float(ndtri(q)), _TABLE_MIN), _TABLE_MAX)
+    t = _pareto_one(1.0 - q)
+    return min(max((z + 3.0 * t) / 4.0, _TABLE_MIN), _TABLE_MAX)
+
+
 def standard_deviates(distribution: str, n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` jitter deviates (unit scale, mean about 0) of a named distribution, one variate each."""
     if distribution == "normal":
@@ -129,9 +143,9 @@ class Delay:
             elif dist == "uniform":
                 dev = 2.0 * float(rng.random()) - 1.0
             elif dist == "pareto":
-                dev = float(pareto_deviate(1.0 - rng.random()))
+                dev = _pareto_one(1.0 - rng.random())
             else:
-                dev = float(paretonormal_deviate(rng.random()))
+                dev = _paretonormal_one(rng.random())
             d = d + self.jitter_s * dev
             if d < 0.0:
                 d = 0.0
