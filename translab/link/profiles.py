@@ -251,6 +251,8 @@ def load_profile(name_or_path: "str | Path") -> Profile:
     when neither exists, or naming the field when the file is invalid."""
     s = str(name_or_path)
     p = Path(s)
+    if p.suffix == ".toml" and not p.is_file() and "/" not in s and (PROFILES_DIR / p.name).is_file():
+        p = PROFILES_DIR / p.name  # "4g.toml" means the shipped file
     if p.suffix == ".toml" or p.is_file() or "/" in s:
         if not p.is_file():
             raise ConfigError("profile", s, "an existing .toml file, or one of: " + ", ".join(profile_names()))
