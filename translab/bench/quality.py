@@ -1,4 +1,4 @@
-"""Metric cost per 10 s clip: alignment, PLCMOS v2, PESQ wb/nb, STOI, ESTOI, ViSQOL (when the
+"""Metric cost per 10 s clip: alignment (global and block-wise, 16 and 48 kHz), PLCMOS v2, PESQ wb/nb, STOI, ESTOI, ViSQOL (when the
 optional package is installed; one run, it is slow), and the cheap ones (bandwidth of a 10 s
 trace, one E-model evaluation).
 
@@ -66,6 +66,11 @@ def run() -> dict[str, Any]:
     out: dict[str, Any] = {"clip": name, "clip_s": CLIP_S, "rate_hz": RATE,
                            "ort_threads": os.environ.get("TRANSLAB_ORT_THREADS", "1")}
     out["align_s"] = _median_s(lambda: q.align(ref, deg, RATE), 5)
+    out["align_piecewise_s"] = _median_s(lambda: q.align_piecewise(ref, deg, RATE), 3)
+    ref48 = q._resample(ref.astype(np.float64), RATE, 48000)
+    deg48 = q._resample(deg.astype(np.float64), RATE, 48000)
+    out["align_48k_s"] = _median_s(lambda: q.align(ref48, deg48, 48000), 3)
+    out["align_piecewise_48k_s"] = _median_s(lambda: q.align_piecewise(ref48, deg48, 48000), 3)
     out["plcmos_s"] = _median_s(lambda: q.plcmos(deg, RATE), 3)
     out["pesq_wb_s"] = _median_s(lambda: q.pesq_score(r, d, RATE, "wb"), 3)
     out["pesq_nb_s"] = _median_s(lambda: q.pesq_score(r, d, RATE, "nb"), 3)
