@@ -184,3 +184,9 @@ def test_apply_one_equals_batch(name: str) -> None:
         arr += out
     np.testing.assert_array_equal(i_b, idx)
     np.testing.assert_array_equal(a_b, arr)
+
+
+def test_chain_needs_a_generator() -> None:
+    with pytest.raises(ConfigError) as e:
+        make_chain().apply(np.zeros(3), np.ones(3), None)  # type: ignore[arg-type]
+    assert e.value.field == "rng"

@@ -28,6 +28,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from translab.errors import ConfigError
 from translab.link.base import LinkModel, as_inputs, identity
 
 
@@ -47,6 +48,8 @@ class LinkChain:
 
     def bind(self, rng: np.random.Generator) -> None:
         """Spawn one child generator per model from ``rng`` (done by the first ``apply``)."""
+        if not isinstance(rng, np.random.Generator):
+            raise ConfigError("rng", rng, "a numpy.random.Generator (e.g. from direction_rngs(seed))")
         self._rngs = list(rng.spawn(len(self.models))) if self.models else []
 
     def apply(
