@@ -130,7 +130,7 @@ def _global_lag(
         n = min(r.size - r0, d.size - d0)
         if n <= 0:
             continue
-        v = float(np.dot(r[r0 : r0 + n], d[d0 : d0 + n]))
+        v = float(np.einsum("i,i->", r[r0 : r0 + n], d[d0 : d0 + n]))  # no BLAS threads to wake
         if v > best_v:
             best, best_v = lag, v
     return best
