@@ -69,6 +69,9 @@ class _NetnsEmu:
     sender paces itself), a "relay" that opens the client's TCP connection inside LAN ``a``."""
 
     scheduler = None
+    # The in-process emulator aligns its TCP model with the media clock; real kernel TCP needs no
+    # alignment, so this is reported as False.
+    _tcp_media_started = False
 
     def __init__(self, lab: Any) -> None:
         self.lab = lab
@@ -217,7 +220,8 @@ def netns_call(cfg: Any, opts: NetnsOptions | None = None, *, out_dir: str | Pat
     :class:`translab.emulate.netns.system.NetnsUnavailable` (one line) without root."""
     from translab.emulate.coturn import Coturn
     from translab.emulate.netns.lab import Lab
-    from translab.live import _failed_summary, _stock_figures, build_live_trace, fast_gil_switch
+    from translab import live
+    from translab.live import _failed_summary, _stock_figures, build_live_trace
     from translab.media.stream import encode_stream
     from translab.simulate import CallResult, _default_clip, load_reference, summarise, write_artefacts
 
@@ -235,7 +239,7 @@ def netns_call(cfg: Any, opts: NetnsOptions | None = None, *, out_dir: str | Pat
     with Lab(lab_config_for(cfg, opts, pcap), run_dir=run_dir) as lab:
         coturn = Coturn(lab).start() if (opts.ice != "none" and cfg.transport == "webrtc") else None
         try:
-            with fast_gil_switch():
+            with _realtime(live):
                 rec, more = asyncio.run(call_in_lab(lab, coturn, cfg, stream, opts, progress))
         finally:
             usage = coturn.stop() if coturn is not None else {}
@@ -270,6 +274,14 @@ def netns_call(cfg: Any, opts: NetnsOptions | None = None, *, out_dir: str | Pat
 
         (write_artefacts if rec.status == "ok" else _write_failed)(result, out_dir)
     return result
+
+
+def _realtime(live: Any) -> Any:
+    """The live module's real-time mode (short GIL switch interval) under whichever name it has."""
+    for name in ("realtime_mode", "fast_gil_switch"):
+        if hasattr(live, name):
+            return getattr(live, name)()
+    return contextlib.nullcontext()
 
 
 def add_netns_arguments(p: Any) -> None:

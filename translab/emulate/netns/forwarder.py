@@ -120,10 +120,14 @@ class Forwarder:
             if model is None:
                 continue
             m, rng = model
+            one = getattr(m, "apply_one", None)  # the link models' cheap scalar path, if offered
             nxt: list[float] = []
             for ti in times:
-                _, arr = m.apply(np.array([ti]), np.array([size], dtype=np.int64), rng)
-                nxt.extend(float(a) for a in arr)
+                if one is not None:
+                    nxt.extend(float(a) for a in one(ti, size, rng))
+                else:
+                    _, arr = m.apply(np.array([ti]), np.array([size], dtype=np.int64), rng)
+                    nxt.extend(float(a) for a in arr)
             times = nxt
         return times
 

@@ -92,8 +92,13 @@ def socket_in_netns(name: str, family: int = socket.AF_INET, type: int = socket.
     """A socket created inside namespace ``name`` (it stays there whichever thread uses it).
 
     A helper thread enters the namespace with setns(2) (which affects only that thread), creates
-    the socket and ends; the calling thread's namespace never changes.
+    the socket and ends; the calling thread's namespace never changes. ``proto`` 0 picks TCP/UDP
+    explicitly: asyncio only disables Nagle (TCP_NODELAY) on sockets whose ``proto`` is
+    IPPROTO_TCP, as sockets made by its own create_connection are.
     """
+    if proto == 0:
+        proto = socket.IPPROTO_TCP if type == socket.SOCK_STREAM else (
+            socket.IPPROTO_UDP if type == socket.SOCK_DGRAM else 0)
     result: dict[str, object] = {}
 
     def worker() -> None:
