@@ -132,12 +132,19 @@ def stream(m: TcpDeliveryModel, ws: np.ndarray, wb: np.ndarray, seed: int) -> li
     return out
 
 
-@settings(max_examples=15, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), p=st.sampled_from([0.0, 0.03, 0.2]), nbytes=st.sampled_from([160, 1500, 4800]))
-def test_streaming_equals_batch(seed: int, p: float, nbytes: int) -> None:
+@settings(max_examples=20, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    p=st.sampled_from([0.0, 0.03, 0.2]),
+    nbytes=st.sampled_from([160, 1500, 4800]),
+    delack=st.booleans(),
+)
+def test_streaming_equals_batch(seed: int, p: float, nbytes: int, delack: bool) -> None:
     ws, wb = writes(300, nbytes=nbytes)
-    batch = TcpDeliveryModel(lossy(p, jitter=0.01), lossy(p)).deliver(ws, wb, np.random.default_rng(seed))
-    m = TcpDeliveryModel(lossy(p, jitter=0.01), lossy(p))
+    batch = TcpDeliveryModel(lossy(p, jitter=0.01), lossy(p), delayed_ack=delack).deliver(
+        ws, wb, np.random.default_rng(seed)
+    )
+    m = TcpDeliveryModel(lossy(p, jitter=0.01), lossy(p), delayed_ack=delack)
     out = stream(m, ws, wb, seed)
     assert all(a[0] <= b[0] for a, b in zip(out, out[1:]))
     np.testing.assert_array_equal(m.write_delivery_s(), batch.delivered_s)
@@ -173,3 +180,24 @@ def test_linux_rto_formula_is_never_shorter() -> None:
         res[f] = m.rto_s
     assert res["rfc6298"] == pytest.approx(0.2)  # floor: srtt 20 ms, no variance
     assert res["linux"] == pytest.approx(0.22)  # srtt + max(4 rttvar, 200 ms)
+
+
+def test_delayed_ack_halves_acks_at_20ms_and_waits_40ms_at_60ms() -> None:
+    clean = lambda: LinkChain([Delay(0.03)])  # noqa: E731
+    ws, wb = writes(1000)
+    r = TcpDeliveryModel(clean(), clean(), delayed_ack=True).deliver(ws, wb, np.random.default_rng(0))
+    assert r.acks == 500  # every second in-order segment (20 ms apart, under the 40 ms timer)
+    np.testing.assert_allclose(r.delivered_s, ws + 0.03)  # delayed ACKs do not delay data
+    ws60, wb60 = writes(200, frame_s=0.06)
+    m = TcpDeliveryModel(clean(), clean(), delayed_ack=True)
+    r = m.deliver(ws60, wb60, np.random.default_rng(0))
+    assert r.acks == 200  # the 40 ms timer fires before the next segment
+    assert m.srtt_s == pytest.approx(0.06 + 0.04)  # the RTT includes the ACK delay
+
+
+def test_delayed_ack_still_repairs_loss_in_order() -> None:
+    ws, wb = writes(2000)
+    r = TcpDeliveryModel(lossy(0.05), lossy(0.02), delayed_ack=True).deliver(ws, wb, np.random.default_rng(4))
+    assert not np.isnan(r.delivered_s).any()
+    assert np.all(np.diff(r.delivered_s) >= 0)
+    assert r.retransmissions > 0 and r.acks < len(r.segments)

@@ -15,10 +15,13 @@ Model
   segments is never the limit. After a timeout Linux restarts from a window of 1 segment; we
   retransmit the segments it marks lost as soon as the retransmission is acknowledged, which is
   faster than slow start and so a lower bound on the recovery delay.
-* ACKs: the receiver sends one ACK per arriving segment (duplicates and out-of-order ones
-  included; no delayed ACK; an upper bound on the ACK count, Linux delays some in-order ACKs by up
-  to 40 ms). Each ACK carries the cumulative point and SACKs the segment that triggered it, and
-  crosses the ``reverse`` chain (``None`` = an instant, lossless return path).
+* ACKs: by default the receiver sends one ACK per arriving segment (duplicates and out-of-order
+  ones included): an upper bound on the ACK count. ``delayed_ack=True`` models Linux's delayed
+  ACK instead: an in-order segment with nothing held out of order is ACKed with the next one or
+  after ``delack_s`` (40 ms, Linux's minimum), whichever comes first; out-of-order, duplicate and
+  hole-filling segments are ACKed at once. Each ACK carries the cumulative point and SACKs the
+  segment that triggered it, and crosses the ``reverse`` chain (``None`` = an instant, lossless
+  return path).
 * Loss detection: fast retransmit (SACK, RFC 6675 style): a segment is retransmitted once when the
   sender learns that ``dupthresh`` (3) segments above it have arrived, i.e. when the dupacks come
   back over the reverse path. Linux's RACK-TLP can detect loss after one later segment; set
@@ -41,7 +44,8 @@ Invariants
 * The batch API (:meth:`TcpDeliveryModel.deliver`) and the streaming API (:meth:`send`,
   :meth:`poll`, :meth:`next_event_s`) give identical results for the same generators, provided
   ``send`` is called in time order and no later than events already polled.
-* Events at equal times run in a fixed order: ACK arrivals, timer expiries, segment arrivals, writes.
+* Events at equal times run in a fixed order: ACK arrivals, retransmission timers, delayed-ACK
+  timers, segment arrivals, writes.
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ from translab.errors import ConfigError, check_choice
 from translab.link.base import LinkModel, check_positive
 from translab.link.chain import LinkChain, as_chain
 
-_ACK, _RTO, _SEG, _WRITE = 0, 1, 2, 3  # event kinds, also the order at equal times
+_ACK, _RTO, _DELACK, _SEG, _WRITE = 0, 1, 2, 3, 4  # event kinds, also the order at equal times
 
 
 @dataclass
@@ -99,6 +103,8 @@ class TcpDeliveryModel:
         initial_rto_s: float = 1.0,
         max_rto_s: float = 120.0,
         rto_formula: str = "rfc6298",
+        delayed_ack: bool = False,
+        delack_s: float = 0.04,
     ) -> None:
         self.forward = as_chain(forward)
         self.reverse = as_chain(reverse)
@@ -115,6 +121,8 @@ class TcpDeliveryModel:
         self.max_rto_s = check_positive("tcp.max_rto_s", max_rto_s, "s")
         check_choice("tcp.rto_formula", rto_formula, ("rfc6298", "linux"))
         self.rto_formula = rto_formula
+        self.delayed_ack = bool(delayed_ack)
+        self.delack_s = check_positive("tcp.delack_s", delack_s, "s")
         self._init_state()
 
     # ----------------------------------------------------------------- state
@@ -139,6 +147,11 @@ class TcpDeliveryModel:
         self._bytes_written = 0
         # receiver
         self._rcv_next = 0  # first segment not yet received in order
+        self._rcv_ooo = 0  # segments received above the in-order point
+        self._delack_pending = 0  # in-order segments not yet ACKed (delayed ACK)
+        self._delack_last: tuple[int, int] = (0, 0)  # (seg, retx) of the last one
+        self._delack_version = 0
+        self._delack_armed = False
         self._delivered_bytes = 0
         self._deliveries: list[tuple[float, int]] = []
         self._returned = 0
@@ -210,6 +223,8 @@ class TcpDeliveryModel:
                 self._on_ack(t, *payload)
             elif kind == _RTO:
                 self._on_rto(t, *payload)
+            elif kind == _DELACK:
+                self._on_delack(t, *payload)
             elif kind == _SEG:
                 self._on_segment(t, *payload)
             else:
@@ -221,7 +236,10 @@ class TcpDeliveryModel:
     def next_event_s(self) -> "float | None":
         """Time (s) of the next pending event, or None when nothing is pending."""
         heap = self._heap
-        while heap and heap[0][1] == _RTO and heap[0][3][0] != self._timer_version:
+        while heap and (
+            (heap[0][1] == _RTO and heap[0][3][0] != self._timer_version)
+            or (heap[0][1] == _DELACK and heap[0][3][0] != self._delack_version)
+        ):
             heapq.heappop(heap)  # a cancelled timer
         return heap[0][0] if heap else None
 
@@ -318,21 +336,53 @@ class TcpDeliveryModel:
         self._timer_running = False
 
     def _on_segment(self, t: float, s: int, retx: int) -> None:
+        delay_ok = False
         if not self._rcv_have[s]:
             self._rcv_have[s] = True
-            n = self._rcv_next
+            self._rcv_ooo += 1
+            old = self._rcv_next
+            n = old
             have = self._rcv_have
             while n < len(have) and have[n]:
                 n += 1
-            if n > self._rcv_next:
+            if n > old:
                 new_end = self._seg_end[n - 1]
                 self._deliveries.append((t, new_end - self._delivered_bytes))
                 self._delivered_bytes = new_end
                 self._rcv_next = n
+                self._rcv_ooo -= n - old
+            # In order, not filling a hole, nothing held above: an ACK may wait (delayed ACK).
+            delay_ok = s == old and n == old + 1 and self._rcv_ooo == 0
+        if self.delayed_ack and delay_ok:
+            self._delack_pending += 1
+            self._delack_last = (s, retx)
+            if self._delack_pending >= 2:
+                self._send_ack(t, s, retx)
+            elif not self._delack_armed:
+                self._delack_version += 1
+                self._delack_armed = True
+                self._push(t + self.delack_s, _DELACK, (self._delack_version,))
+            return
+        self._send_ack(t, s, retx)
+
+    def _send_ack(self, t: float, s: int, retx: int) -> None:
+        """The receiver ACKs now (cumulative point + SACK of segment ``s``); pending delayed ACKs
+        are covered by it."""
+        self._delack_pending = 0
+        if self._delack_armed:
+            self._delack_version += 1
+            self._delack_armed = False
         self.acks += 1
         arr = self.reverse.apply_one(t, self.ack_bytes, self._rng_rev)  # type: ignore[arg-type]
         for a in arr:
             self._push(a, _ACK, (self._rcv_next, s, retx))
+
+    def _on_delack(self, t: float, version: int) -> None:
+        if version != self._delack_version:
+            return
+        self._delack_armed = False
+        if self._delack_pending:
+            self._send_ack(t, *self._delack_last)
 
     def _on_ack(self, t: float, cum: int, s: int, retx: int) -> None:
         sacked = self._seg_sacked
