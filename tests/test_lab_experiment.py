@@ -44,7 +44,7 @@ def test_good_file_expands_with_rules(tmp_path: Path) -> None:
     # webrtc: 3 framings merge to rtp -> 1 per profile; websocket: binary (pcm16 default),
     # realtime-json (pcm16 24k), twilio-json (pcmu 8k) -> 3 per profile
     assert len(e.cells) == 2 * (1 + 3)
-    assert e.dropped["webrtc-framing"] == 6 and e.dropped["duplicate"] == 4
+    assert e.dropped == {"duplicate": 4}  # webrtc framings merge into "rtp"; nothing dropped
     webrtc = [c for c in e.cells if c["transport"] == "webrtc"]
     assert {c["framing"] for c in webrtc} == {"rtp"} and {c["codec"] for c in webrtc} == {"opus"}
     tw = [c for c in e.cells if c["framing"] == "twilio-json"]
@@ -69,6 +69,8 @@ def test_contradictions_dropped_and_exclude(tmp_path: Path) -> None:
         assert not (c["transport"] == "websocket" and c["codec"] == "opus")  # excluded
     assert {(c["transport"], c["codec"], c["conceal"]) for c in cells} == {
         ("webrtc", "opus", "opus-fec"), ("websocket", "pcm16", "pcm-plc")}
+    dropped = ex.expand(exp).dropped
+    assert dropped["conceal-codec"] > 0 and dropped["webrtc-codec"] > 0 and dropped["exclude"] > 0
 
 
 @pytest.mark.parametrize("text, key, allowed", [

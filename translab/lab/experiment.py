@@ -37,7 +37,8 @@ kinds:
   JSON framing; Opus concealment for PCM and PCM concealment for Opus; opus-fec without FEC; 100 ms Opus
   frames; anything else :meth:`CallConfig.resolved` refuses).
 
-:func:`expand` reports how many cells each rule dropped or merged, and the report prints it.
+:func:`expand` reports how many product cells each rule dropped and how many merged as duplicates;
+the report prints it.
 """
 
 from __future__ import annotations
@@ -462,16 +463,16 @@ RULES: tuple[Rule, ...] = (
 def normalise_cell(cell: dict[str, Any], counts: dict[str, int] | None = None) -> dict[str, Any] | None:
     """Apply :data:`RULES` in order; returns the normalised cell or None when a rule drops it.
 
-    ``counts`` (optional) is incremented per rule that dropped or changed the cell.
+    ``counts`` (optional) is incremented for the rule that dropped the cell. Cells a rule normalised
+    into the same cell as another are merged later and counted as "duplicate" by :func:`expand`.
     """
     c: dict[str, Any] | None = dict(cell)
     for rule in RULES:
         assert c is not None
-        new = rule.apply(c)
-        if new != c and counts is not None:
-            counts[rule.name] = counts.get(rule.name, 0) + 1
-        c = new
+        c = rule.apply(c)
         if c is None:
+            if counts is not None:
+                counts[rule.name] = counts.get(rule.name, 0) + 1
             return None
     return c
 
@@ -479,7 +480,7 @@ def normalise_cell(cell: dict[str, Any], counts: dict[str, int] | None = None) -
 @dataclass
 class Expansion:
     """The expanded grid: unique ``cells`` in a stable order, and how many product cells each rule
-    (or ``exclude``, or ``duplicate``) dropped or merged."""
+    dropped, ``exclude`` removed, and ``duplicate`` merged into an earlier identical cell."""
 
     cells: list[dict[str, Any]]
     product_size: int

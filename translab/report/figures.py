@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 from pathlib import Path
 from typing import Any, Callable
 
@@ -64,34 +65,44 @@ def load_frames(run_dir: str | Path | None, hashes: list[str], max_rows: int = 2
 
 
 def latency_cdf(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figure | None:
-    """Mouth-to-ear CDF per transport and profile (all played frames of the group's cells; without
-    frame logs, the per-cell p50/p95/p99 instead)."""
+    """Mouth-to-ear CDF per transport, one panel per profile (all played frames of the group's
+    cells; without frame logs, the per-cell p50/p95/p99 instead)."""
     d = ok_rows(df)
     if not len(d) or "m2e_p50_ms" not in d.columns:
         return None
-    fig, ax = _fig()
-    profiles = sorted(d["profile"].map(profile_name).unique())
-    any_line = False
-    for (tr, prof), g in d.groupby([d["transport"], d["profile"].map(profile_name)]):
-        vals = load_frames(run_dir, list(g.get("cell_hash", [])))
-        if not len(vals):
-            vals = pd.concat([_num(g[c]) for c in ("m2e_p50_ms", "m2e_p95_ms", "m2e_p99_ms")]).dropna()
-        if not len(vals):
-            continue
-        x = np.sort(vals.to_numpy())
-        y = np.arange(1, len(x) + 1) / len(x)
-        ls = LINESTYLES[profiles.index(prof) % len(LINESTYLES)]
-        ax.plot(x, y, ls, color=TRANSPORT_COLORS.get(tr, "gray"), label=f"{tr} / {prof}", lw=1.6)
-        any_line = True
-    if not any_line:
+    pname = d["profile"].map(profile_name)
+    profiles = sorted(pname.unique(), key=lambda p: (not is_clean(p), p))
+    ncol = min(len(profiles), 4)
+    nrow = math.ceil(len(profiles) / ncol)
+    fig = Figure(figsize=(3.0 * ncol + 1.0, 2.9 * nrow + 0.4), dpi=100, layout="constrained")
+    axes = fig.subplots(nrow, ncol, squeeze=False, sharey=True)
+    p99 = _num(d["m2e_p99_ms"]).dropna()
+    hi = max(float(np.nanpercentile(p99, 95)) * 1.15, 50.0) if len(p99) else 500.0
+    drawn = False
+    for i, prof in enumerate(profiles):
+        ax = axes[i // ncol][i % ncol]
+        for tr, g in d[pname == prof].groupby("transport"):
+            vals = load_frames(run_dir, list(g.get("cell_hash", [])))
+            if not len(vals):
+                vals = pd.concat([_num(g[c]) for c in ("m2e_p50_ms", "m2e_p95_ms", "m2e_p99_ms")]).dropna()
+            if not len(vals):
+                continue
+            x = np.sort(vals.to_numpy())
+            ax.plot(x, np.arange(1, len(x) + 1) / len(x), color=TRANSPORT_COLORS.get(str(tr), "gray"),
+                    label=str(tr), lw=1.6)
+            drawn = True
+        ax.set_title(prof, fontsize=10)
+        ax.set_xlim(0, hi)
+        ax.grid(alpha=0.3)
+        ax.set_xlabel("mouth-to-ear (ms)", fontsize=8)
+        if i % ncol == 0:
+            ax.set_ylabel("fraction of played frames", fontsize=8)
+    for j in range(len(profiles), nrow * ncol):
+        axes[j // ncol][j % ncol].set_visible(False)
+    if not drawn:
         return None
-    ax.set_xlabel("mouth-to-ear latency (ms)")
-    ax.set_ylabel("fraction of played frames")
-    hi = float(np.nanpercentile(_num(d["m2e_p99_ms"]).dropna(), 95)) if _num(d["m2e_p99_ms"]).notna().any() else 500
-    ax.set_xlim(0, max(hi * 1.2, 50))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    ax.set_title("Mouth-to-ear latency CDF (colour: transport, line: profile)")
+    axes[0][0].legend(fontsize=8, loc="lower right")
+    fig.suptitle("Mouth-to-ear latency CDF per profile")
     return fig
 
 
@@ -131,44 +142,63 @@ def latency_budget(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figur
 
 
 def playout_policy(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figure | None:
-    """The jitter-buffer policy trade-off: mouth-to-ear p95 against the share of concealed audio,
-    one point per (transport, playout policy, profile)."""
+    """The jitter-buffer policy trade-off: mouth-to-ear p95 per playout policy and transport (bars),
+    with the share of concealed audio written on each bar; one panel per impaired profile."""
     d = ok_rows(df)
     if not len(d) or "playout" not in d.columns or d["playout"].nunique() < 2:
         return None
-    g = d.groupby(["transport", "playout", d["profile"].map(profile_name)])[["m2e_p95_ms", "concealed_ratio"]].median(
-        numeric_only=True).reset_index()
-    fig, ax = _fig()
-    markers = {p: m for p, m in zip(sorted(g["playout"].unique()), "osD^v<>p*")}
-    for _, r in g.iterrows():
-        ax.scatter(100 * r["concealed_ratio"], r["m2e_p95_ms"], color=TRANSPORT_COLORS.get(r["transport"], "gray"),
-                   marker=markers[r["playout"]], s=40)
-        ax.annotate(f"{r['playout']} ({r['profile']})", (100 * r["concealed_ratio"], r["m2e_p95_ms"]), fontsize=7,
-                    xytext=(3, 3), textcoords="offset points")
-    ax.set_xlabel("concealed samples (%)")
-    ax.set_ylabel("mouth-to-ear p95 (ms)")
-    ax.grid(alpha=0.3)
-    ax.set_title("Jitter-buffer policy: latency vs concealment (colour: transport)")
+    d = d.assign(pname=d["profile"].map(profile_name))
+    multi = d.groupby("pname")["playout"].nunique()
+    profiles = [p for p in multi.index if multi[p] > 1]
+    if not profiles:
+        return None
+    fig = Figure(figsize=(4.2 * len(profiles) + 0.8, 3.6), dpi=100, layout="constrained")
+    axes = fig.subplots(1, len(profiles), squeeze=False, sharey=True)[0]
+    for ax, prof in zip(axes, profiles):
+        g = d[d["pname"] == prof].groupby(["playout", "transport"])[["m2e_p95_ms", "concealed_ratio"]].median(
+            numeric_only=True)
+        policies = sorted({p for p, _ in g.index})
+        trs = sorted({t for _, t in g.index})
+        w = 0.8 / max(len(trs), 1)
+        for j, tr in enumerate(trs):
+            for i, pol in enumerate(policies):
+                if (pol, tr) not in g.index:
+                    continue
+                v = g.loc[(pol, tr)]
+                x = i + (j - (len(trs) - 1) / 2) * w
+                ax.bar(x, v["m2e_p95_ms"], w * 0.95, color=TRANSPORT_COLORS.get(tr, "gray"),
+                       label=tr if i == 0 else None)
+                ax.annotate(f"{100 * v['concealed_ratio']:.1f}%", (x, v["m2e_p95_ms"]), ha="center",
+                            va="bottom", fontsize=6, rotation=90, xytext=(0, 2), textcoords="offset points")
+        ax.set_xticks(range(len(policies)), policies, rotation=30, fontsize=8)
+        ax.set_title(prof, fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+        ax.margins(y=0.15)
+    axes[0].set_ylabel("mouth-to-ear p95 (ms)")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Jitter-buffer policy: p95 latency (bars) and concealed audio (labels)")
     return fig
 
 
 def setup_time(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figure | None:
-    """Live calls: time from call start to first media received, per transport (each call a dot)."""
+    """Live calls: time from call start to first media received, per transport and profile (bars:
+    median; dots: each call)."""
     d = ok_rows(df)
     s = setup_ms(d)
-    live = d[s.notna()]
+    live = d[s.notna()].assign(setup=s[s.notna()], pname=lambda x: x["profile"].map(profile_name))
     if not len(live):
         return None
-    fig, ax = _fig(6.0, 3.0)
-    trs = sorted(live["transport"].unique())
-    for i, tr in enumerate(trs):
-        v = s[live.index][live["transport"] == tr]
-        ax.bar(i, v.median(), color=TRANSPORT_COLORS.get(tr, "gray"), alpha=0.6)
+    groups = sorted(live.groupby(["pname", "transport"]).groups)
+    fig, ax = _fig(1.6 + 1.1 * len(groups), 3.2)
+    for i, (prof, tr) in enumerate(groups):
+        v = live[(live["pname"] == prof) & (live["transport"] == tr)]["setup"]
+        ax.bar(i, v.median(), color=TRANSPORT_COLORS.get(tr, "gray"), alpha=0.7)
         ax.plot(np.full(len(v), i), v, "k.", ms=6)
-        ax.annotate(f"{v.median():.0f} ms", (i, v.median()), ha="center", va="bottom", fontsize=9)
-    ax.set_xticks(range(len(trs)), trs)
+        ax.annotate(f"{v.median():.0f} ms", (i, v.median()), ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(range(len(groups)), [f"{tr}\n{prof}" for prof, tr in groups], fontsize=8)
     ax.set_ylabel("set-up to first media (ms)")
     ax.grid(axis="y", alpha=0.3)
+    ax.margins(y=0.15)
     ax.set_title("Call set-up time (live calls)")
     return fig
 
@@ -214,8 +244,10 @@ def quality_bitrate(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figu
         ax.plot(q.index, q.values, "k^:", label="opus codec only (no network)")
     pcm = d[d["codec"] != "opus"]
     for i, (lab, g) in enumerate(pcm.groupby(pcm.apply(cell_label, axis=1)) if len(pcm) else []):
-        ax.axhline(_num(g["plcmos"]).median(), color="gray", ls=LINESTYLES[i % 4], lw=0.8)
-        ax.annotate(lab, (ax.get_xlim()[0], _num(g["plcmos"]).median()), fontsize=7, color="gray")
+        y = _num(g["plcmos"]).median()
+        ax.axhline(y, color="gray", ls=LINESTYLES[i % 4], lw=0.8)
+        ax.annotate(f"websocket {lab}", (1.0, y), xycoords=("axes fraction", "data"), fontsize=6,
+                    color="gray", ha="right", va="bottom")
     ax.set_xscale("log")
     ticks = sorted(_num(opus["bitrate_bps"]).dropna().unique() / 1000)
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
