@@ -181,3 +181,16 @@ def test_bad_inputs():
     tr["transport"] = ["webrtc", "websocket"]
     with pytest.raises(TranslabError):
         bandwidth(tr, 1.0)
+
+
+def test_tcp_retransmissions_add_segments_and_acks():
+    tr = _trace("websocket", [640] * 500)
+    base = bandwidth(tr, 10.0)
+    # 50 retransmitted segments of the mean data-segment size (722 B): + 50 * 722 * 8 / 10 s
+    bw = bandwidth(tr, 10.0, retransmitted_segments=50)
+    assert bw["media_wire_kbps_up"] == pytest.approx(base["media_wire_kbps_up"] + 50 * 722 * 8 / 10 / 1000)
+    assert bw["packets_per_s_up"] == pytest.approx(55.0)
+    assert bw["wire_kbps_down"] == pytest.approx(275 * 52 * 8 / 10 / 1000)  # one ACK per 2 of 550 segments
+    assert bandwidth(tr, 10.0, retransmitted_segments={"down": 5}) == base  # no down data to resend
+    with pytest.raises(ConfigError):
+        bandwidth(tr, 10.0, retransmitted_segments=-1)

@@ -220,6 +220,7 @@ def bandwidth(
     duration_s: float,
     hm: HeaderModel = HeaderModel(),
     acks_per_s: float | Mapping[str, float] | None = None,
+    retransmitted_segments: int | Mapping[str, int] = 0,
 ) -> dict[str, Any]:
     """Mean bit rates of a call over ``duration_s`` seconds, per direction ("up", "down").
 
@@ -227,7 +228,9 @@ def bandwidth(
     link); wire sizes are recomputed from ``message_bytes`` under ``hm`` (the trace's own
     ``wire_bytes`` column is not read). ``acks_per_s``: measured rate of pure TCP ACKs answering
     the data of a direction (a number for both, or {"up": .., "down": ..}); default: one per two
-    data segments.
+    data segments. ``retransmitted_segments`` (WebSocket only: a number for "up", or per direction):
+    TCP segments sent again, each counted at the mean wire size of that direction's data segments
+    (and acknowledged like the others).
 
     Returns (kbit/s): ``payload_kbps_<d>`` (codec payload), ``message_kbps_<d>`` (RTP payload or
     WebSocket message incl. JSON/base64), ``media_wire_kbps_<d>`` (media packets on the wire),
@@ -276,6 +279,14 @@ def bandwidth(
                 control[d] += rtcp_sr_wire_bytes(hm) * duration_s / hm.rtcp_interval_s
                 control[other[d]] += rtcp_rr_wire_bytes(hm) * duration_s / hm.rtcp_interval_s
     else:
+        rtx = retransmitted_segments if isinstance(retransmitted_segments, Mapping) else {"up": retransmitted_segments}
+        for d in ("up", "down"):
+            n_rtx = int(rtx.get(d, 0))
+            if n_rtx < 0:
+                raise ConfigError("retransmitted_segments", n_rtx, "a whole number >= 0")
+            if n_rtx and units[d]:
+                media_wire[d] += n_rtx * media_wire[d] / units[d]
+                units[d] += n_rtx
         for d in ("up", "down"):
             rate = _acks_for(d, acks_per_s)
             n_acks = rate * duration_s if rate is not None else math.ceil(units[d] / 2)
