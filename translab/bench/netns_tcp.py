@@ -48,6 +48,35 @@ def frame_figures(trace: Any, frame_ms: float) -> dict[str, float]:
     }
 
 
+#: TcpDeliveryModel variants tried against the kernel (keyword arguments of the model).
+MODEL_VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "linux-rto": {"rto_formula": "linux"},
+    "dupthresh1": {"dupthresh": 1},
+    "dupthresh1-linux-rto": {"dupthresh": 1, "rto_formula": "linux"},
+}
+
+
+def model_variant_figures(cfg: Any, stream: Any, frame_ms: float, **tcp_kw: Any) -> dict[str, float]:
+    """Frame figures of the TCP delivery model with extra keyword arguments, on exactly the inputs
+    ``simulate`` uses for a WebSocket call (same profile, seed, byte counts)."""
+    from translab.link.profiles import direction_rngs, load_profile
+    from translab.link.tcp import TcpDeliveryModel
+    from translab.metrics.bandwidth import HeaderModel, ws_tcp_payload_bytes
+
+    hm = HeaderModel(ip_version=cfg.ip_version, tls=cfg.tls)
+    prof = load_profile(cfg.profile)
+    rngs = direction_rngs(cfg.seed)
+    nbytes = np.array([ws_tcp_payload_bytes(int(b), True, hm) for b in stream.message_bytes], dtype=np.int64)
+    send = stream.capture_s.astype(float)
+    res = TcpDeliveryModel(prof.chain("up"), prof.chain("down"), mss=hm.mss, **tcp_kw).deliver(
+        send, nbytes, rngs["up"], rngs["down"])
+    import pandas as pd
+
+    t = pd.DataFrame({"seq": np.arange(len(send)), "send_s": send, "arrival_s": res.delivered_s})
+    return frame_figures(t, frame_ms)
+
+
 def compare(loss_pcts: tuple[float, ...] = (1.0, 3.0, 5.0), duration_s: float = 20.0, seed: int = 1,
             tls: bool = False) -> list[dict[str, Any]]:
     """One row per loss rate with ``model_*`` and ``kernel_*`` figures and the p95 ratio."""
@@ -72,6 +101,18 @@ def compare(loss_pcts: tuple[float, ...] = (1.0, 3.0, 5.0), duration_s: float = 
         row["model_tcp_retransmissions"] = sim.summary.get("tcp_retransmissions")
         row["kernel_link_lost"] = live.summary.get("netns_link_lost")
         row["p95_ratio_model_over_kernel"] = row["model_delay_p95_ms"] / row["kernel_delay_p95_ms"]
+        from translab.media.stream import encode_stream
+        from translab.simulate import load_reference
+
+        stream = encode_stream(load_reference(cfg), cfg)
+        for name, kw in MODEL_VARIANTS.items():
+            if name == "default":
+                continue
+            f = model_variant_figures(cfg, stream, float(cfg.frame_ms), **kw)
+            row[f"variant_{name}_delay_p95_ms"] = f["delay_p95_ms"]
+            row[f"variant_{name}_delay_p99_ms"] = f["delay_p99_ms"]
+            row[f"variant_{name}_stalls"] = f["stalls"]
+            row[f"variant_{name}_p95_ratio"] = f["delay_p95_ms"] / row["kernel_delay_p95_ms"]
         rows.append(row)
     return rows
 
