@@ -127,6 +127,22 @@ print("up", flush=True)
 time.sleep(60)
 """
 
+# A real call (WebSocket, 20 s of audio) with coturn up, killed while media flows.
+_CALL_CHILD = r"""
+import sys
+from translab.config import CallConfig
+from translab.emulate.netns import lab as labmod
+from translab.emulate.netns.call import NetnsOptions, netns_call
+orig = labmod.Lab.__init__
+def init(self, *a, **kw):
+    kw["runid"] = sys.argv[1]
+    orig(self, *a, **kw)
+labmod.Lab.__init__ = init
+netns_call(CallConfig(transport="webrtc", profile="clean-lan", duration_s=20, metrics=()),
+           NetnsOptions(caller_nat="symmetric", callee_nat="full-cone", ice="turn-udp"),
+           progress=lambda f: print("media", flush=True))
+"""
+
 
 def _start_child(runid: str) -> subprocess.Popen:
     p = subprocess.Popen([PY, "-c", _CHILD, runid], stdout=subprocess.PIPE, text=True)
@@ -159,5 +175,23 @@ def test_sigkill_mid_run_then_cleanup_command_leaves_nothing() -> None:
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert "3 namespaces" in out.stdout
+    time.sleep(0.2)
+    assert leftovers(f"tl-{runid}-") == {"netns": [], "devices": [], "pids": []}
+
+
+def test_sigkill_mid_call_then_cleanup_leaves_nothing() -> None:
+    runid = "dead02"
+    p = subprocess.Popen([PY, "-c", _CALL_CHILD, runid], stdout=subprocess.PIPE, text=True)
+    assert p.stdout is not None
+    line = p.stdout.readline()  # first progress report: media is flowing
+    assert line.strip() == "media", line
+    found = leftovers(f"tl-{runid}-")
+    assert len(found["netns"]) == 3 and len(found["pids"]) >= 2  # forwarder + turnserver
+    p.kill()
+    p.wait(5)
+    time.sleep(0.3)
+    out = subprocess.run([PY, "-m", "translab.cli", "netns", "cleanup", "--prefix", f"tl-{runid}-"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
     time.sleep(0.2)
     assert leftovers(f"tl-{runid}-") == {"netns": [], "devices": [], "pids": []}

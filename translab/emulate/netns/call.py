@@ -261,6 +261,13 @@ def netns_call(cfg: Any, opts: NetnsOptions | None = None, *, out_dir: str | Pat
     extra.update(rec.extra)
     extra.update(_stock_figures(rec))
     trace = build_live_trace(cfg, stream, rec)
+    owd = ((trace["arrival_s"] - trace["send_s"]) * 1e3).dropna()
+    if len(owd):  # one-way delay of media packets (ms): relay cells minus direct cells = relay cost
+        extra["netns_one_way_p50_ms"] = float(owd.median())
+        extra["netns_one_way_p95_ms"] = float(owd.quantile(0.95))
+    if usage and rec.status == "ok" and len(stream.capture_s):
+        media_s = float(stream.capture_s[-1] - stream.capture_s[0]) + float(cfg.frame_ms) / 1e3
+        extra["netns_relay_kbps"] = extra["netns_relay_bytes"] * 8 / media_s / 1e3
     if rec.status != "ok":
         result = CallResult(summary=_failed_summary(cfg, rec, extra), trace=trace,
                             audio=np.zeros(0, dtype=np.float32), playout=None)

@@ -92,7 +92,7 @@ ROW_KEYS = ("status", "reason", "netns_connected", "netns_pair", "netns_pair_loc
             "netns_pair_remote_type", "setup_ice_connected_ms", "setup_dtls_connected_ms",
             "setup_tcp_connected_ms", "setup_tls_done_ms", "setup_upgrade_done_ms", "setup_first_rtp_received_ms",
             "netns_relay_bytes", "netns_relay_packets", "netns_bytes_to_pub", "netns_bytes_to_a", "netns_bytes_to_b",
-            "m2e_p50_ms", "loss_rate", "netns_drops")
+            "m2e_p50_ms", "loss_rate", "netns_one_way_p50_ms", "netns_relay_kbps", "netns_drops")
 
 
 def run_cell(cell: Cell, base_cfg: Any, connect_timeout_s: float = 5.0) -> dict[str, Any]:
