@@ -84,3 +84,18 @@ def test_route_hairpin_and_garbage() -> None:
     assert r.route("a", b"\x60" + bytes(39), 0.0) is None  # IPv6
     assert r.route("pub", pk.build_udp(SRV, 1, "203.0.113.9", 2, b""), 0.0) is None
     assert r.drops["not-ipv4"] == 1 and r.drops["no-route"] == 1
+
+
+def test_without_root_backend_says_so_in_one_line(monkeypatch, capsys) -> None:
+    from translab.cli import main
+    from translab.emulate.netns import system
+    from translab.emulate.netns.lab import Lab
+
+    monkeypatch.setattr(system.os, "geteuid", lambda: 1000)
+    reason = system.unavailable_reason()
+    assert reason is not None and "root" in reason and "\n" not in reason
+    with pytest.raises(system.NetnsUnavailable, match="needs root"):
+        Lab().start()
+    assert main(["netns", "cleanup"]) == 1
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "needs root" in out

@@ -89,13 +89,21 @@ class Lab:
                  run_dir: str | Path | None = None) -> None:
         self.config = config or LabConfig()
         self.names = LabNames(runid or new_run_id())
-        self.run_dir = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix=self.names.prefix))
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._run_dir = Path(run_dir) if run_dir else None
         self.stats: dict[str, Any] = {}
         self._children: list[subprocess.Popen] = []
         self._forwarder: subprocess.Popen | None = None
         self._lock = threading.Lock()
         self._up = False
+
+    @property
+    def run_dir(self) -> Path:
+        """Where logs, statistics and coturn's files go (a fresh temp dir unless given); made on
+        first use, so a lab that cannot start leaves nothing behind."""
+        if self._run_dir is None:
+            self._run_dir = Path(tempfile.mkdtemp(prefix=self.names.prefix))
+        self._run_dir.mkdir(parents=True, exist_ok=True)
+        return self._run_dir
 
     # -- names and addresses --------------------------------------------------------------------
     @property
