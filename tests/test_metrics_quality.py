@@ -157,6 +157,14 @@ def test_plcmos_lower_for_heavy_loss(speech):
     assert plcmos(zero_filled(speech, 0.2), RATE) < plcmos(speech, RATE) - 0.3
 
 
+def test_plcmos_split_model_scores_exactly_as_speechmos(speech, monkeypatch):
+    deg = zero_filled(speech, 0.05)
+    fast = plcmos(deg, RATE)
+    assert qmod._plcmos_split, "onnx could not cut the PLCMOS model: the slow path is in use"
+    monkeypatch.setattr(qmod, "_plcmos_split", False)  # speechmos' own loop over the whole model
+    assert plcmos(deg, RATE) == fast
+
+
 def test_other_rates_and_int16(speech):
     from scipy.signal import resample_poly
 

@@ -8,8 +8,11 @@ speech 16 kHz; STOI resamples to 10 kHz itself).
 * PLCMOS v2 (speechmos + onnxruntime, MIT): averages 15 random "virtual raters" drawn from NumPy's
   global RNG; :func:`plcmos` seeds that RNG with :data:`PLCMOS_SEED` around the call and restores
   the previous state afterwards, so the same audio always gets the same score and the caller's
-  random stream is untouched. One ONNX session per process, created on first use, single-threaded
-  by default (sweeps run one process per core; set TRANSLAB_ORT_THREADS=0 for all cores).
+  random stream is untouched. The model is cut (with the ``onnx`` package) into its audio path, run
+  once per clip, and the small rater head, run per rater: identical scores, ~10 times faster than
+  speechmos' loop over the whole model (which remains the fallback). Sessions are created once per
+  process, single-threaded by default (sweeps run one process per core; TRANSLAB_ORT_THREADS=0
+  for all cores).
 * PESQ (package ``pesq``, an optional extra: the wrapper is MIT but the bundled ITU-T P.862 code is
   licensed for evaluation only, not commercial use): :func:`pesq_score` returns None when it is
   not installed, NaN when P.862 finds no utterance.
@@ -285,7 +288,12 @@ def align_piecewise(
 
 _plcmos_lock = threading.Lock()
 _plcmos_model: Any = None
+_plcmos_split: Any = None  # (audio session, head session) or False when unavailable
 _plcmos_pid: int | None = None
+
+# PLCMOS v2's graph: the audio path (convolutions + GRUs, ~95 % of the cost) ends in these two
+# tensors; the rater embedding joins only afterwards, in a small dense head.
+_PLCMOS_AUDIO_OUT = ("onnx::Concat_335", "onnx::Concat_337")
 
 
 def _ort_threads() -> int:
@@ -301,12 +309,23 @@ def _ort_threads() -> int:
     return n
 
 
+def _ort_session(model: str | bytes) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    threads = _ort_threads()
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
 def _plcmos_instance() -> Any:
-    """The per-process speechmos PLCMOS object with a single-threaded ONNX session."""
-    global _plcmos_model, _plcmos_pid
+    """The per-process speechmos PLCMOS object (its features, and its whole-model session for the
+    fallback path), plus the split sessions when the model can be split."""
+    global _plcmos_model, _plcmos_split, _plcmos_pid
     if _plcmos_model is not None and _plcmos_pid == os.getpid():
         return _plcmos_model
-    import onnxruntime as ort
     from speechmos import plcmos as plcmos_mod
 
     model = plcmos_mod.PLCMOS.__new__(plcmos_mod.PLCMOS)
@@ -318,17 +337,45 @@ def _plcmos_instance() -> Any:
         model.embed_rounds = 15
         model.model_path = os.path.join(os.path.dirname(os.path.abspath(plcmos_mod.__file__)),
                                         "plcmos_models", model.onnx_name)
-        opts = ort.SessionOptions()
-        threads = _ort_threads()
-        if threads:
-            opts.intra_op_num_threads = threads
-            opts.inter_op_num_threads = 1
-        model.session = ort.InferenceSession(model.model_path, sess_options=opts,
-                                             providers=["CPUExecutionProvider"])
+        model.session = _ort_session(model.model_path)
     except Exception:  # a speechmos version laid out differently: its own constructor
         model = plcmos_mod.PLCMOS()
+    _plcmos_split = _split_plcmos(model.model_path)
     _plcmos_model, _plcmos_pid = model, os.getpid()
     return model
+
+
+def _split_plcmos(model_path: str) -> Any:
+    """Two sessions cut from the PLCMOS model at the audio embedding, so the audio path runs once
+    per clip instead of once per virtual rater (15 times): same operations, identical scores,
+    about 10 times faster. False if the model cannot be cut (``onnx`` missing, other graph)."""
+    try:
+        import onnx
+        from onnx.utils import Extractor
+
+        graph = onnx.shape_inference.infer_shapes(onnx.load(model_path))
+        ex = Extractor(graph)
+        audio = ex.extract_model(["degraded_audio"], list(_PLCMOS_AUDIO_OUT))
+        head = ex.extract_model([*_PLCMOS_AUDIO_OUT, "rater_embed"], ["plcmos"])
+        return _ort_session(audio.SerializeToString()), _ort_session(head.SerializeToString())
+    except Exception:
+        return False
+
+
+def _plcmos_score(model: Any, a: np.ndarray) -> float:
+    """speechmos's ``PLCMOS.get_mos`` (same features, same raters drawn in the same order from
+    NumPy's global RNG, same summation), on the split model when there is one."""
+    if not _plcmos_split:
+        return float(model(a)["plcmos"])
+    audio, head = _plcmos_split
+    feats = np.float32(model.stft_transform(a))[np.newaxis, np.newaxis, ...]
+    emb = dict(zip(_PLCMOS_AUDIO_OUT, audio.run(None, {"degraded_audio": feats})))
+    mos = 0.0
+    for _ in range(model.embed_rounds):
+        rater = np.random.normal(size=(1, 64))
+        emb["rater_embed"] = np.array(rater, dtype=np.float32).reshape(1, -1)
+        mos += float(head.run(None, emb)[0])
+    return mos / model.embed_rounds
 
 
 def plcmos(x: np.ndarray, rate: int) -> float:
@@ -347,7 +394,7 @@ def plcmos(x: np.ndarray, rate: int) -> float:
         state = np.random.get_state()
         try:
             np.random.seed(PLCMOS_SEED)
-            return float(model(a)["plcmos"])
+            return _plcmos_score(model, a)
         finally:
             np.random.set_state(state)
 
