@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "translab.commands.report",
     "translab.commands.netns",
     "translab.commands.call",
+    "translab.commands.serve",
 )
 
 
