@@ -2,9 +2,12 @@
 task, thread or socket left behind), and live against simulation.
 
 The live-vs-simulation tests here are SHORT (4 s of speech, for CI time) and therefore looser than
-the benchmark (``translab.bench.live``, 20 s): loss within 1 percentage point (the WebRTC media
-draws are the simulator's, so the loss pattern is identical), mouth-to-ear p50 within 6 ms
-(benchmark: 3 ms)."""
+the benchmark (``translab.bench.emulator.live_vs_sim``, 20 s): loss within 1 percentage point (the
+media draws are the simulator's, so the loss pattern is identical), median network delay within
+2 ms, and mouth-to-ear p50 within 6 ms (benchmark target: 3 ms). The mouth-to-ear comparison is
+skipped when the host descheduled the whole process during the call (``host_stalls``: on a
+shared VM, ~100 ms pauses a few times a minute, which an adaptive jitter buffer answers by growing
+for the rest of the call, in live use as it would in a real client); it says so when it does."""
 
 from __future__ import annotations
 
@@ -121,4 +124,8 @@ def test_live_matches_simulation_on_a_lossy_jittery_profile(transport: str) -> N
     sim = simulate(cfg).summary
     assert live["status"] == "ok", live["reason"]
     assert abs(live["loss_rate"] - sim["loss_rate"]) <= 0.01
+    assert abs(live["budget_network_ms"] - sim["budget_network_ms"]) <= 2.0
+    if live["host_stalls"]:
+        pytest.skip(f"host paused the process {live['host_stalls']} times (max {live['host_stall_max_ms']:.0f} ms): "
+                    "live mouth-to-ear not comparable")
     assert abs(live["m2e_p50_ms"] - sim["m2e_p50_ms"]) <= 6.0, (live["m2e_p50_ms"], sim["m2e_p50_ms"])

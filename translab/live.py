@@ -35,14 +35,58 @@ LIVE_GIL_SWITCH_S = 0.0002
 
 
 @contextlib.contextmanager
-def fast_gil_switch(interval_s: float = LIVE_GIL_SWITCH_S) -> Iterator[None]:
-    """Lower ``sys.setswitchinterval`` for the block, restoring it afterwards."""
+def realtime_mode(interval_s: float = LIVE_GIL_SWITCH_S) -> Iterator[None]:
+    """For the block: a short GIL switch interval (worker threads cannot hold the loop for 5 ms)
+    and no cyclic garbage collection (a full collection with pandas/aiortc loaded pauses the loop
+    for 20-100 ms, measured; reference counting still frees almost everything during a call). Both
+    are restored afterwards, and one collection runs then."""
+    import gc
+
     old = sys.getswitchinterval()
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.freeze()
+    gc.disable()
     sys.setswitchinterval(interval_s)
     try:
         yield
     finally:
         sys.setswitchinterval(old)
+        gc.unfreeze()
+        if was_enabled:
+            gc.enable()
+        gc.collect()
+
+
+class LoopLagMonitor:
+    """Measures how late the event loop wakes up (a 10 ms sleep that takes longer): on a shared or
+    virtualised host the whole process is sometimes descheduled for ~100 ms, which delays sends
+    and arrivals alike. ``stalls`` lists (monotonic s, lag s) of wake-ups later than
+    ``threshold_s``; reported so live figures can be judged."""
+
+    def __init__(self, period_s: float = 0.01, threshold_s: float = 0.02) -> None:
+        self.period_s, self.threshold_s = period_s, threshold_s
+        self.stalls: list[tuple[float, float]] = []
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                t = loop.time()
+                await asyncio.sleep(self.period_s)
+                lag = loop.time() - t - self.period_s
+                if lag > self.threshold_s:
+                    self.stalls.append((t, lag))
+        except asyncio.CancelledError:
+            pass
+
+    async def stop(self) -> dict[str, float]:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+        lags = [lag for _, lag in self.stalls]
+        return {"host_stalls": len(lags), "host_stall_max_ms": 1e3 * max(lags) if lags else 0.0,
+                "host_stall_total_ms": 1e3 * sum(lags)}
 
 
 def build_live_trace(cfg: CallConfig, stream: Any, rec: LegRecord) -> pd.DataFrame:
@@ -127,8 +171,9 @@ async def live_call_async(cfg: CallConfig, *, pcap: str | Path | None = None,
     stream = encode_stream(reference, cfg)
     emu = LiveEmulator(cfg.profile, cfg.seed, chain_factory=chain_factory, control=control,
                        pcap=pcap, ip_version=cfg.ip_version)
-    with fast_gil_switch():
+    with realtime_mode():
         await emu.start()
+        monitor = LoopLagMonitor()
         try:
             if cfg.transport == "webrtc":
                 from translab.transport.webrtc import webrtc_call
@@ -141,8 +186,13 @@ async def live_call_async(cfg: CallConfig, *, pcap: str | Path | None = None,
                 rec = await websocket_call(stream, cfg, emu, connect_timeout_s=connect_timeout_s,
                                            drain_s=drain_s, progress=progress, echo=echo)
         finally:
+            host = await monitor.stop()
             await emu.close()
-    extra: dict[str, Any] = {"dtx_skipped": stream.dtx_skipped}
+    extra: dict[str, Any] = {"dtx_skipped": stream.dtx_skipped, **host}
+    send_late = [rec.send_s[k] - float(stream.capture_s[k]) for k in rec.send_s]
+    if send_late:
+        extra["send_late_p50_ms"] = float(np.percentile(send_late, 50)) * 1e3
+        extra["send_late_p99_ms"] = float(np.percentile(send_late, 99)) * 1e3
     extra.update(emu.report())
     extra.update(rec.extra)
     extra.update(_stock_figures(rec))

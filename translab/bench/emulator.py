@@ -1,4 +1,5 @@
-"""Benchmark: how accurately the live emulator adds a configured delay, and what it costs.
+"""Benchmarks of the live emulator: how accurately it adds a configured delay and what it costs;
+and live calls against their simulation (same profile, same seed).
 
 Probe datagrams (64 bytes carrying their send time) go at ``rate_pps`` in each direction between two
 UDP sockets on loopback, through a :class:`translab.emulate.LiveEmulator` whose links are a constant
@@ -83,14 +84,92 @@ async def measure(delay_ms: float = 40.0, rate_pps: float = 50.0, duration_s: fl
     out["error_abs_p99_ms"] = float(np.percentile(np.abs(both), 99))
     out.update({k.replace("emu_", ""): v for k, v in report.items() if k.startswith("emu_release")})
     out["cpu_percent_of_one_core"] = 100.0 * cpu / wall
+    import os
+
+    out["load_avg_1min"] = os.getloadavg()[0]
     return out
 
 
-def run(duration_s: float = 10.0) -> dict[str, Any]:
-    """`translab bench` entry: the emulator's delay accuracy with timerfd releases, and with plain
-    ``loop.call_at`` for comparison (half the duration)."""
+LIVE_SIM_KEYS = ("loss_rate", "m2e_p50_ms", "m2e_p95_ms", "budget_network_ms", "late_rate",
+                 "concealed_ratio")
+
+
+def long_clip(min_s: float) -> str:
+    """A WAV of at least ``min_s`` seconds: the shipped clips one after another (written once to
+    the temporary directory; 48 kHz mono)."""
+    import tempfile
+    from pathlib import Path
+
+    from translab.media.audio import write_wav
+    from translab.media.clips import list_clips, load_clip
+
+    path = Path(tempfile.gettempdir()) / f"translab-bench-speech-{int(min_s)}s.wav"
+    if not path.exists():
+        parts: list[np.ndarray] = []
+        while sum(len(p) for p in parts) < min_s * 48000:
+            parts.extend(load_clip(c, 48000) for c in list_clips())
+        write_wav(path, np.concatenate(parts), 48000)
+    return str(path)
+
+
+def live_vs_sim(transport: str, profile: str = "hotel-wifi", duration_s: float = 20.0, seed: int = 11,
+                playout: str = "adaptive") -> dict[str, Any]:
+    """One live call and its simulation (same config and seed) over ``duration_s`` of speech:
+    headline figures side by side and their differences (live - sim; loss in percentage points,
+    latency in ms), with the host stalls seen during the live call."""
+    import os
+
+    from translab.config import CallConfig
+    from translab.live import live_call
+    from translab.simulate import simulate
+
+    extra = {"sample_rate": 16000} if transport == "websocket" else {}
+    cfg = CallConfig(transport=transport, profile=profile, duration_s=duration_s, seed=seed,
+                     playout=playout, metrics=(), clip=long_clip(duration_s), **extra)
+    load0 = os.getloadavg()[0]
+    live = live_call(cfg, drain_s=1.0).summary
+    sim = simulate(cfg).summary
+    out: dict[str, Any] = {"profile": profile, "seed": seed, "duration_s": duration_s,
+                           "playout": playout, "status": live.get("status"),
+                           "reason": live.get("reason"), "load_avg_1min": load0}
+    for k in LIVE_SIM_KEYS:
+        out[f"live_{k}"], out[f"sim_{k}"] = live.get(k), sim.get(k)
+    if live.get("status") == "ok":
+        out["loss_diff_pp"] = 100.0 * (live["loss_rate"] - sim["loss_rate"])
+        out["m2e_p50_diff_ms"] = live["m2e_p50_ms"] - sim["m2e_p50_ms"]
+        out["network_p50_diff_ms"] = live["budget_network_ms"] - sim["budget_network_ms"]
+        for k in ("emu_release_late_p99_ms", "host_stalls", "host_stall_max_ms", "send_late_p99_ms"):
+            out[k] = live.get(k)
+        out.update({k: v for k, v in live.items() if k.startswith("setup_")})
+        if transport == "webrtc":
+            out["stock_m2e_p50_ms"] = live.get("stock_m2e_p50_ms")
+            out["rtc_inbound_jitter_s"] = live.get("rtc_callee_inbound_rtp_jitter_s")
+    return out
+
+
+def clean_lan_fixed40(duration_s: float = 5.0) -> dict[str, Any]:
+    """Live WebRTC on clean-lan with fixed:40 playout: m2e p50 against frame + lookahead + 40 ms."""
+    from translab.config import CallConfig
+    from translab.live import live_call
+
+    cfg = CallConfig(transport="webrtc", profile="clean-lan", duration_s=duration_s, playout="fixed:40",
+                     metrics=(), seed=1)
+    s = live_call(cfg, drain_s=0.5).summary
+    expected = cfg.frame_ms + s.get("budget_lookahead_ms", 0.0) + 40.0
+    return {"m2e_p50_ms": s.get("m2e_p50_ms"), "expected_ms": expected,
+            "diff_ms": (s.get("m2e_p50_ms") or float("nan")) - expected, "status": s.get("status")}
+
+
+def run(duration_s: float = 10.0, live_s: float = 20.0) -> dict[str, Any]:
+    """`translab bench` entry: the emulator's delay accuracy with timerfd releases, with plain
+    ``loop.call_at`` for comparison (half the duration), live vs simulation for both transports on
+    a lossy jittery profile (``live_s`` of speech each), and the clean-LAN fixed:40 check."""
     res = asyncio.run(measure(duration_s=duration_s))
     res["call_at_comparison"] = asyncio.run(measure(duration_s=duration_s / 2, use_timerfd=False))
+    if live_s > 0:
+        res["live_vs_sim_webrtc"] = live_vs_sim("webrtc", duration_s=live_s)
+        res["live_vs_sim_websocket"] = live_vs_sim("websocket", duration_s=live_s)
+        res["clean_lan_fixed40"] = clean_lan_fixed40()
     return res
 
 

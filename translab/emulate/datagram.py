@@ -117,6 +117,9 @@ class DatagramLink:
         self._wall_offset = time.time() - now()
         #: per media datagram: (send_s, arrival_s or NaN) on the link clock, for diagnostics
         self.media_log: list[tuple[float, float]] = []
+        #: when set to a dict: (ssrc, rtp seq) -> monotonic s each RTP datagram entered the link
+        #: (its SRTP header is in the clear); used by ``translab serve`` for outside callers
+        self.rtp_entry: dict[tuple[int, int], float] | None = None
 
     def submit(self, data: bytes, deliver: Callable[[bytes], None],
                addrs: tuple[tuple[str, int], tuple[str, int]] | None = None,
@@ -143,6 +146,9 @@ class DatagramLink:
         n = len(arrival)
         if is_media:
             self.media_log.append((send_s, float(arrival[0]) if n else float("nan")))
+            if self.rtp_entry is not None and len(data) >= 12:
+                seq, ssrc = int.from_bytes(data[2:4], "big"), int.from_bytes(data[8:12], "big")
+                self.rtp_entry.setdefault((ssrc, seq), t)
         if n == 0:
             c.packets_lost += 1
             return 0

@@ -163,10 +163,12 @@ class RtpReceiveTap:
     def __init__(self, receiver: Any, on_packet: Callable[[int, int, float, bytes], None] | None = None
                  ) -> None:
         self.received: list[tuple[int, int, float, bytes]] = []
+        self.ssrc: int | None = None  # the (last) media SSRC seen
         original = receiver._handle_rtp_packet
 
         async def _handle_rtp_packet(packet: Any, arrival_time_ms: int) -> None:
             t = now()
+            self.ssrc = packet.ssrc
             item = (packet.sequence_number, packet.timestamp, t, bytes(packet.payload))
             self.received.append(item)
             if on_packet is not None:
