@@ -17,7 +17,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 #: Keys of a cell that are not CallConfig fields.
 RUNNER_KEYS = ("mode",)
@@ -53,9 +53,23 @@ def live_cell(cell: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     cell. Live calls are never run in parallel by the runner."""
     from translab.live import live_call
 
-    result = live_call(call_config(cell), out_dir=out_dir)
+    result = run_outside_event_loop(lambda: live_call(call_config(cell), out_dir=out_dir))
     _save_frames(result, Path(out_dir))
     return dict(result.summary)
+
+
+def run_outside_event_loop(fn: Callable[[], Any]) -> Any:
+    """``fn()``, in a helper thread when this thread already runs an asyncio loop (Jupyter), because
+    a live call starts its own loop with ``asyncio.run``."""
+    import asyncio
+    import concurrent.futures
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return fn()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="translab-live") as ex:
+        return ex.submit(fn).result()
 
 
 def run_cell(cell: dict[str, Any], out_dir: Path) -> dict[str, Any]:

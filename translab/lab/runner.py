@@ -246,7 +246,7 @@ def run_experiment(
     }
     store.write_manifest(manifest)
 
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     bar = tqdm(total=len(todo_sim) + len(todo_live), desc=exp.name, unit="cell", disable=not progress,
                dynamic_ncols=True)
@@ -306,4 +306,35 @@ def _write_results(store: ResultStore, hashes: list[str], rows: dict[str, dict[s
     tmp = store.root / ".results.parquet.tmp"
     df.to_parquet(tmp, index=False)
     tmp.replace(store.root / "results.parquet")
+    return df
+
+
+def run_grid(
+    grid: dict[str, Any] | list[dict[str, Any]],
+    out_dir: str | Path | None = None,
+    *,
+    name: str = "notebook",
+    metrics: tuple[str, ...] | list[str] = ("plcmos",),
+    defaults: dict[str, Any] | None = None,
+    executor: str = "serial",
+    workers: int = 2,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Run a grid given as Python data (one block or a list of blocks, as in an experiment file's
+    ``[[grid]]``) and return its results table; the small-experiment entry point of the notebooks.
+
+    ``out_dir`` defaults to a new temporary directory (its path is in ``df.attrs["run_dir"]``, for
+    figures that read per-cell frames and for listening to ``cells/<hash>/output.wav``).
+    """
+    import tempfile
+
+    from translab.lab.experiment import from_dict
+
+    blocks = grid if isinstance(grid, list) else [grid]
+    exp = from_dict({"name": name, "description": f"{name} (run_grid)", "metrics": list(metrics),
+                     "defaults": defaults or {}, "grid": blocks})
+    out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix=f"translab-{name}-"))
+    res = run_experiment(exp, out, executor=executor, workers=workers, progress=progress)
+    df = res.results
+    df.attrs["run_dir"] = str(out)
     return df

@@ -1,7 +1,8 @@
 """Figures of the report and the notebooks, each a function of the results table (and, for the
 per-frame latency CDFs, the run directory holding each cell's ``frames.parquet``).
 
-Every function returns a :class:`matplotlib.figure.Figure` (headless Agg backend) or None when the
+Every function returns a :class:`matplotlib.figure.Figure` (made without pyplot, so it works headless
+and displays inline in Jupyter after ``%matplotlib inline``) or None when the
 results hold no data for it. :data:`FIGURES` maps a figure key (used by the claims) to its function
 and caption. Units: latency in ms, bit rates in kbit/s.
 """
@@ -16,14 +17,11 @@ from typing import Any, Callable
 
 import matplotlib
 import matplotlib.ticker
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure  # figures are built without pyplot: no GUI backend, no global state
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from translab.report.claims import is_clean, ok_rows, profile_name, setup_ms  # noqa: E402
+from translab.report.claims import is_clean, ok_rows, profile_name, setup_ms
 
 TRANSPORT_COLORS = {"webrtc": "#1f77b4", "websocket": "#d62728"}
 LINESTYLES = ["-", "--", ":", "-."]
@@ -203,6 +201,70 @@ def setup_time(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figure | 
     return fig
 
 
+def setup_breakdown(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figure | None:
+    """Live calls: each set-up milestone (ICE, DTLS, TCP, TLS, upgrade, first media, first audio
+    played; ms since the call started) per transport and profile, median over calls."""
+    d = ok_rows(df)
+    cols = [c for c in d.columns if c.startswith("setup_") and c.endswith("_ms") and "t0" not in c
+            and pd.api.types.is_numeric_dtype(d[c])]
+    if not cols:
+        return None
+    live = d[d[cols].notna().any(axis=1)]
+    if not len(live):
+        return None
+    g = live.groupby(["transport", live["profile"].map(profile_name)])[cols].median()
+    fig, ax = _fig(8.0, 1.2 + 0.9 * len(g))
+    cmap = matplotlib.colormaps["tab20"]
+    names = sorted(cols, key=lambda c: float(np.nanmedian(g[c].to_numpy())) if g[c].notna().any() else 1e9)
+    for y, (idx, r) in enumerate(g.iterrows()):
+        ax.hlines(y, 0, np.nanmax(r.to_numpy()), color=TRANSPORT_COLORS.get(idx[0], "gray"), lw=3, alpha=0.35)
+        for k, c in enumerate(names):
+            if not math.isnan(r[c]):
+                ax.plot(r[c], y, "o", color=cmap(k % 20), ms=7, label=c[6:-3] if y == 0 or c not in
+                        [l.get_label() for l in ax.lines] else None)
+                ax.annotate(c[6:-3].replace("_", " "), (r[c], y), rotation=35, fontsize=6,
+                            xytext=(2, 5), textcoords="offset points")
+    ax.set_yticks(range(len(g)), [f"{t} / {p}" for t, p in g.index])
+    ax.set_ylim(-0.6, len(g) - 0.2)
+    ax.set_xlabel("ms since the call started")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title("Call set-up milestones (live calls)")
+    return fig
+
+
+def call_timeline(trace: pd.DataFrame, frames: pd.DataFrame | None = None) -> Figure:
+    """One call: per packet, the network delay (arrival - send, ms) against send time with lost packets
+    marked; below, per played block, its mouth-to-ear latency coloured by what was played (decoded,
+    FEC, concealment, stall...)."""
+    fig = Figure(figsize=(9, 5), dpi=100, layout="constrained")
+    ax1, ax2 = fig.subplots(2, 1, sharex=True)
+    send = _num(trace["send_s"])
+    delay_ms = 1000 * (_num(trace["arrival_s"]) - send)
+    lost = trace["arrival_s"].isna()
+    ax1.plot(send[~lost], delay_ms[~lost], ".", ms=3, color="#1f77b4", label="received")
+    if lost.any():
+        top = float(np.nanmax(delay_ms)) if delay_ms.notna().any() else 100.0
+        ax1.plot(send[lost], np.full(int(lost.sum()), top * 1.05), "x", color="#d62728", ms=5,
+                 label=f"lost ({int(lost.sum())})")
+    ax1.set_ylabel("network delay (ms)")
+    ax1.legend(fontsize=8, loc="upper right")
+    ax1.grid(alpha=0.3)
+    tr = trace.attrs.get("transport", "")
+    ax1.set_title(f"{tr} {trace.attrs.get('codec', '')} over {trace.attrs.get('profile', '')}: packets")
+    if frames is not None and len(frames):
+        kinds = {"decoded": "#2ca02c", "fec": "#17becf", "plc": "#ff7f0e", "pcm-plc": "#ff7f0e",
+                 "zero": "#d62728", "repeat": "#9467bd", "stall": "#7f7f7f", "inserted": "#bcbd22"}
+        for kind, g in frames.groupby("kind"):
+            ax2.plot(_num(g["play_s"]), _num(g["m2e_ms"]) if "m2e_ms" in g else np.zeros(len(g)), ".",
+                     ms=3, color=kinds.get(str(kind), "black"), label=f"{kind} ({len(g)})")
+        ax2.legend(fontsize=7, loc="upper right", ncol=3)
+    ax2.set_ylabel("mouth-to-ear (ms)")
+    ax2.set_xlabel("call time (s)")
+    ax2.grid(alpha=0.3)
+    ax2.set_title("played audio: latency and concealment")
+    return fig
+
+
 def quality_loss(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figure | None:
     """PLCMOS against the share of audio lost or late (concealed), coloured by concealment method."""
     d = ok_rows(df)
@@ -211,7 +273,7 @@ def quality_loss(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figure 
     fig, ax = _fig()
     x = 100 * _num(d.get("concealed_ratio", pd.Series(0, index=d.index))).fillna(0)
     conceals = sorted(d["conceal"].dropna().unique()) if "conceal" in d.columns else ["?"]
-    cmap = plt.get_cmap("tab10")
+    cmap = matplotlib.colormaps["tab10"]
     for i, c in enumerate(conceals):
         m = d["conceal"] == c
         for tr, marker in (("webrtc", "o"), ("websocket", "s")):
@@ -310,6 +372,8 @@ FIGURES: dict[str, tuple[FigureFn, str, str]] = {
                        "measured median mouth-to-ear (notebook 02)."),
     "setup_time": (setup_time, "Call set-up time",
                    "Live calls only: from call start to the first media packet received (notebook 02)."),
+    "setup_breakdown": (setup_breakdown, "Call set-up milestones",
+                        "Live calls only: when each set-up step completed (notebook 02)."),
     "playout_policy": (playout_policy, "Jitter-buffer policies",
                        "Latency against concealment for each playout policy (notebook 02)."),
     "quality_loss": (quality_loss, "Quality vs loss and concealment",
