@@ -196,7 +196,11 @@ def summarise(
     budget = latency_budget(trace, out.frames, lookahead_ms)
     hm = HeaderModel(ip_version=cfg.ip_version, tls=cfg.tls)
     acks = (extra or {}).get("tcp_acks")
-    bw = bandwidth(trace, duration_s, hm, acks_per_s=None if acks is None else {"up": acks / duration_s})
+    bw = bandwidth(
+        trace, duration_s, hm,
+        acks_per_s=None if acks is None else {"up": acks / duration_s},
+        retransmitted_segments={"up": int((extra or {}).get("tcp_retransmissions", 0))},
+    )
     total = max(int(stats.get("totalSamplesReceived", 0)), 1)
     concealed_ratio = float(stats.get("concealedSamples", 0)) / total
     scores = quality(reference, out.audio, cfg.sample_rate, metrics=cfg.metrics) if cfg.metrics else {}
