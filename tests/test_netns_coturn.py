@@ -35,10 +35,13 @@ def test_config_text_has_the_listeners() -> None:
 
 
 def test_relay_usage_parses_session_counters() -> None:
-    log = ("1: : session 001: usage: realm=<translab.test>, username=<1:a>, rp=10, rb=1000, sp=9, sb=900\n"
+    log = ("1: : session 001: usage: realm=<translab.test>, username=<1:a>, rp=1, rb=100, sp=1, sb=90\n"
+           "1: : session 001: usage: realm=<translab.test>, username=<1:a>, rp=10, rb=1000, sp=9, sb=900\n"
+           "1: : session 001: peer usage: realm=<translab.test>, username=<1:a>, rp=8, rb=700, sp=9, sb=800\n"
            "2: : session 002: usage: realm=<translab.test>, username=<1:b>, rp=1, rb=100, sp=2, sb=200\n")
-    assert relay_usage(log) == {"received_packets": 11, "received_bytes": 1100, "sent_packets": 11,
-                                "sent_bytes": 1100, "sessions": 2}
+    assert relay_usage(log) == {"sessions": 2, "received_packets": 11, "received_bytes": 1100,
+                                "sent_packets": 11, "sent_bytes": 1100, "peer_received_packets": 8,
+                                "peer_received_bytes": 700, "peer_sent_packets": 9, "peer_sent_bytes": 800}
 
 
 _reason = unavailable_reason() or (None if shutil.which("turnserver") and shutil.which("turnutils_uclient")

@@ -130,21 +130,28 @@ def stun_binding(sock: socket.socket, server: tuple[str, int], timeout_s: float 
     return None
 
 
-_USAGE = re.compile(r"usage: realm=<[^>]*>, username=<([^>]*)>, rp=(\d+), rb=(\d+), sp=(\d+), sb=(\d+)")
+_USAGE = re.compile(r"session (\d+): (peer )?usage: realm=<[^>]*>, username=<[^>]*>, "
+                    r"rp=(\d+), rb=(\d+), sp=(\d+), sb=(\d+)")
 
 
 def relay_usage(log_text: str) -> dict[str, int]:
-    """Sum of coturn's per-session counters in a log: received/sent packets and bytes
-    (``rp``, ``rb``, ``sp``, ``sb``; coturn prints them when a session ends and periodically)."""
-    last: dict[str, tuple[int, int, int, int]] = {}
+    """coturn's per-session counters summed over sessions (the last report of each session wins).
+
+    Client side (``usage:`` lines, between TURN clients and the server): ``received_*`` from
+    clients, ``sent_*`` to clients. Peer side (``peer usage:`` lines, between the relay addresses
+    and the peers): ``peer_received_*``, ``peer_sent_*``. Packets and bytes as coturn counts them
+    (TURN framing included on the client side).
+    """
+    client: dict[str, tuple[int, ...]] = {}
+    peer: dict[str, tuple[int, ...]] = {}
     for m in _USAGE.finditer(log_text):
-        last[m.group(1) + str(len(last))] = tuple(int(x) for x in m.groups()[1:])  # type: ignore[assignment]
-    tot = [0, 0, 0, 0]
-    for v in last.values():
-        for i in range(4):
-            tot[i] += v[i]
-    return {"received_packets": tot[0], "received_bytes": tot[1], "sent_packets": tot[2], "sent_bytes": tot[3],
-            "sessions": len(last)}
+        (peer if m.group(2) else client)[m.group(1)] = tuple(int(x) for x in m.groups()[2:])
+    out = {"sessions": len(client)}
+    for prefix, table in (("", client), ("peer_", peer)):
+        tot = [sum(v[i] for v in table.values()) for i in range(4)]
+        out.update({f"{prefix}received_packets": tot[0], f"{prefix}received_bytes": tot[1],
+                    f"{prefix}sent_packets": tot[2], f"{prefix}sent_bytes": tot[3]})
+    return out
 
 
 @dataclass
@@ -216,7 +223,7 @@ class Coturn:
     def stop(self) -> dict[str, Any]:
         """Stop turnserver; returns its relay counters read from the log (kept in the run dir)."""
         if self.proc is not None and self.proc.poll() is None:
-            time.sleep(0.3)  # let coturn log the usage of sessions the peers just deallocated
+            self._await_usage(grace_s=2.0)
             self.proc.terminate()
             try:
                 self.proc.wait(3)
@@ -225,6 +232,18 @@ class Coturn:
                 self.proc.wait(2)
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return relay_usage(text)
+
+    def _await_usage(self, grace_s: float) -> None:
+        """Wait (at most ``grace_s``) until every session coturn opened has logged its usage line
+        (it does so when the client deallocates or the TCP connection closes)."""
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+            opened = set(re.findall(r"session (\d+): new,", text))
+            logged = set(re.findall(r"session (\d+): usage:", text))
+            if opened <= logged:
+                return
+            time.sleep(0.1)
 
     def __enter__(self) -> "Coturn":
         return self.start()

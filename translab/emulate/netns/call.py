@@ -249,6 +249,9 @@ def netns_call(cfg: Any, opts: NetnsOptions | None = None, *, out_dir: str | Pat
         extra["netns_relay_sessions"] = usage["sessions"]
         extra["netns_relay_bytes"] = usage["received_bytes"] + usage["sent_bytes"]
         extra["netns_relay_packets"] = usage["received_packets"] + usage["sent_packets"]
+        extra["netns_relay_from_clients_bytes"] = usage["received_bytes"]
+        extra["netns_relay_to_clients_bytes"] = usage["sent_bytes"]
+        extra["netns_relay_peer_bytes"] = usage.get("peer_received_bytes", 0) + usage.get("peer_sent_bytes", 0)
     st = lab.stats
     for port, n in st.get("bytes_out", {}).items():
         extra[f"netns_bytes_to_{port}"] = n
