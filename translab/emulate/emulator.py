@@ -158,9 +158,8 @@ class LiveEmulator:
 
     async def close(self) -> None:
         """Close relays, drop pending releases, close the pcap (idempotent)."""
-        for relay in self.relays:
+        for relay in self.relays:  # kept (closed) so that report() still has their counters
             await relay.close()
-        self.relays.clear()
         for t in list(self._tasks):
             t.cancel()
         if self._tasks:

@@ -1,0 +1,89 @@
+"""`translab call` from the command line: artefacts, JSON summary, Ctrl-C ends cleanly; and the
+WebSocket framings / Opus settings the issue lists, each as a short live call."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from translab.config import CallConfig
+
+pytestmark = pytest.mark.live
+
+TRANSLAB = [sys.executable, "-m", "translab.cli"]
+
+
+def test_cli_call_websocket_writes_artefacts_and_pcap(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    pcap = tmp_path / "ws.pcap"
+    r = subprocess.run(TRANSLAB + ["call", "--transport", "websocket", "--sample-rate", "16000", "--profile",
+                                   "broadband", "--duration", "1.5", "--metrics", "none", "--out", str(out),
+                                   "--pcap", str(pcap), "--json", "--quiet"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout[: r.stdout.rindex("}") + 1])
+    assert s["mode"] == "live" and s["status"] == "ok" and s["transport"] == "websocket"
+    for k in ("tcp_connected", "tls_done", "upgrade_done", "first_frame_sent", "first_frame_received",
+              "first_audio_played"):
+        assert s[f"setup_{k}_ms"] > 0, k
+    assert s["setup_tcp_connected_ms"] < s["setup_tls_done_ms"] < s["setup_upgrade_done_ms"]
+    assert s["emu_tcp_up_acks"] > 0 and s["emu_tcp_down_acks"] > 0
+    assert s["emu_tcp_media_aligned"] is True
+    for name in ("trace.parquet", "output.wav", "summary.json"):
+        assert (out / name).exists()
+    shark = subprocess.run(["tshark", "-r", str(pcap), "-q", "-z", "io,phs"], capture_output=True, text=True)
+    if shark.returncode == 0:
+        assert "tls" in shark.stdout and "tcp" in shark.stdout
+
+
+def test_cli_call_ctrl_c_ends_cleanly(tmp_path: Path) -> None:
+    p = subprocess.Popen(TRANSLAB + ["call", "--transport", "webrtc", "--profile", "clean-lan", "--metrics",
+                                     "none", "--out", str(tmp_path / "o")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3.0)  # connected and sending by now
+    p.send_signal(signal.SIGINT)
+    try:
+        out, err = p.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raise AssertionError("translab call did not stop within 15 s of Ctrl-C")
+    assert p.returncode == 130
+    assert "Traceback" not in err, err
+    assert "interrupted" in err
+
+
+@pytest.mark.parametrize("framing,codec,rate,frame_ms", [
+    ("binary", "pcm16", 16000, 20),
+    ("binary", "pcm16", 24000, 100),
+    ("realtime-json", "pcm16", 24000, 20),
+    ("twilio-json", "pcmu", 8000, 20),
+    ("binary", "opus", 48000, 20),
+])
+def test_live_websocket_framings(framing: str, codec: str, rate: int, frame_ms: int) -> None:
+    from translab.live import live_call
+
+    cfg = CallConfig(transport="websocket", framing=framing, codec=codec, sample_rate=rate, frame_ms=frame_ms,
+                     profile="colocated", duration_s=1.2, metrics=(), tls=framing != "binary")
+    s = live_call(cfg, drain_s=0.2).summary
+    assert s["status"] == "ok", s["reason"]
+    assert s["loss_rate"] == 0.0 and s["packets_sent"] == s["server_messages"]
+    assert s["framing"] == framing
+
+
+@pytest.mark.parametrize("bitrate,frame_ms", [(24000, 20), (32000, 20)])
+def test_live_webrtc_bitrates(bitrate: int, frame_ms: int) -> None:
+    from translab.live import live_call
+
+    cfg = CallConfig(transport="webrtc", bitrate=bitrate, frame_ms=frame_ms, profile="colocated",
+                     duration_s=1.2, metrics=())
+    s = live_call(cfg, drain_s=0.2).summary
+    assert s["status"] == "ok", s["reason"]
+    assert s["rtp_payload_mismatches"] == 0 and s["loss_rate"] == 0.0
+    assert 0.5 * bitrate < s["payload_kbps_up"] * 1000 < 1.5 * bitrate
