@@ -188,7 +188,6 @@ def from_dict(data: dict[str, Any], *, source: str = "<memory>", text: str = "",
               base_dir: Path | None = None) -> Experiment:
     """Validate the parsed content of an experiment file (also handy in notebooks and tests)."""
     where = source
-    fields = call_fields()
     keys = cell_keys()
     for k in data:
         if k not in TOP_KEYS:
@@ -248,7 +247,6 @@ def from_dict(data: dict[str, Any], *, source: str = "<memory>", text: str = "",
     if not expand(exp).cells:
         raise ConfigError("grid", "(no cells)", "a grid with at least one valid cell after the validity "
                           "rules and [[exclude]]", where=where)
-    del fields
     return exp
 
 
@@ -398,7 +396,7 @@ def _codec(c: dict[str, Any]) -> str:
 def _rule_pcm_settings(c: dict[str, Any]) -> dict[str, Any] | None:
     if _codec(c) == "opus":
         return c
-    d = _DEFAULTS()
+    d = _defaults()
     out = _set(c, fec=False, dtx=False, bitrate=d["bitrate"], expected_loss_pct=d["expected_loss_pct"],
                complexity=d["complexity"])
     if _codec(c) == "pcmu":
@@ -435,7 +433,7 @@ def _rule_callconfig(c: dict[str, Any]) -> dict[str, Any] | None:
     return {**d, **{k: c[k] for k in EXTRA_FIELDS}}
 
 
-def _DEFAULTS() -> dict[str, Any]:
+def _defaults() -> dict[str, Any]:
     return call_fields()
 
 

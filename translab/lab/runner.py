@@ -33,7 +33,7 @@ import translab
 from translab.errors import ConfigError
 from translab.lab import provenance
 from translab.lab.experiment import Experiment, expand
-from translab.lab.store import ResultStore, flatten, rows_to_frame
+from translab.lab.store import ResultStore, flatten
 
 CellFunction = Callable[[dict[str, Any], Path], dict[str, Any]]
 EXECUTORS = ("local", "dask", "serial")
@@ -301,12 +301,7 @@ def run_experiment(
 
 
 def _write_results(store: ResultStore, hashes: list[str], rows: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    ordered = [rows[h] for h in hashes if h in rows]
-    df = rows_to_frame(ordered)
-    tmp = store.root / ".results.parquet.tmp"
-    df.to_parquet(tmp, index=False)
-    tmp.replace(store.root / "results.parquet")
-    return df
+    return store.write_results([rows[h] for h in hashes if h in rows])
 
 
 def run_grid(

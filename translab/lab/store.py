@@ -122,9 +122,8 @@ class ResultStore:
         row = self.read_row(cell_hash)
         return row is not None and row.get("status") == "ok"
 
-    def write_results(self, hashes: list[str]) -> pd.DataFrame:
-        """Collect the rows of ``hashes`` (in that order, skipping unfinished) into results.parquet."""
-        rows = [r for h in hashes if (r := self.read_row(h)) is not None]
+    def write_results(self, rows: list[dict[str, Any]]) -> pd.DataFrame:
+        """Write ``rows`` (summary rows, in order) as results.parquet atomically; returns the table."""
         df = rows_to_frame(rows)
         tmp = self.root / f".{RESULTS_FILE}.{os.getpid()}.tmp"
         df.to_parquet(tmp, index=False)
