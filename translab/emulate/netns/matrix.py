@@ -144,13 +144,18 @@ def run_matrix(cells: Iterable[Cell], out_dir: str | Path, base_cfg: Any,
     return df
 
 
+_ABBREV = {"host": "H", "srflx": "S", "prflx": "P", "relay": "R"}
+
+
 def outcome_label(row: pd.Series) -> str:
-    """Short cell text: the selected pair (WebRTC) or "tcp" (WebSocket), or "x" when it failed."""
+    """Short cell text: the selected pair as local-remote initials (H host, S srflx, P prflx,
+    R relay) for WebRTC, "wss" for WebSocket, or "x" when the call did not connect."""
     if not row.get("connected"):
         return "x"
     if row.get("transport") == "websocket":
         return "wss"
-    return str(row.get("netns_pair") or "ok")
+    pair = str(row.get("netns_pair") or "")
+    return "-".join(_ABBREV.get(p, p) for p in pair.split("-")) if pair else "ok"
 
 
 def heatmap(df: pd.DataFrame, path: str | Path) -> None:
@@ -185,6 +190,8 @@ def heatmap(df: pd.DataFrame, path: str | Path) -> None:
         ax.set_title(f"{tr} fw={fw} ice={ice}{' relay-only' if ro else ''}", fontsize=8)
         ax.set_xlabel("callee NAT", fontsize=7)
         ax.set_ylabel("caller NAT", fontsize=7)
-    fig.tight_layout()
+    fig.suptitle("connected (green) or not (red); pair = caller-callee candidate types "
+                 "(H host, S srflx, P prflx, R relay); dashed = differs from expectation", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     fig.savefig(path, dpi=110)
     plt.close(fig)
