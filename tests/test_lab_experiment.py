@@ -108,9 +108,13 @@ def test_bitrate_strings() -> None:
     assert sorted(c["bitrate"] for c in exp.cells()) == [12000, 24000, 32000]
 
 
-def test_unknown_experiment_name() -> None:
+def test_unknown_experiment_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError, match="experiment"):
         ex.load_experiment("no-such-experiment")
+    # a directory that happens to have an experiment's name is not the experiment file
+    (tmp_path / "default").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert ex.resolve_path("default") == EXPERIMENTS_DIR / "default.toml"
 
 
 def test_shipped_experiments_parse(monkeypatch: pytest.MonkeyPatch) -> None:

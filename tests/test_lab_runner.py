@@ -121,3 +121,12 @@ def test_cli_bad_file_is_one_line_error(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "bad.toml" in err and "grid[0].transport" in err and "webrtc, websocket" in err
     assert "Traceback" not in err
+
+
+def test_cli_dry_run_lists_cells_and_runs_nothing(tmp_path: Path) -> None:
+    f = _write_exp(tmp_path / "e.toml", [1, 2])
+    proc = _cli(["run", str(f), "--out", str(tmp_path / "o"), "--dry-run"])
+    so, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "toy: 4 cells (4 simulated, 0 live)" in so and "transport: webrtc, websocket" in so
+    assert not (tmp_path / "o").exists()

@@ -7,7 +7,12 @@ import importlib
 import sys
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from translab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from translab.lab.experiment import Experiment
 
 
 def _cell_function(spec: str | None):  # type: ignore[no-untyped-def]
@@ -40,6 +45,8 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--report", default=None, metavar="HTML",
                    help="also write the comparison report to this HTML file when the run ends")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the expanded grid (cells, values, what the validity rules dropped) and exit")
     p.set_defaults(func=main)
 
 
@@ -51,6 +58,8 @@ def main(args: argparse.Namespace) -> int:
     if args.scheduler and args.executor != "dask":
         raise ConfigError("--scheduler", args.scheduler, "only with --executor dask")
     exp = load_experiment(args.file)
+    if args.dry_run:
+        return _dry_run(exp)
     out = run_experiment(exp, Path(args.out), executor=args.executor, workers=args.workers,
                          scheduler=args.scheduler, run_cell=_cell_function(args.cell_function),
                          progress=not args.no_progress)
@@ -64,3 +73,22 @@ def main(args: argparse.Namespace) -> int:
         path = write_report(out.out_dir, Path(args.report))
         print(f"report: {path}")
     return 0 if out.n_failed == 0 else 1
+
+
+def _dry_run(exp: "Experiment") -> int:
+    from translab.lab.experiment import describe_rules, expand, grid_summary
+
+    e = expand(exp)
+    modes = {m: sum(1 for c in e.cells if c["mode"] == m) for m in ("simulate", "live")}
+    print(f"{exp.name}: {len(e.cells)} cells ({modes['simulate']} simulated, {modes['live']} live) from "
+          f"{e.product_size} combinations")
+    for k, vals in grid_summary(exp).items():
+        print(f"  {k}: {', '.join(map(str, vals))}")
+    docs = dict(describe_rules())
+    docs["exclude"] = "matched an [[exclude]] table"
+    for k, n in e.dropped.items():
+        if k == "duplicate":
+            print(f"  {n} duplicate combinations merged (same cell after the validity rules)")
+        else:
+            print(f"  {n} dropped by {k}: {docs.get(k, '')}")
+    return 0

@@ -164,7 +164,7 @@ class Experiment:
 def resolve_path(path: str | Path) -> Path:
     """An experiment file: a path, or a name in data/experiments (``default`` -> default.toml)."""
     p = Path(path)
-    if p.exists():
+    if p.is_file():
         return p
     cand = EXPERIMENTS_DIR / (p.name if p.suffix == ".toml" else f"{p.name}.toml")
     if cand.exists():
