@@ -88,3 +88,13 @@ def test_failed_rows_ignored_and_evaluate_never_raises() -> None:
     assert C.claim_clean_latency(d).verdict == C.NOT_MEASURED
     verdicts = C.evaluate(pd.DataFrame({"status": ["ok"], "transport": ["webrtc"]}))
     assert len(verdicts) == len(C.CLAIMS) and all(v.verdict in C.VERDICTS for v in verdicts)
+
+
+def test_ws_deterministic_uses_delivery_delay_when_present() -> None:
+    d = rows(lat("websocket", "clean-lan", 40, 90, 95, net_delay_p50_ms=1.0, net_delay_p99_ms=2.0),
+             lat("websocket", "4g", 60, 61, 62, net_delay_p50_ms=35.0, net_delay_p99_ms=240.0),
+             lat("webrtc", "4g", 60, 61, 62, net_delay_p50_ms=33.0, net_delay_p99_ms=60.0))
+    v = C.claim_ws_deterministic(d)
+    assert v.verdict == C.DEPENDS and "delivery delay" in v.detail
+    assert v.evidence["ws_spread_ms"]["4g"] == pytest.approx(205.0)
+    assert v.evidence["webrtc_spread_ms"]["4g"] == pytest.approx(27.0)

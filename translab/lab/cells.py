@@ -38,6 +38,20 @@ def _save_frames(result: Any, out_dir: Path) -> None:
         frames[cols].to_parquet(out_dir / "frames.parquet", index=False)
 
 
+def network_delay(trace: Any) -> dict[str, float]:
+    """Transport-level delay of a call's received packets, arrival - send (ms): p50, p95, p99, max.
+    For WebSocket this includes TCP retransmission and head-of-line waits; playout is not included."""
+    import numpy as np
+
+    d = (trace["arrival_s"].to_numpy(dtype=float) - trace["send_s"].to_numpy(dtype=float)) * 1000.0
+    d = d[~np.isnan(d)]
+    if not d.size:
+        return {}
+    p50, p95, p99 = np.percentile(d, [50, 95, 99])
+    return {"net_delay_p50_ms": float(p50), "net_delay_p95_ms": float(p95), "net_delay_p99_ms": float(p99),
+            "net_delay_max_ms": float(d.max())}
+
+
 def simulate_cell(cell: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     """Simulate one call (translab.simulate) and write trace.parquet, output.wav, summary.json and
     frames.parquet into ``out_dir``."""
@@ -45,7 +59,7 @@ def simulate_cell(cell: dict[str, Any], out_dir: Path) -> dict[str, Any]:
 
     result = simulate(call_config(cell), out_dir=out_dir)
     _save_frames(result, Path(out_dir))
-    return dict(result.summary)
+    return {**result.summary, **network_delay(result.trace)}
 
 
 def live_cell(cell: dict[str, Any], out_dir: Path) -> dict[str, Any]:
@@ -55,7 +69,7 @@ def live_cell(cell: dict[str, Any], out_dir: Path) -> dict[str, Any]:
 
     result = run_outside_event_loop(lambda: live_call(call_config(cell), out_dir=out_dir))
     _save_frames(result, Path(out_dir))
-    return dict(result.summary)
+    return {**result.summary, **network_delay(result.trace)}
 
 
 def run_outside_event_loop(fn: Callable[[], Any]) -> Any:
@@ -126,6 +140,7 @@ def toy_cell(cell: dict[str, Any], out_dir: Path) -> dict[str, Any]:
         "tcp_retransmissions": int(bad * 10) if ws else 0,
         "m2e_p50_ms": base + jb, "m2e_p95_ms": base + jb + 25 * bad * (1 + 2 * ws) + 5 * u[1],
         "m2e_p99_ms": base + jb + 40 * bad * (1 + 4 * ws) + 8 * u[2],
+        "net_delay_p50_ms": 1 + 35 * bad, "net_delay_p99_ms": 1 + 35 * bad + 30 * bad * (1 + 5 * ws) + 2 * u[6],
         "budget_framing_ms": frame_ms, "budget_lookahead_ms": 6.5 if codec == "opus" else 0.0,
         "budget_network_ms": 1 + 40 * bad, "budget_jitter_buffer_ms": jb,
         "payload_kbps_up": payload_kbps, "message_kbps_up": message_kbps, "media_wire_kbps_up": media_wire,
