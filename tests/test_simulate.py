@@ -151,3 +151,17 @@ def test_cli_unknown_profile_is_one_line(tmp_path):
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "moon" in proc.stderr
     assert not (tmp_path / "summary.json").exists()
+
+
+def test_codec_only_scores_ignore_the_network_and_are_computed_once_per_codec_setting():
+    from translab.simulate import _codec_only_scores
+
+    _codec_only_scores.cache_clear()
+    cfg = CallConfig(duration_s=2.0, metrics=("stoi",), profile="clean-lan", seed=1)
+    a = simulate(cfg).summary
+    b = simulate(replace(cfg, seed=2, profile="4g", playout="fixed:80")).summary
+    assert _codec_only_scores.cache_info().misses == 1  # seed, profile and playout share one
+    assert a["codec_stoi"] == b["codec_stoi"] and 0.5 < a["codec_stoi"] <= 1.0
+    c = simulate(replace(cfg, bitrate=8000)).summary
+    assert _codec_only_scores.cache_info().misses == 2  # a codec setting is its own entry
+    assert c["codec_stoi"] < a["codec_stoi"]

@@ -145,9 +145,25 @@ def build_trace(cfg: CallConfig, stream: SenderStream) -> tuple[pd.DataFrame, di
     return trace_mod.make_trace(rows, trace_attrs(cfg, stream, "simulate")), extra
 
 
+#: CallConfig fields that do not change the codec-only reference call (it has no network and its own
+#: fixed playout), so calls differing only in them share one cached codec-only score.
+_NOT_CODEC_FIELDS = ("seed", "profile", "playout", "ip_version", "tls")
+
+
+def codec_only_key(cfg: CallConfig) -> str:
+    """The cache key of :func:`_codec_only_scores`: the resolved config as JSON without the fields
+    that only concern the network (seed, profile, playout, header model)."""
+    d = cfg.to_dict()
+    for k in _NOT_CODEC_FIELDS:
+        d.pop(k, None)
+    return json.dumps(d, sort_keys=True)
+
+
 @functools.lru_cache(maxsize=64)
 def _codec_only_scores(cfg_json: str) -> dict[str, float | None]:
-    """Quality of the codec alone (same settings, perfect network), cached per codec setting."""
+    """Quality of the codec alone (same codec settings, perfect network, playout ``fixed:<frame>``),
+    cached per process and per :func:`codec_only_key`, so a sweep over seeds and profiles computes it
+    once per codec setting."""
     from translab.metrics.quality import quality
     from translab.playout import play
 
@@ -204,7 +220,7 @@ def summarise(
     total = max(int(stats.get("totalSamplesReceived", 0)), 1)
     concealed_ratio = float(stats.get("concealedSamples", 0)) / total
     scores = quality(reference, out.audio, cfg.sample_rate, metrics=cfg.metrics) if cfg.metrics else {}
-    codec_scores = _codec_only_scores(json.dumps(cfg.to_dict(), sort_keys=True)) if cfg.metrics else {}
+    codec_scores = _codec_only_scores(codec_only_key(cfg)) if cfg.metrics else {}
     codec_bps = int(cfg.bitrate) if cfg.codec == "opus" else int(cfg.sample_rate) * (16 if cfg.codec == "pcm16" else 8)
     ie, bpl, wideband, ie_source = impairment_for(
         cfg.codec, codec_bps, cfg.conceal != "zero", sample_rate=int(cfg.sample_rate)
