@@ -63,3 +63,19 @@ def test_websocket_wss_443_through_only_443_firewall_and_symmetric_nat() -> None
     s = r.summary
     assert s["status"] == "ok", s.get("reason")
     assert s["loss_rate"] == 0.0 and s["netns_bytes_to_pub"] > 0
+
+
+@pytest.mark.skipif(_reason is not None, reason=str(_reason))
+def test_cli_netns_call_writes_artefacts(tmp_path, capsys) -> None:
+    import json
+
+    from translab.cli import main
+
+    out = tmp_path / "call"
+    rc = main(["netns", "call", "--transport", "websocket", "--profile", "clean-lan", "--duration", "1",
+               "--caller-nat", "port-restricted-cone", "--firewall", "udp-blocked", "--out", str(out),
+               "--pcap", str(tmp_path / "c.pcap"), "--metrics", "stoi"])
+    assert rc == 0, capsys.readouterr()
+    s = json.loads((out / "summary.json").read_text())
+    assert s["backend"] == "netns" and s["status"] == "ok" and s["mode"] == "live"
+    assert (out / "trace.parquet").exists() and (tmp_path / "c.pcap").stat().st_size > 24
