@@ -79,3 +79,13 @@ def test_cli_netns_call_writes_artefacts(tmp_path, capsys) -> None:
     s = json.loads((out / "summary.json").read_text())
     assert s["backend"] == "netns" and s["status"] == "ok" and s["mode"] == "live"
     assert (out / "trace.parquet").exists() and (tmp_path / "c.pcap").stat().st_size > 24
+
+
+@pytest.mark.skipif(_reason is not None, reason=str(_reason))
+def test_runner_cell_function(tmp_path) -> None:
+    from translab.emulate.netns.cells import netns_cell
+
+    row = netns_cell({"transport": "websocket", "profile": "clean-lan", "duration_s": 1.0, "metrics": ["stoi"],
+                      "mode": "live", "caller_nat": "symmetric", "firewall": "only-443"}, tmp_path)
+    assert row["status"] == "ok" and row["netns_caller_nat"] == "symmetric" and row["netns_firewall"] == "only-443"
+    assert {"trace.parquet", "summary.json", "frames.parquet"} <= {p.name for p in tmp_path.iterdir()}
