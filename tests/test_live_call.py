@@ -94,7 +94,7 @@ def test_live_webrtc_call_writes_artefacts_and_setup_breakdown(tmp_path) -> None
     from translab.live import live_call
 
     cfg = CallConfig(transport="webrtc", profile="clean-lan", duration_s=2, playout="fixed:40", metrics=(), seed=2)
-    res = live_call(cfg, tmp_path, pcap=tmp_path / "call.pcap", drain_s=0.3)
+    res = live_call(cfg, tmp_path, pcap=tmp_path / "call.pcap", drain_s=0.3, realtime=True)
     s = res.summary
     assert s["status"] == "ok" and s["mode"] == "live"
     for k in ("signalling_done", "ice_connected", "dtls_connected", "first_rtp_sent", "first_rtp_received",
@@ -120,7 +120,7 @@ def test_live_matches_simulation_on_a_lossy_jittery_profile(transport: str) -> N
 
     extra = {"sample_rate": 16000} if transport == "websocket" else {}
     cfg = CallConfig(transport=transport, profile="hotel-wifi", duration_s=4, seed=5, metrics=(), **extra)
-    live = live_call(cfg, drain_s=0.5).summary
+    live = live_call(cfg, drain_s=0.5, realtime=True).summary
     sim = simulate(cfg).summary
     assert live["status"] == "ok", live["reason"]
     assert abs(live["loss_rate"] - sim["loss_rate"]) <= 0.01

@@ -34,13 +34,22 @@ __all__ = ["live_call", "live_call_async", "build_live_trace", "LIVE_GIL_SWITCH_
 LIVE_GIL_SWITCH_S = 0.0002
 
 
+#: SCHED_RR priority a live call asks for with ``realtime=True`` (PipeWire/JACK use similar ones)
+RT_PRIORITY = 10
+
+
 @contextlib.contextmanager
-def realtime_mode(interval_s: float = LIVE_GIL_SWITCH_S) -> Iterator[None]:
+def realtime_mode(interval_s: float = LIVE_GIL_SWITCH_S, rt_priority: int | None = None
+                  ) -> Iterator[dict[str, Any]]:
     """For the block: a short GIL switch interval (worker threads cannot hold the loop for 5 ms)
     and no cyclic garbage collection (a full collection with pandas/aiortc loaded pauses the loop
-    for 20-100 ms, measured; reference counting still frees almost everything during a call). Both
-    are restored afterwards, and one collection runs then."""
+    for 20-100 ms, measured; reference counting still frees almost everything during a call). With
+    ``rt_priority``, the calling thread (and threads it starts, e.g. aiortc's codec workers) also
+    runs under SCHED_RR at that priority, so other busy processes on the machine cannot delay the
+    emulator's releases by a scheduler time slice (needs root or CAP_SYS_NICE; silently skipped
+    otherwise). Everything is restored afterwards. Yields ``{"rt_scheduling": bool}``."""
     import gc
+    import os
 
     old = sys.getswitchinterval()
     was_enabled = gc.isenabled()
@@ -48,9 +57,23 @@ def realtime_mode(interval_s: float = LIVE_GIL_SWITCH_S) -> Iterator[None]:
     gc.freeze()
     gc.disable()
     sys.setswitchinterval(interval_s)
+    state: dict[str, Any] = {"rt_scheduling": False}
+    old_policy: tuple[int, Any] | None = None
+    if rt_priority is not None and hasattr(os, "sched_setscheduler"):
+        try:
+            old_policy = (os.sched_getscheduler(0), os.sched_getparam(0))
+            os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(rt_priority))
+            state["rt_scheduling"] = True
+        except (PermissionError, OSError):
+            old_policy = None
     try:
-        yield
+        yield state
     finally:
+        if old_policy is not None:
+            try:
+                os.sched_setscheduler(0, old_policy[0], old_policy[1])
+            except OSError:
+                pass
         sys.setswitchinterval(old)
         gc.unfreeze()
         if was_enabled:
@@ -157,7 +180,7 @@ async def live_call_async(cfg: CallConfig, *, pcap: str | Path | None = None,
                           connect_timeout_s: float = 10.0, drain_s: float = 1.0,
                           progress: Callable[[float], None] | None = None,
                           chain_factory: Callable[[str], Any] | None = None,
-                          control: str = "separate", echo: bool = False) -> Any:
+                          control: str = "separate", echo: bool = False, realtime: bool = False) -> Any:
     """The coroutine behind :func:`live_call` (see there)."""
     from translab.emulate.emulator import LiveEmulator
     from translab.media.stream import encode_stream
@@ -171,7 +194,7 @@ async def live_call_async(cfg: CallConfig, *, pcap: str | Path | None = None,
     stream = encode_stream(reference, cfg)
     emu = LiveEmulator(cfg.profile, cfg.seed, chain_factory=chain_factory, control=control,
                        pcap=pcap, ip_version=cfg.ip_version)
-    with realtime_mode():
+    with realtime_mode(rt_priority=RT_PRIORITY if realtime else None) as rt_state:
         await emu.start()
         monitor = LoopLagMonitor()
         try:
@@ -188,7 +211,7 @@ async def live_call_async(cfg: CallConfig, *, pcap: str | Path | None = None,
         finally:
             host = await monitor.stop()
             await emu.close()
-    extra: dict[str, Any] = {"dtx_skipped": stream.dtx_skipped, **host}
+    extra: dict[str, Any] = {"dtx_skipped": stream.dtx_skipped, **host, **rt_state}
     send_late = [rec.send_s[k] - float(stream.capture_s[k]) for k in rec.send_s]
     if send_late:
         extra["send_late_p50_ms"] = float(np.percentile(send_late, 50)) * 1e3
@@ -223,7 +246,8 @@ def live_call(cfg: CallConfig, out_dir: str | Path | None = None, **kwargs: Any)
     ``drain_s`` (s to wait for stragglers after the last packet), ``progress(fraction)``,
     ``chain_factory(direction)`` (link models overriding the profile), ``control``
     ("separate"/"shared", see translab.emulate.datagram), ``echo`` (WebSocket: server echoes audio,
-    round trips in the summary). With ``out_dir``, writes trace.parquet, output.wav, summary.json.
+    round trips in the summary), ``realtime`` (run the call under SCHED_RR, see
+    :func:`realtime_mode`). With ``out_dir``, writes trace.parquet, output.wav, summary.json.
     """
     from translab.simulate import write_artefacts
 

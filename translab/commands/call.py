@@ -26,6 +26,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                    help="give up when not connected after S seconds (default %(default)s)")
     p.add_argument("--echo", action="store_true",
                    help="WebSocket: the server echoes audio back; round trips go into the summary")
+    p.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=True,
+                   help="run the call under SCHED_RR when permitted, so other busy processes cannot "
+                   "delay the emulator by a time slice (default on)")
     p.add_argument("--out", default="results/call", help="output directory (default %(default)s)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -51,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"call: {cfg.transport} over {cfg.profile} (seed {cfg.seed}), connecting ...",
               file=sys.stderr, flush=True)
     result = live_call(cfg, args.out, pcap=args.pcap, connect_timeout_s=args.connect_timeout,
-                       progress=progress, echo=args.echo)
+                       progress=progress, echo=args.echo, realtime=args.realtime)
     if not args.quiet:
         print("", file=sys.stderr)
     s = result.summary
