@@ -57,3 +57,48 @@ def test_cli_error_is_one_line_without_traceback_and_exit_2():
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert lines == ["translab simulate: error: bitrate: 3000 is not allowed (allowed: 6000 to 510000 bit/s)"]
+
+
+_BAD_TRACE_PROFILE = (
+    'description = "bad trace"\nsource = "assumption"\n'
+    '[up]\nloss = { model = "trace", path = "bad.txt" }\n[down]\n'
+)
+
+
+def _cli_error_cases(tmp: Path) -> list[tuple[list[str], str]]:
+    """(arguments, text the one error line must contain), for each kind of user error."""
+    (tmp / "bad.txt").write_text("0\n1\nx\n")
+    (tmp / "bad.toml").write_text(_BAD_TRACE_PROFILE)
+    (tmp / "notaudio.wav").write_text("this is not a WAV file\n")
+    return [
+        (["simulate", "--transport", "pigeon"], "--transport"),  # argparse: bad choice
+        (["simulate", "--bitrate", "lots"], "bitrate"),  # argparse: bad type
+        (["simulate", "--no-such-flag"], "--no-such-flag"),
+        (["no-such-command"], "no-such-command"),
+        (["simulate", "--profile", "moon"], "moon"),  # unknown profile
+        (["simulate", "--profile", str(tmp / "bad.toml")], "line 3"),  # malformed trace line
+        (["simulate", "--clip", str(tmp / "notaudio.wav")], "notaudio.wav"),  # not a WAV
+        (["simulate", "--clip", "no-such-clip"], "no-such-clip"),
+        (["profiles", str(tmp / "bad.toml")], "line 3"),
+        (["bench", "--only", "nothing"], "nothing"),
+    ]
+
+
+def test_cli_errors_of_every_kind_are_one_line_exit_2(tmp_path, capsys):
+    """In process through main() (the subprocess test above covers the process exit code): argparse
+    usage errors and TranslabErrors alike give one stderr line naming the fault, exit 2, and no
+    half-written output."""
+    out = tmp_path / "o"
+    for args, text in _cli_error_cases(tmp_path):
+        if args[0] == "simulate":
+            args = [*args, "--metrics", "none", "--out", str(out)]
+        try:
+            code = main(args)
+        except SystemExit as ex:  # argparse exits itself
+            code = ex.code
+        err = capsys.readouterr().err
+        lines = err.strip().splitlines()
+        assert code == 2, (args, err)
+        assert len(lines) == 1 and "Traceback" not in err, (args, err)
+        assert text in lines[0] and "error" in lines[0], (args, lines)
+        assert not (out / "summary.json").exists()

@@ -11,6 +11,14 @@ from translab.config import CONCEALMENTS, DEFAULT_METRICS, CallConfig, parse_bit
 from translab.transport.framing import FRAMINGS
 
 
+def _bitrate_arg(text: str) -> int:
+    """argparse type for --bitrate: parse_bitrate, its ConfigError shown as argparse's message."""
+    try:
+        return parse_bitrate(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
 def add_call_options(p: argparse.ArgumentParser) -> None:
     """The options that define a call; shared by `simulate` and `call`."""
     d = CallConfig()
@@ -18,7 +26,7 @@ def add_call_options(p: argparse.ArgumentParser) -> None:
                    help="webrtc: RTP datagrams; websocket: messages on one TCP stream (default %(default)s)")
     p.add_argument("--codec", choices=("opus", "pcm16", "pcmu"), default=None,
                    help="default: opus for webrtc, pcm16 for websocket")
-    p.add_argument("--bitrate", type=parse_bitrate, default=d.bitrate,
+    p.add_argument("--bitrate", type=_bitrate_arg, default=d.bitrate,
                    help="Opus target bit rate, e.g. 24k (default 24k)")
     p.add_argument("--frame-ms", type=float, default=d.frame_ms, help="frame duration in ms (default 20)")
     p.add_argument("--sample-rate", type=int, default=None,
