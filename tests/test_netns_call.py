@@ -54,7 +54,7 @@ def test_webrtc_symmetric_to_symmetric_fails_without_relay_and_leaves_nothing() 
     r = _call("webrtc", caller_nat="symmetric", callee_nat="symmetric", ice="stun")
     assert r.summary["status"] == "failed" and not r.summary["netns_connected"]
     assert "not connected" in r.summary["reason"]
-    assert leftovers(r.summary["netns_run_dir"].split("/")[-1][:10]) == {"netns": [], "devices": [], "pids": []}
+    assert leftovers(r.summary["netns_prefix"]) == {"netns": [], "devices": [], "pids": []}
 
 
 @pytest.mark.skipif(_reason is not None, reason=str(_reason))

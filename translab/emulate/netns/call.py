@@ -236,6 +236,9 @@ def netns_call(cfg: Any, opts: NetnsOptions | None = None, *, out_dir: str | Pat
                              "netns_callee_nat": opts.callee_nat, "netns_firewall": opts.firewall,
                              "netns_ice": opts.ice, "netns_relay_only": opts.relay_only,
                              "dtx_skipped": stream.dtx_skipped}
+    if run_dir is None and out_dir is not None:
+        run_dir = Path(out_dir) / "netns"  # forwarder stats and coturn's config and log, kept with the call
+    own_tmp = run_dir is None
     with Lab(lab_config_for(cfg, opts, pcap), run_dir=run_dir) as lab:
         coturn = Coturn(lab).start() if (opts.ice != "none" and cfg.transport == "webrtc") else None
         try:
@@ -261,6 +264,12 @@ def netns_call(cfg: Any, opts: NetnsOptions | None = None, *, out_dir: str | Pat
     extra["netns_drops"] = json.dumps(st.get("drops", {}), sort_keys=True)
     extra["netns_release_late_p99_ms"] = st.get("release_late_p99_ms", math.nan)
     extra["netns_run_dir"] = str(lab.run_dir)
+    extra["netns_prefix"] = lab.names.prefix
+    if own_tmp and rec.status == "ok":  # nothing to look into: don't litter /tmp (failed runs keep logs)
+        import shutil
+
+        shutil.rmtree(lab.run_dir, ignore_errors=True)
+        extra["netns_run_dir"] = ""
     extra.update(rec.extra)
     extra.update(_stock_figures(rec))
     trace = build_live_trace(cfg, stream, rec)
