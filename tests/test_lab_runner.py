@@ -74,9 +74,10 @@ def _write_exp(path: Path, seeds: list[int]) -> Path:
 
 
 def _cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    # pinned code version: other work in the tree between two runs must not change the cell hashes
     return subprocess.Popen([sys.executable, "-m", "translab.cli", *args], text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, **(env or {})})
+                            env={**os.environ, "TRANSLAB_CODE_VERSION": "test", **(env or {})})
 
 
 def test_cli_exit_code_and_ctrl_c_loses_nothing(tmp_path: Path) -> None:
@@ -130,3 +131,13 @@ def test_cli_dry_run_lists_cells_and_runs_nothing(tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     assert "toy: 4 cells (4 simulated, 0 live)" in so and "transport: webrtc, websocket" in so
     assert not (tmp_path / "o").exists()
+
+
+def test_code_version_is_content_based(monkeypatch: pytest.MonkeyPatch) -> None:
+    from translab.lab.runner import code_version
+
+    monkeypatch.delenv("TRANSLAB_CODE_VERSION", raising=False)
+    a = code_version()
+    assert a == code_version() and a.startswith("0.") and "+src." in a
+    monkeypatch.setenv("TRANSLAB_CODE_VERSION", "pinned")
+    assert code_version() == "pinned"

@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import datetime as _dt
+import hashlib
 import multiprocessing
+import os
 import signal
 import time
 import traceback
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -44,8 +47,29 @@ RUNNER_COLUMNS = ("cell_hash", "status", "error", "mode", "experiment", "run_wal
 
 
 def code_version() -> str:
-    """translab's version and git commit: part of every cell hash."""
-    return f"{translab.__version__}+{provenance.git_commit()}"
+    """The code version in every cell hash: translab's version + a hash of what determines a cell's
+    result: the package's Python sources and the shipped profiles and clips (contents, not git state,
+    so an unrelated edit elsewhere in the work tree, or a commit of the same code, keeps finished
+    cells). The environment variable ``TRANSLAB_CODE_VERSION`` overrides it (to keep results across a
+    change you know to be cosmetic, or in tests). The git commit is recorded in the manifest."""
+    override = os.environ.get("TRANSLAB_CODE_VERSION")
+    if override:
+        return override
+    return f"{translab.__version__}+src.{_source_hash()}"
+
+
+def _source_hash() -> str:
+    from translab.paths import CLIPS_DIR, PROFILES_DIR
+
+    pkg = Path(translab.__file__).resolve().parent
+    files = sorted(pkg.rglob("*.py")) + sorted(PROFILES_DIR.glob("*.toml")) + sorted(CLIPS_DIR.glob("*.wav"))
+    h = hashlib.sha256()
+    for f in files:
+        if "__pycache__" in f.parts:
+            continue
+        h.update(str(f.relative_to(f.parents[1])).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
 
 
 def cell_hash(cell: dict[str, Any], code: str) -> str:
@@ -160,7 +184,8 @@ def _run_dask(fn: CellFunction, jobs: list[tuple[dict[str, Any], str]], root: st
         client = Client(cluster)
     futs: list[Any] = []
     try:
-        futs = [client.submit(execute_cell, fn, cell, h, root, name, code, pure=False, key=f"cell-{h}")
+        run_id = uuid.uuid4().hex[:8]  # unique keys: a long-lived cluster must not reuse an old result
+        futs = [client.submit(execute_cell, fn, cell, h, root, name, code, key=f"cell-{h}-{run_id}")
                 for cell, h in jobs]
         for fut in as_completed(futs):
             sink(fut.result())
