@@ -47,3 +47,17 @@ def test_natdiscovery_reports_configured_behaviour(tmp_path, label, nat, mapping
         with Coturn(lab, stun_only=True):
             res = discover(lab, "a")
     assert (res["mapping"], res["filtering"]) == (mapping, filtering), res["report"]
+
+
+@pytest.mark.netns
+@pytest.mark.skipif(_reason is not None, reason=str(_reason))
+@pytest.mark.parametrize("hairpinning", [True, False])
+def test_natdiscovery_sees_hairpinning_as_configured(tmp_path, hairpinning) -> None:
+    from translab.emulate.coturn import Coturn
+    from translab.emulate.netns.lab import Lab, LabConfig
+    from translab.emulate.netns.natdiscovery import discover_hairpin
+
+    nat = {"preset": "full-cone", "hairpinning": hairpinning}
+    with Lab(LabConfig(sides=("a",), nat={"a": nat}), run_dir=tmp_path) as lab:
+        with Coturn(lab, stun_only=True):
+            assert discover_hairpin(lab, "a") is hairpinning

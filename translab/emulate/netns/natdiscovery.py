@@ -37,3 +37,17 @@ def discover(lab: "Lab", side: str = "a", server: str | None = None, timeout_s: 
     res: dict[str, str | None] = dict(parse_report(p.stdout))
     res["report"] = p.stdout + p.stderr
     return res
+
+
+def parse_hairpin(text: str) -> bool:
+    """Whether ``turnutils_natdiscovery -H`` saw its own request come back through the NAT."""
+    return "successful hairpinning" in text
+
+
+def discover_hairpin(lab: "Lab", side: str = "a", server: str | None = None, timeout_s: float = 30.0) -> bool:
+    """Run the hairpinning test from ``side``'s namespace: a second socket sends to the first
+    socket's reflexive address. Needs endpoint-independent filtering to see the packet (the
+    hairpinned source is the second socket's mapping, which the first never contacted)."""
+    server = server or lab.config.server_ips[0]
+    p = lab.run_in(side, ["turnutils_natdiscovery", "-H", server], timeout=timeout_s)
+    return parse_hairpin(p.stdout)
