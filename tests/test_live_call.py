@@ -129,3 +129,24 @@ def test_live_matches_simulation_on_a_lossy_jittery_profile(transport: str) -> N
         pytest.skip(f"host paused the process {live['host_stalls']} times (max {live['host_stall_max_ms']:.0f} ms): "
                     "live mouth-to-ear not comparable")
     assert abs(live["m2e_p50_ms"] - sim["m2e_p50_ms"]) <= 6.0, (live["m2e_p50_ms"], sim["m2e_p50_ms"])
+
+
+@pytest.mark.parametrize("lossy", [True, False])
+def test_no_task_or_thread_left_after_a_call(lossy: bool) -> None:
+    """After a failed (everything lost) and after a good WebRTC call, the loop has no task left and
+    no aiortc worker thread survives."""
+    from translab.link.loss import BernoulliLoss
+    from translab.live import live_call_async
+
+    async def main():
+        cfg = CallConfig(transport="webrtc", profile="clean-lan", duration_s=1, metrics=())
+        kw = {"chain_factory": lambda d: BernoulliLoss(1.0), "connect_timeout_s": 2} if lossy else {"drain_s": 0.2}
+        res = await live_call_async(cfg, **kw)
+        await asyncio.sleep(0.1)
+        return res.summary["status"], [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+
+    before = _threads()
+    status, tasks = asyncio.run(main())
+    assert status == ("failed" if lossy else "ok")
+    assert tasks == []
+    assert _threads() <= before
