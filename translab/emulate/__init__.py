@@ -1,2 +1,3 @@
-"""Live backends that put link models on real packets: in-process relays on loopback, and (later)
-network namespaces joined by TUN devices."""
+"""Live backends that put link models on real packets. In-process (no root): ``emulator`` (one call's
+network), ``datagram`` (aioice sockets behind the UDP links), ``tcp_relay`` (a byte stream through the
+TCP delivery model), ``scheduler`` (timerfd deadline releases), ``pcap`` (what was forwarded)."""
