@@ -117,6 +117,20 @@ def _grid_section(manifest: dict[str, Any], df: pd.DataFrame) -> str:
             f"combinations. Values in this run:</p><table>{''.join(varying)}</table>{rules}")
 
 
+def _run_line(manifest: dict[str, Any]) -> str:
+    """"123 cells: 120 run, 3 already done, 0 failed, in 125 s" from the manifest."""
+    c = manifest.get("counts", {})
+    try:
+        t0 = _dt.datetime.fromisoformat(manifest["started_at"])
+        t1 = _dt.datetime.fromisoformat(manifest["ended_at"])
+        took = f", in {(t1 - t0).total_seconds():.0f} s"
+    except (KeyError, TypeError, ValueError):
+        took = ""
+    interrupted = " (interrupted)" if manifest.get("interrupted") else ""
+    return (f"{c.get('cells', '?')} cells: {c.get('run', '?')} run, {c.get('skipped', '?')} already done, "
+            f"{c.get('failed', '?')} failed{took}{interrupted}")
+
+
 def build_html(run_dir: str | Path) -> str:
     """The report of ``run_dir`` as an HTML string."""
     run = Path(run_dir)
@@ -185,7 +199,8 @@ def build_html(run_dir: str | Path) -> str:
     parts.append("<h2 id='provenance'>Provenance</h2>")
     prov = [("experiment file", exp.get("source")), ("content hash", exp.get("content_hash")),
             ("code version", manifest.get("code_version")), ("started", manifest.get("started_at")),
-            ("ended", manifest.get("ended_at")), ("executor", manifest.get("executor")),
+            ("ended", manifest.get("ended_at")), ("last run", _run_line(manifest)),
+            ("executor", f"{manifest.get('executor')} ({manifest.get('workers')} workers)"),
             ("seeds", ", ".join(map(str, manifest.get("seeds", []))))]
     prov += [(f"version: {k}", v) for k, v in manifest.get("versions", {}).items()]
     prov += [(f"machine: {k}", v) for k, v in manifest.get("machine", {}).items()]
