@@ -40,6 +40,7 @@ HEADLINE_COLUMNS: list[tuple[str, str, str]] = [
     ("m2e p50 (ms)", "m2e_p50_ms", ".0f"),
     ("m2e p95 (ms)", "m2e_p95_ms", ".0f"),
     ("m2e p99 (ms)", "m2e_p99_ms", ".0f"),
+    ("delivery p99 (ms)", "net_delay_p99_ms", ".0f"),
     ("set-up (ms, live)", "setup_ms", ".0f"),
     ("loss (%)", "loss_pct", ".2f"),
     ("late (%)", "late_pct", ".2f"),
@@ -159,7 +160,8 @@ def build_html(run_dir: str | Path) -> str:
         fmts = {name: f for name, _, f in HEADLINE_COLUMNS}
         parts.append(_table(head, fmts, left=("transport", "profile")))
         parts.append("<p class='muted'>Medians over the cells of each group. m2e: mouth-to-ear latency of "
-                     "played audio (stalls included); late: arrived after its playout deadline; concealed: "
+                     "played audio (stalls included); delivery: packet arrival - send (the transport alone, TCP "
+                     "retransmissions and head-of-line waits included); late: arrived after its playout deadline; concealed: "
                      "share of output samples produced by concealment; wire: bytes on the wire under the "
                      "stated header model incl. control traffic.</p>")
     else:
