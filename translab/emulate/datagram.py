@@ -132,7 +132,10 @@ class DatagramLink:
         is_media = kind in self.media_kinds
         origin = self.media_t0 if is_media else self.t0
         send_s = t - origin
-        wire = len(data) + self.ip_overhead
+        overhead = self.ip_overhead
+        if addrs is not None and ":" in addrs[1][0]:  # an IPv6 destination
+            overhead = UDP_IPV6_OVERHEAD
+        wire = len(data) + overhead
         c = self.counters
         c.packets_sent += 1
         c.bytes_sent += wire

@@ -78,6 +78,22 @@ def new_peer() -> Any:
     return RTCPeerConnection(RTCConfiguration(iceServers=[]))
 
 
+def restrict_ip_version(pc: Any, ip_version: int) -> None:
+    """Gather host candidates of one IP version only (so the packets on the wire have the header
+    sizes the call's header model assumes). Call before ``setLocalDescription``; a peer without a
+    usable address of that version falls back to both."""
+    import aioice.ice
+
+    has = aioice.ice.get_host_addresses(use_ipv4=ip_version == 4, use_ipv6=ip_version == 6)
+    if not has:
+        return
+    from translab.emulate.datagram import ice_connections_of
+
+    for conn in ice_connections_of(pc):
+        conn._use_ipv4 = ip_version == 4
+        conn._use_ipv6 = ip_version == 6
+
+
 async def _sleep_until(deadline: float, scheduler: DeadlineScheduler | None) -> None:
     """Sleep until ``deadline`` (monotonic s), precisely when a scheduler is given."""
     if deadline <= now():
@@ -278,11 +294,13 @@ async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: flo
     try:
         with advertised_opus(opus_fmtp(cfg)):
             caller.addTransceiver(track, direction="sendonly")
+            restrict_ip_version(caller, int(getattr(cfg, "ip_version", 4)))
             offer = await caller.createOffer()
             await caller.setLocalDescription(offer)
             if emu is not None:
                 emu.attach_peer(caller, egress="up")
             await callee.setRemoteDescription(caller.localDescription)
+            restrict_ip_version(callee, int(getattr(cfg, "ip_version", 4)))
             answer = await callee.createAnswer()
             await callee.setLocalDescription(answer)
             if emu is not None:
