@@ -87,3 +87,23 @@ def test_live_webrtc_bitrates(bitrate: int, frame_ms: int) -> None:
     assert s["status"] == "ok", s["reason"]
     assert s["rtp_payload_mismatches"] == 0 and s["loss_rate"] == 0.0
     assert 0.5 * bitrate < s["payload_kbps_up"] * 1000 < 1.5 * bitrate
+
+
+def test_cli_serve_prints_endpoints_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    p = subprocess.Popen(TRANSLAB + ["serve", "--http-port", "0", "--ws-port", "0", "--out", str(tmp_path)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3.0)
+    p.send_signal(signal.SIGINT)
+    try:
+        out, err = p.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raise AssertionError("translab serve did not stop within 15 s of Ctrl-C")
+    assert p.returncode == 0 and "Traceback" not in err, err
+    assert "/offer" in out and "ws://127.0.0.1:" in out
+
+
+def test_cli_serve_rejects_unknown_profile() -> None:
+    r = subprocess.run(TRANSLAB + ["serve", "--profile", "nowhere", "--for", "0.1"], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 2 and "nowhere" in r.stderr
