@@ -195,3 +195,14 @@ def test_sigkill_mid_call_then_cleanup_leaves_nothing() -> None:
     assert out.returncode == 0, out.stderr
     time.sleep(0.2)
     assert leftovers(f"tl-{runid}-") == {"netns": [], "devices": [], "pids": []}
+
+
+def test_ctrl_c_mid_call_cleans_up_by_itself() -> None:
+    runid = "c1a003"
+    p = subprocess.Popen([PY, "-c", _CALL_CHILD, runid], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout is not None
+    assert p.stdout.readline().strip() == "media"
+    p.send_signal(signal.SIGINT)
+    p.wait(20)
+    time.sleep(0.2)
+    assert leftovers(f"tl-{runid}-") == {"netns": [], "devices": [], "pids": []}
