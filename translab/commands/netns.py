@@ -100,7 +100,7 @@ def _nat_matrix(args: argparse.Namespace) -> int:
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    p = sub.add_parser("netns", help="namespace backend housekeeping (cleanup, check)")
+    p = sub.add_parser("netns", help="namespace backend: one call behind NATs, cleanup, check")
     s = p.add_subparsers(dest="netns_command", metavar="ACTION")
     c = s.add_parser("cleanup", help="remove namespaces, devices and processes of crashed runs")
     c.add_argument("--prefix", default="tl-", help="name prefix to remove (default: all runs, tl-)")
