@@ -30,6 +30,8 @@ def test_parse_bitrate(text, bps):
         ({"playout": "fixed"}, "playout: 'fixed' is not allowed"),
         ({"transport": "websocket", "conceal": "opus-fec"}, "conceal: 'opus-fec' is not allowed"),
         ({"metrics": ("mos",)}, "metrics: 'mos' is not allowed"),
+        # Opus runs at 12 kHz but a clip cannot be resampled to it: refused as sample_rate, not later
+        ({"sample_rate": 12000}, "sample_rate: 12000 is not allowed (allowed: 8000, 16000, 24000, 48000)"),
     ],
 )
 def test_bad_values_name_field_value_and_allowed(kwargs, message):

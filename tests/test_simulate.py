@@ -165,3 +165,50 @@ def test_codec_only_scores_ignore_the_network_and_are_computed_once_per_codec_se
     c = simulate(replace(cfg, bitrate=8000)).summary
     assert _codec_only_scores.cache_info().misses == 2  # a codec setting is its own entry
     assert c["codec_stoi"] < a["codec_stoi"]
+
+
+def test_the_issue_command_line_parses_with_these_flag_names(tmp_path):
+    """`translab simulate` as written in issue 3 §4 (flag names are a promise to users)."""
+    from translab.cli import build_parser
+    from translab.commands.simulate import config_from_args
+
+    args = build_parser().parse_args([
+        "simulate", "--transport", "websocket", "--codec", "pcm16", "--bitrate", "24k", "--frame-ms", "20",
+        "--sample-rate", "24000", "--no-fec", "--dtx", "--framing", "realtime-json", "--profile", "4g",
+        "--playout", "adaptive", "--conceal", "pcm-plc", "--clip", "slt-weather", "--seed", "7",
+        "--out", str(tmp_path), "--json",
+    ])
+    cfg = config_from_args(args)
+    assert (cfg.transport, cfg.codec, cfg.bitrate, cfg.frame_ms, cfg.sample_rate) == ("websocket", "pcm16", 24000, 20, 24000)
+    assert (cfg.fec, cfg.dtx, cfg.framing, cfg.clip, cfg.seed) == (False, True, "realtime-json", "slt-weather", 7)
+    assert args.out == str(tmp_path) and args.json
+    flipped = build_parser().parse_args(["simulate", "--fec", "--no-dtx", "--framing", "twilio-json"])
+    assert flipped.fec is True and flipped.dtx is False and flipped.framing == "twilio-json"
+
+
+def test_clip_may_be_any_wav_path(tmp_path):
+    """--clip path.wav: a stereo 44.1 kHz file is averaged to mono and resampled to the codec rate."""
+    from scipy.io import wavfile
+
+    t = np.arange(44100) / 44100
+    tone = (0.3 * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16)
+    wavfile.write(tmp_path / "mine.wav", 44100, np.stack([tone, tone], axis=1))
+    r = simulate(CallConfig(clip=str(tmp_path / "mine.wav"), profile="clean-lan", metrics=()))
+    assert r.summary["clip"].endswith("mine.wav")
+    assert r.summary["duration_s"] == pytest.approx(1.0, abs=0.02)
+    assert r.summary["packets_sent"] == 50
+
+
+def test_determinism_holds_across_processes(tmp_path):
+    """Same arguments and seed in two fresh processes: byte-identical WAV and identical summary."""
+    args = ["--profile", "4g", "--seed", "3", "--metrics", "plcmos,stoi", "--clip", "rms-order"]
+    for name in ("a", "b"):
+        proc = subprocess.run([sys.executable, "-m", "translab.cli", "simulate", *args, "--out", str(tmp_path / name)],
+                              capture_output=True, text=True, cwd=ROOT, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "a/output.wav").read_bytes() == (tmp_path / "b/output.wav").read_bytes()
+    sa, sb = (json.loads((tmp_path / n / "summary.json").read_text()) for n in "ab")
+    # v_git_commit carries "+dirty" from the work tree, which other editors may change between the two
+    # runs; the promise is for the same code version, so that one field is not compared.
+    assert sa.keys() == sb.keys()
+    assert {k: (sa[k], sb[k]) for k in sa if sa[k] != sb[k] and k != "v_git_commit"} == {}

@@ -60,6 +60,8 @@ class CallConfig:
 
     def resolved(self) -> "CallConfig":
         """A copy with every ``None`` default filled in, validated."""
+        from translab.media.audio import SUPPORTED_RATES  # here: keeps scipy out of CLI start-up
+
         check_choice("transport", self.transport, TRANSPORTS)
         codec = self.codec or ("opus" if self.transport == "webrtc" else "pcm16")
         check_choice("codec", codec, CODECS)
@@ -67,11 +69,14 @@ class CallConfig:
             raise ConfigError("codec", codec, "opus for transport webrtc")
         rate = self.sample_rate or {"opus": 48000, "pcm16": 24000, "pcmu": 8000}[codec]
         if codec == "opus":
-            check_choice("sample_rate", rate, (8000, 12000, 16000, 24000, 48000))
+            # Opus itself also runs at 12 kHz, but the clip is resampled to one of the media rates
+            # (translab.media.audio.SUPPORTED_RATES), so a call is refused here, naming sample_rate,
+            # rather than later by the clip loader.
+            check_choice("sample_rate", rate, SUPPORTED_RATES)
             check_choice("frame_ms", self.frame_ms, (2.5, 5, 10, 20, 40, 60))
             check_range("bitrate", self.bitrate, 6000, 510000, "bit/s")
         elif codec == "pcm16":
-            check_choice("sample_rate", rate, (8000, 16000, 24000, 48000))
+            check_choice("sample_rate", rate, SUPPORTED_RATES)
             check_choice("frame_ms", self.frame_ms, (10, 20, 40, 60, 100))
         else:
             check_choice("sample_rate", rate, (8000,))
