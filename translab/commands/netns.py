@@ -1,5 +1,6 @@
-"""`translab netns`: the namespace backend's housekeeping (`translab netns cleanup` removes what a
-crashed run left behind; `translab netns check` says whether the backend can run here)."""
+"""The namespace backend's commands: `translab netns call` (one live call behind NATs and a
+firewall), `translab netns cleanup` (remove what a crashed run left behind), `translab netns check`
+(can the backend run here), and `translab nat-matrix` (the NAT traversal outcome matrix)."""
 
 from __future__ import annotations
 
