@@ -147,7 +147,7 @@ def test_committed_clips():
         assert r == 16000 and d.dtype == np.int16 and d.ndim == 1
         assert 8 <= len(d) / r <= 15
         assert (CLIPS_DIR / "texts" / f"{n}.txt").is_file()
-        # real pauses: at least 3 stretches of >= 0.5 s of digital silence (between sentences)
+        # real pauses: at least 2 stretches of >= 0.5 s of digital silence (between the sentences)
         silent = np.convolve(np.abs(d.astype(int)) < 8, np.ones(8000), "valid") == 8000
         starts = np.flatnonzero(np.diff(silent.astype(int)) == 1)
         assert len(starts) >= 2, n

@@ -102,3 +102,11 @@ def test_cli_errors_of_every_kind_are_one_line_exit_2(tmp_path, capsys):
         assert len(lines) == 1 and "Traceback" not in err, (args, err)
         assert text in lines[0] and "error" in lines[0], (args, lines)
         assert not (out / "summary.json").exists()
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    commands = re.findall(r"^(\./lab \w+)", readme, flags=re.M)
+    assert "./lab run" in commands and "./lab test" in commands  # the two commands
+    ci = [ln for ln in (ROOT / ".ci/run").read_text().splitlines() if ln.strip() and not ln.startswith(("#", "set ", "cd "))]
+    assert ci == ["./lab test"]

@@ -136,3 +136,22 @@ def test_mouth_to_ear_adds_the_codec_lookahead_and_the_budget_adds_up():
     assert b["framing_ms"] + b["lookahead_ms"] + b["network_ms"] + b["jitter_buffer_ms"] == pytest.approx(
         m["m2e_p50_ms"]
     )
+
+
+ISSUE_STATS = (
+    "packetsReceived", "packetsLost", "packetsDiscarded", "jitter", "jitterBufferDelay",
+    "jitterBufferTargetDelay", "jitterBufferEmittedCount", "totalSamplesReceived", "concealedSamples",
+    "silentConcealedSamples", "concealmentEvents", "insertedSamplesForDeceleration",
+    "removedSamplesForAcceleration", "fecPacketsReceived", "fecPacketsDiscarded",
+    "interruptionCount", "totalInterruptionDuration",
+)
+
+
+@pytest.mark.parametrize("policy", ["fixed:60", "adaptive", "elastic", "aiortc-stock"])
+def test_every_policy_reports_every_w3c_stat_the_issue_names(policy):
+    tr = packet_trace(voiced(1.0, RATE), RATE, delay_s=0.02, lost=[4, 5])
+    st = play(tr, policy=policy, conceal="zero").stats
+    missing = [k for k in ISSUE_STATS if k not in st]
+    assert missing == []
+    assert all(isinstance(st[k], (int, float, np.integer, np.floating)) for k in ISSUE_STATS)
+    assert st["packetsLost"] == 2 and st["packetsReceived"] == len(tr) - 2
