@@ -51,6 +51,17 @@ def test_run_resume_and_failure_rows(tmp_path: Path) -> None:
     assert other.n_skipped == 0 and other.n_run == 6
 
 
+def test_worker_crash_becomes_failed_row_and_run_goes_on(tmp_path: Path) -> None:
+    exp = toy_exp([1, 2, 3, 667])  # seed 667: the worker process dies
+    out = run_experiment(exp, tmp_path, run_cell=toy_cell, progress=False, code="t", workers=2)
+    assert (out.n_cells, out.n_failed) == (8, 2)
+    df = load_results(tmp_path)
+    crashed = df[df["status"] == "failed"]
+    assert (crashed["seed"] == 667).all() and crashed["error"].str.contains("WorkerCrash").all()
+    assert (df[df["seed"] != 667]["status"] == "ok").all()
+    assert not list((tmp_path / "cells").glob(".tmp-*"))
+
+
 def test_leftover_temp_dirs_are_cleaned(tmp_path: Path) -> None:
     (tmp_path / "cells" / ".tmp-deadbeef-1-0").mkdir(parents=True)
     run_experiment(toy_exp([1]), tmp_path, run_cell=toy_cell, progress=False, code="t", executor="serial")

@@ -99,7 +99,8 @@ def toy_cell(cell: dict[str, Any], out_dir: Path) -> dict[str, Any]:
 
     WebSocket gets no loss but a latency tail growing with the profile's impairment; Opus quality
     grows with bitrate; concealment ranks opus-fec > opus-plc > pcm-plc > repeat > zero.
-    Fails (raises RuntimeError) when ``cell["seed"] == 666``. Sleeps ``TRANSLAB_TOY_SLEEP_S`` seconds
+    Fails (raises RuntimeError) when ``cell["seed"] == 666``; kills its process (``os._exit``) when
+    ``cell["seed"] == 667`` (never use 667 with the serial executor). Sleeps ``TRANSLAB_TOY_SLEEP_S`` seconds
     (environment, default 0) so tests can interrupt a run.
     """
     import numpy as np
@@ -110,6 +111,8 @@ def toy_cell(cell: dict[str, Any], out_dir: Path) -> dict[str, Any]:
         time.sleep(sleep_s)
     if cell.get("seed") == 666:
         raise RuntimeError("toy failure for seed 666")
+    if cell.get("seed") == 667:  # a crash: the worker process dies without a word
+        os._exit(3)
     digest = hashlib.sha256(json.dumps(cell, sort_keys=True, default=str).encode()).digest()
     u = [b / 255 for b in digest[:8]]
     ws = cell.get("transport") == "websocket"

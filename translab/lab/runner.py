@@ -146,6 +146,37 @@ RowSink = Callable[[dict[str, Any]], None]
 
 def _run_local(fn: CellFunction, jobs: list[tuple[dict[str, Any], str]], root: str, name: str,
                code: str, workers: int, sink: RowSink) -> None:
+    """Run ``jobs`` on a local process pool. A worker that dies (segfault, ``os._exit``, OOM kill)
+    breaks the pool: the cells that were in progress (they left a temporary directory) are then run
+    again one at a time, each in its own worker; one that kills its worker alone is recorded as a
+    failed row, and the pool restarts for what is left."""
+    store = ResultStore(root)
+    finished: set[str] = set()
+
+    def track(row: dict[str, Any]) -> None:
+        finished.add(row["cell_hash"])
+        sink(row)
+
+    remaining = list(jobs)
+    while remaining:
+        if not _pool_pass(fn, remaining, root, name, code, workers, track):
+            return
+        in_progress = {p.name.split("-")[1] for p in store.cells_dir.glob(".tmp-*")}
+        store.prepare()  # remove the dead workers' temporary directories
+        for cell, h in remaining:
+            if h in in_progress and h not in finished:
+                if _pool_pass(fn, [(cell, h)], root, name, code, 1, track):  # alone, it still crashes
+                    store.prepare()
+                    row = make_row(cell, h, {}, "failed", "WorkerCrash: the worker process died running "
+                                   "this cell (segfault, os._exit or out of memory)", 0.0, name, code)
+                    store.commit(store.temp_dir(h), h, row)
+                    track(row)
+        remaining = [(c, h) for c, h in remaining if h not in finished]
+
+
+def _pool_pass(fn: CellFunction, jobs: list[tuple[dict[str, Any], str]], root: str, name: str,
+               code: str, workers: int, sink: RowSink) -> bool:
+    """One pool over ``jobs``; False when every job finished, True when a worker died (retry)."""
     # fork: workers start at once with translab already imported and need no ``__main__`` guard in the
     # caller's script (forkserver/spawn re-import the main module). Cells hold no threads or locks.
     methods = multiprocessing.get_all_start_methods()
@@ -155,7 +186,12 @@ def _run_local(fn: CellFunction, jobs: list[tuple[dict[str, Any], str]], root: s
     try:
         futs = [pool.submit(execute_cell, fn, cell, h, root, name, code) for cell, h in jobs]
         for fut in cf.as_completed(futs):
-            sink(fut.result())
+            try:
+                row = fut.result()
+            except cf.process.BrokenProcessPool:
+                pool.shutdown(wait=True, cancel_futures=True)
+                return True
+            sink(row)
     except BaseException:
         for f in futs:
             f.cancel()  # pending cells; running ones finish and are committed
@@ -166,6 +202,7 @@ def _run_local(fn: CellFunction, jobs: list[tuple[dict[str, Any], str]], root: s
                 p.terminate()
         raise
     pool.shutdown(wait=True)
+    return False
 
 
 def _run_dask(fn: CellFunction, jobs: list[tuple[dict[str, Any], str]], root: str, name: str,
