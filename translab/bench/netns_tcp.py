@@ -57,9 +57,11 @@ MODEL_VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def model_variant_figures(cfg: Any, stream: Any, frame_ms: float, **tcp_kw: Any) -> dict[str, float]:
+def model_variant_figures(cfg: Any, stream: Any, frame_ms: float, _counters: dict[str, Any] | None = None,
+                          **tcp_kw: Any) -> dict[str, float]:
     """Frame figures of the TCP delivery model with extra keyword arguments, on exactly the inputs
-    ``simulate`` uses for a WebSocket call (same profile, seed, byte counts)."""
+    ``simulate`` uses for a WebSocket call (same profile, seed, byte counts). ``_counters``: a dict
+    that receives the model's timeouts and fast retransmits."""
     from translab.link.profiles import direction_rngs, load_profile
     from translab.link.tcp import TcpDeliveryModel
     from translab.metrics.bandwidth import HeaderModel, ws_tcp_payload_bytes
@@ -73,6 +75,9 @@ def model_variant_figures(cfg: Any, stream: Any, frame_ms: float, **tcp_kw: Any)
         send, nbytes, rngs["up"], rngs["down"])
     import pandas as pd
 
+    if _counters is not None:
+        _counters["model_tcp_timeouts"] = int(res.timeouts)
+        _counters["model_tcp_fast_retransmits"] = int(res.fast_retransmits)
     t = pd.DataFrame({"seq": np.arange(len(send)), "send_s": send, "arrival_s": res.delivered_s})
     return frame_figures(t, frame_ms)
 
@@ -100,11 +105,16 @@ def compare(loss_pcts: tuple[float, ...] = (1.0, 3.0, 5.0), duration_s: float = 
         row["kernel_status"] = live.summary.get("status")
         row["model_tcp_retransmissions"] = sim.summary.get("tcp_retransmissions")
         row["kernel_link_lost"] = live.summary.get("netns_link_lost")
+        for k in ("retrans_segs", "timeouts", "loss_probes", "fast_retrans", "sack_recoveries", "spurious_rtos"):
+            row[f"kernel_tcp_{k}"] = live.summary.get(f"kernel_tcp_{k}")
+        row["model_tcp_timeouts"] = None  # filled below from the model's own counters
         row["p95_ratio_model_over_kernel"] = row["model_delay_p95_ms"] / row["kernel_delay_p95_ms"]
         from translab.media.stream import encode_stream
         from translab.simulate import load_reference
 
         stream = encode_stream(load_reference(cfg), cfg)
+        dflt = model_variant_figures(cfg, stream, float(cfg.frame_ms), _counters=row)
+        assert abs(dflt["delay_p95_ms"] - row["model_delay_p95_ms"]) < 1e-6, "model inputs differ from simulate's"
         for name, kw in MODEL_VARIANTS.items():
             if name == "default":
                 continue

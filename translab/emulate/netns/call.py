@@ -246,6 +246,10 @@ def netns_call(cfg: Any, opts: NetnsOptions | None = None, *, out_dir: str | Pat
                 rec, more = asyncio.run(call_in_lab(lab, coturn, cfg, stream, opts, progress))
         finally:
             usage = coturn.stop() if coturn is not None else {}
+        if cfg.transport == "websocket":  # how the client's kernel TCP repaired losses
+            from translab.emulate.netns.kernel_stats import tcp_counters
+
+            extra.update({f"kernel_tcp_{k}": v for k, v in tcp_counters(lab, "a").items()})
     extra.update(more)
     extra["netns_connected"] = rec.status == "ok"
     if usage:
