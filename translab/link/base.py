@@ -20,6 +20,7 @@ generator in the same state. No model reads a clock, a socket or global randomne
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -69,23 +70,45 @@ def check_probability(field: str, value: float) -> float:
     return v
 
 
-def check_nonnegative(field: str, value: float, unit: str) -> float:
-    """A finite number >= 0, else ConfigError naming the field and unit."""
+def _check_bound(field: str, value: float, unit: str, strict: bool) -> float:
+    """A finite number ``> 0`` (strict) or ``>= 0``, else ConfigError naming the field and unit."""
+    allowed = f"a number {'>' if strict else '>='} 0 {unit}".rstrip()
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise ConfigError(field, value, f"a number >= 0 {unit}".rstrip()) from None
-    if not (v >= 0.0) or not np.isfinite(v):
-        raise ConfigError(field, value, f"a number >= 0 {unit}".rstrip())
+        raise ConfigError(field, value, allowed) from None
+    if not np.isfinite(v) or v < 0.0 or (strict and v == 0.0):  # also rejects NaN
+        raise ConfigError(field, value, allowed)
     return v
+
+
+def check_nonnegative(field: str, value: float, unit: str) -> float:
+    """A finite number >= 0, else ConfigError naming the field and unit."""
+    return _check_bound(field, value, unit, strict=False)
 
 
 def check_positive(field: str, value: float, unit: str) -> float:
     """A finite number > 0, else ConfigError naming the field and unit."""
+    return _check_bound(field, value, unit, strict=True)
+
+
+def check_count(field: str, value: int, lo: int, unit: str) -> int:
+    """A whole number (not a bool) ``>= lo``, else ConfigError naming the field and unit."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+        raise ConfigError(field, value, f"an integer >= {lo} ({unit})")
+    return int(value)
+
+
+def read_trace_lines(path: "str | Path", field: str) -> list[str]:
+    """The stripped lines of a line-per-event trace file (loss or capacity trace), without the final
+    newline's empty line, for the caller to parse with line numbers (1-based = index + 1).
+    ConfigError naming ``field`` when the file cannot be read as UTF-8 text."""
+    p = Path(path)
     try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(field, value, f"a number > 0 {unit}".rstrip()) from None
-    if not (v > 0.0) or not np.isfinite(v):
-        raise ConfigError(field, value, f"a number > 0 {unit}".rstrip())
-    return v
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(field, str(p), f"a readable text file ({err.__class__.__name__})") from None
+    lines = text.split("\n")
+    if lines and lines[-1].strip() == "":
+        lines.pop()  # the final newline (or a trailing blank) is fine
+    return [line.strip() for line in lines]

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from translab.errors import ConfigError
-from translab.link.base import as_inputs, check_nonnegative, check_positive, identity
+from translab.link.base import as_inputs, check_nonnegative, check_positive, identity, read_trace_lines
 
 MAHIMAHI_OPPORTUNITY_BYTES = 1500
 
@@ -204,17 +204,10 @@ def read_mahimahi_trace(path: "str | Path") -> np.ndarray:
     a 1500-byte delivery opportunity; the last timestamp (> 0) is the period the trace wraps at.
     Returns float64 milliseconds. ConfigError with the line number for a malformed line."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError("capacity.trace", str(p), f"a readable text file ({err.__class__.__name__})") from None
-    lines = text.split("\n")
-    if lines and lines[-1].strip() == "":
-        lines.pop()
+    lines = read_trace_lines(p, "capacity.trace")
     out = np.empty(len(lines), dtype=np.float64)
     prev = 0
-    for i, line in enumerate(lines):
-        s = line.strip()
+    for i, s in enumerate(lines):
         if not s.isdigit():
             raise ConfigError(f"line {i + 1}", s, "a whole number of milliseconds >= 0", where=str(p))
         v = int(s)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from translab.errors import ConfigError
-from translab.link.base import as_inputs
+from translab.link.base import as_inputs, read_trace_lines
 from translab.paths import TRACES_DIR
 
 
@@ -44,16 +44,9 @@ def read_loss_trace(path: "str | Path") -> np.ndarray:
     """Read a PLC-Challenge loss trace: bool array, True = lost. ConfigError with the line number
     for a malformed line, or when the file is empty or unreadable."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError("loss.trace", str(p), f"a readable text file ({err.__class__.__name__})") from None
-    lines = text.split("\n")
-    if lines and lines[-1].strip() == "":
-        lines.pop()  # the final newline (or trailing blank) is fine
+    lines = read_trace_lines(p, "loss.trace")
     out = np.empty(len(lines), dtype=bool)
-    for i, line in enumerate(lines):
-        s = line.strip()
+    for i, s in enumerate(lines):
         if s == "0":
             out[i] = False
         elif s == "1":

@@ -57,7 +57,7 @@ import numpy as np
 import pandas as pd
 
 from translab.errors import ConfigError, check_choice
-from translab.link.base import LinkModel, check_positive
+from translab.link.base import LinkModel, check_count, check_positive
 from translab.link.chain import LinkChain, as_chain
 
 _ACK, _RTO, _DELACK, _SEG, _WRITE = 0, 1, 2, 3, 4  # event kinds, also the order at equal times
@@ -108,15 +108,11 @@ class TcpDeliveryModel:
     ) -> None:
         self.forward = as_chain(forward)
         self.reverse = as_chain(reverse)
-        if isinstance(mss, bool) or not isinstance(mss, (int, np.integer)) or mss < 1:
-            raise ConfigError("tcp.mss", mss, "an integer >= 1 (bytes)")
-        self.mss = int(mss)
+        self.mss = check_count("tcp.mss", mss, 1, "bytes")
         self.min_rto_s = check_positive("tcp.min_rto_s", min_rto_s, "s")
         self.header_bytes = int(header_bytes)
         self.ack_bytes = int(ack_bytes)
-        if isinstance(dupthresh, bool) or not isinstance(dupthresh, (int, np.integer)) or dupthresh < 1:
-            raise ConfigError("tcp.dupthresh", dupthresh, "an integer >= 1 (segments)")
-        self.dupthresh = int(dupthresh)
+        self.dupthresh = check_count("tcp.dupthresh", dupthresh, 1, "segments")
         self.initial_rto_s = check_positive("tcp.initial_rto_s", initial_rto_s, "s")
         self.max_rto_s = check_positive("tcp.max_rto_s", max_rto_s, "s")
         check_choice("tcp.rto_formula", rto_formula, ("rfc6298", "linux"))
