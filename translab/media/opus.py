@@ -342,7 +342,27 @@ def _check_multiple_of_2_5ms(field: str, n_samples: int, sample_rate: int,
 # encoder
 
 
-class OpusEncoder:
+class _LibopusState:
+    """Owns one libopus state pointer (``_st``) and its destroy function (``_destroy``): freed by
+    :meth:`close` or on garbage collection. Shared by the encoder and the decoder."""
+
+    _st: int | None = None
+    _destroy: Any = None
+
+    def close(self) -> None:
+        """Free the libopus state now (also done on garbage collection); safe to call twice."""
+        st, self._st = self._st, None
+        if st:
+            self._destroy(st)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown
+            pass
+
+
+class OpusEncoder(_LibopusState):
     """An Opus encoder (one ``OpusEncoder*``), freed when garbage-collected.
 
     Args:
@@ -472,18 +492,6 @@ class OpusEncoder:
             _raise(n, "opus_encode")
         return ctypes.string_at(self._out_addr, n)
 
-    def close(self) -> None:
-        """Free the libopus encoder state now (also done on garbage collection)."""
-        st, self._st = self._st, None
-        if st:
-            self._destroy(st)
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # interpreter shutdown
-            pass
-
     def __repr__(self) -> str:
         return (f"OpusEncoder(sample_rate={self.sample_rate}, channels={self.channels}, "
                 f"frame_ms={self.frame_ms:g}, bitrate={self.bitrate}, vbr={self.vbr}, "
@@ -501,7 +509,7 @@ def _check_int(field: str, value: Any) -> None:
 # decoder
 
 
-class OpusDecoder:
+class OpusDecoder(_LibopusState):
     """An Opus decoder (one ``OpusDecoder*``), freed when garbage-collected.
 
     Output is int16; mono gives a 1-D array, stereo ``(n_samples, 2)``. Sample counts are per
@@ -580,18 +588,6 @@ class OpusDecoder:
         r = self._lib.opus_decoder_ctl(ctypes.c_void_p(self._st), ctypes.c_int(4028))
         if r < 0:
             _raise(r, "opus_decoder_ctl(OPUS_RESET_STATE)")
-
-    def close(self) -> None:
-        """Free the libopus decoder state now (also done on garbage collection)."""
-        st, self._st = self._st, None
-        if st:
-            self._destroy(st)
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         return f"OpusDecoder(sample_rate={self.sample_rate}, channels={self.channels})"
