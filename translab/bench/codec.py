@@ -6,11 +6,9 @@ figures carry their unit in the key name.
 
 from __future__ import annotations
 
-import time
-from typing import Any, Callable
-
 import numpy as np
 
+from translab.bench import time_s
 from translab.media import g711, opus, pcm
 from translab.media.audio import to_int16
 
@@ -27,15 +25,6 @@ def _signal(rate: int, seconds: float) -> np.ndarray:
     else:
         x = np.random.default_rng(0).standard_normal(n).astype(np.float32) * 0.1
     return to_int16(x)
-
-
-def _median_s(fn: Callable[[], Any], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def run() -> dict:
@@ -68,13 +57,13 @@ def run() -> dict:
         for _ in frames:
             dec.conceal(n)
 
-    enc_s = _median_s(encode_all, 3)
-    dec_s = _median_s(decode_all, 3)
-    rt_s = _median_s(round_trip, 3)
-    plc_s = _median_s(conceal_all, 3)
+    enc_s = time_s(encode_all, 3)
+    dec_s = time_s(decode_all, 3)
+    rt_s = time_s(round_trip, 3)
+    plc_s = time_s(conceal_all, 3)
     x8 = _signal(8000, seconds)
-    ulaw_s = _median_s(lambda: g711.ulaw_decode(g711.ulaw_encode(x8)), 5)
-    pcm_s = _median_s(lambda: [pcm.pcm16_decode(pcm.pcm16_encode(f))
+    ulaw_s = time_s(lambda: g711.ulaw_decode(g711.ulaw_encode(x8)), 5)
+    pcm_s = time_s(lambda: [pcm.pcm16_decode(pcm.pcm16_encode(f))
                                for f in pcm.split_frames(x, rate, frame_ms)], 5)
     return {
         "libopus_version": opus.libopus_version(),

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from translab.bench import time_s
 from translab.metrics import quality as q
 
 CLIP_S = 10.0
@@ -45,13 +46,7 @@ def _zero_fill(x: np.ndarray, loss: float) -> np.ndarray:
 
 
 def _median_s(fn: Callable[[], Any], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    return time_s(fn, repeats, warmup=True)
 
 
 def run() -> dict[str, Any]:

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import time
-
+from translab.bench import time_s
 from translab.config import CallConfig
 from translab.simulate import simulate
 
 
 def _time_call(cfg: CallConfig, repeats: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        simulate(cfg)
-        best = min(best, time.perf_counter() - t0)
-    return best
+    """Best-of-``repeats`` wall time (s) of one simulated call."""
+    return time_s(lambda: simulate(cfg), repeats, stat="best")
 
 
 def run() -> dict:
