@@ -19,6 +19,7 @@ def available() -> list[str]:
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Add the ``bench`` subcommand to ``sub``."""
     p = sub.add_parser("bench", help="run benchmarks and print JSON figures",
                        description="Run benchmarks (codec, link models, simulate, emulators ...) and "
                        "print one JSON object keyed by benchmark name.")
@@ -28,6 +29,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the chosen benchmarks and print one JSON object (figures keyed by benchmark)."""
     from translab.errors import ConfigError
     from translab.lab.provenance import machine, versions
 

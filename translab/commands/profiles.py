@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Add the ``profiles`` subcommand to ``sub``."""
     p = sub.add_parser(
         "profiles",
         help="list network profiles and their parameters",

@@ -64,6 +64,7 @@ def config_from_args(args: argparse.Namespace, **extra: Any) -> CallConfig:
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Add the ``simulate`` subcommand to ``sub``."""
     p = sub.add_parser("simulate", help="simulate one call offline and write trace, audio, summary",
                        description="Simulate one call (faster than real time): writes trace.parquet, "
                        "output.wav and summary.json to --out.")
@@ -74,6 +75,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the call described by ``args``; write the artefacts to ``--out``; exit code 0."""
     from translab.simulate import simulate
 
     cfg = config_from_args(args)

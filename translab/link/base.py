@@ -37,9 +37,15 @@ class LinkModel(Protocol):
 
     def apply(
         self, send_s: np.ndarray, size: np.ndarray, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray]: ...
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Packets sent at ``send_s`` (s, float64, non-decreasing) of ``size`` bytes (int64) ->
+        ``(index, arrival_s)``: for each copy that comes out, the input index (int64) and its arrival
+        time (s); lost packets are absent, duplicates appear twice. Stateful across calls."""
+        ...
 
-    def reset(self) -> None: ...
+    def reset(self) -> None:
+        """Forget all state (queues, last arrival, loss-chain state), as if newly made."""
+        ...
 
 
 def as_inputs(send_s: "np.ndarray | list[float]", size: "np.ndarray | list[int]") -> tuple[np.ndarray, np.ndarray]:

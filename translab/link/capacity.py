@@ -98,10 +98,12 @@ class CapacityQueue:
 
     @property
     def queue_packets(self) -> "int | None":
+        """Drop-tail limit in packets (None: no packet limit)."""
         return self._queue.queue_packets
 
     @property
     def queue_bytes(self) -> "int | None":
+        """Drop-tail limit in bytes, overhead included (None: no byte limit)."""
         return self._queue.queue_bytes
 
     def reset(self) -> None:

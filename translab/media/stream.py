@@ -38,10 +38,13 @@ class SenderStream:
 
     @property
     def payload_bytes(self) -> np.ndarray:
+        """Codec payload size of each packet in bytes (int64)."""
         return np.fromiter((len(p) for p in self.payload), dtype=np.int64, count=len(self.payload))
 
     @property
     def message_bytes(self) -> np.ndarray:
+        """Size of each transport message in bytes (int64): RTP payload, or the WebSocket message
+        (a text frame's UTF-8 bytes)."""
         return np.fromiter((message_size(m) for m in self.message), dtype=np.int64, count=len(self.message))
 
 

@@ -33,9 +33,17 @@ FADE_IN_MS = 2.5
 
 
 class Concealer(Protocol):
-    def conceal(self, n: int) -> tuple[np.ndarray, str]: ...
+    """The two calls every concealer answers (see the module docstring)."""
 
-    def good(self, x: np.ndarray) -> np.ndarray: ...
+    def conceal(self, n: int) -> tuple[np.ndarray, str]:
+        """``n`` samples (float64 mono, full scale 1.0) for a block with no audio, and the kind of
+        block it is for the frames log ("zero", "repeat", "plc", "pcm-plc")."""
+        ...
+
+    def good(self, x: np.ndarray) -> np.ndarray:
+        """A good block ``x`` (float64 mono) about to be played: kept as history, returned (possibly
+        smoothed at the junction after a loss)."""
+        ...
 
 
 class ZeroConcealer:

@@ -47,6 +47,7 @@ class DelayManagerConfig:
     max_target_ms: float = 1000.0
 
     def check(self) -> None:
+        """Raise ConfigError for a setting out of its range."""
         check_range("quantile", self.quantile, 0.5, 0.9999)
         check_range("forget_factor", self.forget_factor, 0.0, 0.99999)
         check_range("min_target_ms", self.min_target_ms, 0.0, 10000.0, "ms")
@@ -100,6 +101,7 @@ class DelayManager:
         self.min_transit_s = float("nan")
 
     def clamp(self, ms: float) -> float:
+        """``ms`` (a target delay in ms) limited to [min_target_ms, max_target_ms]."""
         return float(min(max(ms, self.cfg.min_target_ms), self.cfg.max_target_ms))
 
     def update(self, arrival_s: float, media_s: float) -> float:

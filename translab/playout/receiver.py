@@ -93,6 +93,7 @@ class FrameDecoder:
             raise ConfigError("codec", codec, "opus, pcm16, pcmu")
 
     def decode(self, payload: bytes) -> np.ndarray:
+        """One packet's codec payload -> its samples, float64 mono, full scale 1.0."""
         if self.opus is not None:
             y = self.opus.decode(payload)
         else:
@@ -207,6 +208,7 @@ class Receiver:
 
     @property
     def t(self) -> float:
+        """The playout clock (s, call clock): start time plus the samples emitted so far."""
         return self.start_s + self.out_n / self.rate
 
     # --- output ----------------------------------------------------------------------------------
@@ -267,6 +269,7 @@ class Receiver:
 
     # --- result ----------------------------------------------------------------------------------
     def result(self, policy: str, conceal: str, extra: dict[str, Any] | None = None) -> PlayoutResult:
+        """The PlayoutResult of everything emitted so far (audio, frames log, W3C stats)."""
         s = self.slots
         st = self.stats
         got = ~np.isnan(s.arrival)
