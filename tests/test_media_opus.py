@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 
 import numpy as np
 import pytest
@@ -83,11 +84,17 @@ def test_version_and_path():
 
 def test_env_var_path_wins(monkeypatch, tmp_path):
     # an explicit TRANSLAB_LIBOPUS must not silently fall back to another library
+    explicit = os.environ.get("TRANSLAB_LIBOPUS")
     monkeypatch.setenv("TRANSLAB_LIBOPUS", str(tmp_path / "nope.so"))
     assert opus._candidates() == [("env", str(tmp_path / "nope.so"))]
     monkeypatch.delenv("TRANSLAB_LIBOPUS")
     cands = opus._candidates()
-    assert cands and cands[0][0] in ("av", "system")
+    kinds = [k for k, _ in cands]
+    # PyAV (an aiortc dependency, so always installed) bundles libopus: it comes before the system's
+    assert kinds[0] == "av" and "av.libs" in cands[0][1]
+    assert set(kinds[1:]) <= {"system"}
+    if not explicit:
+        assert opus.libopus_path() == cands[0][1]  # and it is the one loaded
 
 
 def test_capabilities_are_probed():
