@@ -143,7 +143,26 @@ def long_clip(min_s: float) -> str:
 
 
 def live_vs_sim(transport: str, profile: str = "hotel-wifi", duration_s: float = 20.0, seed: int = 11,
-                playout: str = "adaptive", realtime: bool = True) -> dict[str, Any]:
+                playout: str = "adaptive", realtime: bool = True, attempts: int = 3) -> dict[str, Any]:
+    """:func:`live_vs_sim_once` up to ``attempts`` times until a live call ran without a host
+    stall (the shared VM pausing the whole process ~100 ms, which an adaptive jitter buffer answers
+    by growing for the rest of the call); returns that run (or the one with fewest stalls) plus
+    every attempt's stall count and m2e difference, so nothing is hidden."""
+    runs = []
+    for _ in range(max(1, attempts)):
+        r = live_vs_sim_once(transport, profile, duration_s, seed, playout, realtime)
+        runs.append(r)
+        if r.get("status") == "ok" and not r.get("host_stalls"):
+            break
+    best = min(runs, key=lambda r: (r.get("status") != "ok", r.get("host_stalls") or 0))
+    best = dict(best)
+    best["attempts"] = [{"host_stalls": r.get("host_stalls"), "m2e_p50_diff_ms": r.get("m2e_p50_diff_ms"),
+                         "loss_diff_pp": r.get("loss_diff_pp")} for r in runs]
+    return best
+
+
+def live_vs_sim_once(transport: str, profile: str = "hotel-wifi", duration_s: float = 20.0, seed: int = 11,
+                     playout: str = "adaptive", realtime: bool = True) -> dict[str, Any]:
     """One live call and its simulation (same config and seed) over ``duration_s`` of speech:
     headline figures side by side and their differences (live - sim; loss in percentage points,
     latency in ms), with the host stalls seen during the live call."""
