@@ -81,6 +81,7 @@ def _cli_error_cases(tmp: Path) -> list[tuple[list[str], str]]:
         (["simulate", "--clip", "no-such-clip"], "no-such-clip"),
         (["profiles", str(tmp / "bad.toml")], "line 3"),
         (["bench", "--only", "nothing"], "nothing"),
+        (["simulate", "--out", str(tmp / "notaudio.wav" / "sub")], "--out"),  # a file in the way
     ]
 
 
@@ -91,7 +92,7 @@ def test_cli_errors_of_every_kind_are_one_line_exit_2(tmp_path, capsys):
     out = tmp_path / "o"
     for args, text in _cli_error_cases(tmp_path):
         if args[0] == "simulate":
-            args = [*args, "--metrics", "none", "--out", str(out)]
+            args = [*args, "--metrics", "none", *([] if "--out" in args else ["--out", str(out)])]
         try:
             code = main(args)
         except SystemExit as ex:  # argparse exits itself
