@@ -115,18 +115,25 @@ def test_live_webrtc_call_writes_artefacts_and_setup_breakdown(tmp_path) -> None
 
 @pytest.mark.parametrize("transport", ["webrtc", "websocket"])
 def test_live_matches_simulation_on_a_lossy_jittery_profile(transport: str) -> None:
+    """Up to 3 live calls, until one ran without a host stall; loss and network delay are checked on
+    every attempt, mouth-to-ear on the stall-free one (skipped, saying so, if none was)."""
     from translab.live import live_call
     from translab.simulate import simulate
 
     extra = {"sample_rate": 16000} if transport == "websocket" else {}
     cfg = CallConfig(transport=transport, profile="hotel-wifi", duration_s=4, seed=5, metrics=(), **extra)
-    live = live_call(cfg, drain_s=0.5, realtime=True).summary
     sim = simulate(cfg).summary
-    assert live["status"] == "ok", live["reason"]
-    assert abs(live["loss_rate"] - sim["loss_rate"]) <= 0.01
-    assert abs(live["budget_network_ms"] - sim["budget_network_ms"]) <= 2.0
-    if live["host_stalls"]:
-        pytest.skip(f"host paused the process {live['host_stalls']} times (max {live['host_stall_max_ms']:.0f} ms): "
+    stalls = []
+    for _ in range(3):
+        live = live_call(cfg, drain_s=0.5, realtime=True).summary
+        assert live["status"] == "ok", live["reason"]
+        assert abs(live["loss_rate"] - sim["loss_rate"]) <= 0.01
+        assert abs(live["budget_network_ms"] - sim["budget_network_ms"]) <= 2.0
+        if not live["host_stalls"]:
+            break
+        stalls.append(f"{live['host_stalls']} (max {live['host_stall_max_ms']:.0f} ms)")
+    else:
+        pytest.skip(f"host paused the process in every attempt: {', '.join(stalls)}; "
                     "live mouth-to-ear not comparable")
     assert abs(live["m2e_p50_ms"] - sim["m2e_p50_ms"]) <= 6.0, (live["m2e_p50_ms"], sim["m2e_p50_ms"])
 

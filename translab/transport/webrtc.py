@@ -262,6 +262,8 @@ async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: flo
     caller, callee = new_peer(), new_peer()
     start: asyncio.Future[float] = loop.create_future()
     connected: asyncio.Future[None] = loop.create_future()
+    # a failure reported after we stopped waiting must not log "exception never retrieved"
+    connected.add_done_callback(lambda f: f.cancelled() or f.exception())
     scheduler = emu.scheduler if emu is not None else None
     track = make_packet_track(stream.payload, stream.media_ts, stream.capture_s, stream.sample_rate,
                               start, scheduler)
