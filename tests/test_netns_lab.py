@@ -21,6 +21,7 @@ if _reason:
 
 from translab.emulate.netns.cleanup import leftovers  # noqa: E402
 from translab.emulate.netns.lab import Lab, LabConfig  # noqa: E402
+from translab.emulate.netns.names import new_run_id  # noqa: E402
 
 PY = sys.executable
 
@@ -155,7 +156,7 @@ def _start_child(runid: str) -> subprocess.Popen:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_cleans_up(sig) -> None:
-    runid = "c1a0" + ("01" if sig == signal.SIGINT else "02")
+    runid = new_run_id()  # random: concurrent test runs on one machine must not collide
     p = _start_child(runid)
     p.send_signal(sig)
     p.wait(10)
@@ -164,7 +165,7 @@ def test_interrupt_cleans_up(sig) -> None:
 
 
 def test_sigkill_mid_run_then_cleanup_command_leaves_nothing() -> None:
-    runid = "dead01"
+    runid = new_run_id()
     p = _start_child(runid)
     p.kill()
     p.wait(5)
@@ -180,7 +181,7 @@ def test_sigkill_mid_run_then_cleanup_command_leaves_nothing() -> None:
 
 
 def test_sigkill_mid_call_then_cleanup_leaves_nothing() -> None:
-    runid = "dead02"
+    runid = new_run_id()
     p = subprocess.Popen([PY, "-c", _CALL_CHILD, runid], stdout=subprocess.PIPE, text=True)
     assert p.stdout is not None
     line = p.stdout.readline()  # first progress report: media is flowing
@@ -198,7 +199,7 @@ def test_sigkill_mid_call_then_cleanup_leaves_nothing() -> None:
 
 
 def test_ctrl_c_mid_call_cleans_up_by_itself() -> None:
-    runid = "c1a003"
+    runid = new_run_id()
     p = subprocess.Popen([PY, "-c", _CALL_CHILD, runid], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert p.stdout is not None
     assert p.stdout.readline().strip() == "media"
@@ -206,3 +207,15 @@ def test_ctrl_c_mid_call_cleans_up_by_itself() -> None:
     p.wait(20)
     time.sleep(0.2)
     assert leftovers(f"tl-{runid}-") == {"netns": [], "devices": [], "pids": []}
+
+
+def test_cleanup_leaves_labs_in_use_alone(tmp_path) -> None:
+    from translab.emulate.netns.cleanup import cleanup
+
+    with Lab(LabConfig(sides=("a",)), run_dir=tmp_path) as lab:
+        assert cleanup(lab.names.prefix) == {"netns": [], "devices": [], "pids": []}
+        assert len(leftovers(lab.names.prefix)["netns"]) == 2  # still there, still working
+        s = lab.socket("a")
+        s.sendto(b"x", ("198.18.0.1", 9))
+        s.close()
+    assert leftovers(lab.names.prefix) == {"netns": [], "devices": [], "pids": []}

@@ -17,7 +17,8 @@ def _cleanup(args: argparse.Namespace) -> int:
         return 1
     from translab.emulate.netns.cleanup import cleanup, leftovers
 
-    found = leftovers(args.prefix) if args.dry_run else cleanup(args.prefix)
+    found = (leftovers(args.prefix, include_live=args.all) if args.dry_run
+             else cleanup(args.prefix, include_live=args.all))
     verb = "would remove" if args.dry_run else "removed"
     print(f"{verb}: {len(found['netns'])} namespaces, {len(found['devices'])} devices, "
           f"{len(found['pids'])} processes")
@@ -106,6 +107,8 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     c = s.add_parser("cleanup", help="remove namespaces, devices and processes of crashed runs")
     c.add_argument("--prefix", default="tl-", help="name prefix to remove (default: all runs, tl-)")
     c.add_argument("--dry-run", action="store_true", help="only list what would be removed")
+    c.add_argument("--all", action="store_true",
+                   help="also remove runs still in use (their forwarder is alive); default: leftovers only")
     c.add_argument("--json", action="store_true", help="also print the lists as JSON")
     s.add_parser("check", help="say whether the netns backend can run here")
     from translab.commands.simulate import add_call_options

@@ -216,7 +216,7 @@ class Lab:
                 path = self.run_dir / "forwarder-stats.json"
                 if path.exists():
                     self.stats = json.loads(path.read_text())
-            cleanup(self.names.prefix)
+            cleanup(self.names.prefix, include_live=True)
             _active.discard(self)
             if not _active and _prev_sigterm is not None and threading.current_thread() is threading.main_thread():
                 signal.signal(signal.SIGTERM, _prev_sigterm)
