@@ -74,8 +74,9 @@ def make_certificate(directory: Path, ips: tuple[str, ...], name: str = "turn.tr
 
 
 def config_text(*, ips: tuple[str, ...], secret: str, cert: Path, pkey: Path, log_file: Path,
-                pid_file: Path, stun_only: bool = False) -> str:
-    """The turnserver.conf for the lab (pure: same inputs, same text)."""
+                pid_file: Path, stun_only: bool = False, db_file: Path | None = None) -> str:
+    """The turnserver.conf for the lab (pure: same inputs, same text). ``db_file``: coturn's SQLite
+    database, kept per run so concurrent labs never share /var/lib/turn/turndb."""
     lines = [
         f"listening-port={STUN_PORT}",
         f"alt-listening-port={ALT_PORT}",
@@ -102,6 +103,8 @@ def config_text(*, ips: tuple[str, ...], secret: str, cert: Path, pkey: Path, lo
         f"pidfile={pid_file}",
         "no-software-attribute",
     ]
+    if db_file is not None:
+        lines.append(f"userdb={db_file}")
     if stun_only:
         lines.append("stun-only")
     return "\n".join(lines) + "\n"
@@ -200,7 +203,7 @@ class Coturn:
         conf = self.dir / "turnserver.conf"
         conf.write_text(config_text(ips=self.ips, secret=self.secret, cert=cert, pkey=key,
                                     log_file=self.log_path, pid_file=self.dir / "turnserver.pid",
-                                    stun_only=self.stun_only))
+                                    stun_only=self.stun_only, db_file=self.dir / "turndb"))
         os.chmod(conf, 0o600)
         out = open(self.dir / "turnserver.stdout", "wb")
         self.proc = self.lab.popen("pub", ["turnserver", "-c", str(conf)], stdout=out,
