@@ -157,3 +157,18 @@ def test_no_task_or_thread_left_after_a_call(lossy: bool) -> None:
     assert status == ("failed" if lossy else "ok")
     assert tasks == []
     assert _threads() <= before
+
+
+def test_aiortc_stock_playout_reports_what_aiortc_delivered() -> None:
+    """With ``aiortc-stock`` a live call's headline latency and audio are aiortc's own receiver's;
+    translab's model of that receiver stays beside it (``model_*``)."""
+    from translab.live import live_call
+
+    cfg = CallConfig(transport="webrtc", profile="clean-lan", duration_s=1.5, playout="aiortc-stock", metrics=())
+    res = live_call(cfg, drain_s=0.5, realtime=True)
+    s = res.summary
+    assert s["status"] == "ok" and s["playout_source"] == "aiortc"
+    assert s["m2e_p50_ms"] == s["stock_m2e_p50_ms"] and "model_m2e_p50_ms" in s
+    # aiortc holds 4 frames (prefetch) before playing: well above one frame on a clean LAN
+    assert s["m2e_p50_ms"] > 60
+    assert 0.5 * 1.5 * 48000 < len(res.audio) <= 1.5 * 48000 + 960

@@ -159,6 +159,34 @@ def _stock_figures(rec: LegRecord) -> dict[str, float]:
     }
 
 
+def _use_stock_output(cfg: CallConfig, summary: dict[str, Any], rec: LegRecord,
+                      reference: np.ndarray) -> np.ndarray:
+    """``aiortc-stock`` in a live call: the headline latency and the output audio are what aiortc's
+    own receiver delivered (its jitter buffer, no PLC/FEC); translab's model of it stays in
+    ``model_*`` keys for comparison. Quality metrics are recomputed on aiortc's audio."""
+    from translab.media.audio import resample
+
+    for k in ("m2e_p50_ms", "m2e_p95_ms", "m2e_p99_ms", "m2e_max_ms"):
+        if k in summary:
+            summary[f"model_{k}"] = summary[k]
+    a = np.asarray(rec.stock_frames, dtype=float)
+    m2e = (a[:, 0] - a[:, 1] / 48000.0) * 1e3
+    summary.update({"m2e_p50_ms": float(np.percentile(m2e, 50)), "m2e_p95_ms": float(np.percentile(m2e, 95)),
+                    "m2e_p99_ms": float(np.percentile(m2e, 99)), "m2e_max_ms": float(m2e.max()),
+                    "playout_source": "aiortc"})
+    audio = np.asarray(rec.stock_audio, dtype=np.float32)
+    if int(cfg.sample_rate) != 48000:
+        audio = resample(audio, 48000, int(cfg.sample_rate))
+    if cfg.metrics:
+        from translab.metrics.quality import quality
+
+        scores = quality(reference, audio, int(cfg.sample_rate), metrics=cfg.metrics)
+        for k, v in scores.items():
+            summary[f"model_{k}"] = summary.get(k)
+            summary[k] = v
+    return audio
+
+
 def _failed_summary(cfg: CallConfig, rec: LegRecord, extra: dict[str, Any]) -> dict[str, Any]:
     from translab.lab import provenance
 
@@ -234,7 +262,10 @@ async def live_call_async(cfg: CallConfig, *, pcap: str | Path | None = None,
         if len(played) and not math.isnan(rec.extra.get("setup_t0_ms", math.nan)):
             setup["first_audio_played"] = rec.extra["setup_t0_ms"] + float(played["play_s"].iloc[0]) * 1e3
         summary.update({f"setup_{k}_ms": v for k, v in setup.items()})
-        result = CallResult(summary=summary, trace=trace, audio=out.audio, playout=out)
+        audio = out.audio
+        if cfg.playout == "aiortc-stock" and rec.stock_frames and rec.stock_audio is not None:
+            audio = _use_stock_output(cfg, summary, rec, stream.reference)
+        result = CallResult(summary=summary, trace=trace, audio=audio, playout=out)
     result.wall_s = time.perf_counter() - t_wall
     return result
 

@@ -28,6 +28,8 @@ class LegRecord:
     status: str = "ok"
     reason: str = ""
     echo_rtt_s: list[float] = field(default_factory=list)
+    #: aiortc's own decoded output (float32 mono, 48 kHz) in delivery order (``aiortc-stock``)
+    stock_audio: Any = None
 
     def fail(self, reason: str) -> "LegRecord":
         """Mark the leg failed with ``reason`` (first reason wins)."""

@@ -200,11 +200,20 @@ class RtpReceiveTap:
 
 class StockRecorder:
     """Consumes a remote audio track as aiortc delivers it: ``frames`` lists (monotonic s, pts,
-    samples) per decoded frame (pts relative to the first RTP timestamp aiortc saw, 48 kHz)."""
+    samples) per decoded frame (pts relative to the first RTP timestamp aiortc saw, 48 kHz);
+    ``audio()`` is the decoded sound itself (float32 mono) in delivery order, which is what an
+    application playing aiortc's track would hear."""
 
     def __init__(self, track: Any) -> None:
         self.frames: list[tuple[float, int, int]] = []
+        self.chunks: list[np.ndarray] = []
         self.task = asyncio.get_running_loop().create_task(self._run(track))
+
+    def audio(self) -> np.ndarray:
+        """aiortc's output as float32 mono in [-1, 1] (48 kHz)."""
+        if not self.chunks:
+            return np.zeros(0, dtype=np.float32)
+        return np.concatenate(self.chunks)
 
     async def _run(self, track: Any) -> None:
         from aiortc.mediastreams import MediaStreamError
@@ -213,6 +222,9 @@ class StockRecorder:
             while True:
                 frame = await track.recv()
                 self.frames.append((now(), int(frame.pts or 0), int(frame.samples)))
+                x = frame.to_ndarray().reshape(-1).astype(np.float32) / 32768.0
+                ch = len(frame.layout.channels)
+                self.chunks.append(x.reshape(-1, ch).mean(axis=1) if ch > 1 else x)
         except (MediaStreamError, asyncio.CancelledError):
             pass
 
@@ -393,3 +405,4 @@ def _fill(rec: LegRecord, stream: Any, send_tap: RtpSendTap, recv_tap: RtpReceiv
         first_rx_ts = recv_tap.received[0][1]
         shift = (first_rx_ts - origin) & 0xFFFFFFFF
         rec.stock_frames = [(t - t0, int(pts) + shift, n) for t, pts, n in stock.frames]
+        rec.stock_audio = stock.audio()
