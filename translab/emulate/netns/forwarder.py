@@ -138,6 +138,8 @@ class Forwarder:
                 pkt = os.read(fd, 65535)
             except BlockingIOError:
                 return
+            except OSError:  # device gone (namespace deleted under us): nothing more to read
+                return
             t = time.monotonic()
             self.count_in[port] += 1
             r = self.router.route(port, pkt, t)
