@@ -212,3 +212,16 @@ def test_determinism_holds_across_processes(tmp_path):
     # runs; the promise is for the same code version, so that one field is not compared.
     assert sa.keys() == sb.keys()
     assert {k: (sa[k], sb[k]) for k in sa if sa[k] != sb[k] and k != "v_git_commit"} == {}
+
+
+def test_emodel_r_falls_with_measured_loss_and_with_measured_delay(random5):
+    """The summary's E-model is fed by this call's measurements: more concealment or more
+    mouth-to-ear delay give a lower R and MOS (directions only; G.107 itself is pinned in
+    test_metrics_emodel)."""
+    base = dict(metrics=(), clip="slt-weather", playout="adaptive", seed=2)
+    s = simulate(CallConfig(profile="clean-lan", **base)).summary
+    lossy = simulate(CallConfig(profile=random5, **base)).summary
+    far = simulate(CallConfig(profile="satellite", **base)).summary
+    assert lossy["concealed_ratio"] > s["concealed_ratio"] and lossy["emodel_r"] < s["emodel_r"] - 5
+    assert far["m2e_mean_ms"] > s["m2e_mean_ms"] + 200 and far["emodel_r"] < s["emodel_r"] - 5
+    assert 1.0 <= far["emodel_mos"] < s["emodel_mos"] <= 4.5

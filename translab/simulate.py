@@ -228,7 +228,12 @@ def summarise(
     played = out.frames["m2e_ms"].dropna()
     ta_ms = float(played.mean()) + lookahead_ms if len(played) else math.nan
     ppl = 100.0 * concealed_ratio
-    burst = burst_ratio(lost_mask) if lost_mask.any() else 1.0
+    # Ppl and BurstR describe the same thing: what the listener got concealed, in play order (network
+    # loss and late discards alike; TCP turns loss into lateness, which is concealed in bursts).
+    from translab.playout.stats import CONCEAL_KINDS
+
+    concealed_blocks = out.frames.sort_values("play_s")["kind"].isin(CONCEAL_KINDS).to_numpy(dtype=bool)
+    burst = burst_ratio(concealed_blocks)
     r = r_factor(ta_ms, ppl, ie=ie, bpl=bpl, burst_r=burst, wideband=wideband) if played.size else math.nan
     cfg_dict = cfg.to_dict()
     summary: dict[str, Any] = {
@@ -266,6 +271,13 @@ def summarise(
         "emodel_r": r,
         "emodel_mos": mos_from_r(r, wideband=wideband) if not math.isnan(r) else math.nan,
         "emodel_ie_source": ie_source,
+        # the E-model's inputs, so emodel_r can be recomputed by hand (G.107 / G.107.1 / G.107.2)
+        "emodel_ta_ms": ta_ms,
+        "emodel_ppl_pct": ppl,
+        "emodel_burst_r": burst,
+        "emodel_ie": ie,
+        "emodel_bpl": bpl,
+        "emodel_band": {False: "nb", True: "wb"}.get(wideband, str(wideband)),
         **{f"rx_{k}": v for k, v in stats.items()},
         **(extra or {}),
         **{f"v_{k}": v for k, v in provenance.versions().items()},
