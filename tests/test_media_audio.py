@@ -168,3 +168,18 @@ def test_load_clip_by_name_and_path():
     y = clips.load_clip(str(CLIPS_DIR / "slt-weather.wav"), 8000)
     assert x.dtype == np.float32 and np.array_equal(x, y)
     assert audio.SUPPORTED_RATES == (8000, 16000, 24000, 48000)
+
+
+def test_load_clip_is_cached_but_each_call_gets_its_own_copy_and_a_changed_file_reloads(tmp_path):
+    import os
+
+    f = tmp_path / "c.wav"
+    wavfile.write(f, 16000, (np.sin(np.arange(8000) / 5) * 8000).astype(np.int16))
+    a = clips.load_clip(str(f), 48000)
+    a[:] = 0  # a caller scribbling on its array must not reach the next caller
+    b = clips.load_clip(str(f), 48000)
+    assert np.abs(b).max() > 0.2 and b.flags.writeable
+    wavfile.write(f, 16000, np.full(8000, 1000, dtype=np.int16))
+    os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 10**9))  # surely a new mtime
+    c = clips.load_clip(str(f), 48000)
+    assert np.allclose(c[1000:-1000], 1000 / 32768, atol=1e-3)

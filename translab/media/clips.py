@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -41,11 +42,23 @@ def load_clip(name_or_path: str | os.PathLike[str], rate: int, min_ms: float = 2
     """Load a clip as mono float32 in [-1, 1] at ``rate`` Hz (one of audio.SUPPORTED_RATES).
 
     Refuses (ConfigError) a clip shorter than ``min_ms`` milliseconds (default: one 20 ms frame).
+    Decoded and resampled audio is cached per process (keyed by the file's path, size and
+    modification time, and the rate), so a sweep does not resample the same clip for every call;
+    each call returns its own copy.
     """
     p = clip_path(name_or_path)
-    x, _ = load_wav(p, rate=rate, dtype="float32")
+    st = p.stat()
+    x = _load_resampled(str(p.resolve()), st.st_size, st.st_mtime_ns, rate)
     dur_ms = 1000.0 * len(x) / rate
     if dur_ms < min_ms:
         raise ConfigError("clip", str(p), f"at least {min_ms:g} ms of audio (one frame); "
                           f"it has {dur_ms:.1f} ms")
+    return x.copy()
+
+
+@functools.lru_cache(maxsize=16)
+def _load_resampled(path: str, size: int, mtime_ns: int, rate: int) -> np.ndarray:
+    """:func:`load_wav` of ``path`` at ``rate``, read-only; ``size`` and ``mtime_ns`` only key the cache."""
+    x, _ = load_wav(path, rate=rate, dtype="float32")
+    x.flags.writeable = False
     return x
