@@ -31,6 +31,9 @@ from translab.emulate.scheduler import DeadlineScheduler, now
 
 __all__ = ["StreamModel", "TcpPipeCounters", "TcpRelay"]
 
+#: kernel socket buffer (bytes) the relay asks for on its own sockets (Linux doubles it)
+RELAY_SOCKET_BUFFER = 128 * 1024
+
 #: TCP/IPv4 header bytes per segment (20 IP + 20 TCP + 12 timestamp option)
 TCP_IPV4_HEADER = 52
 TCP_IPV6_HEADER = 72
@@ -170,6 +173,17 @@ class _End(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # the relay must not add megabytes of kernel buffering to the path
+            for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, opt, RELAY_SOCKET_BUFFER)
+                except OSError:
+                    pass
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
 
     def data_received(self, data: bytes) -> None:
         if self.out is None:
