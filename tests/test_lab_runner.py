@@ -1,4 +1,8 @@
-"""The runner: resume, failure rows, atomic cells, Ctrl-C, Dask equals local, the CLI exit code."""
+"""The runner: resume, failure rows, atomic cells, Ctrl-C, Dask equals local, the CLI exit code.
+
+Mechanics tests run cells with :func:`runner_cells.runner_cell` (tests/runner_cells.py: a row of the
+cell's keys plus ``value = 2 * seed``, no figures); where the engine is cheap enough (Dask vs local, a
+cell that really fails) they run the real engine."""
 
 from __future__ import annotations
 
@@ -14,26 +18,32 @@ import pandas as pd
 import pytest
 
 from translab.lab import experiment as ex
-from translab.lab.cells import toy_cell
 from translab.lab.runner import run_experiment
 from translab.lab.store import load_results
 
+from runner_cells import SLEEP_ENV, runner_cell  # tests/runner_cells.py (pytest puts tests/ on sys.path)
+
 VOLATILE = ["run_wall_s", "finished_at"]
+ROOT = Path(__file__).resolve().parent.parent
+#: the same cell function for the CLI, which runs with ROOT as its working directory (on sys.path)
+CLI_CELL = "tests.runner_cells:runner_cell"
 
 
-def toy_exp(seeds: list[int]) -> ex.Experiment:
-    return ex.from_dict({"name": "toy", "description": "runner test",
+def runner_exp(seeds: list[int]) -> ex.Experiment:
+    return ex.from_dict({"name": "runner", "description": "runner test",
                          "grid": [{"transport": ["webrtc", "websocket"], "seed": seeds}]})
 
 
 def test_run_resume_and_failure_rows(tmp_path: Path) -> None:
-    exp = toy_exp([1, 2, 666])
-    out = run_experiment(exp, tmp_path, run_cell=toy_cell, progress=False, code="test")
+    exp = runner_exp([1, 2, 666])
+    out = run_experiment(exp, tmp_path, run_cell=runner_cell, progress=False, code="test")
     assert (out.n_cells, out.n_run, out.n_failed) == (6, 6, 2)
     df = load_results(tmp_path)
     assert len(df) == 6 and set(df["status"]) == {"ok", "failed"}
     failed = df[df["status"] == "failed"]
-    assert (failed["seed"] == 666).all() and failed["error"].str.contains("toy failure").all()
+    assert (failed["seed"] == 666).all() and failed["error"].str.contains("fails on purpose").all()
+    good = df[df["status"] == "ok"]
+    assert (good["value"] == 2 * good["seed"]).all()  # each row came from its own cell
     for h in df["cell_hash"]:
         assert (tmp_path / "cells" / h / "row.json").exists()
     for h in failed["cell_hash"]:
@@ -43,17 +53,17 @@ def test_run_resume_and_failure_rows(tmp_path: Path) -> None:
     assert {"python", "libopus", "aiortc", "websockets", "av", "git_commit"} <= set(man["versions"])
     assert man["seeds"] == [1, 2, 666] and man["started_at"] and man["ended_at"]
 
-    again = run_experiment(exp, tmp_path, run_cell=toy_cell, progress=False, code="test")
+    again = run_experiment(exp, tmp_path, run_cell=runner_cell, progress=False, code="test")
     assert (again.n_skipped, again.n_run, again.n_failed) == (4, 2, 2)  # failed cells are retried
     assert len(load_results(tmp_path)) == 6
     # a new code version is a new set of cells
-    other = run_experiment(exp, tmp_path, run_cell=toy_cell, progress=False, code="test2")
+    other = run_experiment(exp, tmp_path, run_cell=runner_cell, progress=False, code="test2")
     assert other.n_skipped == 0 and other.n_run == 6
 
 
 def test_worker_crash_becomes_failed_row_and_run_goes_on(tmp_path: Path) -> None:
-    exp = toy_exp([1, 2, 3, 667])  # seed 667: the worker process dies
-    out = run_experiment(exp, tmp_path, run_cell=toy_cell, progress=False, code="t", workers=2)
+    exp = runner_exp([1, 2, 3, 667])  # seed 667: the worker process dies
+    out = run_experiment(exp, tmp_path, run_cell=runner_cell, progress=False, code="t", workers=2)
     assert (out.n_cells, out.n_failed) == (8, 2)
     df = load_results(tmp_path)
     crashed = df[df["status"] == "failed"]
@@ -64,29 +74,36 @@ def test_worker_crash_becomes_failed_row_and_run_goes_on(tmp_path: Path) -> None
 
 def test_leftover_temp_dirs_are_cleaned(tmp_path: Path) -> None:
     (tmp_path / "cells" / ".tmp-deadbeef-1-0").mkdir(parents=True)
-    run_experiment(toy_exp([1]), tmp_path, run_cell=toy_cell, progress=False, code="t", executor="serial")
+    run_experiment(runner_exp([1]), tmp_path, run_cell=runner_cell, progress=False, code="t", executor="serial")
     assert not list((tmp_path / "cells").glob(".tmp-*"))
 
 
 def test_dask_local_cluster_gives_same_rows(tmp_path: Path) -> None:
+    """The real engine (4 short simulated calls, no quality metrics) through a LocalCluster started
+    by the runner gives the same rows as the local process pool."""
     pytest.importorskip("distributed")
-    exp = toy_exp([1, 2, 3])
-    a = run_experiment(exp, tmp_path / "local", run_cell=toy_cell, progress=False, code="t")
-    b = run_experiment(exp, tmp_path / "dask", executor="dask", workers=2, run_cell=toy_cell,
-                       progress=False, code="t", dask_processes=False)
+    exp = ex.from_dict({"name": "dask-vs-local", "description": "runner test", "metrics": [],
+                        "defaults": {"clip": "slt-weather", "duration_s": 2.0},
+                        "grid": [{"transport": ["webrtc", "websocket"], "profile": "4g-handoff",
+                                  "seed": [1, 2]}]})
+    a = run_experiment(exp, tmp_path / "local", progress=False, code="t")
+    b = run_experiment(exp, tmp_path / "dask", executor="dask", workers=2, progress=False, code="t",
+                       dask_processes=False)
     assert a.n_failed == b.n_failed == 0
     pd.testing.assert_frame_equal(a.results.drop(columns=VOLATILE), b.results.drop(columns=VOLATILE))
+    assert a.results["m2e_p95_ms"].notna().all()  # rows of calls, not empty shells
 
 
 def _write_exp(path: Path, seeds: list[int]) -> Path:
-    path.write_text('name = "toy"\ndescription = "cli test"\n[[grid]]\ntransport = ["webrtc", "websocket"]\n'
+    path.write_text('name = "runner"\ndescription = "cli test"\n[[grid]]\ntransport = ["webrtc", "websocket"]\n'
                     f"seed = {seeds}\n")
     return path
 
 
 def _cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     # pinned code version: other work in the tree between two runs must not change the cell hashes
-    return subprocess.Popen([sys.executable, "-m", "translab.cli", *args], text=True,
+    # cwd=ROOT: `python -m` puts the working directory on sys.path, so tests.runner_cells imports
+    return subprocess.Popen([sys.executable, "-m", "translab.cli", *args], text=True, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, "TRANSLAB_CODE_VERSION": "test", **(env or {})})
 
@@ -94,9 +111,8 @@ def _cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen
 def test_cli_exit_code_and_ctrl_c_loses_nothing(tmp_path: Path) -> None:
     f = _write_exp(tmp_path / "e.toml", list(range(1, 9)))  # 16 cells
     out = tmp_path / "out"
-    args = ["run", str(f), "--out", str(out), "--cell-function", "translab.lab.cells:toy_cell",
-            "--no-progress"]
-    proc = _cli(args, {"TRANSLAB_TOY_SLEEP_S": "0.4"})
+    args = ["run", str(f), "--out", str(out), "--cell-function", CLI_CELL, "--no-progress"]
+    proc = _cli(args, {SLEEP_ENV: "0.4"})
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         done = [d for d in (out / "cells").glob("*") if (d / "row.json").exists()] if out.exists() else []
@@ -116,13 +132,25 @@ def test_cli_exit_code_and_ctrl_c_loses_nothing(tmp_path: Path) -> None:
     so, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert f"{len(done)} already done" in so and "0 failed" in so
-    assert len(load_results(out)) == 16
+    df = load_results(out)
+    assert len(df) == 16 and (df["value"] == 2 * df["seed"]).all()
 
-    g = _write_exp(tmp_path / "f.toml", [1, 666])
-    proc = _cli(["run", str(g), "--out", str(tmp_path / "out2"), "--cell-function",
-                 "translab.lab.cells:toy_cell", "--no-progress"])
+
+def test_cli_exit_code_1_when_a_real_cell_fails(tmp_path: Path) -> None:
+    """The real engine: a clip that exists but is not a WAV file passes the experiment check (a path
+    to a .wav) and fails when the call loads it; the run goes on, exits 1 and names the cause."""
+    bad = tmp_path / "not-audio.wav"
+    bad.write_bytes(b"this is not a RIFF file")
+    g = tmp_path / "f.toml"
+    g.write_text('name = "runner"\ndescription = "cli test"\nmetrics = []\n[defaults]\nduration_s = 1.0\n'
+                 f'[[grid]]\ntransport = "websocket"\nclip = ["slt-weather", "{bad}"]\n')
+    proc = _cli(["run", str(g), "--out", str(tmp_path / "out2"), "--no-progress"])
     so, err = proc.communicate(timeout=60)
-    assert proc.returncode == 1 and "toy failure" in err
+    assert proc.returncode == 1, err
+    assert "2 cells, 2 run" in so and "1 failed" in so
+    assert "not-audio.wav" in err and "Traceback" not in err
+    df = load_results(tmp_path / "out2")
+    assert df.loc[df["status"] == "ok", "m2e_p50_ms"].notna().all()
 
 
 def test_cli_bad_file_is_one_line_error(tmp_path: Path) -> None:
@@ -140,7 +168,7 @@ def test_cli_dry_run_lists_cells_and_runs_nothing(tmp_path: Path) -> None:
     proc = _cli(["run", str(f), "--out", str(tmp_path / "o"), "--dry-run"])
     so, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    assert "toy: 4 cells (4 simulated, 0 live)" in so and "transport: webrtc, websocket" in so
+    assert "runner: 4 cells (4 simulated, 0 live)" in so and "transport: webrtc, websocket" in so
     assert not (tmp_path / "o").exists()
 
 
