@@ -16,13 +16,19 @@ if TYPE_CHECKING:
 
 
 def _cell_function(spec: str | None):  # type: ignore[no-untyped-def]
+    """The cell function named by ``--cell-function MODULE:FUNC`` (None: the default engine)."""
     if not spec:
         return None
     mod, _, name = spec.partition(":")
     try:
-        return getattr(importlib.import_module(mod), name)
+        fn = getattr(importlib.import_module(mod), name) if mod and name else None
     except (ImportError, AttributeError, ValueError):
-        raise ConfigError("--cell-function", spec, "module:function, e.g. translab.lab.cells:toy_cell") from None
+        fn = None
+    if not callable(fn):
+        raise ConfigError("--cell-function", spec,
+                          "MODULE:FUNC naming a function (cell, out_dir) -> summary dict, e.g. "
+                          "translab.lab.cells:simulate_cell or translab.emulate.netns.cells:netns_cell")
+    return fn
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -41,7 +47,8 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--scheduler", default=None,
                    help="Dask scheduler address (with --executor dask; default: start a LocalCluster)")
     p.add_argument("--cell-function", default=None, metavar="MODULE:FUNC",
-                   help="advanced: run cells with another function (cell, out_dir) -> summary dict")
+                   help="advanced: run cells with another function (cell, out_dir) -> summary dict, e.g. "
+                   "translab.emulate.netns.cells:netns_cell (default: simulate or live by the cell's mode)")
     p.add_argument("--report", default=None, metavar="HTML",
                    help="also write the comparison report to this HTML file when the run ends")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
