@@ -225,3 +225,12 @@ def test_emodel_r_falls_with_measured_loss_and_with_measured_delay(random5):
     assert lossy["concealed_ratio"] > s["concealed_ratio"] and lossy["emodel_r"] < s["emodel_r"] - 5
     assert far["m2e_mean_ms"] > s["m2e_mean_ms"] + 200 and far["emodel_r"] < s["emodel_r"] - 5
     assert 1.0 <= far["emodel_mos"] < s["emodel_mos"] <= 4.5
+
+
+def test_human_summary_names_the_e_model_scale():
+    from translab.commands.simulate import format_summary
+
+    s = simulate(CallConfig(profile="clean-lan", metrics=(), duration_s=2.0)).summary
+    text = format_summary(s)
+    assert f"({s['emodel_band']} scale)" in text and "PLCMOS n/a" in text
+    assert f"{s['m2e_p50_ms']:.1f}" in text
