@@ -1,6 +1,8 @@
-"""`translab call`: one live call over a real transport through the in-process emulator (see
-translab.live). Same options as `translab simulate`, plus --duration, --pcap, --connect-timeout and
---echo; writes the same artefacts with ``mode = live``."""
+"""`translab call`: one live call over a real transport. ``--backend inprocess`` (default) runs it
+through the in-process emulator (see translab.live); ``--backend netns`` runs it on real kernel
+stacks in network namespaces behind NATs, a firewall and coturn (see translab.emulate.netns.call;
+needs root). Same options as `translab simulate`, plus --duration, --pcap, --connect-timeout and
+--echo (in-process) or the netns options; writes the same artefacts with ``mode = live``."""
 
 from __future__ import annotations
 
@@ -32,7 +34,18 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--out", default="results/call", help="output directory (default %(default)s)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--backend", default="inprocess", choices=BACKENDS,
+                   help="inprocess: link models in this process, no root (default); netns: real "
+                   "kernel UDP/TCP in network namespaces with NATs, firewalls and coturn (root)")
+    from translab.emulate.netns.call import add_netns_arguments
+
+    g = p.add_argument_group("netns backend (--backend netns)")
+    add_netns_arguments(g)
     p.set_defaults(func=run)
+
+
+BACKENDS = ("inprocess", "netns")
+_NETNS_ONLY = ("caller_nat", "callee_nat", "firewall", "callee_firewall", "ice", "relay_only")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,16 +58,43 @@ def run(args: argparse.Namespace) -> int:
         extra["duration_s"] = args.duration
     check_range("--connect-timeout", args.connect_timeout, 0.5, 300, "s")
     cfg = config_from_args(args, **extra)
+    if args.backend == "netns":
+        from translab.emulate.netns.system import unavailable_reason
+
+        reason = unavailable_reason()
+        if reason:
+            print(f"translab call --backend netns: {reason}", file=sys.stderr)
+            return 2
+        if args.echo:
+            from translab.errors import ConfigError
+
+            raise ConfigError("--echo", True, "only with --backend inprocess")
+    else:
+        from translab.emulate.netns.call import NetnsOptions
+
+        default = NetnsOptions()
+        changed = [k for k in _NETNS_ONLY if getattr(args, k) != getattr(default, k)]
+        if changed:
+            from translab.errors import ConfigError
+
+            raise ConfigError("--" + changed[0].replace("_", "-"), getattr(args, changed[0]),
+                              "only with --backend netns")
 
     def progress(frac: float) -> None:
         if not args.quiet:
             print(f"\rcall: {frac:4.0%} sent", end="", file=sys.stderr, flush=True)
 
     if not args.quiet:
-        print(f"call: {cfg.transport} over {cfg.profile} (seed {cfg.seed}), connecting ...",
-              file=sys.stderr, flush=True)
-    result = live_call(cfg, args.out, pcap=args.pcap, connect_timeout_s=args.connect_timeout,
-                       progress=progress, echo=args.echo, realtime=args.realtime)
+        print(f"call: {cfg.transport} over {cfg.profile} (seed {cfg.seed}, backend {args.backend}), "
+              "connecting ...", file=sys.stderr, flush=True)
+    if args.backend == "netns":
+        from translab.emulate.netns.call import netns_call, options_from_args
+
+        opts = options_from_args(args, connect_timeout_s=args.connect_timeout)
+        result = netns_call(cfg, opts, out_dir=args.out, pcap=args.pcap, progress=progress)
+    else:
+        result = live_call(cfg, args.out, pcap=args.pcap, connect_timeout_s=args.connect_timeout,
+                           progress=progress, echo=args.echo, realtime=args.realtime)
     if not args.quiet:
         print("", file=sys.stderr)
     s = result.summary
@@ -66,8 +106,14 @@ def run(args: argparse.Namespace) -> int:
         print(format_summary(s))
         setup = [(k[6:-3], v) for k, v in s.items() if k.startswith("setup_") and k.endswith("_ms")]
         print("  setup (ms since start): " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(setup, key=lambda x: x[1])))
-        print(f"  emulator: release lateness p99 {s.get('emu_release_late_p99_ms', float('nan')):.2f} ms "
-              f"({s.get('emu_timer')})")
+        if args.backend == "netns":
+            print(f"  netns: {s.get('netns_caller_nat')} -> {s.get('netns_callee_nat')}, firewall "
+                  f"{s.get('netns_firewall')}, ice {s.get('netns_ice')}; pair {s.get('netns_pair', '-')}, "
+                  f"one-way p50 {s.get('netns_one_way_p50_ms', float('nan')):.2f} ms, "
+                  f"relay {s.get('netns_relay_kbps', 0) or 0:.1f} kbit/s")
+        else:
+            print(f"  emulator: release lateness p99 {s.get('emu_release_late_p99_ms', float('nan')):.2f} ms "
+                  f"({s.get('emu_timer')})")
     print(f"wrote {args.out}/summary.json" + (f" and {args.pcap}" if args.pcap else "")
           + f" ({result.wall_s:.1f} s)")
     return 0 if s.get("status") == "ok" else 1
