@@ -85,6 +85,11 @@ def test_contradictions_dropped_and_exclude(tmp_path: Path) -> None:
     ('name="t"\ndescription=""\n[[grid]]\ntransport="webrtc"\ncodec="pcm16"', "grid", "at least one valid"),
     ('name="t"\ndescription=""\nmetrics=["mos"]\n[[grid]]\nseed=1', "metrics", "plcmos"),
     ('name="t"\ndescription=""\n[[grid]]\nbitrate=["fast"]', "grid[0].bitrate", "24k"),
+    ('name="t"\ndescription=""\n[[grid]]\nbitrate=[true]', "grid[0].bitrate", "24k"),
+    ('name="t"\ndescription=""\n[[grid]]\nbitrate=[24000.5]', "grid[0].bitrate", "24k"),
+    # Opus runs at 12 kHz, but CallConfig refuses it (clips are resampled to a media rate): the
+    # file must be refused when it is read, not cell by cell at run time
+    ('name="t"\ndescription=""\n[[grid]]\nsample_rate=[12000]', "grid[0].sample_rate", "8000, 16000, 24000, 48000"),
     ('name="t"\ndescription=""\n[[grid]]\nmode=["offline"]', "grid[0].mode", "simulate, live"),
     ('name="t"\ndescription=""\n[defaults]\nseed=[1,2]\n[[grid]]\nseed=1', "defaults.seed", "single value"),
     ('name = [', "toml", "valid TOML"),
@@ -106,6 +111,19 @@ def test_profile_path_accepted(tmp_path: Path) -> None:
 def test_bitrate_strings() -> None:
     exp = ex.from_dict({"name": "t", "description": "", "grid": {"bitrate": ["12k", 24000, "32000"]}})
     assert sorted(c["bitrate"] for c in exp.cells()) == [12000, 24000, 32000]
+
+
+def test_experiment_uses_the_call_definitions() -> None:
+    """One parse_bitrate and one list of sample rates: the experiment file accepts exactly what a
+    CallConfig accepts (a "1.5k" style bitrate parses the same in both)."""
+    from translab import config
+    from translab.media.audio import SUPPORTED_RATES
+
+    assert ex.parse_bitrate is config.parse_bitrate
+    assert tuple(ex.SAMPLE_RATES) == tuple(SUPPORTED_RATES)
+    assert (ex.TRANSPORTS, ex.CODECS, ex.CONCEALS) == (config.TRANSPORTS, config.CODECS, config.CONCEALMENTS)
+    exp = ex.from_dict({"name": "t", "description": "", "grid": {"bitrate": ["12.5k"]}})
+    assert [c["bitrate"] for c in exp.cells()] == [12500]
 
 
 def test_unknown_experiment_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from translab.config import CODECS, CONCEALMENTS, TRANSPORTS, parse_bitrate
 from translab.errors import ConfigError
 from translab.paths import CLIPS_DIR, EXPERIMENTS_DIR, PROFILES_DIR
 
@@ -61,13 +62,14 @@ from translab.paths import CLIPS_DIR, EXPERIMENTS_DIR, PROFILES_DIR
 #: Keys of a cell that are not CallConfig fields.
 EXTRA_FIELDS: dict[str, Any] = {"mode": "simulate"}
 
-TRANSPORTS = ("webrtc", "websocket")
-CODECS = ("opus", "pcm16", "pcmu")
 FRAMINGS = ("rtp", "binary", "realtime-json", "twilio-json")
 PLAYOUTS = ("fixed:<ms>", "adaptive", "elastic", "aiortc-stock")
-CONCEALS = ("opus-plc", "opus-fec", "zero", "repeat", "pcm-plc")
+CONCEALS = CONCEALMENTS
 MODES = ("simulate", "live")
-SAMPLE_RATES = (8000, 12000, 16000, 24000, 48000)
+#: the media rates CallConfig accepts (translab.media.audio.SUPPORTED_RATES; Opus' own 12 kHz is not
+#: one: the clip is resampled to a media rate). Repeated here so parsing a file does not import scipy;
+#: tests/test_lab_experiment.py checks the two agree.
+SAMPLE_RATES = (8000, 16000, 24000, 48000)
 FRAME_MS = (2.5, 5, 10, 20, 40, 60, 100)
 OPUS_FRAME_MS = (2.5, 5, 10, 20, 40, 60)
 QUALITY_METRICS = ("plcmos", "pesq_wb", "pesq_nb", "stoi", "estoi")
@@ -106,22 +108,6 @@ def known_clips() -> list[str]:
         return sorted(list_clips())
     except Exception:
         return sorted(p.stem for p in CLIPS_DIR.glob("*.wav"))
-
-
-def parse_bitrate(value: Any) -> int:
-    """``24000`` or ``"24k"`` or ``"24000"`` -> 24000 (bit/s). Raises ValueError otherwise."""
-    if isinstance(value, bool):
-        raise ValueError(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        s = value.strip().lower()
-        if s.endswith("k"):
-            return int(round(float(s[:-1]) * 1000))
-        return int(s)
-    raise ValueError(value)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -289,6 +275,8 @@ def _check_value(key: str, v: Any, label: str, where: str, base: Path) -> Any:
             raise bad(", ".join(PLAYOUTS))
     elif key == "bitrate":
         try:
+            if isinstance(v, bool) or (isinstance(v, float) and not v.is_integer()):
+                raise TypeError(v)
             b = parse_bitrate(v)
         except (ValueError, TypeError):
             raise bad("an integer bit/s or a string like '24k'") from None
