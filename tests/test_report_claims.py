@@ -25,10 +25,20 @@ def test_pcm_frame_bytes() -> None:
 
 
 def test_clean_latency_branches() -> None:
+    # simulated cells only: steady state alone cannot decide a claim about the ICE set-up tax
     media_ws_faster = [lat("websocket", "clean-lan", 40, 45, 50), lat("webrtc", "clean-lan", 50, 55, 60)]
-    assert C.claim_clean_latency(rows(*media_ws_faster)).verdict == C.SUPPORTED
+    v = C.claim_clean_latency(rows(*media_ws_faster))
+    assert v.verdict == C.DEPENDS and "set-up" in v.detail and "not measure" in v.detail
     media_rtc_faster = [lat("websocket", "clean-lan", 70, 75, 80), lat("webrtc", "clean-lan", 50, 55, 60)]
-    assert C.claim_clean_latency(rows(*media_rtc_faster)).verdict == C.REFUTED
+    v = C.claim_clean_latency(rows(*media_rtc_faster))
+    assert v.verdict == C.DEPENDS and "not measure" in v.detail
+    # with set-up measured on both, the verdict is decided
+    both = [lat("websocket", "clean-lan", 40, 45, 50, setup_first_frame_received_ms=5.0),
+            lat("webrtc", "clean-lan", 50, 55, 60, setup_first_rtp_received_ms=120.0)]
+    assert C.claim_clean_latency(rows(*both)).verdict == C.SUPPORTED
+    worse = [lat("websocket", "clean-lan", 70, 75, 80, setup_first_frame_received_ms=200.0),
+             lat("webrtc", "clean-lan", 50, 55, 60, setup_first_rtp_received_ms=120.0)]
+    assert C.claim_clean_latency(rows(*worse)).verdict == C.REFUTED
     live = [lat("websocket", "clean-lan", 70, 75, 80, setup_first_frame_received_ms=5.0),
             lat("webrtc", "clean-lan", 50, 55, 60, setup_first_rtp_received_ms=120.0)]
     v = C.claim_clean_latency(rows(*live))

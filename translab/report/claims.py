@@ -165,10 +165,13 @@ def claim_clean_latency(df: pd.DataFrame) -> Verdict:
     media = (f"steady-state mouth-to-ear p50 on clean profiles: WebSocket {fmt(ws50, 'ms')} vs WebRTC "
              f"{fmt(rtc50, 'ms')}")
     if math.isnan(ws_set) or math.isnan(rtc_set):
-        verdict = SUPPORTED if media_ok else REFUTED
-        return Verdict("clean_latency", text, verdict,
-                       f"{media}; call set-up (the ICE/DTLS 'tax') not measured in this run (no live cells "
-                       f"of both transports).", "latency_cdf", ev)
+        # The claim's reason is set-up (ICE); steady-state latency alone can neither support nor
+        # refute it, so without live cells of both transports the verdict says what it hangs on.
+        half = ("WebSocket matches or beats WebRTC once media flows" if media_ok else
+                "WebRTC is faster once media flows, so WebSocket could only win on set-up")
+        return Verdict("clean_latency", text, DEPENDS,
+                       f"on call set-up, which this run did not measure (no live cells of both transports, "
+                       f"so the ICE/DTLS 'tax' is unknown): {half}. {media}.", "latency_cdf", ev)
     setup_ok = ws_set < rtc_set
     setup_txt = f"set-up to first media: WebSocket {fmt(ws_set, 'ms')} vs WebRTC {fmt(rtc_set, 'ms')}"
     if media_ok and setup_ok:
