@@ -5,7 +5,8 @@ and ``metrics``, writes the cell's artefacts into ``out_dir`` (an empty director
 summary row (a flat dict). It raises on failure; the runner turns that into a failed row. Cell functions
 must be importable module-level functions so worker processes (local or Dask) can unpickle them.
 
-* :func:`run_cell` (the default) dispatches on ``mode``: :func:`simulate_cell` or :func:`live_cell`.
+* :func:`run_cell` (the default) dispatches on ``mode`` and ``backend``: :func:`simulate_cell`,
+  :func:`live_cell`, or (``backend = "netns"``) :func:`translab.emulate.netns.cells.netns_cell`.
 
 Every figure in a summary row comes from a call that was run (simulated or live); there is no stand-in
 engine here. ``translab run --cell-function MODULE:FUNC`` runs cells with another function of the same
@@ -17,8 +18,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-#: Keys of a cell that are not CallConfig fields.
-RUNNER_KEYS = ("mode",)
+#: Keys of a cell that are not CallConfig fields (the netns keys: translab.lab.experiment.NETNS_KEYS).
+RUNNER_KEYS = ("mode", "backend", "caller_nat", "callee_nat", "firewall", "callee_firewall", "ice",
+               "relay_only")
 
 
 def call_config(cell: dict[str, Any]) -> Any:
@@ -85,7 +87,11 @@ def run_outside_event_loop(fn: Callable[[], Any]) -> Any:
 
 
 def run_cell(cell: dict[str, Any], out_dir: Path) -> dict[str, Any]:
-    """The default cell function: simulate or live by ``cell["mode"]``."""
+    """The default cell function: simulate or live by ``cell["mode"]``; netns by ``cell["backend"]``."""
+    if cell.get("backend", "inprocess") == "netns":
+        from translab.emulate.netns.cells import netns_cell
+
+        return netns_cell(cell, out_dir)
     if cell.get("mode", "simulate") == "live":
         return live_cell(cell, out_dir)
     return simulate_cell(cell, out_dir)

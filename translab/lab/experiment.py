@@ -26,6 +26,26 @@ sample_rate, fec, expected_loss_pct, dtx, complexity, framing, profile, playout,
 duration_s, ip_version, tls) plus ``mode`` ("simulate" or "live"). Keys left out take CallConfig's
 defaults; the clip is pinned to the first shipped clip when not given.
 
+Live calls run on a ``backend``, as with ``translab call --backend``: ``"inprocess"`` (default, the
+in-process emulator) or ``"netns"`` (real kernel stacks in network namespaces; needs root). Netns
+cells take the keys of ``translab call``'s netns options: ``caller_nat`` and ``callee_nat`` (none,
+full-cone, restricted-cone, port-restricted-cone, symmetric), ``firewall`` and ``callee_firewall``
+(open, udp-blocked, only-443), ``ice`` (none, stun, turn-udp, turn-tcp, turns-443) and
+``relay_only`` (true/false)::
+
+    [defaults]
+    mode = "live"
+    backend = "netns"
+
+    [[grid]]
+    transport = "webrtc"
+    caller_nat = ["full-cone", "symmetric"]
+    callee_nat = "symmetric"
+    ice = ["stun", "turn-udp"]
+
+The backend and the netns keys are stored in a cell only when its backend is netns, so cells of the
+other backend keep the hashes (and results) they had before these keys existed.
+
 Combinations that make no sense are handled by a built-in validity check, :func:`normalise_cell`,
 applied to every product cell before ``[[exclude]]``. Its rules (:data:`RULES`, in order) are of two
 kinds:
@@ -35,7 +55,10 @@ kinds:
   mu-law 8 kHz 20 ms; realtime-json fixes PCM16 24 kHz; mu-law is 8 kHz);
 * *contradictions* are dropped (a non-Opus codec over WebRTC; "rtp" framing over WebSocket; Opus in a
   JSON framing; Opus concealment for PCM and PCM concealment for Opus; opus-fec without FEC; 100 ms Opus
-  frames; anything else :meth:`CallConfig.resolved` refuses).
+  frames; relay_only without a TURN ice option; anything else :meth:`CallConfig.resolved` refuses).
+* netns: netns keys mean nothing on the in-process backend (removed, merged); a netns cell is a live
+  call (mode set to "live"); a WebSocket netns cell talks to a public server, so callee_nat,
+  callee_firewall, ice and relay_only are reset (merged).
 
 :func:`expand` reports how many product cells each rule dropped and how many merged as duplicates;
 the report prints it.
@@ -59,8 +82,18 @@ from translab.paths import CLIPS_DIR, EXPERIMENTS_DIR, PROFILES_DIR
 # --------------------------------------------------------------------------------------------------
 # Keys and their allowed values
 
+#: Keys of the netns backend and their defaults (translab.emulate.netns.cells.NETNS_FIELDS).
+NETNS_KEYS: dict[str, Any] = {"caller_nat": "none", "callee_nat": "none", "firewall": "open",
+                              "callee_firewall": "open", "ice": "none", "relay_only": False}
 #: Keys of a cell that are not CallConfig fields.
-EXTRA_FIELDS: dict[str, Any] = {"mode": "simulate"}
+EXTRA_FIELDS: dict[str, Any] = {"mode": "simulate", "backend": "inprocess", **NETNS_KEYS}
+BACKENDS = ("inprocess", "netns")
+#: Allowed values of the netns keys (translab.emulate.netns.call checks the same; repeated here so
+#: parsing a file imports no network code; tests/test_lab_experiment_netns.py checks they agree).
+NAT_CHOICES = ("none", "full-cone", "restricted-cone", "port-restricted-cone", "symmetric")
+FIREWALLS = ("open", "udp-blocked", "only-443")
+ICE_OPTIONS = ("none", "stun", "turn-udp", "turn-tcp", "turns-443")
+TURN_ICE = ("turn-udp", "turn-tcp", "turns-443")
 
 FRAMINGS = ("rtp", "binary", "realtime-json", "twilio-json")
 PLAYOUTS = ("fixed:<ms>", "adaptive", "elastic", "aiortc-stock")
@@ -266,6 +299,21 @@ def _check_value(key: str, v: Any, label: str, where: str, base: Path) -> Any:
     elif key == "mode":
         if v not in MODES:
             raise bad(", ".join(MODES))
+    elif key == "backend":
+        if v not in BACKENDS:
+            raise bad(", ".join(BACKENDS))
+    elif key in ("caller_nat", "callee_nat"):
+        if v not in NAT_CHOICES:
+            raise bad(", ".join(NAT_CHOICES))
+    elif key in ("firewall", "callee_firewall"):
+        if v not in FIREWALLS:
+            raise bad(", ".join(FIREWALLS))
+    elif key == "ice":
+        if v not in ICE_OPTIONS:
+            raise bad(", ".join(ICE_OPTIONS))
+    elif key == "relay_only":
+        if not isinstance(v, bool):
+            raise bad("true or false")
     elif key == "conceal":
         if v not in CONCEALS:
             raise bad(", ".join(CONCEALS))
@@ -407,6 +455,17 @@ def _rule_opus_frames(c: dict[str, Any]) -> dict[str, Any] | None:
     return None if _codec(c) == "opus" and c["frame_ms"] not in OPUS_FRAME_MS else c
 
 
+def _rule_netns(c: dict[str, Any]) -> dict[str, Any] | None:
+    if c.get("backend", "inprocess") != "netns":
+        return {k: v for k, v in c.items() if k != "backend" and k not in NETNS_KEYS}
+    c = _set(c, mode="live")
+    if c["relay_only"] and c["ice"] not in TURN_ICE:
+        return None
+    if c["transport"] == "websocket":
+        c = _set(c, callee_nat="none", callee_firewall="open", ice="none", relay_only=False)
+    return c
+
+
 def _rule_callconfig(c: dict[str, Any]) -> dict[str, Any] | None:
     """The engine's own check (CallConfig.resolved): fills transport/codec-dependent defaults."""
     from translab.config import CallConfig  # noqa: PLC0415
@@ -418,7 +477,7 @@ def _rule_callconfig(c: dict[str, Any]) -> dict[str, Any] | None:
         return None
     d = cfg.to_dict()
     d.pop("metrics", None)
-    return {**d, **{k: c[k] for k in EXTRA_FIELDS}}
+    return {**d, **{k: c[k] for k in EXTRA_FIELDS if k in c}}
 
 
 def _defaults() -> dict[str, Any]:
@@ -440,6 +499,9 @@ RULES: tuple[Rule, ...] = (
     Rule("conceal-codec", "opus-plc/opus-fec need Opus, pcm-plc needs PCM, opus-fec needs fec=true: "
          "dropped", _rule_conceal_codec),
     Rule("opus-frames", "Opus frames are 2.5 to 60 ms: 100 ms dropped for Opus", _rule_opus_frames),
+    Rule("netns", "netns keys are removed from in-process cells (merged); a netns cell is live; "
+         "WebSocket netns cells reset callee_nat, callee_firewall, ice, relay_only (merged); relay_only "
+         "without a TURN ice option dropped", _rule_netns),
     Rule("callconfig", "anything else CallConfig.resolved() refuses is dropped; defaults that depend "
          "on transport and codec (codec, sample_rate, framing, conceal) are filled in",
          _rule_callconfig),
@@ -474,7 +536,7 @@ class Expansion:
 
 
 def _matches(cell: dict[str, Any], pattern: dict[str, list[Any]]) -> bool:
-    return all(cell.get(k) in vs for k, vs in pattern.items())
+    return all(cell.get(k, EXTRA_FIELDS.get(k)) in vs for k, vs in pattern.items())
 
 
 def expand(exp: Experiment) -> Expansion:
