@@ -107,9 +107,15 @@ def test_live_webrtc_call_writes_artefacts_and_setup_breakdown(tmp_path) -> None
     assert (tmp_path / "output.wav").stat().st_size > 1000
     assert (tmp_path / "call.pcap").stat().st_size > 1000
     assert s["loss_rate"] == 0.0
-    # clean LAN, fixed 40 ms buffer: m2e is frame + lookahead + 40 ms, within 3 ms
+    # clean LAN, fixed 40 ms buffer: m2e is frame + lookahead + 40 ms, within 3 ms. fixed:<ms> plays
+    # each frame at its capture time + target (sender and receiver share the clock here), so that
+    # sum holds by construction as long as every frame arrived in time; what the live call must
+    # show is that it did (nothing late, nothing concealed) and that the real path through aiortc,
+    # SRTP and the emulator adds well under 3 ms on a clean LAN.
     expected = cfg.frame_ms + s["budget_lookahead_ms"] + 40
     assert abs(s["m2e_p50_ms"] - expected) < 3, (s["m2e_p50_ms"], expected)
+    assert s["late_rate"] == 0.0 and s["concealed_ratio"] == 0.0
+    assert 0.0 < s["budget_network_ms"] < 3.0, s["budget_network_ms"]
     assert s["stock_frames"] > 0 and s["rtc_callee_inbound_rtp_packetsReceived"] > 0
 
 

@@ -59,8 +59,31 @@ def test_cli_call_ctrl_c_ends_cleanly(tmp_path: Path) -> None:
     assert "interrupted" in err
 
 
+@pytest.mark.parametrize("transport,args,expect", [
+    # issue 4 "Done when": each path from the CLI, at the ends of the ranges the issue names
+    ("webrtc", ["--bitrate", "12k", "--frame-ms", "60"], {"codec": "opus", "frame_ms": 60.0}),
+    ("websocket", ["--sample-rate", "24000", "--frame-ms", "100", "--no-tls"],
+     {"codec": "pcm16", "frame_ms": 100.0, "sample_rate": 24000}),
+])
+def test_cli_call_each_transport(tmp_path: Path, transport: str, args: list[str], expect: dict) -> None:
+    out = tmp_path / "out"
+    r = subprocess.run(TRANSLAB + ["call", "--transport", transport, "--profile", "colocated", "--duration",
+                                   "1.2", "--metrics", "none", "--out", str(out), "--json", "--quiet", *args],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout[: r.stdout.rindex("}") + 1])
+    assert s["mode"] == "live" and s["status"] == "ok" and s["transport"] == transport
+    assert s["loss_rate"] == 0.0 and s["packets_sent"] > 0
+    for k, v in expect.items():
+        assert s[k] == v, (k, s[k])
+    assert (out / "trace.parquet").exists() and (out / "output.wav").exists()
+
+
 @pytest.mark.parametrize("framing,codec,rate,frame_ms", [
+    # PCM16 binary at 16 and 24 kHz with 20 and 100 ms frames (issue 4), then the JSON framings
     ("binary", "pcm16", 16000, 20),
+    ("binary", "pcm16", 16000, 100),
+    ("binary", "pcm16", 24000, 20),
     ("binary", "pcm16", 24000, 100),
     ("realtime-json", "pcm16", 24000, 20),
     ("twilio-json", "pcmu", 8000, 20),
@@ -77,8 +100,9 @@ def test_live_websocket_framings(framing: str, codec: str, rate: int, frame_ms: 
     assert s["framing"] == framing
 
 
-@pytest.mark.parametrize("bitrate,frame_ms", [(24000, 20), (32000, 20)])
+@pytest.mark.parametrize("bitrate,frame_ms", [(12000, 10), (24000, 20), (32000, 60), (64000, 20)])
 def test_live_webrtc_bitrates(bitrate: int, frame_ms: int) -> None:
+    """Opus 12, 24, 32, 64 kbit/s and 10, 20, 60 ms frames through the Python API (issue 4)."""
     from translab.live import live_call
 
     cfg = CallConfig(transport="webrtc", bitrate=bitrate, frame_ms=frame_ms, profile="colocated",
@@ -87,6 +111,7 @@ def test_live_webrtc_bitrates(bitrate: int, frame_ms: int) -> None:
     assert s["status"] == "ok", s["reason"]
     assert s["rtp_payload_mismatches"] == 0 and s["loss_rate"] == 0.0
     assert 0.5 * bitrate < s["payload_kbps_up"] * 1000 < 1.5 * bitrate
+    assert s["frame_ms"] == frame_ms and s["packets_sent"] == pytest.approx(1200 / frame_ms, abs=2)
 
 
 def test_cli_serve_prints_endpoints_and_stops_on_ctrl_c(tmp_path: Path) -> None:
