@@ -143,34 +143,53 @@ def build_live_trace(cfg: CallConfig, stream: Any, rec: LegRecord) -> pd.DataFra
     return trace_mod.make_trace(rows, trace_attrs(cfg, stream, "live"))
 
 
-def _stock_figures(rec: LegRecord) -> dict[str, float]:
-    """What aiortc's own receiver delivered: per frame, delivery time minus capture time of its
-    first sample (ms), and how many frames / samples it delivered."""
+def _stock_m2e_ms(rec: LegRecord, lookahead_ms: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame aiortc's receiver delivered: (delivery, played) mouth-to-ear in ms. Delivery is when
+    ``track.recv()`` returned it; played is when the steady sink of the ``aiortc-stock`` model
+    (:func:`translab.playout.aiortc_stock.sink_play_times`) plays it, so it is the same quantity the
+    model and the simulation report. Both include the codec lookahead (``lookahead_ms``, ms), as
+    :func:`translab.metrics.latency.mouth_to_ear` does: a sound spoken at t leaves the decoder that
+    much later than the frame's timestamp says."""
+    from translab.playout.aiortc_stock import sink_play_times
+
+    a = np.asarray(rec.stock_frames, dtype=float)
+    capture_s = a[:, 1] / 48000.0
+    frame_s = float(np.median(a[:, 2])) / 48000.0
+    return ((a[:, 0] - capture_s) * 1e3 + lookahead_ms,
+            (sink_play_times(a[:, 0], frame_s) - capture_s) * 1e3 + lookahead_ms)
+
+
+def _stock_figures(rec: LegRecord, lookahead_ms: float = 0.0) -> dict[str, float]:
+    """What aiortc's own receiver delivered: how many frames / samples, and mouth-to-ear (first
+    sample captured to first sample played on the model's steady sink, ms; ``stock_delivery_*``:
+    to the moment aiortc delivered the frame)."""
     if not rec.stock_frames:
         return {}
     a = np.asarray(rec.stock_frames, dtype=float)
-    m2e = (a[:, 0] - a[:, 1] / 48000.0) * 1e3
+    delivered, played = _stock_m2e_ms(rec, lookahead_ms)
     return {
         "stock_frames": int(len(a)),
         "stock_samples_48k": int(a[:, 2].sum()),
-        "stock_m2e_p50_ms": float(np.percentile(m2e, 50)),
-        "stock_m2e_p95_ms": float(np.percentile(m2e, 95)),
-        "stock_m2e_max_ms": float(m2e.max()),
+        "stock_m2e_p50_ms": float(np.percentile(played, 50)),
+        "stock_m2e_p95_ms": float(np.percentile(played, 95)),
+        "stock_m2e_max_ms": float(played.max()),
+        "stock_delivery_m2e_p50_ms": float(np.percentile(delivered, 50)),
+        "stock_delivery_m2e_p95_ms": float(np.percentile(delivered, 95)),
     }
 
 
 def _use_stock_output(cfg: CallConfig, summary: dict[str, Any], rec: LegRecord,
-                      reference: np.ndarray) -> np.ndarray:
+                      reference: np.ndarray, lookahead_ms: float) -> np.ndarray:
     """``aiortc-stock`` in a live call: the headline latency and the output audio are what aiortc's
-    own receiver delivered (its jitter buffer, no PLC/FEC); translab's model of it stays in
-    ``model_*`` keys for comparison. Quality metrics are recomputed on aiortc's audio."""
+    own receiver delivered (its jitter buffer, no PLC/FEC), played on the model's steady sink so
+    the figure means what the simulation's does; translab's model of it stays in ``model_*`` keys
+    for comparison. Quality metrics are recomputed on aiortc's audio."""
     from translab.media.audio import resample
 
     for k in ("m2e_p50_ms", "m2e_p95_ms", "m2e_p99_ms", "m2e_max_ms"):
         if k in summary:
             summary[f"model_{k}"] = summary[k]
-    a = np.asarray(rec.stock_frames, dtype=float)
-    m2e = (a[:, 0] - a[:, 1] / 48000.0) * 1e3
+    _, m2e = _stock_m2e_ms(rec, lookahead_ms)
     summary.update({"m2e_p50_ms": float(np.percentile(m2e, 50)), "m2e_p95_ms": float(np.percentile(m2e, 95)),
                     "m2e_p99_ms": float(np.percentile(m2e, 99)), "m2e_max_ms": float(m2e.max()),
                     "playout_source": "aiortc"})
@@ -246,7 +265,7 @@ async def live_call_async(cfg: CallConfig, *, pcap: str | Path | None = None,
         extra["send_late_p99_ms"] = float(np.percentile(send_late, 99)) * 1e3
     extra.update(emu.report())
     extra.update(rec.extra)
-    extra.update(_stock_figures(rec))
+    extra.update(_stock_figures(rec, float(stream.lookahead_ms)))
     if rec.echo_rtt_s:
         rtt = np.asarray(rec.echo_rtt_s) * 1e3
         extra.update({"echo_rtt_p50_ms": float(np.percentile(rtt, 50)),
@@ -264,7 +283,7 @@ async def live_call_async(cfg: CallConfig, *, pcap: str | Path | None = None,
         summary.update({f"setup_{k}_ms": v for k, v in setup.items()})
         audio = out.audio
         if cfg.playout == "aiortc-stock" and rec.stock_frames and rec.stock_audio is not None:
-            audio = _use_stock_output(cfg, summary, rec, stream.reference)
+            audio = _use_stock_output(cfg, summary, rec, stream.reference, float(stream.lookahead_ms))
         result = CallResult(summary=summary, trace=trace, audio=audio, playout=out)
     result.wall_s = time.perf_counter() - t_wall
     return result

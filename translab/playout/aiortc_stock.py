@@ -10,14 +10,17 @@
   from the first release; when nothing is queued at a tick it plays a frame of silence (a ``stall``
   block): aiortc conceals nothing, the listener hears a gap.
 
+:func:`sink_play_times` is that sink on its own: live calls put aiortc's real delivery times
+through it, so a live ``aiortc-stock`` call and this model report the same quantity (play time on
+the sink, not the moment ``track.recv()`` returned: after an underrun the sink never catches up,
+so its latency is the worst delivery delay so far, well above the delivery delay's median).
+
 On a clean path with 1 ms one-way delay this gives 4 frames of buffering: play time minus capture
 time of the last sample is 81 ms at 20 ms frames; after one lost packet it is 281 ms for the rest
 of the call (REFERENCE section 3).
 """
 
 from __future__ import annotations
-
-from collections import deque
 
 import numpy as np
 import pandas as pd
@@ -27,6 +30,21 @@ from translab.playout.receiver import EPS_S, PlayoutResult, Receiver
 
 CAPACITY = 16
 PREFETCH = 4
+
+
+def sink_play_times(release_s: np.ndarray, frame_s: float) -> np.ndarray:
+    """Play time (s) of each frame handed to a steady sink at ``release_s`` (s, in order): the sink
+    starts at the first release and plays one frame of ``frame_s`` seconds per tick; a frame not
+    yet released at its tick waits for the next tick at or after its release (silence meanwhile)."""
+    rel = np.asarray(release_s, dtype=np.float64)
+    out = np.empty_like(rel)
+    t = float(rel[0]) if rel.size else 0.0
+    for i, e in enumerate(rel.tolist()):
+        if e > t + EPS_S:
+            t += np.ceil((e - t) / frame_s - 1e-6) * frame_s
+        out[i] = t
+        t += frame_s
+    return out
 
 
 def play_aiortc_stock(trace: pd.DataFrame, *, conceal: str, policy: str) -> PlayoutResult:
@@ -52,14 +70,10 @@ def play_aiortc_stock(trace: pd.DataFrame, *, conceal: str, policy: str) -> Play
     target_s = PREFETCH * rx.frame_s
     if released:
         rx.start(released[0][0])
-        queue = deque(released)
-        while queue:
-            t = rx.t
-            e, k = queue[0]
-            if e <= t + EPS_S:
-                queue.popleft()
-                rx.play_decoded(k, rx.decode(k), target_s)
-            else:
-                ticks = int(np.ceil((e - t) / rx.frame_s - 1e-6))
+        play_s = sink_play_times(np.array([e for e, _ in released]), rx.frame_s)
+        for (_, k), t_play in zip(released, play_s.tolist()):
+            ticks = int(round((t_play - rx.t) / rx.frame_s))
+            if ticks > 0:
                 rx.emit(np.zeros(ticks * rx.frame_n), "stall", k, with_m2e=False)
+            rx.play_decoded(k, rx.decode(k), target_s)
     return rx.result(policy, "none", {"aiortcFlushedPackets": len(rx.discarded), "aiortcLeftInBufferAtEnd": left})
