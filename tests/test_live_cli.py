@@ -43,18 +43,25 @@ def test_cli_call_websocket_writes_artefacts_and_pcap(tmp_path: Path) -> None:
         assert "tls" in shark.stdout and "tcp" in shark.stdout
 
 
-def test_cli_call_ctrl_c_ends_cleanly(tmp_path: Path) -> None:
-    p = subprocess.Popen(TRANSLAB + ["call", "--transport", "webrtc", "--profile", "clean-lan", "--metrics",
-                                     "none", "--out", str(tmp_path / "o")],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3.0)  # connected and sending by now
+def _ctrl_c_after(args: list[str], wait_s: float = 3.0) -> tuple[int, str, str]:
+    """Start ``translab ARGS``, press Ctrl-C after ``wait_s`` s; (exit code, stdout, stderr). Fails
+    the test if it has not stopped 15 s later."""
+    p = subprocess.Popen(TRANSLAB + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(wait_s)
     p.send_signal(signal.SIGINT)
     try:
         out, err = p.communicate(timeout=15)
     except subprocess.TimeoutExpired:
         p.kill()
-        raise AssertionError("translab call did not stop within 15 s of Ctrl-C")
-    assert p.returncode == 130
+        raise AssertionError(f"translab {args[0]} did not stop within 15 s of Ctrl-C") from None
+    return p.returncode, out, err
+
+
+def test_cli_call_ctrl_c_ends_cleanly(tmp_path: Path) -> None:
+    # 3 s: connected and sending by then
+    code, _, err = _ctrl_c_after(["call", "--transport", "webrtc", "--profile", "clean-lan", "--metrics", "none",
+                                  "--out", str(tmp_path / "o")])
+    assert code == 130
     assert "Traceback" not in err, err
     assert "interrupted" in err
 
@@ -115,16 +122,8 @@ def test_live_webrtc_bitrates(bitrate: int, frame_ms: int) -> None:
 
 
 def test_cli_serve_prints_endpoints_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    p = subprocess.Popen(TRANSLAB + ["serve", "--http-port", "0", "--ws-port", "0", "--out", str(tmp_path)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3.0)
-    p.send_signal(signal.SIGINT)
-    try:
-        out, err = p.communicate(timeout=15)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        raise AssertionError("translab serve did not stop within 15 s of Ctrl-C")
-    assert p.returncode == 0 and "Traceback" not in err, err
+    code, out, err = _ctrl_c_after(["serve", "--http-port", "0", "--ws-port", "0", "--out", str(tmp_path)])
+    assert code == 0 and "Traceback" not in err, err
     assert "/offer" in out and "ws://127.0.0.1:" in out
 
 
