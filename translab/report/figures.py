@@ -213,19 +213,22 @@ def setup_breakdown(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figu
     if not len(live):
         return None
     g = live.groupby(["transport", live["profile"].map(profile_name)])[cols].median()
-    fig, ax = _fig(8.0, 1.2 + 0.9 * len(g))
+    fig, ax = _fig(8.0, 2.2 + 0.6 * len(g))
     cmap = matplotlib.colormaps["tab20"]
+    markers = "osD^vP*Xhp<>"
     names = sorted(cols, key=lambda c: float(np.nanmedian(g[c].to_numpy())) if g[c].notna().any() else 1e9)
+    labelled: set[str] = set()
     for y, (idx, r) in enumerate(g.iterrows()):
         ax.hlines(y, 0, np.nanmax(r.to_numpy()), color=TRANSPORT_COLORS.get(idx[0], "gray"), lw=3, alpha=0.35)
         for k, c in enumerate(names):
             if not math.isnan(r[c]):
-                ax.plot(r[c], y, "o", color=cmap(k % 20), ms=7, label=c[6:-3] if y == 0 or c not in
-                        [l.get_label() for l in ax.lines] else None)
-                ax.annotate(c[6:-3].replace("_", " "), (r[c], y), rotation=35, fontsize=6,
-                            xytext=(2, 5), textcoords="offset points")
+                # milestones a few ms apart would overlap as text labels: a legend names them instead
+                ax.plot(r[c], y, markers[k % len(markers)], color=cmap(k % 20), ms=7, ls="none",
+                        label=None if c in labelled else c[6:-3].replace("_", " "))
+                labelled.add(c)
     ax.set_yticks(range(len(g)), [f"{t} / {p}" for t, p in g.index])
-    ax.set_ylim(-0.6, len(g) - 0.2)
+    ax.set_ylim(-0.6, len(g) - 0.4)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=4, fontsize=7, frameon=False)
     ax.set_xlabel("ms since the call started")
     ax.grid(axis="x", alpha=0.3)
     ax.set_title("Call set-up milestones (live calls)")
