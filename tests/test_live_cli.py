@@ -83,6 +83,10 @@ def test_cli_call_each_transport(tmp_path: Path, transport: str, args: list[str]
     assert s["loss_rate"] == 0.0 and s["packets_sent"] > 0
     for k, v in expect.items():
         assert s[k] == v, (k, s[k])
+    # a fresh process: one-off start-up (importing aiortc, ~140 ms; the server's certificate) must
+    # not be counted as the call's set-up
+    first = s["setup_signalling_done_ms"] if transport == "webrtc" else s["setup_tcp_connected_ms"]
+    assert first < 50, s
     assert (out / "trace.parquet").exists() and (out / "output.wav").exists()
 
 

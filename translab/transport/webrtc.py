@@ -264,6 +264,8 @@ async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: flo
     ``connect_timeout_s``: how long ICE + DTLS may take. ``drain_s``: how long to wait after the last
     packet for stragglers. ``progress(fraction)`` is called about every second during media.
     """
+    import aiortc  # noqa: F401  (importing aiortc takes ~140 ms once per process: not the call's set-up)
+
     rec = LegRecord()
     t_start = now()
     loop = asyncio.get_running_loop()

@@ -293,7 +293,7 @@ async def websocket_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: 
     from translab.transport.tls import self_signed_contexts
 
     rec = LegRecord()
-    t_start = now()
+    t_start = now()  # reset below, once the server is listening: set-up is timed from the client's dial
 
     def mark(name: str, t: float | None = None) -> None:
         rec.setup_ms.setdefault(name, ((t if t is not None else now()) - t_start) * 1e3)
@@ -317,6 +317,9 @@ async def websocket_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: 
                                  on_message=lambda c: first_rx or first_rx.append(now()))
             target = await server.start()
         relay = await emu.tcp_relay(target) if emu is not None else None
+        # the server's start-up (its self-signed certificate, listening socket, relay) happens once
+        # per server, not per call: the call's set-up clock starts when the client dials
+        t_start = now()
         try:
             if relay is not None:
                 sock, t_tcp = await relay.connect(connect_timeout_s)
