@@ -77,8 +77,9 @@ def test_loss_becomes_delay() -> None:
         if p > 0:
             assert r.retransmissions > 0
     assert all(a < b for a, b in zip(p99, p99[1:])), p99
-    # At 1 % loss a lost segment needs 3 later writes (60 ms) and an RTT (80 ms) to be repaired.
-    assert p99[1] > 0.04 + 0.1
+    # At 1 % loss a lost segment needs a later write (20 ms) and an RTT (80 ms) to be detected
+    # (RACK, the default), and the retransmission another one-way delay (40 ms).
+    assert p99[1] > 0.02 + 0.08
 
 
 def test_retransmissions_can_be_lost_again_and_rto_backs_off() -> None:
@@ -104,7 +105,7 @@ def test_fast_retransmit_after_three_later_segments() -> None:
     fwd = LinkChain([TraceLoss(pattern), Delay(0.03)])
     rev = LinkChain([Delay(0.03)])
     ws, wb = writes(20)
-    r = TcpDeliveryModel(fwd, rev).deliver(ws, wb, np.random.default_rng(0))
+    r = TcpDeliveryModel(fwd, rev, loss_detection="dupack").deliver(ws, wb, np.random.default_rng(0))
     assert r.fast_retransmits == 1 and r.timeouts == 0
     rtx = r.segments[r.segments["retransmission"] > 0].iloc[0]
     assert rtx["seg"] == 5
@@ -121,9 +122,69 @@ def test_dupthresh_one_repairs_faster() -> None:
     ws, wb = writes(3000)
     p99 = {}
     for d in (3, 1):
-        r = TcpDeliveryModel(lossy(0.03), lossy(0.0), dupthresh=d).deliver(ws, wb, np.random.default_rng(5))
+        r = TcpDeliveryModel(lossy(0.03), lossy(0.0), dupthresh=d, loss_detection="dupack").deliver(
+            ws, wb, np.random.default_rng(5))
         p99[d] = np.percentile(r.delivered_s - ws, 99)
     assert p99[1] < p99[3]
+
+
+def test_rack_detects_loss_after_one_later_segment_and_a_reordering_window() -> None:
+    pattern = np.zeros(100, dtype=bool)
+    pattern[5] = True  # segment 5 (sent at 0.10 s) is lost
+    fwd = LinkChain([TraceLoss(pattern), Delay(0.03)])
+    r = TcpDeliveryModel(fwd, LinkChain([Delay(0.03)])).deliver(*writes(20), np.random.default_rng(0))
+    assert r.fast_retransmits == 1 and r.timeouts == 0
+    rtx = r.segments[r.segments["retransmission"] > 0].iloc[0]
+    # Segment 6 (sent 0.12) is SACKed at 0.18; segment 5 is lost once 0.10 + rack_rtt (0.06) +
+    # min_rtt / 4 (0.015) = 0.175 s has passed: retransmitted with that ACK, at 0.18 s.
+    assert rtx["seg"] == 5 and rtx["send_s"] == pytest.approx(0.18)
+    assert r.delivered_s[5] == pytest.approx(0.21)
+    np.testing.assert_allclose(r.delivered_s[6:10], 0.21)
+    assert r.delivered_s[10] == pytest.approx(0.23)
+
+
+def test_rack_reordering_timer_waits_out_the_window() -> None:
+    # Segment 1 is lost and segment 2 follows 1 ms later: its SACK arrives while segment 1's
+    # reordering window is still open, so the loss is declared by the reordering timer.
+    pattern = np.zeros(100, dtype=bool)
+    pattern[1] = True
+    fwd = LinkChain([TraceLoss(pattern), Delay(0.03)])
+    ws = np.array([0.0, 0.1, 0.101, 0.3])
+    wb = np.full(4, 100)
+    m = TcpDeliveryModel(fwd, LinkChain([Delay(0.01)]))
+    r = m.deliver(ws, wb, np.random.default_rng(0))
+    rtx = r.segments[r.segments["retransmission"] > 0].iloc[0]
+    # min_rtt = rack_rtt = 0.04 s, reo_wnd 0.01 s. Segment 2 (sent 0.101) is SACKed at 0.141;
+    # segment 1 (sent 0.100) is lost at 0.100 + 0.04 + 0.01 = 0.15 s: the timer, not an ACK.
+    assert rtx["seg"] == 1 and rtx["send_s"] == pytest.approx(0.15)
+    assert r.timeouts == 0 and r.fast_retransmits == 1
+
+
+def test_rack_repairs_a_lost_retransmission_without_a_timeout() -> None:
+    pattern = np.zeros(100, dtype=bool)
+    pattern[[5, 9]] = True  # segment 5 and its retransmission (the 10th transmission, at 0.18 s)
+    fwd = LinkChain([TraceLoss(pattern), Delay(0.03)])
+    rev = LinkChain([Delay(0.03)])
+    ws, wb = writes(20)
+    r = TcpDeliveryModel(fwd, rev).deliver(ws, wb, np.random.default_rng(0))
+    assert r.timeouts == 0 and r.fast_retransmits == 2
+    # Segment 9 (sent 0.18 s, after the retransmission) is SACKed at 0.24 s with four segments
+    # SACKed above the hole (reordering window 0): the lost retransmission goes again at 0.24 s.
+    sends = r.segments[r.segments["seg"] == 5]["send_s"].to_numpy()
+    np.testing.assert_allclose(sends, [0.10, 0.18, 0.24])
+    assert r.delivered_s[5] == pytest.approx(0.27)  # ("dupack" would wait for the RTO, >= 0.2 s)
+
+
+def test_rack_repairs_faster_than_dupack() -> None:
+    ws, wb = writes(3000)
+    p99 = {}
+    for mode in ("dupack", "rack"):
+        r = TcpDeliveryModel(lossy(0.03), lossy(0.03), loss_detection=mode).deliver(ws, wb, np.random.default_rng(5))
+        assert not np.isnan(r.delivered_s).any()
+        p99[mode] = np.percentile(r.delivered_s - ws, 99)
+    assert p99["rack"] < p99["dupack"]
+    with pytest.raises(ConfigError, match="loss_detection"):
+        TcpDeliveryModel(lossy(0.0), loss_detection="fack")
 
 
 def test_same_seed_same_result_different_seed_differs() -> None:

@@ -46,7 +46,9 @@ def test_bursty_loss_websocket_loses_nothing_but_pays_in_latency(bursty):
     assert rtc["loss_rate"] > 0.02
     assert ws["loss_rate"] == 0.0
     assert ws["tcp_retransmissions"] > 0
-    assert ws["m2e_p99_ms"] > rtc["m2e_p99_ms"] + 100
+    # Repair costs an RTT and more per burst: WebSocket's p99 is 80-160 ms above WebRTC's over seeds
+    # 1-6 with the TCP model's RACK loss detection (100-170 ms with the old dupthresh-3 default).
+    assert ws["m2e_p99_ms"] > rtc["m2e_p99_ms"] + 50
 
 
 def test_elastic_playout_latency_keeps_growing_after_stalls(bursty):
