@@ -374,7 +374,9 @@ FIGURES: dict[str, tuple[FigureFn, str, str]] = {
                        "Median framing, codec lookahead, network and jitter-buffer delay; the tick is the "
                        "measured median mouth-to-ear (notebook 02)."),
     "setup_time": (setup_time, "Call set-up time",
-                   "Live calls only: from call start to the first media packet received (notebook 02)."),
+                   "Live calls only: from call start (offer / TCP dial) to the first media packet "
+                   "received, which includes the sender's 50 ms start once connected and one frame of "
+                   "capture on both transports; the milestones below split it (notebook 02)."),
     "setup_breakdown": (setup_breakdown, "Call set-up milestones",
                         "Live calls only: when each set-up step completed (notebook 02)."),
     "playout_policy": (playout_policy, "Jitter-buffer policies",
