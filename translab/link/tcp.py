@@ -54,8 +54,8 @@ Model
 Against Linux
 -------------
 ``python -m translab.bench.netns_tcp 20 1,2,3,4,5``: WebSocket calls (20 ms frames, 9.3 s clip),
-25 ms each way, Bernoulli loss both ways, on the netns backend (real kernel TCP, Linux 6.x, CUBIC,
-RACK) and through this model; frame delay (ms) and stalls, median over 5 seeds (stalls summed)::
+25 ms each way, Bernoulli loss both ways, on the netns backend (real kernel TCP: Linux 6.18, RACK
+(tcp_recovery=1), BBR, which the namespaces inherit from this host) and through this model; frame delay (ms) and stalls, median over 5 seeds (stalls summed)::
 
     loss   model "rack" p50/p95/p99, stalls   kernel p50/p95/p99, stalls   p95 model/kernel  ("dupack")
     1 %    25.0 / 25.0 /  95.0,  27           25.5 / 36.5 /  95.9,  27     0.69              (1.92)
@@ -64,8 +64,9 @@ RACK) and through this model; frame delay (ms) and stalls, median over 5 seeds (
 
 Remaining difference, at 1 % loss p95: each loss delays ~4 frames, ~5 % of frames at 1 % loss, so
 p95 sits on the knee of the distribution. The kernel delays a few more frames per loss: during
-recovery (until the retransmission is acknowledged) PRR lets new data out only as ACKs return, so
-the ~3 frames written then wait ~11 ms each (36 ms instead of 25 ms); and it usually retransmits
+recovery (until the retransmission is acknowledged) the congestion controller lets new data out
+only as ACKs return (BBR's packet conservation; PRR does the same with CUBIC), so the ~3 frames
+written then wait ~11 ms each (36 ms instead of 25 ms); and it usually retransmits
 one ACK (20 ms) later than RACK's rule predicts here. The model ignores congestion control (see
 above), so its p95 at 1 % is 25 ms against the kernel's 36 ms; p99 and stall counts agree.
 The +0.5 ms at p50 is the kernel's and the forwarder's own processing.
