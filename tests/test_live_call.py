@@ -195,3 +195,16 @@ def test_aiortc_stock_model_matches_real_aiortc_on_a_lossy_call() -> None:
     assert abs(s["model_m2e_max_ms"] - s["stock_m2e_max_ms"]) <= 5.0
     assert s["stock_delivery_m2e_p50_ms"] <= s["stock_m2e_p50_ms"]
     assert s["m2e_p50_ms"] > 200  # the flush after the loss: ~15 frames buffered for good (issue #543)
+
+
+def test_websocket_echo_measures_round_trips() -> None:
+    """With echo on, the server sends each frame back and the client times the round trip: over a
+    20 ms each-way link it is at least 40 ms and not much more."""
+    from translab.link.delay import Delay
+    from translab.live import live_call
+
+    cfg = CallConfig(transport="websocket", sample_rate=16000, tls=False, profile="x", duration_s=1.0, metrics=())
+    s = live_call(cfg, drain_s=0.3, echo=True, chain_factory=lambda d: Delay(0.02)).summary
+    assert s["status"] == "ok", s["reason"]
+    assert s["echo_messages"] >= 0.9 * s["packets_sent"]
+    assert 40.0 <= s["echo_rtt_p50_ms"] < 55.0, s["echo_rtt_p50_ms"]
