@@ -180,3 +180,14 @@ def test_code_version_is_content_based(monkeypatch: pytest.MonkeyPatch) -> None:
     assert a == code_version() and a.startswith("0.") and "+src." in a
     monkeypatch.setenv("TRANSLAB_CODE_VERSION", "pinned")
     assert code_version() == "pinned"
+
+
+def test_progress_bar_shows_count_and_eta(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 5: `translab run` shows a progress bar with an ETA (tqdm on stderr: done/total and
+    [elapsed<remaining])."""
+    import re
+
+    run_experiment(runner_exp([1, 2]), tmp_path, run_cell=runner_cell, progress=True, code="t", executor="serial")
+    err = capsys.readouterr().err
+    assert "runner:" in err and "4/4" in err, err
+    assert re.search(r"\[\d\d:\d\d<\d\d:\d\d", err), err  # elapsed<ETA
