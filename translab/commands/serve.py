@@ -11,6 +11,7 @@ from pathlib import Path
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Add the ``serve`` subcommand to ``sub``."""
     p = sub.add_parser("serve", help="receive live calls from outside clients (WebSocket, WebRTC)",
                        description="Serve a WebSocket endpoint and a WebRTC answerer (POST an SDP offer "
                        "to http://HOST:HTTP_PORT/offer) behind the live emulator; every finished call "
@@ -31,6 +32,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
 
 
 def run(args: argparse.Namespace) -> int:
+    """Serve until Ctrl-C (or ``--for`` seconds); exit code 0."""
     from translab.link.profiles import load_profile
     from translab.transport.serve import ServeConfig, TranslabServer
 

@@ -45,7 +45,10 @@ class LinkModel(Protocol):
     """The link contract: per output copy, the input index and its arrival time (s)."""
 
     def apply(self, send_s: np.ndarray, size: np.ndarray, rng: np.random.Generator
-              ) -> tuple[np.ndarray, np.ndarray]: ...
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """Packets sent at ``send_s`` (s) of ``size`` bytes -> (input index, arrival s) per copy
+        that arrives (lost packets absent, duplicates twice)."""
+        ...
 
 
 def classify_datagram(data: bytes) -> str:

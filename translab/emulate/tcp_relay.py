@@ -43,11 +43,17 @@ class StreamModel(Protocol):
     """The streaming half of :class:`translab.link.tcp.TcpDeliveryModel`."""
 
     def send(self, t_s: float, nbytes: int, rng: np.random.Generator | None = None,
-             rng_rev: np.random.Generator | None = None) -> Any: ...
+             rng_rev: np.random.Generator | None = None) -> Any:
+        """The application writes ``nbytes`` bytes at ``t_s`` (s)."""
+        ...
 
-    def poll(self, now_s: float) -> list[tuple[float, int]]: ...
+    def poll(self, now_s: float) -> list[tuple[float, int]]:
+        """Bytes delivered in order to the receiving application by ``now_s`` (s): (time s, bytes)."""
+        ...
 
-    def next_event_s(self) -> float | None: ...
+    def next_event_s(self) -> float | None:
+        """Time (s) of the model's next delivery or timer, None when idle."""
+        ...
 
 
 class TcpPipeCounters:

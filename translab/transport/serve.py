@@ -159,6 +159,8 @@ class TranslabServer:
         self._n = 0
 
     async def start(self) -> dict[str, tuple[str, int]]:
+        """Start the emulator, the WebSocket endpoint and the HTTP signalling endpoint; returns
+        their (host, port) by name."""
         from translab.emulate.emulator import LiveEmulator
         from translab.transport.signalling import SignallingServer
         from translab.transport.websocket import VoiceServer

@@ -38,12 +38,14 @@ class SignallingServer:
         self.address: tuple[str, int] | None = None
 
     async def start(self) -> tuple[str, int]:
+        """Listen; returns the bound (host, port) (port 0 picks a free one)."""
         self._server = await asyncio.start_server(self._client, self.host, self.port)
         sock = self._server.sockets[0].getsockname()
         self.address = (sock[0], sock[1])
         return self.address
 
     async def close(self) -> None:
+        """Stop listening and cancel the requests in progress (idempotent)."""
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
