@@ -89,8 +89,26 @@ def test_turn_not_measured_without_relay_cells() -> None:
     d = rows({"transport": "webrtc", "profile": "clean-lan", "bitrate_bps": 24000, "wire_kbps_up": 45.0})
     v = C.claim_turn_64k(d)
     assert v.verdict == C.NOT_MEASURED and "45 kbit/s" in v.detail
-    d["turn_relay_kbps"] = 90.0
-    assert C.claim_turn_64k(d).verdict == C.REFUTED
+
+
+def relay(bitrate: int, in_kbps: float, **kw: object) -> dict:
+    """A relayed netns WebRTC call as its results row (coturn's counters in netns_relay_*)."""
+    return {"transport": "webrtc", "profile": "clean-lan", "mode": "live", "backend": "netns",
+            "bitrate_bps": bitrate, "netns_connected": True, "netns_pair": "relay-relay",
+            "netns_relay_bytes": 10_000, "netns_relay_in_kbps": in_kbps, "netns_relay_kbps": 2 * in_kbps,
+            "wire_kbps_up": in_kbps, "caller_nat": "symmetric", "callee_nat": "symmetric", "ice": "turn-udp", **kw}
+
+
+def test_turn_verdict_from_relay_cells_per_bitrate() -> None:
+    v = C.claim_turn_64k(rows(relay(12000, 30.0), relay(16000, 34.0)))
+    assert v.verdict == C.SUPPORTED and v.evidence["two_way_call_kbps_at_12k"] == 60.0
+    v = C.claim_turn_64k(rows(relay(12000, 34.0), relay(24000, 44.0), relay(64000, 77.0)))
+    assert v.verdict == C.DEPENDS and "12k only" in v.detail and "77 kbit/s in" in v.detail
+    assert C.claim_turn_64k(rows(relay(64000, 77.0))).verdict == C.REFUTED
+    # direct (non-relay) and failed netns calls carry no relay traffic: not measured
+    direct = relay(24000, 44.0, netns_pair="host-srflx")
+    failed = relay(24000, 44.0, status="failed")
+    assert C.claim_turn_64k(rows(direct, failed)).verdict == C.NOT_MEASURED
 
 
 def test_failed_rows_ignored_and_evaluate_never_raises() -> None:

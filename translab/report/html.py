@@ -2,7 +2,9 @@
 no scripts, no external resources) built from a run directory written by ``translab run``.
 
 Sections: the question and the grid; the headline table per transport and profile; the figures of
-notebooks 02-04; the claims table with verdicts; failed cells; provenance (versions, machine,
+notebooks 02-04; a NAT and firewall section when the run has netns cells (outcome table and
+heatmap, set-up time by candidate type, relay overhead and relay kbit/s per bitrate, see
+translab.report.nat); the claims table with verdicts; failed cells; provenance (versions, machine,
 experiment file and hash, times).
 """
 
@@ -96,7 +98,7 @@ def _table(df: pd.DataFrame, formats: dict[str, str] | None = None, left: tuple[
 def _grid_section(manifest: dict[str, Any], df: pd.DataFrame) -> str:
     varying = []
     skip = {"cell_hash", "metrics"}
-    keys = ["mode", "transport", "codec", "bitrate", "frame_ms", "sample_rate", "fec", "dtx", "framing",
+    keys = ["mode", "backend", "caller_nat", "callee_nat", "firewall", "ice", "relay_only", "transport", "codec", "bitrate", "frame_ms", "sample_rate", "fec", "dtx", "framing",
             "profile", "playout", "conceal", "clip", "seed", "duration_s"]
     for k in keys:
         if k in df.columns and k not in skip:
@@ -130,6 +132,72 @@ def _run_line(manifest: dict[str, Any]) -> str:
     interrupted = " (interrupted)" if manifest.get("interrupted") else ""
     return (f"{c.get('cells', '?')} cells: {c.get('run', '?')} run, {c.get('skipped', '?')} already done, "
             f"{c.get('failed', '?')} failed{took}{interrupted}")
+
+
+def _img(fig: Any, title: str, caption: str, anchor: str) -> str:
+    b64 = figs.to_png_base64(fig)
+    return (f"<figure id='{anchor}'><h3>{_e(title)}</h3><img alt='{_e(title)}' src='data:image/png;base64,{b64}'>"
+            f"<figcaption>{_e(caption)}</figcaption></figure>")
+
+
+def nat_section(df: pd.DataFrame) -> str:
+    """The NAT and firewall section (empty string when the run has no netns cells)."""
+    from translab.report import nat
+
+    if not nat.has_netns(df):
+        return ""
+    parts = ["<h2 id='nat'>NAT and firewall</h2><p>Cells run on the netns backend: real kernel UDP/TCP in "
+             "network namespaces, each end behind its own NAT preset and firewall profile, coturn for STUN/TURN. "
+             "The expectation comes from the RFC 4787 facts (translab.emulate.netns.matrix.expected_connected).</p>"]
+    summ = nat.outcome_summary(df)
+    differs = (" Differs from the expectation: " + ", ".join(_e(k) for k in summ["differs"]) + "."
+               if summ["differs"] else " Every outcome matches the expectation.")
+    parts.append(f"<p><b>{summ['connected']} of {summ['cells']} calls connected; {summ['matches']} of "
+                 f"{summ['cells']} as expected.</b>{differs}</p>")
+    t = nat.outcome_table(df)
+    parts.append("<h3 id='nat-outcomes'>Outcomes</h3>" + _table(
+        t.assign(connected=t["connected"].map({True: "yes", False: "no"}),
+                 matches_expectation=t["matches_expectation"].map({True: "yes", False: "NO"})),
+        {"bitrate_kbps": "g", "setup_ms": ".0f"},
+        left=("transport", "caller_nat", "callee_nat", "firewall", "ice", "pair", "path")))
+    errors: list[str] = []
+    for fn, title, caption, anchor in (
+            (nat.outcome_heatmap, "Outcome matrix",
+             "Caller NAT (rows) x callee NAT (columns) per transport, firewall and ICE option: green connected, "
+             "red not; text = selected pair (H host, S srflx, P prflx, R relay) or wss; dashed = differs from "
+             "the expectation.", "fig-nat-heatmap"),
+            (nat.setup_by_path_figure, "Set-up time by candidate type",
+             "Median ms from call start to first media per transport and path (the most relayed candidate of "
+             "the selected pair); ticks mark ICE/DTLS (WebRTC) or TCP/TLS/upgrade (WebSocket) completion.",
+             "fig-nat-setup")):
+        try:
+            fig = fn(df)
+        except Exception as err:  # a figure must never take the report down
+            errors.append(f"{title}: {type(err).__name__}: {err}")
+            continue
+        if fig is not None:
+            parts.append(_img(fig, title, caption, anchor))
+    sp = nat.setup_by_path(df)
+    if len(sp):
+        parts.append("<h3 id='nat-setup'>Set-up milestones by path (ms, median)</h3>"
+                     + _table(sp, {c: ".0f" for c in sp.columns if c.endswith("_ms")}, left=("transport", "path")))
+    ro = nat.relay_overhead(df)
+    if len(ro):
+        parts.append("<h3 id='nat-relay'>Relay overhead</h3>" + _table(ro, {c: ".2f" for c in ro.columns if c.endswith("_ms")}
+                                                                       | {c: ".1f" for c in ro.columns if c.endswith("_kbps")}, left=("transport",))
+                     + "<p class='muted'>One-way media delay (packet arrival - send) of relayed against direct calls. "
+                       "coturn sits one hop from both LANs here, so the relay adds its forwarding time, not the "
+                       "detour a relay far from both ends would add.</p>")
+    rb = nat.relay_by_bitrate(df)
+    if len(rb):
+        parts.append("<h3 id='nat-relay-bitrate'>What a TURN relay carries per call</h3>"
+                     + _table(rb, {c: ".1f" for c in rb.columns if c.endswith("_kbps")} | {"bitrate_kbps": "g"})
+                     + "<p class='muted'>From coturn's byte counters: relay_in = one talker's stream entering the "
+                       "relay (TURN-framed SRTP/SRTCP, no IP/UDP headers); in_out = in + out; two_way_call = 2 x "
+                       "relay_in (a conversation has two talkers). See the TURN claim below.</p>")
+    if errors:
+        parts.append("<p class='muted'>Not shown: " + _e("; ".join(errors)) + "</p>")
+    return "\n".join(parts)
 
 
 def build_html(run_dir: str | Path) -> str:
@@ -179,6 +247,8 @@ def build_html(run_dir: str | Path) -> str:
         b64 = figs.to_png_base64(fig)
         parts.append(f"<figure id='fig-{key}'><h3>{_e(ftitle)}</h3><img alt='{_e(ftitle)}' "
                      f"src='data:image/png;base64,{b64}'><figcaption>{_e(caption)}</figcaption></figure>")
+
+    parts.append(nat_section(df))
 
     parts.append("<h2 id='claims'>Claims</h2><p class='muted'>From a published vendor article on WebRTC vs "
                  "WebSocket for voice AI; each verdict is computed from this run's results "

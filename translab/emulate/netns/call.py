@@ -284,6 +284,9 @@ def netns_call(cfg: Any, opts: NetnsOptions | None = None, *, out_dir: str | Pat
     if usage and rec.status == "ok" and len(stream.capture_s):
         media_s = float(stream.capture_s[-1] - stream.capture_s[0]) + float(cfg.frame_ms) / 1e3
         extra["netns_relay_kbps"] = extra["netns_relay_bytes"] * 8 / media_s / 1e3
+        # what entered the relay from the call's clients (one talker's stream here, the audio is
+        # one-way, plus RTCP), kbit/s: TURN ChannelData/Send payloads as coturn counts them
+        extra["netns_relay_in_kbps"] = extra["netns_relay_from_clients_bytes"] * 8 / media_s / 1e3
     if rec.status != "ok":
         result = CallResult(summary=_failed_summary(cfg, rec, extra), trace=trace,
                             audio=np.zeros(0, dtype=np.float32), playout=None)

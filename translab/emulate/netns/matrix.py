@@ -158,20 +158,21 @@ def outcome_label(row: pd.Series) -> str:
     return "-".join(_ABBREV.get(p, p) for p in pair.split("-")) if pair else "ok"
 
 
-def heatmap(df: pd.DataFrame, path: str | Path) -> None:
+def heatmap_figure(df: pd.DataFrame) -> Any:
     """One panel per (transport, firewall, ice, relay-only) group: caller NAT rows x callee NAT
-    columns, green = connected, red = failed, hatched outline = differs from the expectation;
-    text = selected candidate pair types."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    columns, green = connected, red = failed, dashed outline = differs from the expectation;
+    text = selected candidate pair types. A matplotlib Figure (built without pyplot). ``df`` needs
+    transport, firewall, ice, relay_only, caller_nat, callee_nat, connected, matches_expectation
+    and netns_pair."""
     import numpy as np
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
 
     groups = list(df.groupby(["transport", "firewall", "ice", "relay_only"], sort=False))
     ncol = min(4, len(groups))
     nrow = math.ceil(len(groups) / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.6 * nrow), squeeze=False)
+    fig = Figure(figsize=(4.2 * ncol, 3.6 * nrow))
+    axes = fig.subplots(nrow, ncol, squeeze=False)
     for ax in axes.flat[len(groups):]:
         ax.axis("off")
     for ax, ((tr, fw, ice, ro), g) in zip(axes.flat, groups):
@@ -183,7 +184,7 @@ def heatmap(df: pd.DataFrame, path: str | Path) -> None:
             img[i, j] = 1.0 if r["connected"] else 0.0
             ax.text(j, i, outcome_label(r), ha="center", va="center", fontsize=7)
             if not r["matches_expectation"]:
-                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=2.5, ec="black", ls="--"))
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=2.5, ec="black", ls="--"))
         ax.imshow(img, cmap="RdYlGn", vmin=0, vmax=1, alpha=0.6)
         ax.set_xticks(range(len(cols)), [c.replace("-cone", "") for c in cols], rotation=30, fontsize=7)
         ax.set_yticks(range(len(rows)), [r.replace("-cone", "") for r in rows], fontsize=7)
@@ -193,5 +194,9 @@ def heatmap(df: pd.DataFrame, path: str | Path) -> None:
     fig.suptitle("connected (green) or not (red); pair = caller-callee candidate types "
                  "(H host, S srflx, P prflx, R relay); dashed = differs from expectation", fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
+
+
+def heatmap(df: pd.DataFrame, path: str | Path) -> None:
+    """:func:`heatmap_figure` saved to ``path`` (PNG)."""
+    heatmap_figure(df).savefig(path, dpi=110)
