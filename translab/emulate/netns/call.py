@@ -275,7 +275,7 @@ def netns_call(cfg: Any, opts: NetnsOptions | None = None, *, out_dir: str | Pat
         shutil.rmtree(lab.run_dir, ignore_errors=True)
         extra["netns_run_dir"] = ""
     extra.update(rec.extra)
-    extra.update(_stock_figures(rec))
+    extra.update(_stock_figures(rec, float(stream.lookahead_ms)))
     trace = build_live_trace(cfg, stream, rec)
     owd = ((trace["arrival_s"] - trace["send_s"]) * 1e3).dropna()
     if len(owd):  # one-way delay of media packets (ms): relay cells minus direct cells = relay cost
