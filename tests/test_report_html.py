@@ -76,6 +76,12 @@ def test_report_sections_and_self_contained(real_run: Path, tmp_path: Path) -> N
         assert shown == (key not in SETUP_FIGURES), key
     for key in SETUP_FIGURES:
         assert re.search(rf"<h3 id='fig-{key}'>[^<]*</h3><p class='muted'>Not shown: ", text), key
+    # the grid's numeric values read as numbers: ascending, no stray ".0" (frame_ms 20, not 20.0)
+    grid = text[text.index("id='grid'"):text.index("id='headline'")]
+    assert not re.search(r"\b\d+\.0\b", grid), grid
+    for row in re.findall(r"<th class='l'>(?:frame_ms|sample_rate|seed)</th><td class='l'>([^<]*)</td>", grid):
+        nums = [float(x) for x in row.split(", ")]
+        assert nums == sorted(nums), row
     # the failed cell is listed with its real cause
     failed = text[text.index("id='failed'"):text.index("id='provenance'")]
     assert "not-a-wav.wav" in html.unescape(failed) and "WAV" in failed

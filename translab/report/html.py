@@ -13,10 +13,12 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import math
+import numbers
 import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from translab.errors import ConfigError
@@ -104,6 +106,9 @@ def _grid_section(manifest: dict[str, Any], df: pd.DataFrame) -> str:
         if k in df.columns and k not in skip:
             vals = [v for v in pd.unique(df[k].dropna())]
             if vals:
+                # numbers in ascending order and without a stray ".0" (frame_ms 10, 20, 60, 100)
+                if all(isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in vals):
+                    vals = [f"{v:g}" for v in sorted(vals)]
                 shown = ", ".join(_e(claims_mod.profile_name(v) if k == "profile" else v) for v in vals)
                 varying.append(f"<tr><th class='l'>{_e(k)}</th><td class='l'>{shown}</td></tr>")
     grid = manifest.get("grid", {})
