@@ -236,3 +236,27 @@ def setup_by_path_figure(df: pd.DataFrame, run_dir: Any = None) -> Any:
     ax.grid(axis="y", alpha=0.3)
     ax.margins(y=0.15)
     return fig
+
+
+def relay_bitrate_figure(df: pd.DataFrame, run_dir: Any = None) -> Any:
+    """Bars per Opus bitrate: what enters the relay per talker and per two-way call (kbit/s), with
+    the sender's wire rate and the article's 64 kbit/s as references."""
+    t = relay_by_bitrate(df)
+    if not len(t):
+        return None
+    from matplotlib.figure import Figure
+
+    g = t.groupby("bitrate_kbps")[["relay_in_kbps", "two_way_call_kbps", "wire_kbps_up"]].median()
+    fig = Figure(figsize=(6.0, 3.4), layout="constrained")
+    ax = fig.add_subplot(1, 1, 1)
+    x = np.arange(len(g))
+    ax.bar(x - 0.2, g["relay_in_kbps"], 0.4, label="into the relay, one talker", color="#1f77b4")
+    ax.bar(x + 0.2, g["two_way_call_kbps"], 0.4, label="per two-way call (2 talkers)", color="#ff7f0e")
+    ax.plot(x - 0.2, g["wire_kbps_up"], "k_", ms=18, label="sender's wire rate (header model)")
+    ax.axhline(64, color="gray", ls="--", lw=1, label="the article's 64 kbit/s")
+    ax.set_xticks(x, [f"Opus {b:g}k" for b in g.index])
+    ax.set_ylabel("kbit/s")
+    ax.set_title("What a TURN relay carries (coturn's counters)", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(axis="y", alpha=0.3)
+    return fig
