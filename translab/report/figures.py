@@ -310,9 +310,8 @@ def quality_bitrate(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figu
     pcm = d[d["codec"] != "opus"]
     for i, (lab, g) in enumerate(pcm.groupby(pcm.apply(cell_label, axis=1)) if len(pcm) else []):
         y = _num(g["plcmos"]).median()
-        ax.axhline(y, color="gray", ls=LINESTYLES[i % 4], lw=0.8)
-        ax.annotate(f"websocket {lab}", (1.0, y), xycoords=("axes fraction", "data"), fontsize=6,
-                    color="gray", ha="right", va="bottom")
+        # named in the legend: PCM scores a few hundredths apart made overlapping text labels
+        ax.axhline(y, color="gray", ls=LINESTYLES[i % 4], lw=0.8, label=f"websocket {lab}")
     ax.set_xscale("log")
     ticks = sorted(_num(opus["bitrate_bps"]).dropna().unique() / 1000)
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
@@ -320,7 +319,7 @@ def quality_bitrate(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figu
     ax.set_xlabel("Opus bitrate (kbit/s)")
     ax.set_ylabel("PLCMOS v2")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     ax.set_title("Quality vs Opus bitrate (grey lines: PCM over WebSocket)")
     return fig
 
