@@ -208,3 +208,25 @@ def test_websocket_echo_measures_round_trips() -> None:
     assert s["status"] == "ok", s["reason"]
     assert s["echo_messages"] >= 0.9 * s["packets_sent"]
     assert 40.0 <= s["echo_rtt_p50_ms"] < 55.0, s["echo_rtt_p50_ms"]
+
+
+def test_live_webrtc_dtx_skips_silent_frames(tmp_path) -> None:
+    """Opus DTX on a live call: the SDP says usedtx=1, the frames DTX leaves out are not sent (as a
+    browser would), and every packet that is sent arrives byte for byte under its own media time."""
+    from translab.live import live_call
+    from translab.media.audio import write_wav
+
+    t = np.arange(48000) / 48000
+    tone = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2).astype(np.float32)
+    clip = tmp_path / "tone-silence-tone.wav"
+    write_wav(clip, np.concatenate([tone, np.zeros(48000, np.float32), tone]), 48000)
+    cfg = CallConfig(transport="webrtc", dtx=True, profile="colocated", clip=str(clip), duration_s=3, metrics=())
+    res = live_call(cfg, drain_s=0.3)
+    s = res.summary
+    assert s["status"] == "ok", s["reason"]
+    assert "usedtx=1" in s["sdp_offer_opus_fmtp"]
+    assert s["dtx_skipped"] > 20  # most of the silent second is not sent
+    assert s["rtp_packets_sent"] == 150 - s["dtx_skipped"] == len(res.trace)
+    assert s["rtp_payload_mismatches"] == 0 and s["loss_rate"] == 0.0
+    gaps = np.diff(res.trace["media_ts"].to_numpy())
+    assert gaps.max() > 20 * 960  # the skipped frames are a hole in media time, not renumbered
