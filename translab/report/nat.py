@@ -25,6 +25,8 @@ import pandas as pd
 
 from translab.report.claims import setup_ms
 
+#: relayed calls at least this long (s) are preferred for relay rates (set-up bytes weigh less)
+RELAY_MIN_DURATION_S = 2.0
 NETNS_KEYS = ("caller_nat", "callee_nat", "firewall", "ice", "relay_only")
 PATH_ORDER = ("host", "srflx", "prflx", "relay", "tcp", "-")
 
@@ -190,7 +192,11 @@ def relay_by_bitrate(df: pd.DataFrame) -> pd.DataFrame:
     ``relay_in_kbps`` (one talker's stream entering the relay: TURN-framed RTP/RTCP, no IP/UDP
     headers), ``relay_in_out_kbps`` (in from + out to the relay's clients), the sender's ``wire_kbps_up`` (the header model's
     on-the-wire rate of that stream) and ``two_way_call_kbps`` = 2 x relay_in_kbps (a conversation
-    has two talkers: what the relay takes in per call; it sends as much out again)."""
+    has two talkers: what the relay takes in per call; it sends as much out again).
+
+    coturn's counters include the call's set-up (allocation, ICE checks, DTLS handshake: a few kB),
+    which inflate the rate of short calls: when a bitrate has calls of at least
+    :data:`RELAY_MIN_DURATION_S`, only those count (``duration_s`` says which)."""
     d = netns_rows(df)
     if not len(d):
         return pd.DataFrame()
@@ -200,11 +206,15 @@ def relay_by_bitrate(df: pd.DataFrame) -> pd.DataFrame:
     d = d[d["netns_pair"].astype(str).str.contains("relay") & (_num(d, "netns_relay_bytes") > 0)]
     if not len(d):
         return pd.DataFrame()
-    d = d.assign(bitrate_kbps=_num(d, "bitrate_bps").fillna(_num(d, "bitrate")) / 1000, rin=_relay_in_kbps(d))
+    d = d.assign(bitrate_kbps=_num(d, "bitrate_bps").fillna(_num(d, "bitrate")) / 1000, rin=_relay_in_kbps(d),
+                 dur=_num(d, "duration_s"))
+    long_enough = d.groupby("bitrate_kbps")["dur"].transform(lambda s: (s >= RELAY_MIN_DURATION_S).any())
+    d = d[~long_enough | (d["dur"] >= RELAY_MIN_DURATION_S)]
     rows = []
     for (br, pair), g in d.groupby(["bitrate_kbps", "netns_pair"]):
         rin = float(g["rin"].median())
-        rows.append({"bitrate_kbps": float(br), "pair": pair, "cells": len(g), "relay_in_kbps": rin,
+        rows.append({"bitrate_kbps": float(br), "pair": pair, "cells": len(g),
+                     "duration_s": float(g["dur"].median()), "relay_in_kbps": rin,
                      "relay_in_out_kbps": float(_num(g, "netns_relay_kbps").median()),
                      "wire_kbps_up": float(_num(g, "wire_kbps_up").median()),
                      "payload_kbps_up": float(_num(g, "payload_kbps_up").median()),
