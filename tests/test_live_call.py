@@ -114,8 +114,9 @@ def test_live_webrtc_call_writes_artefacts_and_setup_breakdown(tmp_path) -> None
     # SRTP and the emulator adds well under 3 ms on a clean LAN.
     expected = cfg.frame_ms + s["budget_lookahead_ms"] + 40
     assert abs(s["m2e_p50_ms"] - expected) < 3, (s["m2e_p50_ms"], expected)
-    assert s["late_rate"] == 0.0 and s["concealed_ratio"] == 0.0
     assert 0.0 < s["budget_network_ms"] < 3.0, s["budget_network_ms"]
+    if not s["host_stalls"]:  # a ~100 ms pause of the whole VM makes a few frames miss 40 ms, rightly
+        assert s["late_rate"] == 0.0 and s["concealed_ratio"] == 0.0, (s["late_rate"], s["host_stalls"])
     assert s["stock_frames"] > 0 and s["rtc_callee_inbound_rtp_packetsReceived"] > 0
 
 
