@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import math
 import sys
 import time
@@ -230,15 +229,10 @@ async def live_call_async(cfg: CallConfig, *, pcap: str | Path | None = None,
                           control: str = "separate", echo: bool = False, realtime: bool = False) -> Any:
     """The coroutine behind :func:`live_call` (see there)."""
     from translab.emulate.emulator import LiveEmulator
-    from translab.media.stream import encode_stream
-    from translab.simulate import CallResult, _default_clip, load_reference, summarise
+    from translab.simulate import CallResult, prepare_call, summarise
 
     t_wall = time.perf_counter()
-    cfg = cfg.resolved()
-    if cfg.clip is None:
-        cfg = dataclasses.replace(cfg, clip=_default_clip())
-    reference = load_reference(cfg)
-    stream = encode_stream(reference, cfg)
+    cfg, _, stream = prepare_call(cfg)
     emu = LiveEmulator(cfg.profile, cfg.seed, chain_factory=chain_factory, control=control,
                        pcap=pcap, ip_version=cfg.ip_version)
     with realtime_mode(rt_priority=RT_PRIORITY if realtime else None) as rt_state:

@@ -7,6 +7,7 @@ and hand it to the same :func:`summarise`, so playout and metrics never know whe
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -50,6 +51,16 @@ def _default_clip() -> str:
     from translab.media.clips import list_clips
 
     return list_clips()[0]
+
+
+def prepare_call(cfg: CallConfig) -> tuple[CallConfig, np.ndarray, SenderStream]:
+    """What every call (simulated, live, netns) starts from: the resolved config with its clip
+    chosen, the reference audio (float32 at the codec rate) and the sender's packets."""
+    cfg = cfg.resolved()
+    if cfg.clip is None:
+        cfg = dataclasses.replace(cfg, clip=_default_clip())
+    reference = load_reference(cfg)
+    return cfg, reference, encode_stream(reference, cfg)
 
 
 def trace_attrs(cfg: CallConfig, stream: SenderStream, mode: str) -> dict[str, Any]:
@@ -314,13 +325,7 @@ def simulate(cfg: CallConfig | None = None, out_dir: str | Path | None = None) -
     """Simulate one call (uplink: caller to callee) and return its CallResult; with ``out_dir``, also
     write the artefacts there. Same config and seed give byte-identical output."""
     t0 = time.perf_counter()
-    cfg = (cfg or CallConfig()).resolved()
-    if cfg.clip is None:
-        from dataclasses import replace
-
-        cfg = replace(cfg, clip=_default_clip())
-    reference = load_reference(cfg)
-    stream = encode_stream(reference, cfg)
+    cfg, _, stream = prepare_call(cfg or CallConfig())
     trace, extra = build_trace(cfg, stream)
     extra["dtx_skipped"] = stream.dtx_skipped
     summary, out = summarise(cfg, trace, stream.reference, mode="simulate", extra=extra)

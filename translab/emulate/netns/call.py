@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import math
 import time
@@ -222,16 +221,11 @@ def netns_call(cfg: Any, opts: NetnsOptions | None = None, *, out_dir: str | Pat
     from translab.emulate.netns.lab import Lab
     from translab import live
     from translab.live import _failed_summary, _stock_figures, build_live_trace
-    from translab.media.stream import encode_stream
-    from translab.simulate import CallResult, _default_clip, load_reference, summarise, write_artefacts
+    from translab.simulate import CallResult, prepare_call, summarise, write_artefacts
 
     opts = opts or NetnsOptions()
     t_wall = time.perf_counter()
-    cfg = cfg.resolved()
-    if cfg.clip is None:
-        cfg = dataclasses.replace(cfg, clip=_default_clip())
-    reference = load_reference(cfg)
-    stream = encode_stream(reference, cfg)
+    cfg, _, stream = prepare_call(cfg)
     extra: dict[str, Any] = {"backend": "netns", "netns_caller_nat": opts.caller_nat,
                              "netns_callee_nat": opts.callee_nat, "netns_firewall": opts.firewall,
                              "netns_ice": opts.ice, "netns_relay_only": opts.relay_only,
