@@ -72,7 +72,7 @@ def test_cli_netns_call_writes_artefacts(tmp_path, capsys) -> None:
     from translab.cli import main
 
     out = tmp_path / "call"
-    rc = main(["netns", "call", "--transport", "websocket", "--profile", "clean-lan", "--duration", "1",
+    rc = main(["call", "--backend", "netns", "--quiet", "--transport", "websocket", "--profile", "clean-lan", "--duration", "1",
                "--caller-nat", "port-restricted-cone", "--firewall", "udp-blocked", "--out", str(out),
                "--pcap", str(tmp_path / "c.pcap"), "--metrics", "stoi"])
     assert rc == 0, capsys.readouterr()

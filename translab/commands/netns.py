@@ -1,6 +1,6 @@
-"""The namespace backend's commands: `translab netns call` (one live call behind NATs and a
-firewall), `translab netns cleanup` (remove what a crashed run left behind), `translab netns check`
-(can the backend run here), and `translab nat-matrix` (the NAT traversal outcome matrix)."""
+"""The namespace backend's commands: `translab netns cleanup` (remove what a crashed run left
+behind), `translab netns check` (can the backend run here), and `translab nat-matrix` (the NAT
+traversal outcome matrix). One call on this backend is `translab call --backend netns`."""
 
 from __future__ import annotations
 
@@ -35,44 +35,6 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if reason else 0
 
 
-def _call(args: argparse.Namespace) -> int:
-    import sys
-
-    from translab.emulate.netns.system import unavailable_reason
-
-    reason = unavailable_reason()
-    if reason:
-        print(f"translab netns call: {reason}")
-        return 1
-    from translab.commands.simulate import config_from_args, format_summary
-    from translab.emulate.netns.call import netns_call, options_from_args
-    from translab.errors import check_range
-
-    extra = {}
-    if args.duration is not None:
-        check_range("--duration", args.duration, 0.1, 3600, "s")
-        extra["duration_s"] = args.duration
-    cfg = config_from_args(args, **extra)
-    opts = options_from_args(args, connect_timeout_s=args.connect_timeout)
-
-    def progress(frac: float) -> None:
-        print(f"\rcall: {frac:4.0%} sent", end="", file=sys.stderr, flush=True)
-
-    result = netns_call(cfg, opts, out_dir=args.out, pcap=args.pcap, progress=progress)
-    print("", file=sys.stderr)
-    s = result.summary
-    if args.json:
-        print(json.dumps(s, indent=2, sort_keys=True, default=str))
-    elif s.get("status") != "ok":
-        print(f"call failed: {s.get('reason')}")
-    else:
-        print(format_summary(s))
-        print(f"  netns: pair {s.get('netns_pair', '-')}, one-way p50 {s.get('netns_one_way_p50_ms', float('nan')):.2f} ms, "
-              f"relay {s.get('netns_relay_kbps', 0) or 0:.1f} kbit/s, drops {s.get('netns_drops')}")
-    print(f"wrote {args.out}/summary.json" + (f" and {args.pcap}" if args.pcap else ""))
-    return 0 if s.get("status") == "ok" else 1
-
-
 def _nat_matrix(args: argparse.Namespace) -> int:
     from translab.emulate.netns.system import unavailable_reason
 
@@ -102,7 +64,7 @@ def _nat_matrix(args: argparse.Namespace) -> int:
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    p = sub.add_parser("netns", help="namespace backend: one call behind NATs, cleanup, check")
+    p = sub.add_parser("netns", help="namespace backend: cleanup of crashed runs, check (calls: translab call --backend netns)")
     s = p.add_subparsers(dest="netns_command", metavar="ACTION")
     c = s.add_parser("cleanup", help="remove namespaces, devices and processes of crashed runs")
     c.add_argument("--prefix", default="tl-", help="name prefix to remove (default: all runs, tl-)")
@@ -111,28 +73,11 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                    help="also remove runs still in use (their forwarder is alive); default: leftovers only")
     c.add_argument("--json", action="store_true", help="also print the lists as JSON")
     s.add_parser("check", help="say whether the netns backend can run here")
-    from translab.commands.simulate import add_call_options
-    from translab.emulate.netns.call import add_netns_arguments
-
-    c2 = s.add_parser("call", help="one live call on the namespace backend (NATs, firewall, coturn)",
-                      description="Like `translab call`, but the caller, the callee (WebRTC) or the "
-                      "WebSocket server (198.18.0.3:443) sit in network namespaces behind NATs and a "
-                      "firewall; real kernel UDP/TCP; coturn for STUN/TURN. Needs root.")
-    add_call_options(c2)
-    add_netns_arguments(c2)
-    c2.add_argument("--duration", type=float, default=None, metavar="S", help="first S seconds of the clip")
-    c2.add_argument("--pcap", default=None, metavar="FILE", help="pcap of every forwarded packet")
-    c2.add_argument("--connect-timeout", type=float, default=10.0, metavar="S")
-    c2.add_argument("--out", default="results/netns-call", help="output directory (default %(default)s)")
-    c2.add_argument("--json", action="store_true", help="print the summary as JSON")
-
     def dispatch(args: argparse.Namespace) -> int:
         if args.netns_command == "cleanup":
             return _cleanup(args)
         if args.netns_command == "check":
             return _check(args)
-        if args.netns_command == "call":
-            return _call(args)
         p.print_help()
         return 2
 
