@@ -239,3 +239,18 @@ def test_live_webrtc_dtx_skips_silent_frames(tmp_path) -> None:
     assert s["rtp_payload_mismatches"] == 0 and s["loss_rate"] == 0.0
     gaps = np.diff(res.trace["media_ts"].to_numpy())
     assert gaps.max() > 20 * 960  # the skipped frames are a hole in media time, not renumbered
+
+
+def test_websocket_permessage_deflate_only_when_asked() -> None:
+    """Issue 4: permessage-deflate is off unless asked. Asked for, base64 JSON audio shrinks on the
+    real wire (the emulator counts the bytes that crossed it), and the summary says so."""
+    from translab.live import live_call
+
+    cfg = CallConfig(transport="websocket", framing="realtime-json", profile="clean-lan", duration_s=1.0,
+                     metrics=(), tls=False)
+    plain = live_call(cfg, drain_s=0.3).summary
+    packed = live_call(cfg, drain_s=0.3, deflate=True).summary
+    assert plain["status"] == packed["status"] == "ok"
+    assert plain["ws_deflate"] is False and packed["ws_deflate"] is True
+    assert packed["emu_tcp_up_app_bytes_in"] < 0.85 * plain["emu_tcp_up_app_bytes_in"]
+    assert packed["loss_rate"] == 0.0

@@ -226,7 +226,8 @@ async def live_call_async(cfg: CallConfig, *, pcap: str | Path | None = None,
                           connect_timeout_s: float = 10.0, drain_s: float = 1.0,
                           progress: Callable[[float], None] | None = None,
                           chain_factory: Callable[[str], Any] | None = None,
-                          control: str = "separate", echo: bool = False, realtime: bool = False) -> Any:
+                          control: str = "separate", echo: bool = False, realtime: bool = False,
+                          deflate: bool = False) -> Any:
     """The coroutine behind :func:`live_call` (see there)."""
     from translab.emulate.emulator import LiveEmulator
     from translab.simulate import CallResult, prepare_call, summarise
@@ -248,11 +249,13 @@ async def live_call_async(cfg: CallConfig, *, pcap: str | Path | None = None,
                 from translab.transport.websocket import websocket_call
 
                 rec = await websocket_call(stream, cfg, emu, connect_timeout_s=connect_timeout_s,
-                                           drain_s=drain_s, progress=progress, echo=echo)
+                                           drain_s=drain_s, progress=progress, echo=echo, deflate=deflate)
         finally:
             host = await monitor.stop()
             await emu.close()
     extra: dict[str, Any] = {"dtx_skipped": stream.dtx_skipped, **host, **rt_state}
+    if cfg.transport == "websocket":
+        extra["ws_deflate"] = bool(deflate)
     send_late = [rec.send_s[k] - float(stream.capture_s[k]) for k in rec.send_s]
     if send_late:
         extra["send_late_p50_ms"] = float(np.percentile(send_late, 50)) * 1e3

@@ -28,6 +28,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                    help="give up when not connected after S seconds (default %(default)s)")
     p.add_argument("--echo", action="store_true",
                    help="WebSocket: the server echoes audio back; round trips go into the summary")
+    p.add_argument("--deflate", action="store_true",
+                   help="WebSocket: offer permessage-deflate (off by default; the header model then "
+                   "overstates wire kbit/s and the emulator's emu_tcp_* counts are the true wire bytes)")
     p.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=True,
                    help="run the call under SCHED_RR when permitted, so other busy processes cannot "
                    "delay the emulator by a time slice (default on)")
@@ -58,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
         extra["duration_s"] = args.duration
     check_range("--connect-timeout", args.connect_timeout, 0.5, 300, "s")
     cfg = config_from_args(args, **extra)
+    if (args.deflate or args.echo) and cfg.transport != "websocket":
+        from translab.errors import ConfigError
+
+        raise ConfigError("--deflate" if args.deflate else "--echo", True, "only with --transport websocket")
     if args.backend == "netns":
         from translab.emulate.netns.system import unavailable_reason
 
@@ -65,10 +72,11 @@ def run(args: argparse.Namespace) -> int:
         if reason:
             print(f"translab call --backend netns: {reason}", file=sys.stderr)
             return 2
-        if args.echo:
+        if args.echo or args.deflate:
             from translab.errors import ConfigError
 
-            raise ConfigError("--echo", True, "only with --backend inprocess")
+            flag = "--echo" if args.echo else "--deflate"
+            raise ConfigError(flag, True, "only with --backend inprocess")
     else:
         from translab.emulate.netns.call import NetnsOptions
 
@@ -94,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         result = netns_call(cfg, opts, out_dir=args.out, pcap=args.pcap, progress=progress)
     else:
         result = live_call(cfg, args.out, pcap=args.pcap, connect_timeout_s=args.connect_timeout,
-                           progress=progress, echo=args.echo, realtime=args.realtime)
+                           progress=progress, echo=args.echo, realtime=args.realtime, deflate=args.deflate)
     if not args.quiet:
         print("", file=sys.stderr)
     s = result.summary

@@ -283,11 +283,13 @@ async def _sleep_until(deadline: float, scheduler: Any) -> None:
 async def websocket_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: float = 10.0,
                          drain_s: float = 1.0, progress: Callable[[float], None] | None = None,
                          echo: bool = False, start_delay_s: float = 0.05,
-                         target: tuple[str, int] | None = None) -> LegRecord:
+                         target: tuple[str, int] | None = None, deflate: bool = False) -> LegRecord:
     """One live WebSocket call leg: a client sends ``stream`` (a SenderStream whose messages are
     already framed) to a :class:`VoiceServer` in this process, through the emulator's TCP relay
     (``emu=None``: directly). ``target``: connect there instead of starting a server (for tests of
-    refused connections). Never raises for a network failure: the record says failed and why."""
+    refused connections). ``deflate``: offer permessage-deflate (RFC 7692; off by default, as the
+    lab's header model assumes uncompressed messages: the emulator's wire counts are then the only
+    true wire figures). Never raises for a network failure: the record says failed and why."""
     from websockets.asyncio.client import ClientConnection, connect
 
     from translab.transport.tls import self_signed_contexts
@@ -313,6 +315,7 @@ async def websocket_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: 
     try:
         if target is None:
             server = VoiceServer(spec=spec, ssl_context=server_ctx, echo=echo,
+                                 compression="deflate" if deflate else None,
                                  max_message_bytes=max(DEFAULT_MAX_MESSAGE_BYTES, 2 * biggest),
                                  on_message=lambda c: first_rx or first_rx.append(now()))
             target = await server.start()
@@ -341,7 +344,8 @@ async def websocket_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: 
                 super().connection_made(transport)
 
         uri = f"{'wss' if tls else 'ws'}://localhost:{target[1]}/"
-        kwargs: dict[str, Any] = {"sock": sock, "compression": None, "create_connection": _Conn,
+        kwargs: dict[str, Any] = {"sock": sock, "compression": "deflate" if deflate else None,
+                                  "create_connection": _Conn,
                                   "open_timeout": connect_timeout_s, "max_size": None,
                                   "ping_interval": None}
         if tls:
