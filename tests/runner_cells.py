@@ -43,3 +43,11 @@ def runner_cell(cell: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     if seed == CRASH_SEED:
         os._exit(3)
     return {**{k: v for k, v in cell.items() if k != "metrics"}, "value": 2 * seed}
+
+
+def timed_cell(cell: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    """Like :func:`runner_cell` but sleeps 0.3 s and reports when it ran (``start_s``/``end_s``, wall
+    clock) and in which process, so a test can see which cells overlapped."""
+    start = time.time()
+    time.sleep(0.3)
+    return {**runner_cell(cell, out_dir), "start_s": start, "end_s": time.time(), "pid": os.getpid()}
