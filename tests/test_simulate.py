@@ -236,3 +236,32 @@ def test_human_summary_names_the_e_model_scale():
     text = format_summary(s)
     assert f"({s['emodel_band']} scale)" in text and "PLCMOS n/a" in text
     assert f"{s['m2e_p50_ms']:.1f}" in text
+
+
+def test_emodel_figure_is_traceable_to_its_inputs():
+    from translab.metrics.emodel import mos_from_r, r_factor
+
+    s = simulate(CallConfig(profile="4g-handoff", metrics=(), seed=1, clip="slt-weather")).summary
+    band = {"nb": False, "wb": True}.get(s["emodel_band"], s["emodel_band"])
+    r = r_factor(s["emodel_ta_ms"], s["emodel_ppl_pct"], ie=s["emodel_ie"], bpl=s["emodel_bpl"],
+                 burst_r=s["emodel_burst_r"], wideband=band)
+    assert r == pytest.approx(s["emodel_r"])
+    assert mos_from_r(r, wideband=band) == pytest.approx(s["emodel_mos"])
+    assert s["emodel_burst_r"] > 1.5  # the 300 ms handoff blackouts make the damage bursty
+
+
+def test_effective_loss_counts_what_receivers_drop_without_concealing():
+    """aiortc's receiver drops late and lost frames without concealment, elastic waits instead of
+    concealing: the E-model's loss must see the drops (not the zero concealment) and elastic's waits
+    must show up as delay, not loss."""
+    base = dict(profile="hotel-wifi", metrics=(), seed=1, clip="slt-weather")
+    stock = simulate(CallConfig(transport="webrtc", playout="aiortc-stock", **base)).summary
+    adaptive = simulate(CallConfig(transport="webrtc", playout="adaptive", **base)).summary
+    elastic = simulate(CallConfig(transport="websocket", playout="elastic", **base)).summary
+    assert stock["concealed_ratio"] == 0.0
+    assert stock["effective_loss_rate"] >= stock["loss_rate"] > 0.0
+    assert stock["emodel_ppl_pct"] == pytest.approx(100 * stock["effective_loss_rate"])
+    assert stock["emodel_bpl"] < adaptive["emodel_bpl"]  # no PLC: the robustness without PLC applies
+    assert adaptive["emodel_ppl_pct"] >= 100 * adaptive["concealed_ratio"] - 1e-9
+    assert elastic["effective_loss_rate"] == 0.0 and elastic["emodel_ppl_pct"] == 0.0
+    assert elastic["m2e_mean_ms"] > adaptive["m2e_mean_ms"]

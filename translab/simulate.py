@@ -194,6 +194,19 @@ def _codec_only_scores(cfg_json: str) -> dict[str, float | None]:
     return quality(stream.reference, out.audio, cfg.sample_rate, metrics=cfg.metrics)
 
 
+def frame_fates(trace: pd.DataFrame, frames: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per sent packet, in send order: ``unheard`` (its audio was not played from it nor recovered by
+    FEC: lost in the network, discarded late, or skipped/dropped by the receiver) and ``concealed``
+    (the receiver played concealment in its slot, e.g. while waiting for it). DTX frames were never
+    sent and do not count."""
+    from translab.playout.stats import CONCEAL_KINDS
+
+    heard = frames.loc[frames["kind"].isin(("decoded", "fec")), "media_ts"].to_numpy(dtype=np.int64)
+    patched = frames.loc[frames["kind"].isin(CONCEAL_KINDS), "media_ts"].to_numpy(dtype=np.int64)
+    sent = trace.sort_values("seq")["media_ts"].to_numpy(dtype=np.int64)
+    return ~np.isin(sent, heard), np.isin(sent, patched)
+
+
 def summarise(
     cfg: CallConfig,
     trace: pd.DataFrame,
@@ -233,18 +246,21 @@ def summarise(
     scores = quality(reference, out.audio, cfg.sample_rate, metrics=cfg.metrics) if cfg.metrics else {}
     codec_scores = _codec_only_scores(codec_only_key(cfg)) if cfg.metrics else {}
     codec_bps = int(cfg.bitrate) if cfg.codec == "opus" else int(cfg.sample_rate) * (16 if cfg.codec == "pcm16" else 8)
-    ie, bpl, wideband, ie_source = impairment_for(
-        cfg.codec, codec_bps, cfg.conceal != "zero", sample_rate=int(cfg.sample_rate)
-    )
+    # The receiver conceals unless told not to: zero-fill, and the elastic and aiortc-stock receivers
+    # (which skip or drop what is missing) have no PLC, so G.711's/Opus' robustness without PLC applies.
+    has_plc = cfg.conceal != "zero" and cfg.playout not in ("elastic", "aiortc-stock")
+    ie, bpl, wideband, ie_source = impairment_for(cfg.codec, codec_bps, has_plc, sample_rate=int(cfg.sample_rate))
     played = out.frames["m2e_ms"].dropna()
     ta_ms = float(played.mean()) + lookahead_ms if len(played) else math.nan
-    ppl = 100.0 * concealed_ratio
-    # Ppl and BurstR describe the same thing: what the listener got concealed, in play order (network
-    # loss and late discards alike; TCP turns loss into lateness, which is concealed in bursts).
-    from translab.playout.stats import CONCEAL_KINDS
-
-    concealed_blocks = out.frames.sort_values("play_s")["kind"].isin(CONCEAL_KINDS).to_numpy(dtype=bool)
-    burst = burst_ratio(concealed_blocks)
+    unheard, concealed = frame_fates(trace, out.frames)
+    effective_loss_rate = float(unheard.mean()) if unheard.size else 0.0
+    # The E-model's Ppl: the share of the call the listener did not hear as sent: concealment played
+    # (for lost or late frames, or while waiting for one) plus frames dropped or skipped without any
+    # concealment (aiortc-stock, elastic). Stalls without concealment count in Ta (delay) instead.
+    # BurstR comes from the per-frame sequence of impaired slots in send order.
+    impaired = unheard | concealed
+    ppl = 100.0 * (concealed_ratio + (float((unheard & ~concealed).mean()) if unheard.size else 0.0))
+    burst = burst_ratio(impaired)
     r = r_factor(ta_ms, ppl, ie=ie, bpl=bpl, burst_r=burst, wideband=wideband) if played.size else math.nan
     cfg_dict = cfg.to_dict()
     summary: dict[str, Any] = {
@@ -269,6 +285,7 @@ def summarise(
         "loss_rate": float(lost_mask.mean()) if sent else 0.0,
         "late_rate": float(stats.get("packetsDiscarded", 0)) / sent if sent else 0.0,
         "concealed_ratio": concealed_ratio,
+        "effective_loss_rate": effective_loss_rate,
         "interruptions": int(stats.get("interruptionCount", 0)),
         "interruption_s": float(stats.get("totalInterruptionDuration", 0.0)),
         "stalls": int(stats.get("stallCount", 0)),
