@@ -67,18 +67,31 @@ def test_mouth_to_ear_ignores_concealed_blocks():
     assert set(m) == {"m2e_p50_ms", "m2e_p95_ms", "m2e_p99_ms", "m2e_max_ms"}
 
 
-@pytest.mark.parametrize("policy", ["fixed:60", "adaptive", "elastic"])
-def test_latency_budget_adds_up_to_the_median_m2e(policy):
+@pytest.mark.parametrize("policy", ["fixed:60", "adaptive", "elastic", "aiortc-stock"])
+def test_latency_budget_adds_up_exactly_to_the_mean_m2e(policy):
+    # medians of parts do not add up to the median of the sum; means do, exactly
     rng = np.random.default_rng(5)
     n = int(4.0 / 0.02)
-    tr = packet_trace(voiced(4.0, RATE), RATE, delay_s=0.03 + rng.uniform(0, 0.02, n))
+    tr = packet_trace(voiced(4.0, RATE), RATE, delay_s=0.03 + rng.uniform(0, 0.02, n), lost=[30, 31, 90])
     out = play(tr, policy=policy, conceal="pcm-plc")
-    b = latency_budget(tr, out.frames, lookahead_ms=0.0)
-    m = mouth_to_ear(out.frames)
-    assert b["framing_ms"] == 20.0 and b["lookahead_ms"] == 0.0
+    b = latency_budget(tr, out.frames, lookahead_ms=3.0)
+    assert b["framing_ms"] == 20.0 and b["lookahead_ms"] == 3.0
     assert b["network_ms"] == pytest.approx(40.0, abs=2.0)
-    total = b["framing_ms"] + b["network_ms"] + b["jitter_buffer_ms"]
-    assert total == pytest.approx(m["m2e_p50_ms"], abs=6.0)
+    played = out.frames[out.frames["kind"].isin(["decoded", "fec"])]["m2e_ms"].dropna()
+    total = b["framing_ms"] + b["lookahead_ms"] + b["network_ms"] + b["jitter_buffer_ms"]
+    assert total == pytest.approx(played.mean() + 3.0, abs=1e-9)
+
+
+def test_latency_budget_network_is_the_mean_delay_of_the_played_packets():
+    # a skewed delay distribution: its mean and median differ by ~19 ms, and the budget takes the mean
+    delay = np.full(100, 0.020)
+    delay[::5] = 0.120
+    tr = packet_trace(voiced(2.0, RATE), RATE, delay_s=delay)
+    out = play(tr, policy="fixed:150", conceal="zero")
+    b = latency_budget(tr, out.frames, lookahead_ms=0.0)
+    assert b["network_ms"] == pytest.approx(40.0, abs=0.5)
+    # fixed playout: every frame plays 150 ms after its capture + one frame of framing
+    assert b["framing_ms"] + b["network_ms"] + b["jitter_buffer_ms"] == pytest.approx(170.0, abs=1e-6)
 
 
 def test_latency_budget_reads_lookahead_from_the_trace():
@@ -133,6 +146,7 @@ def test_mouth_to_ear_adds_the_codec_lookahead_and_the_budget_adds_up():
     m = mouth_to_ear(out.frames, la)
     assert m["m2e_p50_ms"] == pytest.approx(20.0 + 30.0 + la)
     b = latency_budget(tr, out.frames)
+    # constant delay: mean == median, so the parts match the p50 too
     assert b["framing_ms"] + b["lookahead_ms"] + b["network_ms"] + b["jitter_buffer_ms"] == pytest.approx(
         m["m2e_p50_ms"]
     )

@@ -7,10 +7,11 @@ blocks have NaN m2e. Stalls still count: they push every later frame later. The 
 (Opus: 6.5 ms at 48 kHz) delays the decoded sound further; :func:`mouth_to_ear` adds it when given,
 so its figures are what the caller hears.
 
-The budget splits the median mouth-to-ear into framing (a frame's first sample waits one frame for
-the last one to be captured), codec lookahead, network (arrival - send, median over received
-packets) and jitter buffer (playout - arrival, median over played frames). The four add up to about
-``mouth_to_ear(frames, lookahead_ms)["m2e_p50_ms"]`` (medians do not add exactly).
+The budget splits the MEAN mouth-to-ear into framing (a frame's first sample waits one frame for
+the last one to be captured), codec lookahead, network (arrival - send, mean over the packets that
+carried the played frames) and jitter buffer (the rest: mean playout - arrival, stalls and waits for
+an FEC-carrying packet included). Means add where medians do not, so the four parts add up exactly to
+the mean mouth-to-ear over played blocks plus the lookahead (the summary's ``m2e_mean_ms``).
 """
 
 from __future__ import annotations
@@ -41,11 +42,18 @@ def mouth_to_ear(frames: pd.DataFrame, lookahead_ms: float = 0.0) -> dict[str, f
 
 
 def latency_budget(trace: pd.DataFrame, frames: pd.DataFrame, lookahead_ms: float | None = None) -> dict[str, float]:
-    """Split of the latency (ms): ``framing_ms`` (frame duration), ``lookahead_ms`` (codec
-    algorithmic delay; from ``trace.attrs['lookahead_ms']`` when not given), ``network_ms``
-    (median arrival - send over received packets), ``jitter_buffer_ms`` (median playout - arrival
-    over played frames, matched by media timestamp; an FEC-recovered frame waits from the arrival
-    of the packet that carried it)."""
+    """Split of the mean mouth-to-ear latency (ms) into parts that add up exactly:
+
+    - ``framing_ms``: the frame duration (``trace.attrs['frame_ms']``);
+    - ``lookahead_ms``: codec algorithmic delay (from ``trace.attrs['lookahead_ms']`` when not given);
+    - ``network_ms``: MEAN arrival - send of the packet each played frame came from (its own packet,
+      or for an FEC-recovered frame the next packet, which carried it), over played frames; when no
+      played frame can be matched, the mean over all received packets;
+    - ``jitter_buffer_ms``: mean m2e of played frames - framing - network, i.e. the mean wait from
+      arrival to playout (stalls and FEC waits included).
+
+    ``framing + lookahead + network + jitter_buffer == mean(m2e_ms of played frames) + lookahead``
+    (the summary's ``m2e_mean_ms``). NaN parts when nothing was received or played."""
     attrs = trace.attrs
     framing_ms = float(attrs.get("frame_ms", math.nan))
     if lookahead_ms is None:
@@ -53,18 +61,19 @@ def latency_budget(trace: pd.DataFrame, frames: pd.DataFrame, lookahead_ms: floa
     arr = trace["arrival_s"].to_numpy(dtype=float)
     send = trace["send_s"].to_numpy(dtype=float)
     ok = ~np.isnan(arr)
-    network_ms = float(np.median(arr[ok] - send[ok]) * 1000.0) if ok.any() else math.nan
+    network_ms = float(np.mean(arr[ok] - send[ok]) * 1000.0) if ok.any() else math.nan
     played = _played(frames)
     jb_ms = math.nan
     if len(played) and ok.any():
         ts = trace["media_ts"].to_numpy(dtype=np.int64)[ok]
+        delay = (arr - send)[ok]
         a = arr[ok]
-        # earliest arrival per media timestamp
+        # earliest arrival per media timestamp (a duplicate's later copy is not what was played)
         order = np.lexsort((a, ts))
-        ts_s, a_s = ts[order], a[order]
+        ts_s, d_s = ts[order], delay[order]
         first = np.ones(ts_s.size, dtype=bool)
         first[1:] = ts_s[1:] != ts_s[:-1]
-        ts_u, a_u = ts_s[first], a_s[first]
+        ts_u, d_u = ts_s[first], d_s[first]
         p_ts = played["media_ts"].to_numpy(dtype=np.int64)
         kinds = played["kind"].to_numpy()
         step = int(trace["frame_samples"].iloc[0]) if len(trace) else 0
@@ -73,6 +82,7 @@ def latency_budget(trace: pd.DataFrame, frames: pd.DataFrame, lookahead_ms: floa
         idx_c = np.clip(idx, 0, max(ts_u.size - 1, 0))
         hit = (idx < ts_u.size) & (ts_u[idx_c] == want)
         if hit.any():
-            wait = played["play_s"].to_numpy(dtype=float)[hit] - a_u[idx_c[hit]]
-            jb_ms = float(np.median(wait) * 1000.0)
+            network_ms = float(np.mean(d_u[idx_c[hit]]) * 1000.0)
+        m2e_mean = float(played["m2e_ms"].to_numpy(dtype=float).mean())
+        jb_ms = m2e_mean - framing_ms - network_ms
     return {"framing_ms": framing_ms, "lookahead_ms": float(lookahead_ms), "network_ms": network_ms, "jitter_buffer_ms": jb_ms}
