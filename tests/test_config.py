@@ -44,3 +44,8 @@ def test_from_dict_refuses_unknown_keys():
     with pytest.raises(ConfigError, match=r"exp.toml: key: 'bitrat' is not allowed \(allowed: bitrate, "):
         CallConfig.from_dict({"bitrat": 24000}, where="exp.toml")
     assert CallConfig.from_dict({"bitrate": "32k"}).bitrate == 32000
+
+
+def test_negative_seed_is_refused_by_name():
+    with pytest.raises(ConfigError, match=r"seed: -1 is not allowed \(allowed: 0 to "):
+        CallConfig(seed=-1).resolved()

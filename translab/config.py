@@ -101,6 +101,7 @@ class CallConfig:
             raise ConfigError("conceal", conceal, "opus-plc, opus-fec, zero, repeat for codec opus")
         check_range("expected_loss_pct", self.expected_loss_pct, 0, 100, "%")
         check_range("complexity", self.complexity, 0, 10)
+        check_range("seed", self.seed, 0, 2**63 - 1)
         check_choice("ip_version", self.ip_version, (4, 6))
         for m in self.metrics:
             check_choice("metrics", m, METRICS)

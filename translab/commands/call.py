@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         extra["duration_s"] = args.duration
     check_range("--connect-timeout", args.connect_timeout, 0.5, 300, "s")
     cfg = config_from_args(args, **extra)
+    cfg.resolved()  # a wrong option is one line before anything else is printed
     if (args.deflate or args.echo) and cfg.transport != "websocket":
         from translab.errors import ConfigError
 

@@ -61,6 +61,12 @@ def versions() -> dict[str, str]:
         "websockets": _version("websockets"),
         "av": _version("av"),
         "numpy": _version("numpy"),
+        # the quality metrics' implementations (PLCMOS model + runtime, PESQ, STOI, ViSQOL)
+        "speechmos": _version("speechmos"),
+        "onnxruntime": _version("onnxruntime"),
+        "pesq": _version("pesq"),
+        "pystoi": _version("pystoi"),
+        "visqol-python": _version("visqol-python"),
     }
 
 

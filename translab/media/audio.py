@@ -108,6 +108,9 @@ def write_wav(path: str | os.PathLike[str], x: np.ndarray, rate: int) -> Path:
     try:
         with os.fdopen(fd, "wb") as fh:
             wavfile.write(fh, int(rate), data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the WAV is for sharing like any output
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
