@@ -108,10 +108,15 @@ def test_headline_table(real_run: Path) -> None:
     head = headline_table(df)
     assert set(head["transport"]) == {"webrtc", "websocket"}
     assert set(head["profile"]) == {"clean-lan", "4g-handoff"}
-    assert head["cells"].sum() == len(ok)
+    # like for like: the elastic, zero-fill and no-FEC variants stay out of the headline groups
+    lfl = C.like_for_like(ok)
+    assert head["cells"].sum() == len(lfl) < len(ok)
+    assert set(lfl["playout"]) == {"adaptive"} and set(lfl["conceal"]) == {"opus-fec", "pcm-plc"}
+    assert lfl["fec"][lfl["codec"] == "opus"].all()
+    assert (head["p95 range over seeds (ms)"] != "").all()
     assert head["set-up (ms, live)"].isna().all()  # simulated cells have no set-up
     for _, r in head.iterrows():
-        g = ok[(ok["transport"] == r["transport"]) & (ok["profile"] == r["profile"])]
+        g = lfl[(lfl["transport"] == r["transport"]) & (lfl["profile"] == r["profile"])]
         assert r["m2e p95 (ms)"] == pytest.approx(g["m2e_p95_ms"].median())
         assert r["loss (%)"] == pytest.approx(100 * g["loss_rate"].median())
         assert r["PLCMOS"] == pytest.approx(g["plcmos"].median())
@@ -119,6 +124,23 @@ def test_headline_table(real_run: Path) -> None:
     ws = head[head["transport"] == "websocket"]
     assert (ws["loss (%)"] == 0).all()  # TCP: late, never lost
     assert ok["stoi"].between(0, 1).all()
+
+
+def test_headline_states_its_filter_and_the_emodel_caveat(real_run: Path) -> None:
+    text = html.unescape(build_html(real_run))
+    section = text[text.index("id='headline'"):text.index("id='figures'")]
+    assert C.LIKE_FOR_LIKE in section and "E-model caveat" in section
+    assert "G.107.2" in section and "PLCMOS" in section
+
+
+def test_grid_shows_explicit_durations_and_provenance_when_cells_were_computed(real_run: Path) -> None:
+    text = html.unescape(build_html(real_run))
+    grid = text[text.index("id='grid'"):text.index("id='headline'")]
+    # duration_s 3 was set for every cell; the clip lengths the summaries carry are not settings
+    assert re.search(r"duration_s</th><td class='l'>3 \(\d+ cells\)</td>", grid), grid
+    prov = text[text.index("id='provenance'"):]
+    m = re.search(r"cells computed</th><td class='l'>(\d+) cells finished between (\S+ \S+) and (\S+ \S+) UTC", prov)
+    assert m and int(m.group(1)) == len(load_results(real_run)), prov[:600]
 
 
 def test_report_cli_and_bad_dir(real_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

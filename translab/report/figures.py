@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure  # figures are built without pyplot: no GUI backend, no global state
 
-from translab.report.claims import is_clean, ok_rows, profile_name, setup_ms
+from translab.report.claims import (BITRATE_CELLS, LIKE_FOR_LIKE, bitrate_cells, is_clean, like_for_like, ok_rows,
+                                    profile_name, setup_ms)
 
 TRANSPORT_COLORS = {"webrtc": "#1f77b4", "websocket": "#d62728"}
 LINESTYLES = ["-", "--", ":", "-."]
@@ -46,61 +47,82 @@ def cell_label(row: pd.Series) -> str:
     return f"{codec} {rate}kHz {row.get('framing')} {row.get('frame_ms', 20):g}ms"
 
 
-def load_frames(run_dir: str | Path | None, hashes: list[str], max_rows: int = 200_000) -> pd.Series:
-    """Mouth-to-ear (ms) of every played frame of the given cells (from frames.parquet)."""
+def load_frames(run_dir: str | Path | None, hashes: list[str], max_rows: int = 200_000,
+                lookahead_ms: list[float] | None = None) -> pd.Series:
+    """Mouth-to-ear (ms) of every played frame of the given cells (from frames.parquet), plus each
+    cell's codec lookahead when ``lookahead_ms`` (one value per hash, ms; NaN counts as 0) is given:
+    frames.parquet's m2e_ms excludes it, the summary's m2e_* columns include it."""
     if run_dir is None:
         return pd.Series(dtype=float)
     parts = []
-    for h in hashes:
+    for i, h in enumerate(hashes):
         p = Path(run_dir) / "cells" / str(h) / "frames.parquet"
         if p.exists():
             f = pd.read_parquet(p, columns=["m2e_ms"])
-            parts.append(f["m2e_ms"].dropna())
+            la = float(lookahead_ms[i]) if lookahead_ms is not None else 0.0
+            parts.append(f["m2e_ms"].dropna() + (0.0 if math.isnan(la) else la))
     if not parts:
         return pd.Series(dtype=float)
     s = pd.concat(parts, ignore_index=True)
     return s.sample(max_rows, random_state=0) if len(s) > max_rows else s
 
 
+#: The CDF's x-axis ends at this percentile of all plotted frames (or 50 ms); each panel writes the
+#: share of its frames beyond the cut.
+CDF_CUT_PERCENTILE = 99.5
+
+
 def latency_cdf(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figure | None:
-    """Mouth-to-ear CDF per transport, one panel per profile (all played frames of the group's
-    cells; without frame logs, the per-cell p50/p95/p99 instead)."""
-    d = ok_rows(df)
+    """Mouth-to-ear CDF per transport, one panel per profile, over the like-for-like cells
+    (:func:`translab.report.claims.like_for_like`: adaptive playout, 20 ms frames, default
+    concealment), every played frame with the cell's codec lookahead added (without frame logs, the
+    per-cell p50/p95/p99 instead). The x-axis ends at the :data:`CDF_CUT_PERCENTILE` th percentile of
+    all plotted frames; each panel writes the share of each transport's frames beyond it."""
+    d = like_for_like(ok_rows(df))
     if not len(d) or "m2e_p50_ms" not in d.columns:
         return None
     pname = d["profile"].map(profile_name)
     profiles = sorted(pname.unique(), key=lambda p: (not is_clean(p), p))
+    curves: dict[tuple[str, str], np.ndarray] = {}
+    for prof in profiles:
+        for tr, g in d[pname == prof].groupby("transport"):
+            la = list(_num(g["budget_lookahead_ms"])) if "budget_lookahead_ms" in g.columns else None
+            vals = load_frames(run_dir, list(g.get("cell_hash", [])), lookahead_ms=la)
+            if not len(vals):
+                vals = pd.concat([_num(g[c]) for c in ("m2e_p50_ms", "m2e_p95_ms", "m2e_p99_ms")]).dropna()
+            if len(vals):
+                curves[(prof, str(tr))] = np.sort(vals.to_numpy(dtype=float))
+    if not curves:
+        return None
+    allv = np.concatenate(list(curves.values()))
+    hi = max(float(np.percentile(allv, CDF_CUT_PERCENTILE)) * 1.05, 50.0)
     ncol = min(len(profiles), 4)
     nrow = math.ceil(len(profiles) / ncol)
     fig = Figure(figsize=(3.0 * ncol + 1.0, 2.9 * nrow + 0.4), dpi=100, layout="constrained")
     axes = fig.subplots(nrow, ncol, squeeze=False, sharey=True)
-    p99 = _num(d["m2e_p99_ms"]).dropna()
-    hi = max(float(np.nanpercentile(p99, 95)) * 1.15, 50.0) if len(p99) else 500.0
-    drawn = False
     for i, prof in enumerate(profiles):
         ax = axes[i // ncol][i % ncol]
-        for tr, g in d[pname == prof].groupby("transport"):
-            vals = load_frames(run_dir, list(g.get("cell_hash", [])))
-            if not len(vals):
-                vals = pd.concat([_num(g[c]) for c in ("m2e_p50_ms", "m2e_p95_ms", "m2e_p99_ms")]).dropna()
-            if not len(vals):
+        beyond = []
+        for (p, tr), x in curves.items():
+            if p != prof:
                 continue
-            x = np.sort(vals.to_numpy())
-            ax.plot(x, np.arange(1, len(x) + 1) / len(x), color=TRANSPORT_COLORS.get(str(tr), "gray"),
-                    label=str(tr), lw=1.6)
-            drawn = True
+            ax.plot(x, np.arange(1, len(x) + 1) / len(x), color=TRANSPORT_COLORS.get(tr, "gray"), label=tr, lw=1.6)
+            frac = float((x > hi).mean())
+            if frac > 0:
+                beyond.append(f"{tr}: {100 * frac:.1f}% > {hi:.0f} ms (max {x[-1]:.0f})")
+        if beyond:
+            ax.text(0.98, 0.04, "\n".join(beyond), transform=ax.transAxes, ha="right", va="bottom", fontsize=6,
+                    bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
         ax.set_title(prof, fontsize=10)
         ax.set_xlim(0, hi)
         ax.grid(alpha=0.3)
-        ax.set_xlabel("mouth-to-ear (ms)", fontsize=8)
+        ax.set_xlabel("mouth-to-ear incl. codec lookahead (ms)", fontsize=8)
         if i % ncol == 0:
             ax.set_ylabel("fraction of played frames", fontsize=8)
     for j in range(len(profiles), nrow * ncol):
         axes[j // ncol][j % ncol].set_visible(False)
-    if not drawn:
-        return None
-    axes[0][0].legend(fontsize=8, loc="lower right")
-    fig.suptitle("Mouth-to-ear latency CDF per profile")
+    axes[0][0].legend(fontsize=8, loc="center right")
+    fig.suptitle("Mouth-to-ear latency CDF per profile (adaptive playout, 20 ms, default concealment)")
     return fig
 
 
@@ -109,33 +131,37 @@ BUDGET = [("budget_framing_ms", "framing"), ("budget_lookahead_ms", "codec looka
 
 
 def latency_budget(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figure | None:
-    """Where the latency goes: framing, codec lookahead, network, jitter buffer (median per
-    transport and profile), as a stacked bar (waterfall) per group."""
-    d = ok_rows(df)
+    """Where the latency goes: framing, codec lookahead, network, jitter buffer, as a stacked bar per
+    transport and profile over the like-for-like cells. Each part is a MEAN (per cell, then over the
+    group's cells), so the parts add up to the mean mouth-to-ear (``m2e_mean_ms``, the tick); runs
+    made before the budget used means show medians that need not add up."""
+    d = like_for_like(ok_rows(df))
     cols = [c for c, _ in BUDGET if c in d.columns]
     if not len(d) or not cols:
         return None
-    g = d.groupby([d["transport"], d["profile"].map(profile_name)])[cols].median(numeric_only=True)
+    key = [d["transport"], d["profile"].map(profile_name)]
+    g = d.groupby(key)[cols].mean(numeric_only=True)
     if g.empty:
         return None
+    n = d.groupby(key).size().reindex(g.index)
     fig, ax = _fig(7.5, max(2.6, 0.8 + 0.45 * len(g)))
-    labels = [f"{t} / {p}" for t, p in g.index]
+    labels = [f"{t} / {p} (n={n[(t, p)]})" for t, p in g.index]
     left = np.zeros(len(g))
     colors = ["#9467bd", "#8c564b", "#2ca02c", "#ff7f0e"]
     for (c, name), col in zip(BUDGET, colors):
         if c not in g.columns:
             continue
-        v = g[c].fillna(0).clip(lower=0).to_numpy()
+        v = g[c].fillna(0).to_numpy()
         ax.barh(labels, v, left=left, color=col, label=name)
         left += v
-    if "m2e_p50_ms" in d.columns:
-        p50 = d.groupby([d["transport"], d["profile"].map(profile_name)])["m2e_p50_ms"].median()
-        ax.plot(p50.reindex(g.index).to_numpy(), labels, "k|", ms=14, mew=2, label="measured m2e p50")
-    ax.set_xlabel("ms")
+    if "m2e_mean_ms" in d.columns:
+        mean = d.groupby(key)["m2e_mean_ms"].mean()
+        ax.plot(mean.reindex(g.index).to_numpy(), labels, "k|", ms=14, mew=2, label="measured mean m2e")
+    ax.set_xlabel("ms (mean)")
     ax.invert_yaxis()
     ax.grid(axis="x", alpha=0.3)
     fig.legend(fontsize=7, loc="outside lower center", ncol=5)
-    ax.set_title("Latency budget (median per transport / profile)")
+    ax.set_title("Latency budget (means per transport / profile)")
     return fig
 
 
@@ -180,7 +206,7 @@ def playout_policy(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figur
 
 def setup_time(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figure | None:
     """Live calls: time from call start to first media received, per transport and profile (bars:
-    median; dots: each call)."""
+    median; dots: each call; whiskers: min-max when a group has more than one call; n under each bar)."""
     d = ok_rows(df)
     s = setup_ms(d)
     live = d[s.notna()].assign(setup=s[s.notna()], pname=lambda x: x["profile"].map(profile_name))
@@ -192,8 +218,13 @@ def setup_time(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figure | 
         v = live[(live["pname"] == prof) & (live["transport"] == tr)]["setup"]
         ax.bar(i, v.median(), color=TRANSPORT_COLORS.get(tr, "gray"), alpha=0.7)
         ax.plot(np.full(len(v), i), v, "k.", ms=6)
-        ax.annotate(f"{v.median():.0f} ms", (i, v.median()), ha="center", va="bottom", fontsize=8)
-    ax.set_xticks(range(len(groups)), [f"{tr}\n{prof}" for prof, tr in groups], fontsize=8)
+        if len(v) > 1:
+            ax.errorbar(i, v.median(), yerr=[[v.median() - v.min()], [v.max() - v.median()]], color="k",
+                        capsize=4, lw=1)
+        top = float(v.max())
+        ax.annotate(f"{v.median():.0f} ms", (i, top), ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(range(len(groups)), [f"{tr}\n{prof}\nn={int(((live['pname'] == prof) & (live['transport'] == tr)).sum())}"
+                                       for prof, tr in groups], fontsize=8)
     ax.set_ylabel("set-up to first media (ms)")
     ax.grid(axis="y", alpha=0.3)
     ax.margins(y=0.15)
@@ -268,13 +299,26 @@ def call_timeline(trace: pd.DataFrame, frames: pd.DataFrame | None = None) -> Fi
     return fig
 
 
+def loss_axis(d: pd.DataFrame) -> tuple[pd.Series, str]:
+    """The quality-vs-loss x values (%) and their axis label: ``effective_loss_rate`` (share of sent
+    frames not played from their own packet or its FEC: lost, discarded late or skipped) when the
+    results have it; else (older runs) ``concealed_ratio``, which misses frames a receiver skipped
+    without concealing (elastic, aiortc-stock)."""
+    if "effective_loss_rate" in d.columns and _num(d["effective_loss_rate"]).notna().any():
+        return (100 * _num(d["effective_loss_rate"]),
+                "frames not heard from their packet or its FEC: lost, late or skipped (% of sent)")
+    return (100 * _num(d.get("concealed_ratio", pd.Series(0.0, index=d.index))).fillna(0),
+            "concealed samples (% of output; frames skipped without concealment not counted)")
+
+
 def quality_loss(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figure | None:
-    """PLCMOS against the share of audio lost or late (concealed), coloured by concealment method."""
+    """PLCMOS against the share of frames not heard (effective loss: lost, late or skipped), coloured
+    by concealment method; marker by transport."""
     d = ok_rows(df)
     if "plcmos" not in d.columns or not _num(d["plcmos"]).notna().any():
         return None
     fig, ax = _fig()
-    x = 100 * _num(d.get("concealed_ratio", pd.Series(0, index=d.index))).fillna(0)
+    x, xlabel = loss_axis(d)
     conceals = sorted(d["conceal"].dropna().unique()) if "conceal" in d.columns else ["?"]
     cmap = matplotlib.colormaps["tab10"]
     for i, c in enumerate(conceals):
@@ -284,7 +328,7 @@ def quality_loss(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figure 
             if mm.any():
                 ax.scatter(x[mm], _num(d.loc[mm, "plcmos"]), color=cmap(i), marker=marker, s=22, alpha=0.8,
                            label=f"{c} ({tr})")
-    ax.set_xlabel("concealed samples: lost or late (%)")
+    ax.set_xlabel(xlabel, fontsize=9)
     ax.set_ylabel("PLCMOS v2")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
@@ -293,40 +337,55 @@ def quality_loss(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figure 
 
 
 def quality_bitrate(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figure | None:
-    """PLCMOS against Opus bitrate per profile (WebRTC), with PCM cells as horizontal references."""
+    """PLCMOS against Opus bitrate per profile over like-for-like cells only
+    (:data:`translab.report.claims.BITRATE_CELLS`: WebRTC, FEC on, adaptive playout, 20 ms frames,
+    opus-fec), the same cells as the 24k claim; codec-only scores (no network) as a black line; PCM
+    over WebSocket (adaptive, 20 ms, pcm-plc) as horizontal lines, one per profile and setting:
+    colour = profile (as the Opus line), line style = PCM setting."""
     d = ok_rows(df)
     if "plcmos" not in d.columns:
         return None
-    opus = d[(d["codec"] == "opus") & (d["transport"] == "webrtc")]
+    opus = bitrate_cells(d)
     if not len(opus):
         return None
-    fig, ax = _fig()
+    fig, ax = _fig(8.5, 4.4)
+    cmap = matplotlib.colormaps["tab10"]
+    colors: dict[str, Any] = {}
     for i, (prof, g) in enumerate(opus.groupby(opus["profile"].map(profile_name))):
+        colors[str(prof)] = cmap(i)
         q = g.groupby(_num(g["bitrate_bps"]) / 1000)["plcmos"].median()
-        ax.plot(q.index, q.values, "o" + LINESTYLES[i % 4], label=f"opus / {prof}")
-    if "codec_plcmos" in opus.columns:
+        ax.plot(q.index, q.values, "o-", color=cmap(i), label=f"opus / {prof}")
+    if "codec_plcmos" in opus.columns and _num(opus["codec_plcmos"]).notna().any():
         q = opus.groupby(_num(opus["bitrate_bps"]) / 1000)["codec_plcmos"].median()
         ax.plot(q.index, q.values, "k^:", label="opus codec only (no network)")
-    pcm = d[d["codec"] != "opus"]
-    for i, (lab, g) in enumerate(pcm.groupby(pcm.apply(cell_label, axis=1)) if len(pcm) else []):
-        y = _num(g["plcmos"]).median()
-        # named in the legend: PCM scores a few hundredths apart made overlapping text labels
-        ax.axhline(y, color="gray", ls=LINESTYLES[i % 4], lw=0.8, label=f"websocket {lab}")
+    lfl = like_for_like(d)
+    pcm = lfl[(lfl["codec"] != "opus") & (lfl["transport"] == "websocket")]
+    styles = ["--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)), (0, (8, 3))]
+    if len(pcm):
+        labs = pcm.apply(cell_label, axis=1)
+        settings = sorted(labs.unique())
+        for (prof, lab), g in pcm.groupby([pcm["profile"].map(profile_name), labs]):
+            if str(prof) not in colors:
+                colors[str(prof)] = cmap(len(colors))
+            y = _num(g["plcmos"]).median()
+            ax.axhline(y, color=colors[str(prof)], ls=styles[settings.index(lab) % len(styles)], lw=1.0,
+                       alpha=0.8, label=f"websocket {lab} / {prof}")
     ax.set_xscale("log")
     ticks = sorted(_num(opus["bitrate_bps"]).dropna().unique() / 1000)
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("Opus bitrate (kbit/s)")
-    ax.set_ylabel("PLCMOS v2")
+    ax.set_ylabel("PLCMOS v2 (median over cells)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    ax.set_title("Quality vs Opus bitrate (grey lines: PCM over WebSocket)")
+    ax.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    ax.set_title("Quality vs Opus bitrate (FEC on, adaptive, 20 ms; lines: PCM over WebSocket)", fontsize=10)
     return fig
 
 
 def bandwidth_stack(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figure | None:
     """Uplink kbit/s per codec setting, stacked: codec payload, JSON/base64 inflation, packet headers
-    (RTP/SRTP/UDP/IP or WebSocket/TLS/TCP/IP), control traffic (RTCP/STUN or TCP ACKs the other way).
+    (RTP/SRTP/UDP/IP or WebSocket/TLS/TCP/IP), uplink control traffic (RTCP/STUN), then, hatched and
+    labelled as downlink, the control traffic the stream causes the other way (TCP ACKs / RTCP RR).
     Median over cells of the cleanest profile in the run."""
     d = ok_rows(df)
     need = ("payload_kbps_up", "wire_kbps_up")
@@ -345,17 +404,20 @@ def bandwidth_stack(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figu
              "headers (IP/UDP/RTP/SRTP or IP/TCP/TLS/WS)": (media_wire - message).clip(lower=0),
              "control (RTCP, STUN)": (g["wire_kbps_up"] - media_wire).clip(lower=0)}
     if "control_kbps_down" in g.columns:
-        parts["reverse: TCP ACKs / RTCP RR"] = g["control_kbps_down"].clip(lower=0)
+        # not uplink: the control traffic the uplink stream causes in the other direction
+        parts["DOWNLINK control caused by it (TCP ACKs / RTCP RR)"] = g["control_kbps_down"].clip(lower=0)
     fig, ax = _fig(8.0, max(2.6, 0.9 + 0.38 * len(g)))
     left = np.zeros(len(g))
     for (name, v), col in zip(parts.items(), ["#2ca02c", "#bcbd22", "#7f7f7f", "#17becf", "#c5b0d5"]):
         vv = v.fillna(0).to_numpy()
-        ax.barh(g.index, vv, left=left, color=col, label=name)
+        down = name.startswith("DOWNLINK")
+        ax.barh(g.index, vv, left=left, color=col, label=name, hatch="///" if down else None,
+                edgecolor="#7b5fa0" if down else None, lw=0)
         left += vv
     for y, (w, p) in enumerate(zip(g["wire_kbps_up"], payload)):
         ax.annotate(f"{w:.0f} ({w / p:.1f}x)" if p else f"{w:.0f}", (left[y], y), va="center", fontsize=7,
                     xytext=(3, 0), textcoords="offset points")
-    ax.set_xlabel("kbit/s (uplink; label: wire kbit/s and wire/payload ratio)")
+    ax.set_xlabel("kbit/s (hatched: downlink control; label: uplink wire kbit/s, wire/payload)", fontsize=8)
     ax.set_xlim(0, max(left) * 1.18 if len(left) else 1)
     ax.grid(axis="x", alpha=0.3)
     fig.legend(fontsize=7, loc="outside lower center", ncol=3)
@@ -368,25 +430,41 @@ FigureFn = Callable[[pd.DataFrame, "str | Path | None"], "Figure | None"]
 #: key -> (function, title, caption). The order is the report's.
 FIGURES: dict[str, tuple[FigureFn, str, str]] = {
     "latency_cdf": (latency_cdf, "Mouth-to-ear latency CDFs",
-                    "Every played frame of every cell, per transport and profile (notebook 02)."),
+                    f"Every played frame of the like-for-like cells ({LIKE_FOR_LIKE}; the same cells as the "
+                    f"headline table), per transport and profile, with each cell's codec lookahead added "
+                    f"(Opus 6.5 ms, PCM none). The x-axis is cut at the {CDF_CUT_PERCENTILE:g}th percentile of "
+                    f"all plotted frames (at least 50 ms); each panel writes the share of frames beyond the "
+                    f"cut and the largest value (notebook 02)."),
     "latency_budget": (latency_budget, "Latency budget",
-                       "Median framing, codec lookahead, network and jitter-buffer delay; the tick is the "
-                       "measured median mouth-to-ear (notebook 02)."),
+                       f"Mean framing, codec lookahead, network and jitter-buffer delay of the like-for-like "
+                       f"cells ({LIKE_FOR_LIKE}); means add up, so the bars end at the measured mean "
+                       f"mouth-to-ear (the tick); n = cells per group (notebook 02)."),
     "setup_time": (setup_time, "Call set-up time",
                    "Live calls only: from call start (offer / TCP dial) to the first media packet "
                    "received, which includes the sender's 50 ms start once connected and one frame of "
-                   "capture on both transports; the milestones below split it (notebook 02)."),
+                   "capture on both transports; the milestones below split it. n = calls per bar (one call "
+                   "is one sample, not a distribution); whiskers show min-max when n > 1. On clean-lan the "
+                   "link is ~0.3 ms one way, so the extra round trips of ICE/DTLS or TCP/TLS/upgrade cost "
+                   "next to nothing there: the difference is processing, not the network (notebook 02)."),
     "setup_breakdown": (setup_breakdown, "Call set-up milestones",
                         "Live calls only: when each set-up step completed (notebook 02)."),
     "playout_policy": (playout_policy, "Jitter-buffer policies",
                        "Latency against concealment for each playout policy (notebook 02)."),
     "quality_loss": (quality_loss, "Quality vs loss and concealment",
-                     "PLCMOS against the share of lost or late audio, per concealment method (notebook 03)."),
+                     "PLCMOS against the effective loss: the share of sent frames not played from their own "
+                     "packet or its FEC (lost, discarded late, or skipped by receivers that do not conceal, "
+                     "such as elastic and aiortc-stock), per concealment method; runs without that column "
+                     "fall back to the concealed share, and the axis label says which (notebook 03)."),
     "quality_bitrate": (quality_bitrate, "Quality vs Opus bitrate",
-                        "PLCMOS per Opus bitrate and profile; codec-only scores isolate codec damage "
-                        "(notebook 03)."),
+                        f"Median PLCMOS per Opus bitrate and profile over {BITRATE_CELLS} only (the cells the "
+                        f"24 kbit/s claim uses); codec-only scores isolate codec damage; horizontal lines: PCM "
+                        f"over WebSocket (adaptive, 20 ms, pcm-plc), colour = profile, style = PCM setting "
+                        f"(notebook 03)."),
     "bandwidth": (bandwidth_stack, "Bandwidth: payload vs wire",
-                  "Uplink kbit/s stacked by what the bytes are (notebook 04)."),
+                  "Uplink kbit/s stacked by what the bytes are; the last, hatched segment is NOT uplink: it is "
+                  "the control traffic the stream causes in the downlink (TCP ACKs for WebSocket, RTCP "
+                  "receiver reports for WebRTC), so a bar is the stream's cost in both directions while the "
+                  "label gives the uplink wire rate alone (notebook 04)."),
 }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
+import json
 import math
 import numbers
 import os
@@ -44,6 +45,7 @@ HEADLINE_COLUMNS: list[tuple[str, str, str]] = [
     ("m2e p50 (ms)", "m2e_p50_ms", ".0f"),
     ("m2e p95 (ms)", "m2e_p95_ms", ".0f"),
     ("m2e p99 (ms)", "m2e_p99_ms", ".0f"),
+    ("p95 range over seeds (ms)", "", ""),
     ("delivery p99 (ms)", "net_delay_p99_ms", ".0f"),
     ("set-up (ms, live)", "setup_ms", ".0f"),
     ("loss (%)", "loss_pct", ".2f"),
@@ -56,8 +58,12 @@ HEADLINE_COLUMNS: list[tuple[str, str, str]] = [
 
 
 def headline_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Median per transport and profile of the headline figures (units in the column names)."""
-    d = claims_mod.ok_rows(df).copy()
+    """Median per transport and profile of the headline figures (units in the column names), over the
+    like-for-like cells only (:func:`translab.report.claims.like_for_like`: adaptive playout, 20 ms
+    frames, default concealment), so both transports' groups have the same receiver mix. ``cells``
+    is the number of cells in the group (n); the p95 range over seeds is min-max of the per-seed
+    medians."""
+    d = claims_mod.like_for_like(claims_mod.ok_rows(df)).copy()
     if not len(d):
         return pd.DataFrame()
     d["setup_ms"] = claims_mod.setup_ms(d)
@@ -68,9 +74,22 @@ def headline_table(df: pd.DataFrame) -> pd.DataFrame:
     for (tr, prof), g in d.groupby(["transport", "profile_name"]):
         r: dict[str, Any] = {"transport": tr, "profile": prof, "cells": len(g)}
         for name, src, _ in HEADLINE_COLUMNS[1:]:
+            if not src:
+                continue
             r[name] = pd.to_numeric(g[src], errors="coerce").median() if src in g.columns else math.nan
+        lo, hi = claims_mod.seed_range(g, "m2e_p95_ms")
+        r["p95 range over seeds (ms)"] = (f"{lo:.0f}-{hi:.0f}" if not math.isnan(lo) else "–")
         rows.append(r)
-    return pd.DataFrame(rows)
+    cols = ["transport", "profile"] + [name for name, _, _ in HEADLINE_COLUMNS]
+    return pd.DataFrame(rows)[cols]
+
+
+#: Beside the headline table: what the E-model column is and is not.
+EMODEL_CAVEAT = ("E-model MOS is a planning estimate (ITU-T G.107 family) from delay and loss, and its scale "
+                 "differs by codec: Opus is rated on the G.107.2 fullband/super-wideband scale with published "
+                 "Ie/Bpl values, PCM16 on the G.107.1 wideband scale, mu-law (twilio-json) on the narrowband "
+                 "G.107 scale. The columns are not directly comparable across codecs, and the E-model can "
+                 "disagree with PLCMOS, which listens to the audio; no claim ranks the transports on it alone.")
 
 
 def _e(x: Any) -> str:
@@ -97,12 +116,38 @@ def _table(df: pd.DataFrame, formats: dict[str, str] | None = None, left: tuple[
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def _durations(df: pd.DataFrame) -> str:
+    """The grid's duration settings: the explicit ``duration_s`` values of the cells' configs, and
+    "whole clip" for cells without one (their summary's duration_s is the clip's length, which is
+    not a setting). Without configs, the summary values."""
+    if "config" not in df.columns:
+        vals = sorted(pd.to_numeric(df.get("duration_s", pd.Series(dtype=float)), errors="coerce").dropna().unique())
+        return ", ".join(f"{v:g}" for v in vals)
+    counts: dict[float | None, int] = {}
+    for c in df["config"].dropna():
+        try:
+            v = json.loads(c).get("duration_s") if isinstance(c, str) else None
+        except ValueError:
+            v = None
+        key = None if v is None else float(v)
+        counts[key] = counts.get(key, 0) + 1
+    out = [f"{v:g} ({counts[v]} cells)" for v in sorted(k for k in counts if k is not None)]
+    if None in counts:
+        out.append(f"whole clip ({counts[None]} cells)")
+    return ", ".join(out)
+
+
 def _grid_section(manifest: dict[str, Any], df: pd.DataFrame) -> str:
     varying = []
     skip = {"cell_hash", "metrics"}
     keys = ["mode", "backend", "caller_nat", "callee_nat", "firewall", "ice", "relay_only", "transport", "codec", "bitrate", "frame_ms", "sample_rate", "fec", "dtx", "framing",
             "profile", "playout", "conceal", "clip", "seed", "duration_s"]
     for k in keys:
+        if k == "duration_s":
+            shown = _durations(df)
+            if shown:
+                varying.append(f"<tr><th class='l'>{_e(k)}</th><td class='l'>{_e(shown)}</td></tr>")
+            continue
         if k in df.columns and k not in skip:
             vals = [v for v in pd.unique(df[k].dropna())]
             if vals:
@@ -137,6 +182,23 @@ def _run_line(manifest: dict[str, Any]) -> str:
     interrupted = " (interrupted)" if manifest.get("interrupted") else ""
     return (f"{c.get('cells', '?')} cells: {c.get('run', '?')} run, {c.get('skipped', '?')} already done, "
             f"{c.get('failed', '?')} failed{took}{interrupted}")
+
+
+def _computed_line(df: pd.DataFrame) -> str:
+    """When the results were computed: first and last ``finished_at`` of the rows (a resumed run's
+    manifest only knows its own invocation, which may have computed nothing), with the code versions
+    the rows carry."""
+    if "finished_at" not in df.columns:
+        return "unknown (no finished_at column)"
+    t = pd.to_datetime(df["finished_at"], errors="coerce", utc=True).dropna()
+    if not len(t):
+        return "unknown"
+    line = f"{len(t)} cells finished between {t.min():%Y-%m-%d %H:%M:%S} and {t.max():%Y-%m-%d %H:%M:%S} UTC"
+    if "code_version" in df.columns:
+        versions = sorted(str(v) for v in df["code_version"].dropna().unique())
+        if versions:
+            line += f" (code version{'s' if len(versions) > 1 else ''} {', '.join(versions)})"
+    return line
 
 
 def _img(fig: Any, title: str, caption: str, anchor: str) -> str:
@@ -232,7 +294,12 @@ def build_html(run_dir: str | Path) -> str:
     if len(head):
         fmts = {name: f for name, _, f in HEADLINE_COLUMNS}
         parts.append(_table(head, fmts, left=("transport", "profile")))
-        parts.append("<p class='muted'>Medians over the cells of each group. m2e: mouth-to-ear latency of "
+        parts.append(f"<p class='muted'><b>Like for like:</b> only cells with {_e(claims_mod.LIKE_FOR_LIKE)} "
+                     f"({len(claims_mod.like_for_like(ok))} of {len(ok)} finished cells; the playout, frame-size "
+                     f"and concealment variants appear in the figures); cells = n per group. "
+                     f"<b>E-model caveat:</b> {_e(EMODEL_CAVEAT)}</p>")
+        parts.append("<p class='muted'>Medians over the cells of each group; p95 range over seeds: min-max of the "
+                     "per-seed median p95, a measure of the noise. m2e: mouth-to-ear latency of "
                      "played audio (stalls included); delivery: packet arrival - send (the transport alone, TCP "
                      "retransmissions and head-of-line waits included); late: arrived after its playout deadline; concealed: "
                      "share of output samples produced by concealment; wire: bytes on the wire under the "
@@ -275,8 +342,10 @@ def build_html(run_dir: str | Path) -> str:
 
     parts.append("<h2 id='provenance'>Provenance</h2>")
     prov = [("experiment file", exp.get("source")), ("content hash", exp.get("content_hash")),
-            ("code version", manifest.get("code_version")), ("started", manifest.get("started_at")),
-            ("ended", manifest.get("ended_at")), ("last run", _run_line(manifest)),
+            ("code version", manifest.get("code_version")),
+            ("cells computed", _computed_line(df)),
+            ("last invocation started", manifest.get("started_at")),
+            ("last invocation ended", manifest.get("ended_at")), ("last invocation", _run_line(manifest)),
             ("executor", f"{manifest.get('executor')} ({manifest.get('workers')} workers)"),
             ("seeds", ", ".join(map(str, manifest.get("seeds", []))))]
     prov += [(f"version: {k}", v) for k, v in manifest.get("versions", {}).items()]
