@@ -24,7 +24,7 @@ def test_quality_loss_plots_effective_loss_and_labels_it() -> None:
     ax = F.quality_loss(d).axes[0]
     xs = sorted(x for c in ax.collections for x, _ in c.get_offsets())
     assert xs == pytest.approx([2.0, 10.0])  # the elastic cell skipped 10 % without concealing: not 0 %
-    assert "lost, late or skipped" in ax.get_xlabel()
+    assert "lost, discarded late or skipped" in ax.get_xlabel()
     # an old run without the column falls back to the concealed share, and says so
     ax = F.quality_loss(d.drop(columns="effective_loss_rate")).axes[0]
     assert sorted(x for c in ax.collections for x, _ in c.get_offsets()) == pytest.approx([0.0, 2.0])

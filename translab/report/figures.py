@@ -306,7 +306,7 @@ def loss_axis(d: pd.DataFrame) -> tuple[pd.Series, str]:
     without concealing (elastic, aiortc-stock)."""
     if "effective_loss_rate" in d.columns and _num(d["effective_loss_rate"]).notna().any():
         return (100 * _num(d["effective_loss_rate"]),
-                "frames not heard from their packet or its FEC: lost, late or skipped (% of sent)")
+                "sent frames never played from their packet or its FEC: lost, discarded late or skipped (%)")
     return (100 * _num(d.get("concealed_ratio", pd.Series(0.0, index=d.index))).fillna(0),
             "concealed samples (% of output; frames skipped without concealment not counted)")
 
@@ -453,8 +453,11 @@ FIGURES: dict[str, tuple[FigureFn, str, str]] = {
     "quality_loss": (quality_loss, "Quality vs loss and concealment",
                      "PLCMOS against the effective loss: the share of sent frames not played from their own "
                      "packet or its FEC (lost, discarded late, or skipped by receivers that do not conceal, "
-                     "such as elastic and aiortc-stock), per concealment method; runs without that column "
-                     "fall back to the concealed share, and the axis label says which (notebook 03)."),
+                     "such as elastic and aiortc-stock), per concealment method. A stall (audio that arrives "
+                     "late and is played late, the gap concealed meanwhile, as over TCP with an adaptive "
+                     "buffer) drops no frame, so it counts 0 here: its cost is latency and the concealed share "
+                     "in the headline. Runs without that column fall back to the concealed share, and the axis "
+                     "label says which (notebook 03)."),
     "quality_bitrate": (quality_bitrate, "Quality vs Opus bitrate",
                         f"Median PLCMOS per Opus bitrate and profile over {BITRATE_CELLS} only (the cells the "
                         f"24 kbit/s claim uses); codec-only scores isolate codec damage; horizontal lines: PCM "

@@ -293,11 +293,11 @@ def build_html(run_dir: str | Path) -> str:
     head = headline_table(df)
     if len(head):
         fmts = {name: f for name, _, f in HEADLINE_COLUMNS}
-        parts.append(_table(head, fmts, left=("transport", "profile")))
-        parts.append(f"<p class='muted'><b>Like for like:</b> only cells with {_e(claims_mod.LIKE_FOR_LIKE)} "
+        parts.append(f"<p><b>Like for like:</b> only cells with {_e(claims_mod.LIKE_FOR_LIKE)} "
                      f"({len(claims_mod.like_for_like(ok))} of {len(ok)} finished cells; the playout, frame-size "
-                     f"and concealment variants appear in the figures); cells = n per group. "
-                     f"<b>E-model caveat:</b> {_e(EMODEL_CAVEAT)}</p>")
+                     f"and concealment variants appear in the figures); cells = n per group.</p>")
+        parts.append(_table(head, fmts, left=("transport", "profile")))
+        parts.append(f"<p class='muted'><b>E-model caveat:</b> {_e(EMODEL_CAVEAT)}</p>")
         parts.append("<p class='muted'>Medians over the cells of each group; p95 range over seeds: min-max of the "
                      "per-seed median p95, a measure of the noise. m2e: mouth-to-ear latency of "
                      "played audio (stalls included); delivery: packet arrival - send (the transport alone, TCP "
