@@ -112,3 +112,21 @@ def test_captions_state_the_filters() -> None:
     assert C.LIKE_FOR_LIKE in F.FIGURES["latency_cdf"][2] and "lookahead" in F.FIGURES["latency_cdf"][2]
     assert C.BITRATE_CELLS in F.FIGURES["quality_bitrate"][2]
     assert "MEAN" in F.latency_budget.__doc__ and "mean" in F.FIGURES["latency_budget"][2]
+
+
+def test_playout_policy_labels_show_frames_never_played() -> None:
+    d = pd.DataFrame([row(playout="elastic", m2e_p95_ms=300.0, concealed_ratio=0.0, effective_loss_rate=0.08),
+                      row(playout="adaptive", m2e_p95_ms=120.0, concealed_ratio=0.03, effective_loss_rate=0.01)])
+    ax = F.playout_policy(d).axes[0]
+    texts = sorted(t.get_text() for t in ax.texts)
+    assert texts == ["0.0% / 8.0%", "3.0% / 1.0%"]  # elastic's skipped 8 % is not hidden behind 0 % concealed
+
+
+def test_claims_do_not_rank_transports_on_the_emodel_alone() -> None:
+    base = [row(transport=t, profile=p, codec=c, conceal=k, m2e_p50_ms=50.0, m2e_p95_ms=p95, m2e_p99_ms=p95,
+                plcmos=4.0, emodel_mos=1.0 if t == "webrtc" else 4.5)
+            for t, c, k in (("webrtc", "opus", "opus-fec"), ("websocket", "pcm16", "pcm-plc"))
+            for p, p95 in (("clean-lan", 60.0), ("4g", 100.0 if t == "webrtc" else 300.0))]
+    d = pd.DataFrame(base)
+    flipped = d.assign(emodel_mos=5.0 - d["emodel_mos"])
+    assert [(v.verdict, v.detail) for v in C.evaluate(d)] == [(v.verdict, v.detail) for v in C.evaluate(flipped)]

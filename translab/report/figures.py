@@ -172,6 +172,8 @@ def playout_policy(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figur
     if not len(d) or "playout" not in d.columns or d["playout"].nunique() < 2:
         return None
     d = d.assign(pname=d["profile"].map(profile_name))
+    # elastic and aiortc-stock skip frames instead of concealing them: their concealed share alone reads 0 %
+    eff = ["effective_loss_rate"] if "effective_loss_rate" in d.columns else []
     multi = d.groupby("pname")["playout"].nunique()
     profiles = [p for p in multi.index if multi[p] > 1]
     if not profiles:
@@ -179,7 +181,7 @@ def playout_policy(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figur
     fig = Figure(figsize=(4.2 * len(profiles) + 0.8, 3.6), dpi=100, layout="constrained")
     axes = fig.subplots(1, len(profiles), squeeze=False, sharey=True)[0]
     for ax, prof in zip(axes, profiles):
-        g = d[d["pname"] == prof].groupby(["playout", "transport"])[["m2e_p95_ms", "concealed_ratio"]].median(
+        g = d[d["pname"] == prof].groupby(["playout", "transport"])[["m2e_p95_ms", "concealed_ratio"] + eff].median(
             numeric_only=True)
         policies = sorted({p for p, _ in g.index})
         trs = sorted({t for _, t in g.index})
@@ -192,15 +194,20 @@ def playout_policy(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figur
                 x = i + (j - (len(trs) - 1) / 2) * w
                 ax.bar(x, v["m2e_p95_ms"], w * 0.95, color=TRANSPORT_COLORS.get(tr, "gray"),
                        label=tr if i == 0 else None)
-                ax.annotate(f"{100 * v['concealed_ratio']:.1f}%", (x, v["m2e_p95_ms"]), ha="center",
+                lab = f"{100 * v['concealed_ratio']:.1f}%"
+                if eff:
+                    lab += f" / {100 * v['effective_loss_rate']:.1f}%"
+                ax.annotate(lab, (x, v["m2e_p95_ms"]), ha="center",
                             va="bottom", fontsize=6, rotation=90, xytext=(0, 2), textcoords="offset points")
         ax.set_xticks(range(len(policies)), policies, rotation=30, fontsize=8)
         ax.set_title(prof, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-        ax.margins(y=0.15)
+    top = float(np.nanmax(_num(d["m2e_p95_ms"]).groupby([d["pname"], d["playout"], d["transport"]]).median()))
+    axes[0].set_ylim(0, top * 1.35 if top > 0 else 1.0)  # room for the rotated labels above the tallest bar
     axes[0].set_ylabel("mouth-to-ear p95 (ms)")
     axes[0].legend(fontsize=8)
-    fig.suptitle("Jitter-buffer policy: p95 latency (bars) and concealed audio (labels)")
+    fig.suptitle("Jitter-buffer policy: p95 latency (bars); labels: concealed audio"
+                 + (" / frames never played" if eff else ""))
     return fig
 
 
@@ -449,7 +456,10 @@ FIGURES: dict[str, tuple[FigureFn, str, str]] = {
     "setup_breakdown": (setup_breakdown, "Call set-up milestones",
                         "Live calls only: when each set-up step completed (notebook 02)."),
     "playout_policy": (playout_policy, "Jitter-buffer policies",
-                       "Latency against concealment for each playout policy (notebook 02)."),
+                       "p95 mouth-to-ear per playout policy and transport (bars, median over cells); labels: "
+                       "share of output audio concealed / share of sent frames never played from their packet "
+                       "or FEC (lost, discarded late or skipped). elastic and aiortc-stock skip frames instead "
+                       "of concealing them, so only the second number shows what they drop (notebook 02)."),
     "quality_loss": (quality_loss, "Quality vs loss and concealment",
                      "PLCMOS against the effective loss: the share of sent frames not played from their own "
                      "packet or its FEC (lost, discarded late, or skipped by receivers that do not conceal, "
