@@ -137,26 +137,31 @@ def test_unknown_clip_lists_names():
 def test_committed_clips():
     names = clips.list_clips()
     assert {"slt-weather", "rms-order"} <= set(names)
-    voices = {n.split("-")[0] for n in names}
+    flite = [n for n in names if clips.clip_card(n)["source"].startswith("flite")]
+    voices = {n.split("-")[0] for n in flite}
     assert {"slt"} < voices and voices & {"rms", "awb"}  # female and male
     total = 0
     for n in names:
         p = clips.clip_path(n)
         total += p.stat().st_size
         r, d = wavfile.read(p)
-        assert r == 16000 and d.dtype == np.int16 and d.ndim == 1
-        assert 8 <= len(d) / r <= 15
-        assert (CLIPS_DIR / "texts" / f"{n}.txt").is_file()
-        # real pauses: at least 2 stretches of >= 0.5 s of digital silence (between the sentences)
-        silent = np.convolve(np.abs(d.astype(int)) < 8, np.ones(8000), "valid") == 8000
+        assert r in (16000, 22050, 48000) and d.dtype == np.int16 and d.ndim == 1
+        assert 8 <= len(d) / r <= 16
+        if n in flite:
+            assert (CLIPS_DIR / "texts" / f"{n}.txt").is_file()
+        # real pauses: at least 2 stretches of >= 0.3 s of digital silence (between the utterances)
+        w = int(0.3 * r)
+        silent = np.convolve(np.abs(d.astype(int)) < 8, np.ones(w), "valid") == w
         starts = np.flatnonzero(np.diff(silent.astype(int)) == 1)
         assert len(starts) >= 2, n
-    assert total < 1_100_000
+    assert total < 4_500_000
 
 
-def test_committed_clips_are_wideband_only():
+def test_16k_clips_are_wideband_only():
     # 16 kHz files: nothing above 8 kHz; measured energy above 7 kHz is 30-45 dB below total
     for n in clips.list_clips():
+        if clips.clip_card(n)["sample_rate"] != 16000:
+            continue
         x = clips.load_clip(n, 48000)
         f, p = ss.welch(x, 48000, nperseg=4096)
         assert p[f > 8500].sum() / p.sum() < 1e-4  # (resampling filter transition band)
