@@ -15,6 +15,18 @@ NetEq (``modules/audio_coding/neteq``: ``delay_manager.cc``, ``underrun_optimize
    samples count fully.
 3. The target delay is the upper edge of the bucket holding the 95th percentile:
    ``(1 + bucket) * 20 ms``; 80 ms until the first update.
+4. The largest relative delay of the last 2 s (``PacketArrivalHistory::GetMaxDelayMs``) widens the
+   band in which the decision logic leaves the playout delay alone (see :mod:`.adaptive`).
+
+After one stall the target comes back down as the stall's histogram sample is forgotten: the k-th
+sample after a reset enters with weight ``2 / k`` (the start ramp) and is then multiplied by the
+forget factor of each later update, ``1 - 2 / j`` for the j-th, so after m updates it weighs
+``2 (k - 1) / ((m - 1) m)`` (until the ramp reaches 0.983 at about 117 updates, ~58 s). The target
+is back within one bucket (20 ms) of its pre-stall level once that weight is below ``1 - quantile``
+(5 %): a stall 4 s into a call (k = 9) lifts the target for about 5 s (until m = 19); one after about
+20 s (k > 40) enters below 5 % and does not lift the 95th percentile at all. NetEq behaves the
+same with its defaults; a 10 s clip whose stall falls at 4-5 s therefore keeps the raised target
+to its end.
 
 Differences from NetEq: floating point instead of Q15/Q30 fixed point; NetEq's reorder optimizer and
 its packet-count based buffer limits are not modelled; min/max clamps are explicit parameters.
@@ -25,6 +37,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -97,8 +110,10 @@ class DelayManager:
         self._transits: deque[tuple[float, float]] = deque()  # (arrival_s, transit_s), increasing transit
         self._interval_start: float | None = None
         self._interval_max_ms = 0.0
+        self._rel: deque[tuple[float, float]] = deque()  # (arrival_s, rel_ms), decreasing rel_ms
         self.target_ms = self.clamp(self.cfg.start_delay_ms)
         self.min_transit_s = float("nan")
+        self.max_rel_ms = 0.0
 
     def clamp(self, ms: float) -> float:
         """``ms`` (a target delay in ms) limited to [min_target_ms, max_target_ms]."""
@@ -117,6 +132,13 @@ class DelayManager:
         q.append((arrival_s, transit))
         self.min_transit_s = q[0][1]
         rel_ms = (transit - self.min_transit_s) * 1000.0
+        r = self._rel
+        while r and r[0][0] < arrival_s - window:
+            r.popleft()
+        while r and r[-1][1] <= rel_ms:
+            r.pop()
+        r.append((arrival_s, rel_ms))
+        self.max_rel_ms = r[0][1]
         sample: float | None
         if self.cfg.resample_interval_ms:
             if self._interval_start is None:
@@ -138,14 +160,21 @@ class DelayManager:
         return rel_ms
 
 
+class TargetTimeline(NamedTuple):
+    """The delay manager's state after each packet arrival (arrays in arrival order)."""
+
+    event_s: np.ndarray  #: arrival time of the packet (s), sorted
+    target_ms: np.ndarray  #: target delay after it (ms)
+    min_transit_s: np.ndarray  #: smallest transit time (arrival - media) of the last 2 s (s)
+    max_rel_ms: np.ndarray  #: largest relative arrival delay of the last 2 s (ms)
+
+
 def target_timeline(
     arrival_s: np.ndarray, media_s: np.ndarray, config: DelayManagerConfig | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> TargetTimeline:
     """Run a :class:`DelayManager` over received packets (NaN arrivals are skipped).
 
     ``arrival_s``: arrival times (s); ``media_s``: capture time of each packet's media (s).
-    Returns ``(event_s, target_ms, min_transit_s)``: after the packet arriving at ``event_s[i]``
-    (sorted), the target delay (ms) and the smallest transit time of the last 2 s (s).
     """
     ok = ~np.isnan(arrival_s)
     a = np.asarray(arrival_s, dtype=float)[ok]
@@ -154,8 +183,10 @@ def target_timeline(
     dm = DelayManager(config)
     targets = np.empty(a.size)
     mins = np.empty(a.size)
+    maxrel = np.empty(a.size)
     for i, k in enumerate(order):
         dm.update(float(a[k]), float(m[k]))
         targets[i] = dm.target_ms
         mins[i] = dm.min_transit_s
-    return a[order], targets, mins
+        maxrel[i] = dm.max_rel_ms
+    return TargetTimeline(a[order], targets, mins, maxrel)

@@ -3,15 +3,16 @@ preemptive expand do: remove or repeat one pitch period, cross-faded, where the 
 
 Samples are float64 mono. Periods are searched between 2.5 ms and 15 ms (and at most half the
 block); a block is stretched only when the best normalised correlation between adjacent periods is
-at least ``MIN_CORRELATION`` (so unvoiced speech is left alone), or when it is silent, where any
-number of samples may be removed or inserted.
+at least ``MIN_CORRELATION`` (NetEq's ``kCorrelationThreshold``, 0.9, in ``time_stretch.h``: so
+unvoiced or weakly periodic speech is left alone), or when it is silent, where any number of samples
+may be removed or inserted (the caller decides how many).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-MIN_CORRELATION = 0.6
+MIN_CORRELATION = 0.9
 PERIOD_MIN_MS = 2.5
 PERIOD_MAX_MS = 15.0
 #: Block RMS (full scale 1.0) below which a block counts as silence (about -50 dBFS).
