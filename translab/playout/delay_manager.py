@@ -6,7 +6,8 @@ NetEq (``modules/audio_coding/neteq``: ``delay_manager.cc``, ``underrun_optimize
 1. For each arriving packet, its *relative arrival delay* is its transit time (arrival minus media
    time) minus the smallest transit time seen in the last 2 s: how much later it came than the
    fastest recent packet.
-2. Every ``resample_interval`` (500 ms) the largest relative delay of that interval goes into a
+2. Every ``resample_interval`` (500 ms, timed in whole 10 ms ticks as NetEq's stopwatch counts them,
+   so microseconds of jitter cannot move an update to another packet) the largest relative delay of that interval goes into a
    histogram of 20 ms buckets (100 buckets, 0 to 2 s). Adding a sample first multiplies every bucket
    by the forget factor f and then adds (1 - f) to the sample's bucket, so the histogram stays a
    probability distribution whose old history fades geometrically (f = 0.983 per update: a time
@@ -52,6 +53,7 @@ class DelayManagerConfig:
     forget_factor: float = 0.983
     start_forget_weight: float | None = 2.0
     resample_interval_ms: float | None = 500.0
+    tick_ms: float = 10.0  # NetEq's TickTimer: the interval stopwatch counts whole 10 ms ticks
     bucket_ms: float = 20.0
     num_buckets: int = 100
     history_ms: float = 2000.0
@@ -108,7 +110,7 @@ class DelayManager:
         self.cfg.check()
         self.hist = ForgettingHistogram(self.cfg.num_buckets, self.cfg.forget_factor, self.cfg.start_forget_weight)
         self._transits: deque[tuple[float, float]] = deque()  # (arrival_s, transit_s), increasing transit
-        self._interval_start: float | None = None
+        self._interval_start: int | None = None  # tick of the interval's first arrival
         self._interval_max_ms = 0.0
         self._rel: deque[tuple[float, float]] = deque()  # (arrival_s, rel_ms), decreasing rel_ms
         self.target_ms = self.clamp(self.cfg.start_delay_ms)
@@ -141,12 +143,13 @@ class DelayManager:
         self.max_rel_ms = r[0][1]
         sample: float | None
         if self.cfg.resample_interval_ms:
+            tick = int(np.floor(arrival_s * 1000.0 / self.cfg.tick_ms))
             if self._interval_start is None:
-                self._interval_start = arrival_s
+                self._interval_start = tick
             sample = None
-            if (arrival_s - self._interval_start) * 1000.0 > self.cfg.resample_interval_ms:
+            if (tick - self._interval_start) * self.cfg.tick_ms > self.cfg.resample_interval_ms:
                 sample = self._interval_max_ms
-                self._interval_start = arrival_s
+                self._interval_start = tick
                 self._interval_max_ms = 0.0
             self._interval_max_ms = max(self._interval_max_ms, rel_ms)
         else:
