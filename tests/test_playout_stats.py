@@ -64,7 +64,27 @@ def test_mouth_to_ear_ignores_concealed_blocks():
     )
     m = mouth_to_ear(frames)
     assert m["m2e_p50_ms"] == 50.0 and m["m2e_max_ms"] == 60.0
-    assert set(m) == {"m2e_p50_ms", "m2e_p95_ms", "m2e_p99_ms", "m2e_max_ms"}
+    assert set(m) == {"m2e_p50_ms", "m2e_p95_ms", "m2e_p99_ms", "m2e_max_ms", "frames_unplayed"}
+    assert m["frames_unplayed"] == 0
+
+
+def test_mouth_to_ear_leaves_out_and_counts_frames_that_played_nothing():
+    # a decoded frame whose samples an accelerating buffer all removed has no latency of its own
+    frames = pd.DataFrame(
+        {
+            "play_s": np.arange(6) * 0.02,
+            "media_ts": np.arange(6) * 320,
+            "samples": [320, 0, 0, 320, 320, 160],
+            "kind": ["decoded", "decoded", "fec", "decoded", "plc", "decoded"],
+            "m2e_ms": [40.0, 300.0, 290.0, 60.0, np.nan, 50.0],
+        }
+    )
+    m = mouth_to_ear(frames)
+    assert m["frames_unplayed"] == 2
+    assert m["m2e_max_ms"] == 60.0 and m["m2e_p50_ms"] == 50.0
+    tr = packet_trace(voiced(0.2, RATE), RATE, delay_s=0.01)
+    b = latency_budget(tr, frames, lookahead_ms=0.0)
+    assert b["framing_ms"] + b["network_ms"] + b["jitter_buffer_ms"] == pytest.approx(50.0)
 
 
 @pytest.mark.parametrize("policy", ["fixed:60", "adaptive", "elastic", "aiortc-stock"])
@@ -77,7 +97,7 @@ def test_latency_budget_adds_up_exactly_to_the_mean_m2e(policy):
     b = latency_budget(tr, out.frames, lookahead_ms=3.0)
     assert b["framing_ms"] == 20.0 and b["lookahead_ms"] == 3.0
     assert b["network_ms"] == pytest.approx(40.0, abs=2.0)
-    played = out.frames[out.frames["kind"].isin(["decoded", "fec"])]["m2e_ms"].dropna()
+    played = out.frames[out.frames["kind"].isin(["decoded", "fec"]) & (out.frames["samples"] > 0)]["m2e_ms"].dropna()
     total = b["framing_ms"] + b["lookahead_ms"] + b["network_ms"] + b["jitter_buffer_ms"]
     assert total == pytest.approx(played.mean() + 3.0, abs=1e-9)
 

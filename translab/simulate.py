@@ -222,7 +222,7 @@ def summarise(
     """
     from translab.metrics.bandwidth import HeaderModel, bandwidth
     from translab.metrics.emodel import burst_ratio, impairment_for, mos_from_r, r_factor
-    from translab.metrics.latency import latency_budget, mouth_to_ear
+    from translab.metrics.latency import latency_budget, mouth_to_ear, played_frames
     from translab.metrics.quality import quality
     from translab.playout import play
 
@@ -250,7 +250,7 @@ def summarise(
     # (which skip or drop what is missing) have no PLC, so G.711's/Opus' robustness without PLC applies.
     has_plc = cfg.conceal != "zero" and cfg.playout not in ("elastic", "aiortc-stock")
     ie, bpl, wideband, ie_source = impairment_for(cfg.codec, codec_bps, has_plc, sample_rate=int(cfg.sample_rate))
-    played = out.frames["m2e_ms"].dropna()
+    played = played_frames(out.frames)["m2e_ms"]
     ta_ms = float(played.mean()) + lookahead_ms if len(played) else math.nan
     unheard, concealed = frame_fates(trace, out.frames)
     effective_loss_rate = float(unheard.mean()) if unheard.size else 0.0

@@ -2,8 +2,11 @@
 
 The playout frames log (:class:`translab.playout.PlayoutResult.frames`) gives, per output block,
 ``m2e_ms`` = the time its first sample plays minus the time that sample was captured (ms). Only
-blocks carrying transmitted audio count (``decoded`` and ``fec``); concealment, stall and inserted
-blocks have NaN m2e. Stalls still count: they push every later frame later. The codec lookahead
+*played* frames count (:func:`played_frames`): blocks carrying transmitted audio (``decoded`` and
+``fec``) that played at least one sample. Concealment, stall and inserted blocks have NaN m2e; a
+frame whose every sample an accelerating buffer removed played nothing, so it has no mouth-to-ear
+latency of its own: it is left out and counted as ``frames_unplayed``. Stalls still count: they
+push every later frame later. The codec lookahead
 (Opus: 6.5 ms at 48 kHz) delays the decoded sound further; :func:`mouth_to_ear` adds it when given,
 so its figures are what the caller hears.
 
@@ -24,21 +27,30 @@ import pandas as pd
 PLAYED_KINDS = ("decoded", "fec")
 
 
-def _played(frames: pd.DataFrame) -> pd.DataFrame:
-    m = frames["kind"].isin(PLAYED_KINDS).to_numpy(dtype=bool) & frames["m2e_ms"].notna().to_numpy()
-    return frames[m]
+def _carrying(frames: pd.DataFrame) -> np.ndarray:
+    return frames["kind"].isin(PLAYED_KINDS).to_numpy(dtype=bool) & frames["m2e_ms"].notna().to_numpy()
+
+
+def played_frames(frames: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a frames log that count for latency: ``decoded`` / ``fec`` blocks with an m2e
+    that played at least one sample."""
+    return frames[_carrying(frames) & (frames["samples"].to_numpy() > 0)]
 
 
 def mouth_to_ear(frames: pd.DataFrame, lookahead_ms: float = 0.0) -> dict[str, float]:
-    """``m2e_p50_ms``, ``m2e_p95_ms``, ``m2e_p99_ms``, ``m2e_max_ms`` (ms) over played blocks
-    (NaN when nothing was played). ``lookahead_ms`` (the codec's algorithmic delay, ms) is added to
-    every block: a sound spoken at t comes out of the decoder lookahead later than the frames log
-    says, so the caller's mouth-to-ear includes it."""
-    v = _played(frames)["m2e_ms"].to_numpy(dtype=float) + float(lookahead_ms)
+    """``m2e_p50_ms``, ``m2e_p95_ms``, ``m2e_p99_ms``, ``m2e_max_ms`` (ms) over played frames
+    (:func:`played_frames`; NaN when nothing was played), and ``frames_unplayed``: decoded / FEC
+    frames left out because they played no sample (all removed by acceleration). ``lookahead_ms``
+    (the codec's algorithmic delay, ms) is added to every block: a sound spoken at t comes out of
+    the decoder lookahead later than the frames log says, so the caller's mouth-to-ear includes it."""
+    unplayed = int((_carrying(frames) & (frames["samples"].to_numpy() == 0)).sum())
+    v = played_frames(frames)["m2e_ms"].to_numpy(dtype=float) + float(lookahead_ms)
     if v.size == 0:
-        return {k: math.nan for k in ("m2e_p50_ms", "m2e_p95_ms", "m2e_p99_ms", "m2e_max_ms")}
+        out = {k: math.nan for k in ("m2e_p50_ms", "m2e_p95_ms", "m2e_p99_ms", "m2e_max_ms")}
+        return {**out, "frames_unplayed": unplayed}
     p50, p95, p99 = np.percentile(v, [50, 95, 99])
-    return {"m2e_p50_ms": float(p50), "m2e_p95_ms": float(p95), "m2e_p99_ms": float(p99), "m2e_max_ms": float(v.max())}
+    return {"m2e_p50_ms": float(p50), "m2e_p95_ms": float(p95), "m2e_p99_ms": float(p99),
+            "m2e_max_ms": float(v.max()), "frames_unplayed": unplayed}
 
 
 def latency_budget(trace: pd.DataFrame, frames: pd.DataFrame, lookahead_ms: float | None = None) -> dict[str, float]:
@@ -53,7 +65,8 @@ def latency_budget(trace: pd.DataFrame, frames: pd.DataFrame, lookahead_ms: floa
       arrival to playout (stalls and FEC waits included).
 
     ``framing + lookahead + network + jitter_buffer == mean(m2e_ms of played frames) + lookahead``
-    (the summary's ``m2e_mean_ms``). NaN parts when nothing was received or played."""
+    (the summary's ``m2e_mean_ms``), over :func:`played_frames`. NaN parts when nothing was
+    received or played."""
     attrs = trace.attrs
     framing_ms = float(attrs.get("frame_ms", math.nan))
     if lookahead_ms is None:
@@ -62,7 +75,7 @@ def latency_budget(trace: pd.DataFrame, frames: pd.DataFrame, lookahead_ms: floa
     send = trace["send_s"].to_numpy(dtype=float)
     ok = ~np.isnan(arr)
     network_ms = float(np.mean(arr[ok] - send[ok]) * 1000.0) if ok.any() else math.nan
-    played = _played(frames)
+    played = played_frames(frames)
     jb_ms = math.nan
     if len(played) and ok.any():
         ts = trace["media_ts"].to_numpy(dtype=np.int64)[ok]
