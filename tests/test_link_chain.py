@@ -190,3 +190,26 @@ def test_chain_needs_a_generator() -> None:
     with pytest.raises(ConfigError) as e:
         make_chain().apply(np.zeros(3), np.ones(3), None)  # type: ignore[arg-type]
     assert e.value.field == "rng"
+
+
+def test_random_outage_times_come_from_the_root_seed() -> None:
+    def windows(rng: np.random.Generator) -> list[tuple[float, float]]:
+        m = Outage(1.0, 0.3, 10.0, start_spread_s=4.0)
+        m.bind(rng)
+        return m.windows(40.0)
+
+    w7 = windows(np.random.default_rng(7))
+    assert len(w7) == 4 and all(1.0 + 10 * k <= a < 5.0 + 10 * k for k, (a, _) in enumerate(w7))
+    assert windows(np.random.default_rng(7).spawn(3)[2]) == w7  # any generator spawned from seed 7
+    assert windows(np.random.default_rng(8)) != w7
+    assert len({round(a, 6) for a, _ in w7}) == 4  # each period draws its own time
+    m = Outage(1.0, 0.3, 10.0, start_spread_s=4.0)
+    with pytest.raises(ConfigError):
+        m.in_outage(np.array([1.0]))  # times not drawn yet
+    t = np.round(np.arange(0, 40, 0.005), 6)
+    idx, _ = m.apply(t, np.ones(t.size), np.random.default_rng(7))
+    one = [i for i, x in enumerate(t) if m.apply_one(float(x), 1, None)]
+    assert one == idx.tolist()
+    lost = np.setdiff1d(np.arange(t.size), idx)
+    expected = np.flatnonzero(np.any([(t >= a) & (t < b) for a, b in w7], axis=0))
+    np.testing.assert_array_equal(lost, expected)

@@ -77,6 +77,8 @@ def test_user_toml_file_works_like_a_name(tmp_path: Path) -> None:
         (("[down]", "[down]\nbandwidth = 5"), "down.bandwidth"),
         (('path = "mytrace.txt"', 'path = "nosuchtrace.txt"'), "trace"),
         (("duration_s = 0.2, period_s = 7", "duration_s = 8, period_s = 7"), "outage.duration_s"),
+        (("duration_s = 0.2, period_s = 7", "duration_s = 0.2, period_s = 7, start_spread_s = 6.9"),
+         "outage.start_spread_s"),
     ],
 )
 def test_bad_profile_names_field(tmp_path: Path, edit: tuple[str, str], field: str) -> None:
@@ -139,17 +141,42 @@ def test_cli_unknown_profile_is_one_line_exit_2() -> None:
 def test_handoff_profile_loses_what_is_sent_in_the_blackout() -> None:
     import numpy as np
 
-    from translab.link.profiles import direction_rngs
+    from translab.link.profiles import direction_rngs, scheduled_windows
 
     p = load_profile("4g-handoff")
     t = np.arange(1500) * 0.02  # 30 s of 20 ms packets
     idx, arr = p.chain("up").apply(t, np.full(t.size, 120), direction_rngs(3)["up"])
     sent = t[idx]
-    for start in (4.0, 14.0, 24.0):
-        assert not np.any((sent >= start) & (sent < start + 0.3))
+    windows = scheduled_windows(p, 3, 30.0)
+    assert len(windows) == 3
+    for k, (a, b) in enumerate(windows):
+        assert 1.0 + 10 * k <= a < 5.0 + 10 * k and b == pytest.approx(a + 0.3)
+        assert not np.any((sent >= a) & (sent < b))
+        assert np.sum((t >= a) & (t < b)) >= 14  # and those packets were sent, so lost there
     assert np.all(np.diff(arr) >= 0)  # the profile does not reorder
     # Pareto-normal deviates are >= (-4 + 3 * (-2/3)) / 4 = -1.5, so delay >= 35 - 1.5 * 10 ms.
     assert np.all(arr - sent >= 0.035 - 1.5 * 0.010 - 1e-12)
+
+
+def test_handoff_times_are_seeded_the_same_both_ways_and_differ_across_seeds() -> None:
+    import numpy as np
+
+    from translab.link.profiles import direction_rngs, scheduled_windows
+
+    p = load_profile("4g-handoff")
+    starts = [scheduled_windows(p, seed, 10.0)[0][0] for seed in range(1, 11)]
+    assert len(set(starts)) == 10 and all(1.0 <= s < 5.0 for s in starts)
+    assert max(starts) - min(starts) > 2.0  # spread over the 4 s range, not bunched
+    assert [scheduled_windows(p, seed, 10.0)[0][0] for seed in range(1, 11)] == starts  # same seed, same time
+    assert scheduled_windows(p, 4, 30.0, "down") == scheduled_windows(p, 4, 30.0, "up")  # one handoff
+    # what the chains actually drop agrees with the listed windows, in both directions
+    t = np.arange(500) * 0.02
+    for d in ("up", "down"):
+        (a, b), = scheduled_windows(p, 4, 10.0, d)
+        idx, _ = p.chain(d).apply(t, np.full(t.size, 120), direction_rngs(4)[d])
+        gone = np.setdiff1d(np.arange(t.size), idx)
+        inside = np.flatnonzero((t >= a) & (t < b))
+        assert set(inside) <= set(gone) and len(gone) - len(inside) < 20  # the rest: 0.5-1 % random loss
 
 
 def test_describe_reports_long_run_loss() -> None:

@@ -26,6 +26,7 @@ _EXPORTS: dict[str, str] = {
     "load_profile": "profiles",
     "list_profiles": "profiles",
     "direction_rngs": "profiles",
+    "scheduled_windows": "profiles",
 }
 
 

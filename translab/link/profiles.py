@@ -9,7 +9,7 @@ A profile file::
     loss = { model = "gilbert-elliott", loss_percent = 1.0, avg_burst_length = 2.0 }
     duplication = { p = 0.0 }
     capacity = { rate_kbps = 5000, overhead_bytes = 0, queue_packets = 200 }
-    outage = { start_s = 4, duration_s = 0.3, period_s = 10 }
+    outage = { start_s = 1, start_spread_s = 4, duration_s = 0.3, period_s = 10 }
     [down]                                    # server -> client
     ...
 
@@ -19,7 +19,9 @@ netem's ``p, r, one_minus_h, one_minus_k`` or libwebrtc's ``loss_percent, avg_bu
 ``4-state`` (``p13, p31, p32, p23, p14``); ``trace`` (``path``, ``offset``: a PLC-Challenge file,
 looked up beside the profile, then in ``data/traces/``). Capacity: ``rate_kbps`` or ``trace`` (a
 mahimahi file), ``overhead_bytes``, one of ``queue_packets`` / ``queue_bytes``. ``outage`` may be a
-table or an array of tables. Chains are built in LinkChain's canonical order (chain.py). Unknown
+table or an array of tables; with ``start_spread_s`` each window starts at a seeded uniform offset in
+``[0, start_spread_s)`` after its nominal time (:mod:`translab.link.outage`;
+:func:`scheduled_windows` lists a call's windows). Chains are built in LinkChain's canonical order (chain.py). Unknown
 keys, bad values and missing files raise :class:`ConfigError` when the profile is loaded.
 """
 
@@ -51,7 +53,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "delay": ("base_ms", "jitter_ms", "distribution", "reorder"),
     "duplication": ("p",),
     "capacity": ("rate_kbps", "trace", "overhead_bytes", "queue_packets", "queue_bytes"),
-    "outage": ("start_s", "duration_s", "period_s"),
+    "outage": ("start_s", "duration_s", "period_s", "start_spread_s"),
     "loss:none": ("model",),
     "loss:bernoulli": ("model", "p"),
     "loss:gilbert-elliott": ("model", "p", "r", "one_minus_h", "one_minus_k", "loss_percent", "avg_burst_length"),
@@ -113,7 +115,7 @@ def build_chain(direction: dict[str, Any], where: str = "profile", base_dir: "Pa
             for k in ("start_s", "duration_s"):
                 if k not in o:
                     raise ConfigError(f"{w}.{k}", None, "a number >= 0 (s)")
-            models.append(Outage(o["start_s"], o["duration_s"], o.get("period_s", 0.0)))
+            models.append(Outage(o["start_s"], o["duration_s"], o.get("period_s", 0.0), o.get("start_spread_s", 0.0)))
     if "duplication" in d:
         t = _check_keys(f"{where}.duplication", d["duplication"], _KEYS["duplication"])
         if t.get("p", 0.0):
@@ -187,7 +189,9 @@ def describe_direction(d: dict[str, Any]) -> str:
     outs = d.get("outage")
     for o in outs if isinstance(outs, list) else ([outs] if outs else []):
         per = f" every {_fmt(o.get('period_s'))} s" if o.get("period_s") else ""
-        parts.append(f"outage {_fmt(o['duration_s'])} s from {_fmt(o['start_s'])} s{per}")
+        at = (f"at a seeded time in {_fmt(o['start_s'])}-{_fmt(o['start_s'] + o['start_spread_s'])} s"
+              if o.get("start_spread_s") else f"from {_fmt(o['start_s'])} s")
+        parts.append(f"outage {_fmt(o['duration_s'])} s {at}{per}")
     if d.get("duplication", {}).get("p"):
         parts.append(f"duplicate {_fmt(d['duplication']['p'] * 100)} %")
     c = d.get("capacity")
@@ -272,3 +276,15 @@ def direction_rngs(seed: int) -> dict[str, np.random.Generator]:
     """Independent generators for "up" and "down" from ``np.random.SeedSequence(seed).spawn(2)``."""
     up, down = np.random.SeedSequence(seed).spawn(2)
     return {"up": np.random.default_rng(up), "down": np.random.default_rng(down)}
+
+
+def scheduled_windows(profile: Profile, seed: int, until_s: float, direction: str = "up") -> list[tuple[float, float]]:
+    """The outage windows ``(start_s, end_s)`` (s, call clock) that a call with ``seed`` meets in
+    ``direction`` before ``until_s``: the same times its chain draws (both are seeded by ``seed``)."""
+    rng = direction_rngs(seed)[direction]
+    out: list[tuple[float, float]] = []
+    for m in profile.chain(direction):
+        if isinstance(m, Outage):
+            m.bind(rng)
+            out += m.windows(until_s)
+    return sorted(out)
