@@ -222,6 +222,7 @@ def summarise(
     """
     from translab.metrics.bandwidth import HeaderModel, bandwidth
     from translab.metrics.emodel import burst_ratio, impairment_for, mos_from_r, r_factor
+    from translab.metrics.impairment import impairment_summary
     from translab.metrics.latency import latency_budget, mouth_to_ear, played_frames
     from translab.metrics.quality import quality
     from translab.playout import play
@@ -286,6 +287,7 @@ def summarise(
         "late_rate": float(stats.get("packetsDiscarded", 0)) / sent if sent else 0.0,
         "concealed_ratio": concealed_ratio,
         "effective_loss_rate": effective_loss_rate,
+        **impairment_summary(cfg.profile, cfg.seed, str(cfg.clip), trace),  # did it land on speech?
         "interruptions": int(stats.get("interruptionCount", 0)),
         "interruption_s": float(stats.get("totalInterruptionDuration", 0.0)),
         "stalls": int(stats.get("stallCount", 0)),
