@@ -10,17 +10,17 @@ segments. Columns (all per call, ``up`` direction, the one whose media is measur
 - ``impair_events``: scheduled windows that overlap the time the call was sending;
 - ``impair_ms``: their total length inside the sending span (ms);
 - ``impair_speech_ms``: how much of it fell on speech (ms of clip audio inside VAD segments);
-- ``impair_speech_share``: ``impair_speech_ms / impair_ms`` (NaN without events);
+- ``impair_speech_share``: ``impair_speech_ms / impair_ms`` (None without events: JSON null, NaN in
+  a table);
 - ``lost_packets``: packets the network lost (never arrived);
 - ``lost_speech_share``: share of them whose audio was mostly speech (at least half the frame inside
-  a VAD segment); NaN without losses;
+  a VAD segment); None without losses;
 - ``clip_speech_share``: the share of the sent audio that is speech, the baseline the two shares
   compare with (an impairment blind to speech lands on speech this often on average).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -41,7 +41,7 @@ def speech_overlap(
     rate = float(trace.attrs["sample_rate"])
     segs = list(segments)
     if len(trace) == 0:
-        return {c: (0 if c in ("impair_events", "lost_packets") else math.nan) for c in COLUMNS}
+        return {c: (0 if c in ("impair_events", "lost_packets") else None) for c in COLUMNS}
     start_ms = trace["media_ts"].to_numpy(dtype=float) * 1000.0 / rate
     frame_ms = trace["frame_samples"].to_numpy(dtype=float) * 1000.0 / rate
     send = trace["send_s"].to_numpy(dtype=float)
@@ -57,10 +57,10 @@ def speech_overlap(
         "impair_events": len(events),
         "impair_ms": impair_ms,
         "impair_speech_ms": speech_ms,
-        "impair_speech_share": speech_ms / impair_ms if impair_ms > 0 else math.nan,
+        "impair_speech_share": speech_ms / impair_ms if impair_ms > 0 else None,
         "lost_packets": int(lost.sum()),
-        "lost_speech_share": float(in_speech[lost].mean()) if lost.any() else math.nan,
-        "clip_speech_share": speech_overlap_ms(segs, 0.0, sent_ms) / sent_ms if sent_ms > 0 else math.nan,
+        "lost_speech_share": float(in_speech[lost].mean()) if lost.any() else None,
+        "clip_speech_share": speech_overlap_ms(segs, 0.0, sent_ms) / sent_ms if sent_ms > 0 else None,
     }
 
 
