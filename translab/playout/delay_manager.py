@@ -75,7 +75,7 @@ class ForgettingHistogram:
     def __init__(self, num_buckets: int, forget_factor: float, start_forget_weight: float | None) -> None:
         self.base_forget = float(forget_factor)
         self.start_weight = start_forget_weight
-        self.buckets = np.zeros(num_buckets)
+        self.buckets: np.ndarray = np.zeros(num_buckets)
         self.reset()
 
     def reset(self) -> None:
@@ -99,7 +99,7 @@ class ForgettingHistogram:
     def quantile(self, q: float) -> int:
         """Smallest bucket index whose cumulative probability reaches ``q``."""
         c = np.cumsum(self.buckets)
-        return int(min(np.searchsorted(c, q - 1e-12), self.buckets.size - 1))
+        return min(int(np.searchsorted(c, q - 1e-12)), self.buckets.size - 1)
 
 
 class DelayManager:
