@@ -96,10 +96,6 @@ class Script:
             out[i:i + len(s)] = s[: len(out) - i]
         return out
 
-    def clean_turn(self, turn: CallerTurn, rate: int) -> np.ndarray:
-        """The caller's sentence alone (float32 at ``rate`` Hz)."""
-        return sentences(turn.clip, rate)[turn.sentence][0]
-
 
 def build_script(
     turns: int,

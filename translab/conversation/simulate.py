@@ -25,6 +25,10 @@ Per turn (all times on the call clock) the turn latency is split into parts that
       think    = first_sent - decided   first_sent: the first reply delta leaves the model
       downlink = heard - first_sent     heard: the reply's first sample plays at the caller's ear
 
+``vad`` = the VAD's hangover (Silero still scores the first chunk or two after speech as speech:
+``vad_tail_ms``) + silence_duration_ms rounded up to 32 ms chunks + waiting for the append that
+completes the deciding chunk.
+
 Barge-in: ``bargein_stop_ms`` = caller onset -> the agent's audio stops at the caller's ear;
 ``agent_after_ms`` = agent audio heard after the onset. Underruns: runs of not-played audio
 (stalls, concealment) inside the agent's speech at the ear, including the edge's own stalls.
@@ -59,6 +63,8 @@ from translab.playout import PlayoutResult, play
 from translab.playout.stats import PLAYED_KINDS
 
 TOPOLOGIES = ("direct-ws", "webrtc-gateway", "twilio")
+WER_PAD_S = (0.15, 0.25)
+"""Audio recognised per turn: from this long before the turn's start to this long after its end (s)."""
 DEFAULT_ACCESS = {"direct-ws": "broadband", "webrtc-gateway": "broadband", "twilio": "pstn-bridge"}
 
 
@@ -117,6 +123,7 @@ class TurnResult:
     vad_ms: float = math.nan
     think_ms: float = math.nan
     downlink_ms: float = math.nan
+    vad_tail_ms: float = math.nan  # the VAD's audio_end_ms minus the true end in the model's input
     interrupts: bool = False  # this turn was scripted to barge into the previous reply
     bargein_stop_ms: float = math.nan
     agent_after_ms: float = math.nan
@@ -375,6 +382,7 @@ def converse(cfg: ConversationConfig | None = None) -> ConversationResult:
             heard = down.heard_s.get(mt.response_id, math.nan)
             r.uplink_ms = 1000 * (arrived - st.end_s)
             r.vad_ms = 1000 * (mt.stopped_at_s - arrived)
+            r.vad_tail_ms = mt.audio_end_ms - 1000 * up.position(st.end_s)
             r.think_ms = 1000 * (mt.first_audio_s - mt.stopped_at_s)
             r.downlink_ms = 1000 * (heard - mt.first_audio_s)
             r.turn_latency_ms = 1000 * (heard - st.end_s)
@@ -404,16 +412,22 @@ def converse(cfg: ConversationConfig | None = None) -> ConversationResult:
 
 
 def _add_wer(cfg: ConversationConfig, script: Script, up: Uplink, model: RealtimeModel, rows: list[TurnResult]) -> None:
+    """Recognise each turn in what the model received and, as the baseline, in the caller's clean
+    signal cut the same way (same window length, same rate), so only the path differs."""
     from translab.metrics.asr import recognise, wer
 
     rate = up.input_format.rate
     heard = np.concatenate(model.received_audio) if model.received_audio else np.zeros(0, np.float32)
+    clean = script.caller_audio(rate)
     for st, r in zip(script.turns, rows):
-        a = max(0, int((up.position(st.start_s) - 0.15) * rate))
-        b = int((up.position(st.end_s) + 0.25) * rate)
-        r.heard_text = recognise(heard[a:b], rate)
+        a, b = up.position(st.start_s) - WER_PAD_S[0], up.position(st.end_s) + WER_PAD_S[1]
+        if not (math.isfinite(a) and math.isfinite(b)):
+            continue
+        r.heard_text = recognise(heard[max(0, int(a * rate)):int(b * rate)], rate)
         r.wer = wer(st.text, r.heard_text)
-        r.wer_clean = wer(st.text, recognise(script.clean_turn(st, 16000), 16000))
+        n = int(b * rate) - max(0, int(a * rate))
+        c0 = max(0, int((st.start_s - WER_PAD_S[0]) * rate))
+        r.wer_clean = wer(st.text, recognise(clean[c0:c0 + n], rate))
 
 
 def _summary(cfg: ConversationConfig, rows: list[TurnResult], model: RealtimeModel, down: Downlink) -> dict[str, Any]:
