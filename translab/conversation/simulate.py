@@ -407,7 +407,7 @@ def converse(cfg: ConversationConfig | None = None) -> ConversationResult:
     if cfg.wer:
         _add_wer(cfg, script, up, model, rows)
     df = pd.DataFrame([asdict(r) for r in rows])
-    summary = _summary(cfg, rows, model, down)
+    summary = _summary(cfg, rows, model, script.duration_s)
     return ConversationResult(df, summary, model, emitted, time.perf_counter() - t0)
 
 
@@ -430,7 +430,7 @@ def _add_wer(cfg: ConversationConfig, script: Script, up: Uplink, model: Realtim
         r.wer_clean = wer(st.text, recognise(clean[c0:c0 + n], rate))
 
 
-def _summary(cfg: ConversationConfig, rows: list[TurnResult], model: RealtimeModel, down: Downlink) -> dict[str, Any]:
+def _summary(cfg: ConversationConfig, rows: list[TurnResult], model: RealtimeModel, duration_s: float) -> dict[str, Any]:
     lat = [r.turn_latency_ms for r in rows]
     stops = [r.bargein_stop_ms for r in rows]
     s: dict[str, Any] = {
@@ -439,6 +439,7 @@ def _summary(cfg: ConversationConfig, rows: list[TurnResult], model: RealtimeMod
         "profile": cfg.profile,
         "dc_profile": cfg.dc_profile,
         "seed": cfg.seed,
+        "duration_s": duration_s,
         "turns": len(rows),
         "turns_answered": int(sum(math.isfinite(x) for x in lat)),
         "vad_turns": len(model.turns),
