@@ -44,7 +44,7 @@ def ws_leg(send_s: np.ndarray, message_bytes: np.ndarray, profile: str, directio
     prof = load_profile(profile)
     other = "down" if direction == "up" else "up"
     tcp = np.array([ws_tcp_payload_bytes(int(b), client, HEADERS) for b in message_bytes], dtype=np.int64)
-    model = TcpDeliveryModel(prof.chain(direction), prof.chain(other), mss=HEADERS.mss)
+    model = TcpDeliveryModel(prof.chain(direction), prof.chain(other), mss=int(HEADERS.mss or 1448))
     if len(tcp) == 0:
         return np.zeros(0)
     res = model.deliver(np.asarray(send_s, dtype=float), tcp, leg_rng(seed, name + ":data"), leg_rng(seed, name + ":ack"))
@@ -86,7 +86,7 @@ def rtp_leg(audio: np.ndarray, call: CallConfig, profile: str, direction: str, s
         "transport": ["webrtc"] * n, "direction": [direction] * n, "fec": stream.fec,
         "duplicates": np.zeros(n, dtype=np.int64), "payload": stream.payload,
     }
-    attrs = {"codec": cfg.codec, "sample_rate": int(cfg.sample_rate), "channels": 1, "frame_ms": float(cfg.frame_ms),
+    attrs = {"codec": cfg.codec, "sample_rate": int(cfg.sample_rate or 0), "channels": 1, "frame_ms": float(cfg.frame_ms),
              "lookahead_ms": float(stream.lookahead_ms), "mode": "simulate", "profile": profile}
     trace = trace_mod.make_trace(rows, attrs)
     out = play(trace, policy=playout, conceal=str(cfg.conceal))

@@ -246,7 +246,7 @@ class RealtimeModel:
         return [self._release(e) for e in out]
 
     def _release(self, e: Emitted) -> Emitted:
-        ev = replace(e.event, event_id=self._id())  # type: ignore[type-var]
+        ev = replace(e.event, event_id=self._id())  # type: ignore[arg-type]  # scheduled: deltas and done events
         turn = self._responses.get(getattr(ev, "response_id", ""))
         if turn is not None and isinstance(ev, p.AudioDelta):
             fmt = self.session.output_format
