@@ -98,7 +98,7 @@ class ConversationConfig:
         load_profile(self.dc_profile)
         if not self.caller_clips:
             raise ConfigError("caller_clips", "()", "at least one clip name")
-        return ConversationConfig(**{**asdict_shallow(self), "profile": prof})
+        return ConversationConfig(**{**_fields(self), "profile": prof})
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -106,7 +106,8 @@ class ConversationConfig:
         return d
 
 
-def asdict_shallow(obj: Any) -> dict[str, Any]:
+def _fields(obj: Any) -> dict[str, Any]:
+    """A dataclass's fields as a dict, values not copied (unlike dataclasses.asdict)."""
     return {f: getattr(obj, f) for f in obj.__dataclass_fields__}
 
 
