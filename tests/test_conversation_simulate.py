@@ -137,3 +137,27 @@ def test_wer_on_a_clean_path_is_the_recognisers_own_baseline():
     assert t["heard_text"].str.len().gt(0).all()
     assert t.loc[0, "heard_text"].startswith("good morning")
     assert not math.isnan(r.summary["wer"])
+
+
+def test_play_time_of_maps_a_media_instant_through_a_jitter_buffer():
+    # a static 40 ms buffer on a perfect 20 ms PCM16 stream: media instant m plays at m + 20 ms + 40 ms;
+    # a lost frame maps to the next played frame's start
+    from translab.conversation.legs import play_time_of, timeline
+
+    n, per, rate = 10, 320, 16000
+    arrival = (np.arange(n) + 1) * 0.02
+    arrival[4] = np.nan
+    rows = {
+        "seq": np.arange(n), "media_ts": np.arange(n) * per, "frame_samples": np.full(n, per),
+        "capture_s": (np.arange(n) + 1) * 0.02, "send_s": (np.arange(n) + 1) * 0.02, "arrival_s": arrival,
+        "payload_bytes": np.full(n, 2 * per), "message_bytes": np.full(n, 2 * per), "wire_bytes": np.full(n, 2 * per),
+        "transport": ["webrtc"] * n, "direction": ["up"] * n, "fec": np.zeros(n, bool),
+        "duplicates": np.zeros(n, np.int64), "payload": [np.full(per, 1000, "<i2").tobytes()] * n,
+    }
+    tr = trace_mod.make_trace(rows, {"codec": "pcm16", "sample_rate": rate, "channels": 1, "frame_ms": 20.0})
+    out = play(tr, policy="fixed:40", conceal="zero")
+    assert play_time_of(out.frames, rate, per, 0.0305) == pytest.approx(0.0905)
+    assert play_time_of(out.frames, rate, per, 0.085) == pytest.approx(0.100 + 0.060)  # frame 4 lost -> frame 5
+    assert math.isnan(play_time_of(out.frames, rate, per, 0.5))
+    line = timeline(out, 0.4, until_s=0.1)
+    assert line[: int(0.06 * rate)].max() == 0 and line[int(0.07 * rate)] > 0 and line[int(0.1 * rate):].max() == 0
