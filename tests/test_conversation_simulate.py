@@ -37,6 +37,8 @@ def test_barge_in_stops_the_agent_on_each_path(bargein_call):
     assert len(cut) == 2 and cut["bargein_stop_ms"].notna().all()
     # onset -> VAD start (a chunk or two) -> event back -> flush; then what is in flight plays out
     assert (cut["bargein_stop_ms"] > 30).all() and (cut["bargein_stop_ms"] < 450).all()
+    # agent audio heard after the onset: at most the time it kept playing (less if it had gaps)
+    assert (cut["agent_after_ms"] <= cut["bargein_stop_ms"] + 1e-6).all() and (cut["agent_after_ms"] > 0).all()
     # the interrupted replies were cut short and their truncate point is what was played there
     prev = t.loc[cut.index - 1]
     assert (prev["reply_heard_ms"] < prev["reply_ms"] - 300).all()

@@ -138,3 +138,11 @@ def gaps(frames: pd.DataFrame, rate: int, start_s: float, stop_s: float) -> tupl
         if b:
             ms += min(int(row["samples"]) / rate, stop_s - float(row["play_s"])) * 1000.0
     return runs, ms
+
+
+def played_ms(frames: pd.DataFrame, rate: int, start_s: float, stop_s: float) -> float:
+    """Audio played from packets (decoded or FEC) between ``start_s`` and ``stop_s`` (ms)."""
+    f = frames[frames["kind"].isin(PLAYED_KINDS)]
+    a = f["play_s"].to_numpy(dtype=float)
+    b = a + f["samples"].to_numpy(dtype=float) / rate
+    return float(np.clip(np.minimum(b, stop_s) - np.maximum(a, start_s), 0, None).sum() * 1000.0)

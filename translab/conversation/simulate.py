@@ -30,7 +30,8 @@ Per turn (all times on the call clock) the turn latency is split into parts that
 completes the deciding chunk.
 
 Barge-in: ``bargein_stop_ms`` = caller onset -> the agent's audio stops at the caller's ear;
-``agent_after_ms`` = agent audio heard after the onset. Underruns: runs of not-played audio
+``agent_after_ms`` = agent audio played from packets at the ear between the onset and that stop
+(less than ``bargein_stop_ms`` when the stop falls in a gap). Underruns: runs of not-played audio
 (stalls, concealment) inside the agent's speech at the ear, including the edge's own stalls.
 
 The caller's truncate (``conversation.item.truncate``) is computed (what the listener's side had
@@ -51,7 +52,7 @@ import pandas as pd
 from translab import trace as trace_mod
 from translab.config import CallConfig
 from translab.conversation import protocol as p
-from translab.conversation.legs import gaps, leg_rng, play_time_of, rtp_leg, timeline, ws_leg
+from translab.conversation.legs import gaps, leg_rng, play_time_of, played_ms, rtp_leg, timeline, ws_leg
 from translab.conversation.model import Emitted, ModelParams, RealtimeModel, ReplyPacing, ThinkTime
 from translab.conversation.script import Script, build_script
 from translab.errors import ConfigError, check_choice, check_range
@@ -401,7 +402,9 @@ def converse(cfg: ConversationConfig | None = None) -> ConversationResult:
         onset = r.start_s
         if math.isfinite(heard) and heard <= onset < stop + 1e-9:
             r.bargein_stop_ms = 1000 * (stop - onset)
-            r.agent_after_ms = 1000 * (stop - onset)
+            rep = down.replies[rid]
+            ear = down.caller_leg.playout if down.caller_leg is not None else rep.playout
+            r.agent_after_ms = played_ms(ear.frames, ear.sample_rate, onset, stop)
         rep = down.replies.get(rid)
         if rep is not None and math.isfinite(rep.flush_s):
             rows[i - 1].truncate_audio_end_ms = rep.played_ms
