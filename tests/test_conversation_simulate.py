@@ -163,3 +163,14 @@ def test_play_time_of_maps_a_media_instant_through_a_jitter_buffer():
     assert math.isnan(play_time_of(out.frames, rate, per, 0.5))
     line = timeline(out, 0.4, until_s=0.1)
     assert line[: int(0.06 * rate)].max() == 0 and line[int(0.07 * rate)] > 0 and line[int(0.1 * rate):].max() == 0
+
+
+def test_quality_of_both_directions_uses_the_labs_metrics():
+    r = converse(ConversationConfig(topology="direct-ws", profile="clean-lan", turns=2, seed=1, metrics=("stoi",)))
+    # bit-exact uplink: no lag, STOI 1
+    assert r.summary["up_align_lag_ms"] == 0 and r.summary["up_stoi"] == pytest.approx(1.0, abs=1e-6)
+    g = converse(ConversationConfig(topology="webrtc-gateway", profile="clean-lan", turns=2, seed=1,
+                                    metrics=("stoi", "plcmos")))
+    # through Opus and the gateway's jitter buffer: the lag is the buffer's, STOI just under 1
+    assert 40 <= g.summary["up_align_lag_ms"] <= 100 and 0.95 < g.summary["up_stoi"] < 1.0
+    assert 3.0 < g.summary["down_plcmos"] <= 5.0

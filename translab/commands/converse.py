@@ -50,6 +50,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--vad-threshold", type=float, default=d.vad.threshold, help="server VAD threshold")
     p.add_argument("--wer", action=argparse.BooleanOptionalAction, default=False,
                    help="recognise what the model received (PocketSphinx; needs translab[asr]; slow)")
+    p.add_argument("--metrics", default="none",
+                   help="quality of both directions, comma-separated: plcmos,stoi,estoi,pesq_wb,pesq_nb, or none "
+                   "(up_*: what the model received; down_plcmos: the agent at the caller's ear; default none)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed (default %(default)s)")
     p.add_argument("--out", default=None, help="write turns.csv and summary.json here")
     p.add_argument("--json", action="store_true", help="print one JSON object: the summary and the turns")
@@ -66,6 +69,7 @@ def config_from_args(args: argparse.Namespace) -> ConversationConfig:
         pacing=ReplyPacing(args.pacing, args.chunk_ms, args.tts_speed, args.lead_ms),
         vad=VadParams(args.vad_threshold, d.vad.prefix_padding_ms, args.silence_ms),
         wer=args.wer, seed=args.seed,
+        metrics=() if args.metrics.strip() in ("", "none") else tuple(m.strip() for m in args.metrics.split(",")),
     )
 
 

@@ -86,6 +86,7 @@ class ConversationConfig:
     frame_ms: float = 20.0  # the caller's uplink frames
     flush: bool = True  # barge-in handling on the listener's side (flush / clear / stop sending)
     wer: bool = False  # recognise what the model received (needs translab[asr])
+    metrics: tuple[str, ...] = ()  # quality of both directions (translab.metrics.quality names)
     seed: int = 7
 
     def resolved(self) -> "ConversationConfig":
@@ -97,6 +98,10 @@ class ConversationConfig:
         prof = self.profile or DEFAULT_ACCESS[self.topology]
         load_profile(prof)
         load_profile(self.dc_profile)
+        from translab.config import METRICS
+
+        for m in self.metrics:
+            check_choice("metrics", m, METRICS)
         if not self.caller_clips:
             raise ConfigError("caller_clips", "()", "at least one clip name")
         return ConversationConfig(**{**_fields(self), "profile": prof})
@@ -412,6 +417,8 @@ def converse(cfg: ConversationConfig | None = None) -> ConversationResult:
         _add_wer(cfg, script, up, model, rows)
     df = pd.DataFrame([asdict(r) for r in rows])
     summary = _summary(cfg, rows, model, script.duration_s)
+    if cfg.metrics:
+        summary.update(_quality(cfg, script, up, model, down))
     return ConversationResult(df, summary, model, emitted, time.perf_counter() - t0)
 
 
@@ -432,6 +439,32 @@ def _add_wer(cfg: ConversationConfig, script: Script, up: Uplink, model: Realtim
         n = int(b * rate) - max(0, int(a * rate))
         c0 = max(0, int((st.start_s - WER_PAD_S[0]) * rate))
         r.wer_clean = wer(st.text, recognise(clean[c0:c0 + n], rate))
+
+
+def _quality(cfg: ConversationConfig, script: Script, up: Uplink, model: RealtimeModel,
+             down: Downlink) -> dict[str, Any]:
+    """Quality of both directions with the lab's metrics: ``up_<metric>``: what the model received
+    against the caller's signal (intrusive metrics aligned as in one-way calls); ``down_plcmos``:
+    PLCMOS (non-intrusive) of the agent's speech as played at the caller's ear, replies joined."""
+    from translab.metrics.quality import quality
+
+    rate = up.input_format.rate
+    heard = np.concatenate(model.received_audio) if model.received_audio else np.zeros(0, np.float32)
+    out: dict[str, Any] = {f"up_{k}": v for k, v in quality(script.caller_audio(rate), heard, rate,
+                                                            metrics=cfg.metrics).items()}
+    if "plcmos" in cfg.metrics:
+        parts = []
+        for rid, rep in down.replies.items():
+            h, stop = down.heard_s.get(rid, math.nan), down.stop_s.get(rid, math.nan)
+            res = down.caller_leg.playout if down.caller_leg is not None else rep.playout
+            if res is None or not (math.isfinite(h) and math.isfinite(stop)) or stop <= h:
+                continue
+            a, b = int((h - res.start_s) * res.sample_rate), int((stop - res.start_s) * res.sample_rate)
+            parts.append(res.audio[max(0, a):b])
+            ear_rate = res.sample_rate
+        if parts:
+            out["down_plcmos"] = quality(np.zeros(1), np.concatenate(parts), ear_rate, metrics=("plcmos",))["plcmos"]
+    return out
 
 
 def _summary(cfg: ConversationConfig, rows: list[TurnResult], model: RealtimeModel, duration_s: float) -> dict[str, Any]:
