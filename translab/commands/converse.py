@@ -21,7 +21,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
         description="Simulate a conversation between a scripted caller and a realtime-model stand-in "
         "(Silero server VAD, seeded think time, streamed replies) through a topology; per turn the "
         "latency from the end of the caller's speech to the agent's first audio at the caller's ear, "
-        "split into uplink, VAD, think and downlink. Simulated only (live conversations are not built yet).")
+        "split into uplink, VAD, think and downlink. Simulated; --live runs direct-ws over loopback only.")
     p.add_argument("--topology", choices=TOPOLOGIES, default=d.topology,
                    help="direct-ws: WebSocket to the model; webrtc-gateway: WebRTC to a gateway, WebSocket "
                    "to the model; twilio: PSTN leg, Twilio, WebSocket bridge (default %(default)s)")
@@ -53,6 +53,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--metrics", default="none",
                    help="quality of both directions, comma-separated: plcmos,stoi,estoi,pesq_wb,pesq_nb, or none "
                    "(up_*: what the model received; down_plcmos: the agent at the caller's ear; default none)")
+    p.add_argument("--live", action="store_true",
+                   help="run live in real time over loopback WebSockets (direct-ws without barge-in only, for "
+                   "now: no emulated network); prints per-turn latencies beside the simulation on clean-lan")
     p.add_argument("--seed", type=int, default=d.seed, help="seed (default %(default)s)")
     p.add_argument("--out", default=None, help="write turns.csv and summary.json here")
     p.add_argument("--json", action="store_true", help="print one JSON object: the summary and the turns")
@@ -89,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     if args.out:
         _check_out_dir(args.out)
+    if args.live:
+        return _run_live(args, cfg)
     result = converse(cfg)
     summary = {k: _clean(v) for k, v in result.summary.items()}
     turns = [{k: _clean(v) for k, v in row.items()} for row in result.turns.to_dict(orient="records")]
@@ -114,6 +119,26 @@ def run(args: argparse.Namespace) -> int:
         print(f"  WER on what the model received {_fmt(s['wer'], '{:.2f}')} (clean: {_fmt(s['wer_clean'], '{:.2f}')})")
     if args.out:
         print(f"wrote {args.out}/turns.csv, summary.json ({result.wall_s:.1f} s)")
+    return 0
+
+
+def _run_live(args: argparse.Namespace, cfg: ConversationConfig) -> int:
+    from dataclasses import replace
+
+    from translab.conversation.live import live_direct_ws
+    from translab.conversation.simulate import converse
+
+    live = live_direct_ws(cfg)
+    sim = converse(replace(cfg, profile="clean-lan")).turns
+    live["sim_turn_latency_ms"] = sim["turn_latency_ms"].to_numpy()
+    if args.out:
+        live.to_csv(Path(args.out) / "live_turns.csv", index=False)
+    if args.json:
+        rows = [{k: _clean(v) for k, v in r.items()} for r in live.to_dict(orient="records")]
+        print(json.dumps({"mode": "live", "topology": cfg.topology, "seed": cfg.seed, "turns": rows}, allow_nan=False))
+        return 0
+    for r in live.itertuples():
+        print(f"turn {r.turn}: live {r.turn_latency_ms:.0f} ms, simulated (clean-lan) {r.sim_turn_latency_ms:.0f} ms")
     return 0
 
 

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from translab.conversation import protocol as p
+from translab.conversation.legs import leg_rng
 from translab.conversation.model import Emitted, ModelParams, RealtimeModel
 
 
@@ -53,7 +54,9 @@ class ModelServer:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         self._connections += 1
-        model = RealtimeModel(self.replies, np.random.default_rng([self.seed, self._connections]), self.params)
+        # the first connection draws think times as the simulation does for the same seed (paired runs)
+        name = "think" if self._connections == 1 else f"think:{self._connections}"
+        model = RealtimeModel(self.replies, leg_rng(self.seed, name), self.params)
         self.models.append(model)
         wake = asyncio.Event()
 

@@ -370,13 +370,18 @@ def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(v, q)) if v else math.nan
 
 
+def expected_first_audio_s(cfg: ConversationConfig) -> float:
+    """What the open-loop script assumes for end of speech -> first agent audio (s): the VAD's
+    silence + 100 ms, the median think time and 300 ms for the path."""
+    return (cfg.vad.silence_duration_ms + 100 + cfg.think.median_ms) / 1000 + 0.3
+
+
 def converse(cfg: ConversationConfig | None = None) -> ConversationResult:
     """Simulate one conversation; the same config (and seed) gives identical figures."""
     t0 = time.perf_counter()
     cfg = (cfg or ConversationConfig()).resolved()
-    expected = (cfg.vad.silence_duration_ms + 100 + cfg.think.median_ms) / 1000 + 0.3
     script = build_script(cfg.turns, cfg.caller_clips, cfg.agent_clip, bargein_every=cfg.bargein_every,
-                          expected_first_audio_s=expected)
+                          expected_first_audio_s=expected_first_audio_s(cfg))
     up = _uplink(cfg, script)
     model, emitted = run_model(cfg, script, up)
     down = _downlink(cfg, script, emitted, up.input_format)
