@@ -414,6 +414,7 @@ def converse(cfg: ConversationConfig | None = None) -> ConversationResult:
             r.bargein_stop_ms = 1000 * (stop - onset)
             rep = down.replies[rid]
             ear = down.caller_leg.playout if down.caller_leg is not None else rep.playout
+            assert ear is not None  # the reply was heard, so it was played
             r.agent_after_ms = played_ms(ear.frames, ear.sample_rate, onset, stop)
         rep = down.replies.get(rid)
         if rep is not None and math.isfinite(rep.flush_s):
