@@ -1,0 +1,148 @@
+"""The legs a conversation's audio and events travel, in simulated time, on the existing link models.
+
+* :func:`ws_leg`: WebSocket messages as one TCP byte stream (translab.link.tcp over a profile's
+  chains; ACKs return on the other direction), with the header model's framing bytes.
+* :func:`rtp_leg`: a continuous audio timeline framed and encoded as a live sender would
+  (translab.media.stream), each packet one datagram through a profile's chain, played out by a
+  receiver of translab.playout (jitter buffer + concealment).
+* :func:`play_time_of`: when a media instant of a stream was played by a receiver (from its frames
+  log), the map that carries a turn's timing through every jitter buffer on the path.
+
+Each leg draws from its own generator, ``SeedSequence([seed, crc32(name)])``, so adding a leg does
+not change another leg's randomness.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from translab import trace as trace_mod
+from translab.config import CallConfig
+from translab.link.profiles import load_profile
+from translab.link.tcp import TcpDeliveryModel
+from translab.media.stream import SenderStream, encode_stream
+from translab.metrics.bandwidth import HeaderModel, rtp_wire_bytes, ws_tcp_payload_bytes
+from translab.playout import PlayoutResult, play
+from translab.playout.stats import PLAYED_KINDS
+
+HEADERS = HeaderModel()
+
+
+def leg_rng(seed: int, name: str) -> np.random.Generator:
+    """The generator of leg ``name`` for ``seed``."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), zlib.crc32(name.encode())]))
+
+
+def ws_leg(send_s: np.ndarray, message_bytes: np.ndarray, profile: str, direction: str, client: bool,
+           seed: int, name: str) -> np.ndarray:
+    """Delivery time (s) of each WebSocket message (sent at ``send_s``, s; sizes in bytes) over the
+    TCP model on ``profile``'s ``direction`` chain; ``client``: client-to-server frames (masked)."""
+    prof = load_profile(profile)
+    other = "down" if direction == "up" else "up"
+    tcp = np.array([ws_tcp_payload_bytes(int(b), client, HEADERS) for b in message_bytes], dtype=np.int64)
+    model = TcpDeliveryModel(prof.chain(direction), prof.chain(other), mss=int(HEADERS.mss or 1448))
+    if len(tcp) == 0:
+        return np.zeros(0)
+    res = model.deliver(np.asarray(send_s, dtype=float), tcp, leg_rng(seed, name + ":data"), leg_rng(seed, name + ":ack"))
+    return np.asarray(res.delivered_s, dtype=float)
+
+
+@dataclass
+class RtpLeg:
+    """What an RTP-like leg produced: the sender's packets, the arrival trace and the receiver's
+    playout (times on the call clock)."""
+
+    stream: SenderStream
+    trace: pd.DataFrame
+    playout: PlayoutResult
+    frame_n: int
+
+
+def rtp_leg(audio: np.ndarray, call: CallConfig, profile: str, direction: str, seed: int, name: str,
+            playout: str = "adaptive") -> RtpLeg:
+    """``audio`` (float32 at ``call.sample_rate``, the sender's timeline from t = 0) sent in frames
+    of ``call`` (codec, frame_ms) as datagrams over ``profile``'s ``direction`` chain, played by a
+    ``playout`` receiver with the codec's default concealment."""
+    cfg = call.resolved()
+    stream = encode_stream(audio, cfg)
+    wire = np.array([rtp_wire_bytes(int(b), HEADERS) for b in stream.payload_bytes], dtype=np.int64)
+    send = stream.capture_s.astype(float)
+    idx, arr = load_profile(profile).chain(direction).apply(send, wire, leg_rng(seed, name))
+    arrival = np.full(len(send), np.nan)
+    if len(idx):
+        order = np.lexsort((arr, idx))
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = idx[order][1:] != idx[order][:-1]
+        arrival[idx[order][first]] = arr[order][first]
+    n = len(send)
+    rows = {
+        "seq": stream.seq, "media_ts": stream.media_ts, "frame_samples": stream.frame_samples,
+        "capture_s": stream.capture_s, "send_s": send, "arrival_s": arrival,
+        "payload_bytes": stream.payload_bytes, "message_bytes": stream.payload_bytes, "wire_bytes": wire,
+        "transport": ["webrtc"] * n, "direction": [direction] * n, "fec": stream.fec,
+        "duplicates": np.zeros(n, dtype=np.int64), "payload": stream.payload,
+    }
+    attrs = {"codec": cfg.codec, "sample_rate": int(cfg.sample_rate or 0), "channels": 1, "frame_ms": float(cfg.frame_ms),
+             "lookahead_ms": float(stream.lookahead_ms), "mode": "simulate", "profile": profile}
+    trace = trace_mod.make_trace(rows, attrs)
+    out = play(trace, policy=playout, conceal=str(cfg.conceal))
+    return RtpLeg(stream, trace, out, int(stream.frame_samples[0]))
+
+
+def play_time_of(frames: pd.DataFrame, rate: int, frame_n: int, media_s: float) -> float:
+    """When the receiver played the sender's media instant ``media_s`` (s from the stream's start):
+    the play time of the played block of its frame plus the offset into it (capped at the block's
+    length). A frame that was not played from its own packet (lost, concealed) maps to the next
+    played frame's start. NaN if nothing at or after it was played."""
+    played = frames[frames["kind"].isin(PLAYED_KINDS)]
+    ts = played["media_ts"].to_numpy(dtype=np.int64)
+    pos = int(np.floor(media_s * rate + 1e-6))
+    slot = pos // frame_n * frame_n
+    i = int(np.searchsorted(ts, slot, side="left"))
+    if i >= len(ts):
+        return float("nan")
+    row = played.iloc[i]
+    if int(row["media_ts"]) != slot:
+        return float(row["play_s"])
+    return float(row["play_s"]) + min(pos - slot, int(row["samples"])) / rate
+
+
+def timeline(result: PlayoutResult, length_s: float, until_s: float = np.inf) -> np.ndarray:
+    """A receiver's output placed on the call clock: float32 at its rate from t = 0 to ``length_s``,
+    silent before it started and from ``until_s`` on (a flush)."""
+    rate = result.sample_rate
+    out = np.zeros(int(np.ceil(length_s * rate)), dtype=np.float32)
+    i = int(round(result.start_s * rate))
+    stop = min(len(out), int(round(until_s * rate)) if np.isfinite(until_s) else len(out))
+    n = max(0, min(len(result.audio), stop - i))
+    if i < len(out):
+        out[i:i + n] = result.audio[:n]
+    return out
+
+
+def gaps(frames: pd.DataFrame, rate: int, start_s: float, stop_s: float) -> tuple[int, float]:
+    """Underruns inside agent speech: runs of blocks that were not played from a packet (stalls,
+    concealment; ``inserted`` silence is a jitter buffer's own pause and does not count) between
+    ``start_s`` and ``stop_s`` (call clock, s). Returns (count of runs, total ms)."""
+    f = frames[(frames["play_s"] >= start_s - 1e-9) & (frames["play_s"] < stop_s - 1e-9)]
+    bad = ~f["kind"].isin(PLAYED_KINDS | {"inserted"}).to_numpy()
+    if not bad.any():
+        return 0, 0.0
+    runs = int(bad[0]) + int(np.sum(bad[1:] & ~bad[:-1]))
+    ms = 0.0
+    for (_, row), b in zip(f.iterrows(), bad):
+        if b:
+            ms += min(int(row["samples"]) / rate, stop_s - float(row["play_s"])) * 1000.0
+    return runs, ms
+
+
+def played_ms(frames: pd.DataFrame, rate: int, start_s: float, stop_s: float) -> float:
+    """Audio played from packets (decoded or FEC) between ``start_s`` and ``stop_s`` (ms)."""
+    f = frames[frames["kind"].isin(PLAYED_KINDS)]
+    a = f["play_s"].to_numpy(dtype=float)
+    b = a + f["samples"].to_numpy(dtype=float) / rate
+    return float(np.clip(np.minimum(b, stop_s) - np.maximum(a, start_s), 0, None).sum() * 1000.0)
