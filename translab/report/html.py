@@ -89,9 +89,10 @@ def headline_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def emodel_scale(band: str) -> str:
-    """The E-model scale of an ``emodel_band`` value, in words."""
-    return {"nb": "G.107 narrowband scale", "wb": "G.107.1 wideband scale",
-            "swb": "G.107.2 super-wideband scale", "fb": "G.107.2 fullband scale"}.get(str(band), f"{band} scale")
+    """The E-model scale of an ``emodel_band`` value, in words (:func:`translab.metrics.emodel.scale_name`)."""
+    from translab.metrics.emodel import scale_name
+
+    return scale_name(band)
 
 
 #: Beside the headline table: what the E-model is and is not.
@@ -331,6 +332,16 @@ def answer_section(df: pd.DataFrame) -> str:
             "crossing the emulated link, which this run does not have.</p>")
 
 
+def _detail_around_parts(v: claims_mod.Verdict) -> str:
+    """A verdict's detail without its parts' text (the parts are listed below it): what comes before
+    and after them."""
+    if not v.tests:
+        return _e(v.detail)
+    joined = "; ".join(t.text() for t in v.tests)
+    before, _, after = v.detail.partition(joined)
+    return _e(before.strip()) + (f" <span class='muted'>{_e(after.strip(' .'))}.</span>" if after.strip(" .") else "")
+
+
 def claims_section(df: pd.DataFrame) -> str:
     """The article's claims: verdict, metric, every part with its interval, the cells used, figure."""
     rows = []
@@ -341,7 +352,7 @@ def claims_section(df: pd.DataFrame) -> str:
                                   f"cells: {_e(t.config)}</span></li>" for t in v.tests) + "</ul>") if v.tests else ""
         rows.append(f"<tr><td class='l'>{_e(v.claim)}</td><td class='l {_verdict_cls(v.verdict)}'><b>{_e(v.verdict)}"
                     f"</b></td><td class='l'>{_e(', '.join(v.metrics)) or '–'}</td>"
-                    f"<td class='l'>{_e(v.detail.split('. ')[0]) + '.' if v.tests else _e(v.detail)}{parts}</td>"
+                    f"<td class='l'>{_detail_around_parts(v)}{parts}</td>"
                     f"<td class='l'>{_cells_details(v.cells, 'cells')}</td><td class='l'>{link}</td></tr>")
     return ("<p class='muted'>From a published vendor article on WebRTC vs WebSocket for voice AI; each verdict is "
             "computed from this run's results (translab.report.claims). A claim with several parts is supported "
