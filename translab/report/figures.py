@@ -199,8 +199,17 @@ def _setting_color(s: Setting) -> str:
     return TRANSPORT_COLORS.get(dict(s.values).get("transport", ""), "gray")
 
 
-#: The jitter-buffer figure's configurations: each transport's default with its adaptive and fixed buffer.
+#: The jitter-buffer figure's configurations in the default experiment: each transport's default with
+#: its adaptive and a fixed 60 ms buffer.
 POLICY_SETTINGS = (WEBRTC, WEBRTC_FIXED, WS_BINARY, WS_FIXED)
+
+
+def policy_settings(df: pd.DataFrame) -> list[Setting]:
+    """Each transport's default configuration (:data:`TRANSPORT_SETTINGS`) with every playout policy
+    the results hold (the rest of the configuration unchanged)."""
+    pols = sorted(ok_rows(df).get("playout", pd.Series(dtype=str)).dropna().astype(str).unique(),
+                  key=lambda p: (p != "adaptive", p))
+    return [s.with_(f"{s.label.split(' ')[0]} {p}", playout=p) for s in TRANSPORT_SETTINGS for p in pols]
 
 
 def playout_policy(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figure | None:
@@ -209,13 +218,13 @@ def playout_policy(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figur
     intervals and n."""
     d = ok_rows(df)
     profs = sorted({profile_name(p) for p in d.get("profile", []) if not is_clean(p)})
-    profs = [p for p in profs if sum(len(s.rows(d, p)) > 0 for s in POLICY_SETTINGS) >= 2]
+    profs = [p for p in profs if sum(len(s.rows(d, p)) > 0 for s in policy_settings(d)) >= 2]
     if not profs:
         return None
-    fig = Figure(figsize=(11, 1.2 + 1.6 * len(profs)), dpi=100, layout="constrained")
+    fig = Figure(figsize=(11, 1.2 + 0.35 * len(policy_settings(d)) * len(profs)), dpi=100, layout="constrained")
     axes = fig.subplots(len(profs), 2, squeeze=False)
     for row, prof in enumerate(profs):
-        sets = [s for s in POLICY_SETTINGS if len(s.rows(d, prof))]
+        sets = [s for s in policy_settings(d) if len(s.rows(d, prof))]
         labels = [s.label for s in sets]
         colors = [_setting_color(s) for s in sets]
         for col, (metric, unit, nd) in enumerate((("m2e_p95_ms", "ms", 0), ("plcmos", "", 2))):
