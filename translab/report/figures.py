@@ -280,25 +280,29 @@ def setup_breakdown(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figu
     if not len(live):
         return None
     g = live.groupby(["transport", live["profile"].map(profile_name)])[cols].median()
-    fig, ax = _fig(8.0, 2.2 + 0.6 * len(g))
-    cmap = matplotlib.colormaps["tab20"]
+    transports = sorted({t for t, _ in g.index})
+    # one panel per transport, each with a legend of its own milestones only (no 12-entry legend)
+    fig = Figure(figsize=(8.0, 1.4 + 0.55 * len(g) + 0.5 * len(transports)), dpi=100, layout="constrained")
+    axes = fig.subplots(len(transports), 1, squeeze=False, sharex=True)[:, 0]
     markers = "osD^vP*Xhp<>"
-    names = sorted(cols, key=lambda c: float(np.nanmedian(g[c].to_numpy())) if g[c].notna().any() else 1e9)
-    labelled: set[str] = set()
-    for y, (idx, r) in enumerate(g.iterrows()):
-        ax.hlines(y, 0, np.nanmax(r.to_numpy()), color=TRANSPORT_COLORS.get(idx[0], "gray"), lw=3, alpha=0.35)
-        for k, c in enumerate(names):
-            if not math.isnan(r[c]):
-                # milestones a few ms apart would overlap as text labels: a legend names them instead
-                ax.plot(r[c], y, markers[k % len(markers)], color=cmap(k % 20), ms=7, ls="none",
-                        label=None if c in labelled else c[6:-3].replace("_", " "))
-                labelled.add(c)
-    ax.set_yticks(range(len(g)), [f"{t} / {p}" for t, p in g.index])
-    ax.set_ylim(-0.6, len(g) - 0.4)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=4, fontsize=7, frameon=False)
-    ax.set_xlabel("ms since the call started")
-    ax.grid(axis="x", alpha=0.3)
-    ax.set_title("Call set-up milestones (live calls)")
+    cmap = matplotlib.colormaps["tab10"]
+    for ax, tr in zip(axes, transports):
+        gt = g.loc[tr]
+        names = [c for c in cols if gt[c].notna().any()]
+        names.sort(key=lambda c: float(np.nanmedian(gt[c].to_numpy())))
+        for y, (prof, r) in enumerate(gt.iterrows()):
+            ax.hlines(y, 0, np.nanmax(r[names].to_numpy()), color=TRANSPORT_COLORS.get(tr, "gray"), lw=3, alpha=0.35)
+            for k, c in enumerate(names):
+                if not math.isnan(r[c]):
+                    ax.plot(r[c], y, markers[k % len(markers)], color=cmap(k % 10), ms=7, ls="none",
+                            label=c[6:-3].replace("_", " ") if y == 0 else None)
+        ax.set_yticks(range(len(gt)), [str(p) for p in gt.index])
+        ax.set_ylim(-0.6, len(gt) - 0.4)
+        ax.set_title(tr, fontsize=9)
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False)
+        ax.grid(axis="x", alpha=0.3)
+    axes[-1].set_xlabel("ms since the call started")
+    fig.suptitle("Call set-up milestones (live calls, median)", fontsize=10)
     return fig
 
 
