@@ -32,6 +32,7 @@ import math
 import os
 import threading
 from math import gcd
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -491,10 +492,8 @@ def visqol_score(ref: np.ndarray, deg: np.ndarray, rate: int) -> float:
 CACHE_ENV = "TRANSLAB_METRIC_CACHE"
 
 
-def cache_dir() -> "Path | None":
+def cache_dir() -> Path | None:
     """The folder of :func:`quality`'s score cache, or None when ``TRANSLAB_METRIC_CACHE=off``."""
-    from pathlib import Path
-
     v = os.environ.get(CACHE_ENV, "")
     if v.lower() in ("off", "0", "no", "false"):
         return None

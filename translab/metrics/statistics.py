@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -66,7 +66,7 @@ class Estimate:
         return f"{f.format(self.value)}{ci}{(' ' + unit) if unit else ''} (n={self.n})"
 
 
-def _stat_fn(stat: str) -> Callable[..., np.ndarray]:
+def _stat_fn(stat: str) -> Callable[..., Any]:
     if stat == "mean":
         return lambda x, axis=-1: np.mean(x, axis=axis)
     if stat == "median":
