@@ -1,11 +1,14 @@
-"""The comparison report: one self-contained HTML file (figures as base64 PNG data: URIs, inline CSS,
-no scripts, no external resources) built from a run directory written by ``translab run``.
+"""The comparison report: one self-contained HTML file (figures as base64 PNG and audio as FLAC data:
+URIs, inline CSS, no scripts, no external resources) built from a run directory written by
+``translab run``.
 
-Sections: the question and the grid; the headline table per transport and profile; the figures of
-notebooks 02-04; a NAT and firewall section when the run has netns cells (outcome table and
-heatmap, set-up time by candidate type, relay overhead and relay kbit/s per bitrate, see
-translab.report.nat); the claims table with verdicts; failed cells; provenance (versions, machine,
-experiment file and hash, times).
+Sections, answer first: the question; the recommendation per profile (translab.report.claims.
+recommendations: paired comparisons with 95 % intervals); how the intervals are computed; the
+article's claims with their verdicts, metrics, intervals and cells; the headline (one exact
+configuration per row, mean [interval], E-model only when every row shares one scale); listening
+pairs (like for like, same seed and clip); metric repeatability; the experiment's grid; the figures
+of notebooks 02-04; a NAT and firewall section when the run has netns cells (see
+translab.report.nat); failed cells; provenance (versions, machine, experiment file and hash, times).
 """
 
 from __future__ import annotations
