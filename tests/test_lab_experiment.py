@@ -91,7 +91,7 @@ def test_contradictions_dropped_and_exclude(tmp_path: Path) -> None:
     # file must be refused when it is read, not cell by cell at run time
     ('name="t"\ndescription=""\n[[grid]]\nsample_rate=[12000]', "grid[0].sample_rate", "8000, 16000, 24000, 48000"),
     ('name="t"\ndescription=""\n[[grid]]\nmode=["offline"]', "grid[0].mode", "simulate, live"),
-    ('name="t"\ndescription=""\n[defaults]\nseed=[1,2]\n[[grid]]\nseed=1', "defaults.seed", "single value"),
+    ('name="t"\ndescription=""\n[defaults]\nseed=[-1]\n[[grid]]\ntransport="webrtc"', "grid[0].seed", "0"),
     ('name = [', "toml", "valid TOML"),
 ])
 def test_bad_input_names_file_key_allowed(tmp_path: Path, text: str, key: str, allowed: str) -> None:
@@ -106,6 +106,13 @@ def test_profile_path_accepted(tmp_path: Path) -> None:
     (tmp_path / "mine.toml").write_text("name='mine'\n")
     exp = ex.load_experiment(write(tmp_path, GOOD.replace('"4g"]', '"mine.toml"]')))
     assert any(c["profile"].endswith("mine.toml") for c in exp.cells())
+
+
+def test_list_in_defaults_is_a_dimension_of_every_block_lacking_it() -> None:
+    exp = ex.from_dict({"name": "t", "description": "", "defaults": {"seed": [1, 2, 3]},
+                        "grid": [{"transport": "webrtc"}, {"transport": "websocket", "seed": 9}]})
+    got = sorted((c["transport"], c["seed"]) for c in exp.cells())
+    assert got == [("webrtc", 1), ("webrtc", 2), ("webrtc", 3), ("websocket", 9)]
 
 
 def test_bitrate_strings() -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from translab.report import claims as C
 from translab.report import figures as F
+from report_rows import cells, table
 
 
 def row(**kw: object) -> dict:
@@ -18,36 +19,28 @@ def row(**kw: object) -> dict:
     return {**base, **kw}
 
 
-def test_quality_loss_plots_effective_loss_and_labels_it() -> None:
-    d = pd.DataFrame([row(plcmos=3.0, concealed_ratio=0.0, effective_loss_rate=0.10, playout="elastic"),
-                      row(plcmos=3.5, concealed_ratio=0.02, effective_loss_rate=0.02)])
+def test_quality_loss_compares_concealment_like_for_like_with_intervals() -> None:
+    d = table(cells(C.OPUS_PLC, "4g", np.random.default_rng(1), plcmos=(3.9, 0.1), effective_loss_rate=0.03),
+              cells(C.OPUS_ZERO, "4g", np.random.default_rng(2), plcmos=(3.1, 0.1), effective_loss_rate=0.03),
+              # a FEC-on cell with other numbers must not be pooled into the PLC bar
+              cells(C.WEBRTC, "4g", np.random.default_rng(3), plcmos=(2.0, 0.1), effective_loss_rate=0.01))
     ax = F.quality_loss(d).axes[0]
-    xs = sorted(x for c in ax.collections for x, _ in c.get_offsets())
-    assert xs == pytest.approx([2.0, 10.0])  # the elastic cell skipped 10 % without concealing: not 0 %
-    assert "lost, discarded late or skipped" in ax.get_xlabel()
-    # an old run without the column falls back to the concealed share, and says so
-    ax = F.quality_loss(d.drop(columns="effective_loss_rate")).axes[0]
-    assert sorted(x for c in ax.collections for x, _ in c.get_offsets()) == pytest.approx([0.0, 2.0])
-    assert "concealed" in ax.get_xlabel()
+    bars = {t.get_text().split("\n")[0]: p.get_width() for t, p in zip(ax.get_yticklabels(), ax.patches)}
+    assert bars[C.OPUS_PLC.label] == pytest.approx(d[d["conceal"] == "opus-plc"]["plcmos"].mean())
+    assert bars[C.WEBRTC.label] == pytest.approx(2.0, abs=0.1)
+    labels = " ".join(t.get_text() for t in ax.texts)
+    assert "n=20" in labels and "[" in labels  # every bar says its n and interval
+    assert "never played 3.0%" in " ".join(t.get_text() for t in ax.get_yticklabels())
 
 
-def test_quality_bitrate_uses_only_like_for_like_cells() -> None:
-    d = pd.DataFrame([row(bitrate_bps=24000, plcmos=4.0), row(bitrate_bps=64000, plcmos=4.1),
-                      row(bitrate_bps=24000, plcmos=2.0, fec=False, conceal="zero"),
-                      row(bitrate_bps=24000, plcmos=2.5, playout="fixed:40"),
-                      row(bitrate_bps=24000, plcmos=2.5, frame_ms=60),
-                      row(transport="websocket", codec="pcm16", conceal="pcm-plc", sample_rate=16000,
-                          framing="binary", plcmos=3.7, profile="4g"),
-                      row(transport="websocket", codec="pcm16", conceal="pcm-plc", sample_rate=16000,
-                          framing="binary", plcmos=4.3, profile="clean-lan"),
-                      row(transport="websocket", codec="pcm16", conceal="zero", sample_rate=16000,
-                          framing="binary", plcmos=1.0, profile="clean-lan")])
-    ax = F.quality_bitrate(d).axes[0]
-    opus = [ln for ln in ax.get_lines() if ln.get_label() == "opus / 4g"][0]
-    assert list(opus.get_ydata()) == [4.0, 4.1]  # no dip from the FEC-off / fixed-buffer / 60 ms cells
-    pcm = {ln.get_label(): ln.get_ydata()[0] for ln in ax.get_lines() if ln.get_label().startswith("websocket")}
-    # one reference per profile, none for the zero-fill variant
-    assert sorted(pcm.values()) == [3.7, 4.3] and all(" / " in k for k in pcm)
+def test_quality_bitrate_uses_pesq_with_fec_off_and_intervals() -> None:
+    rows = [cells(C.opus_no_fec(k), "clean-lan", np.random.default_rng(k), pesq_wb=(q, 0.05), codec_pesq_wb=q + 0.01)
+            for k, q in ((12, 3.6), (24, 4.2), (64, 4.4))]
+    rows.append(cells(C.WEBRTC, "clean-lan", np.random.default_rng(0), pesq_wb=(1.0, 0.05)))  # FEC on: not plotted
+    ax = F.quality_bitrate(table(*rows)).axes[0]
+    opus = [c for c in ax.containers if str(c.get_label()).startswith("Opus, FEC off")]
+    assert opus and list(np.round(opus[0].lines[0].get_ydata(), 1)) == [3.6, 4.2, 4.4]
+    assert "PESQ-WB" in ax.get_ylabel() and len(ax.get_legend().get_texts()) <= 3
 
 
 def _cell(run: Path, h: str, m2e: list[float]) -> None:
@@ -56,16 +49,17 @@ def _cell(run: Path, h: str, m2e: list[float]) -> None:
     pd.DataFrame({"m2e_ms": m2e}).to_parquet(p / "frames.parquet")
 
 
-def test_latency_cdf_filters_to_adaptive_adds_lookahead_and_reports_the_cut(tmp_path: Path) -> None:
+def test_latency_cdf_uses_the_exact_settings_adds_lookahead_and_reports_the_cut(tmp_path: Path) -> None:
     _cell(tmp_path, "a", [50.0] * 999 + [5000.0])
     _cell(tmp_path, "b", [400.0] * 100)
     _cell(tmp_path, "c", [40.0] * 100)
+    rtc = dict(C.WEBRTC.values)
     d = pd.DataFrame([
-        row(cell_hash="a", budget_lookahead_ms=6.5, m2e_p50_ms=56.5, m2e_p95_ms=56.5, m2e_p99_ms=56.5),
-        row(cell_hash="b", playout="aiortc-stock", budget_lookahead_ms=6.5, m2e_p50_ms=406.5,
+        row(**rtc, cell_hash="a", budget_lookahead_ms=6.5, m2e_p50_ms=56.5, m2e_p95_ms=56.5, m2e_p99_ms=56.5),
+        row(**{**rtc, "playout": "aiortc-stock"}, cell_hash="b", budget_lookahead_ms=6.5, m2e_p50_ms=406.5,
             m2e_p95_ms=406.5, m2e_p99_ms=406.5),
-        row(cell_hash="c", transport="websocket", codec="pcm16", conceal="pcm-plc", budget_lookahead_ms=0.0,
-            m2e_p50_ms=40.0, m2e_p95_ms=40.0, m2e_p99_ms=40.0)])
+        row(**dict(C.WS_BINARY.values), cell_hash="c", budget_lookahead_ms=0.0, m2e_p50_ms=40.0, m2e_p95_ms=40.0,
+            m2e_p99_ms=40.0)])
     fig = F.latency_cdf(d, tmp_path)
     ax = fig.axes[0]
     lines = {ln.get_label(): np.asarray(ln.get_xdata()) for ln in ax.get_lines()}
@@ -79,9 +73,10 @@ def test_latency_cdf_filters_to_adaptive_adds_lookahead_and_reports_the_cut(tmp_
 
 def test_latency_budget_parts_add_up_to_the_mean_tick() -> None:
     parts = {"budget_framing_ms": 20.0, "budget_lookahead_ms": 6.5, "budget_network_ms": 30.0}
-    d = pd.DataFrame([row(**parts, budget_jitter_buffer_ms=40.0, m2e_mean_ms=96.5),
-                      row(**parts, budget_jitter_buffer_ms=60.0, m2e_mean_ms=116.5, seed=2),
-                      row(**parts, budget_jitter_buffer_ms=900.0, m2e_mean_ms=956.5, playout="fixed:900")])
+    rtc = dict(C.WEBRTC.values)
+    d = pd.DataFrame([row(**rtc, **parts, budget_jitter_buffer_ms=40.0, m2e_mean_ms=96.5),
+                      row(**rtc, **parts, budget_jitter_buffer_ms=60.0, m2e_mean_ms=116.5, seed=2),
+                      row(**{**rtc, "playout": "fixed:900"}, **parts, budget_jitter_buffer_ms=900.0, m2e_mean_ms=956.5)])
     ax = F.latency_budget(d).axes[0]
     right = max(p.get_x() + p.get_width() for p in ax.patches)
     tick = [ln for ln in ax.get_lines() if ln.get_label() == "measured mean m2e"][0]
@@ -109,17 +104,18 @@ def test_setup_time_shows_n_and_spread() -> None:
 
 
 def test_captions_state_the_filters() -> None:
-    assert C.LIKE_FOR_LIKE in F.FIGURES["latency_cdf"][2] and "lookahead" in F.FIGURES["latency_cdf"][2]
-    assert C.BITRATE_CELLS in F.FIGURES["quality_bitrate"][2]
+    assert C.WEBRTC.label in F.FIGURES["latency_cdf"][2] and "lookahead" in F.FIGURES["latency_cdf"][2]
+    assert "FEC off" in F.FIGURES["quality_bitrate"][2] and "PESQ-WB" in F.FIGURES["quality_bitrate"][2]
     assert "MEAN" in F.latency_budget.__doc__ and "mean" in F.FIGURES["latency_budget"][2]
 
 
-def test_playout_policy_labels_show_frames_never_played() -> None:
-    d = pd.DataFrame([row(playout="elastic", m2e_p95_ms=300.0, concealed_ratio=0.0, effective_loss_rate=0.08),
-                      row(playout="adaptive", m2e_p95_ms=120.0, concealed_ratio=0.03, effective_loss_rate=0.01)])
-    ax = F.playout_policy(d).axes[0]
-    texts = sorted(t.get_text() for t in ax.texts)
-    assert texts == ["0.0% / 8.0%", "3.0% / 1.0%"]  # elastic's skipped 8 % is not hidden behind 0 % concealed
+def test_playout_policy_bars_have_n_and_intervals_and_no_rotated_labels() -> None:
+    d = table(cells(C.WEBRTC, "4g", np.random.default_rng(1), m2e_p95_ms=(120.0, 10.0), plcmos=(3.8, 0.1)),
+              cells(C.WEBRTC_FIXED, "4g", np.random.default_rng(2), m2e_p95_ms=(90.0, 5.0), plcmos=(3.2, 0.1)))
+    fig = F.playout_policy(d)
+    texts = [t for ax in fig.axes for t in ax.texts]
+    assert len(texts) == 4 and all("n=20" in t.get_text() and "[" in t.get_text() for t in texts)
+    assert all(t.get_rotation() == 0 for ax in fig.axes for t in ax.get_xticklabels() + ax.get_yticklabels())
 
 
 def test_claims_do_not_rank_transports_on_the_emodel_alone() -> None:

@@ -34,22 +34,26 @@ SETUP_FIGURES = ("setup_time", "setup_breakdown")
 
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real simulated run with data for every figure except the live-only set-up ones, and one
-    failed cell. About 13 calls of 3 s on 2 local workers: a few seconds."""
+    """A real simulated run of the default experiment's configurations in miniature (2 s calls, 3 seeds,
+    one clip: every comparison has 3 pairs), and one failed cell. About 35 short calls on 2 workers."""
     out = tmp_path_factory.mktemp("run")
     not_wav = out.parent / "not-a-wav.wav"
     not_wav.write_bytes(b"this is not RIFF audio")  # exists (passes the experiment check), unreadable
     exp = ex.from_dict({
         "name": "report-test", "description": "report test", "question": "Which transport, when?",
-        "metrics": ["plcmos", "stoi"], "defaults": {"clip": "slt-weather", "duration_s": 3.0, "seed": 1},
+        "metrics": ["plcmos", "stoi", "pesq_wb"],
+        "defaults": {"clip": "slt-weather", "duration_s": 2.0, "seed": [1, 2, 3]},
         "grid": [
-            {"transport": "webrtc", "bitrate": [12000, 64000], "profile": ["clean-lan", "4g-handoff"]},
-            {"transport": "websocket", "framing": ["binary", "realtime-json"],
+            {"transport": "webrtc", "profile": ["clean-lan", "4g-handoff"]},
+            {"transport": "websocket", "sample_rate": 24000, "framing": ["binary", "realtime-json"],
              "profile": ["clean-lan", "4g-handoff"]},
             {"transport": "webrtc", "fec": False, "conceal": ["opus-plc", "zero"], "profile": "4g-handoff"},
-            {"transport": "websocket", "conceal": ["pcm-plc", "zero"], "profile": "4g-handoff",
-             "playout": ["adaptive", "elastic"]},
-            {"transport": "webrtc", "clip": str(not_wav)},
+            {"transport": "webrtc", "fec": False, "conceal": "opus-plc", "bitrate": ["24k", "64k"],
+             "profile": "clean-lan"},
+            {"transport": "websocket", "sample_rate": 24000, "playout": "fixed:60", "conceal": ["pcm-plc", "zero"],
+             "profile": "4g-handoff"},
+            {"transport": "webrtc", "playout": "fixed:60", "profile": "4g-handoff"},
+            {"transport": "webrtc", "clip": str(not_wav), "seed": 1},
         ]})
     res = run_experiment(exp, out, progress=False, code="t", executor="local", workers=2)
     assert res.n_failed == 1, res.failed
@@ -59,9 +63,15 @@ def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_report_sections_and_self_contained(real_run: Path, tmp_path: Path) -> None:
     path = write_report(real_run, tmp_path / "r.html")
     text = path.read_text()
-    for anchor in ("question", "grid", "headline", "figures", "claims", "failed", "provenance"):
+    for anchor in ("question", "answer", "claims", "headline", "listen", "repeatability", "grid", "figures",
+                   "failed", "provenance"):
         assert f"id='{anchor}'" in text, anchor
     assert "Which transport, when?" in text
+    # the report opens with the answer: the recommendation table comes before everything else
+    assert text.index("id='answer'") < text.index("id='claims'") < text.index("id='headline'")
+    # audio players: lossless FLAC data URIs, one pair per profile at least
+    flacs = re.findall(r"<audio controls preload='none' src='data:audio/flac;base64,([A-Za-z0-9+/=]+)'>", text)
+    assert len(flacs) >= 4 and all(base64.b64decode(b)[:4] == b"fLaC" for b in flacs)
     # no external resources: every src/href is a data: URI or an in-page anchor
     refs = re.findall(r"""(?:src|href)=['"]([^'"]+)['"]""", text)
     assert refs and all(r.startswith(("data:", "#")) for r in refs), [r[:40] for r in refs if not r.startswith(("data:", "#"))]
@@ -77,7 +87,7 @@ def test_report_sections_and_self_contained(real_run: Path, tmp_path: Path) -> N
     for key in SETUP_FIGURES:
         assert re.search(rf"<h3 id='fig-{key}'>[^<]*</h3><p class='muted'>Not shown: ", text), key
     # the grid's numeric values read as numbers: ascending, no stray ".0" (frame_ms 20, not 20.0)
-    grid = text[text.index("id='grid'"):text.index("id='headline'")]
+    grid = text[text.index("id='grid'"):text.index("id='figures'")]
     assert not re.search(r"\b\d+\.0\b", grid), grid
     for row in re.findall(r"<th class='l'>(?:frame_ms|sample_rate|seed)</th><td class='l'>([^<]*)</td>", grid):
         nums = [float(x) for x in row.split(", ")]
@@ -87,57 +97,72 @@ def test_report_sections_and_self_contained(real_run: Path, tmp_path: Path) -> N
     assert "not-a-wav.wav" in html.unescape(failed) and "WAV" in failed
 
 
-def test_claims_section_shows_the_runs_own_verdicts(real_run: Path) -> None:
+def test_claims_section_shows_each_verdict_with_metric_intervals_and_cells(real_run: Path) -> None:
     df = load_results(real_run)
-    text = build_html(real_run)
-    section = text[text.index("id='claims'"):]
-    shown = re.findall(r"<td class='l [^']*'><b>([^<]+)</b></td><td class='l'>([^<]*)</td>", section)
-    verdicts = C.evaluate(df)
-    assert verdicts
-    assert [(html.unescape(v), html.unescape(d)) for v, d in shown] == [(v.verdict, v.detail) for v in verdicts]
-    assert {v.verdict for v in verdicts} <= {C.SUPPORTED, C.REFUTED, C.DEPENDS, C.NOT_MEASURED}
-    # no live cells: the clean-latency claim hangs on the set-up this run did not measure
-    clean = next(v for v in verdicts if v.key == "clean_latency")
-    assert clean.verdict == C.DEPENDS and "set-up, which this run did not measure" in html.unescape(section)
-    assert any(v.verdict == C.NOT_MEASURED for v in verdicts)  # no TURN relay cells either
-
-
-def test_headline_table(real_run: Path) -> None:
-    df = load_results(real_run)
-    ok = df[df["status"] == "ok"]
-    head = headline_table(df)
-    assert set(head["transport"]) == {"webrtc", "websocket"}
-    assert set(head["profile"]) == {"clean-lan", "4g-handoff"}
-    # like for like: the elastic, zero-fill and no-FEC variants stay out of the headline groups
-    lfl = C.like_for_like(ok)
-    assert head["cells"].sum() == len(lfl) < len(ok)
-    assert set(lfl["playout"]) == {"adaptive"} and set(lfl["conceal"]) == {"opus-fec", "pcm-plc"}
-    assert lfl["fec"][lfl["codec"] == "opus"].all()
-    assert (head["p95 range over seeds (ms)"] != "").all()
-    assert head["set-up (ms, live)"].isna().all()  # simulated cells have no set-up
-    for _, r in head.iterrows():
-        g = lfl[(lfl["transport"] == r["transport"]) & (lfl["profile"] == r["profile"])]
-        assert r["m2e p95 (ms)"] == pytest.approx(g["m2e_p95_ms"].median())
-        assert r["loss (%)"] == pytest.approx(100 * g["loss_rate"].median())
-        assert r["PLCMOS"] == pytest.approx(g["plcmos"].median())
-        assert not math.isnan(r["wire kbit/s (up)"]) and 0 < r["PLCMOS"] <= 5
-    ws = head[head["transport"] == "websocket"]
-    assert (ws["loss (%)"] == 0).all()  # TCP: late, never lost
-    assert ok["stoi"].between(0, 1).all()
-
-
-def test_headline_states_its_filter_and_the_emodel_caveat(real_run: Path) -> None:
     text = html.unescape(build_html(real_run))
-    section = text[text.index("id='headline'"):text.index("id='figures'")]
-    assert C.LIKE_FOR_LIKE in section and "E-model caveat" in section
-    assert "G.107.2" in section and "PLCMOS" in section
+    section = text[text.index("id='claims'"):text.index("id='headline'")]
+    verdicts = C.evaluate(df)
+    shown = re.findall(r"<td class='l [^']*'><b>([^<]+)</b></td><td class='l'>([^<]*)</td>", section)
+    assert [v for v, _ in shown] == [v.verdict for v in verdicts]
+    for v, (_, metric) in zip(verdicts, shown):
+        if v.verdict == C.NOT_MEASURED:
+            continue
+        assert metric == ", ".join(v.metrics) and v.metrics
+        assert f"{len(v.cells)} cells" in section and all(h in section for h in v.cells)
+        for t in v.tests:
+            assert t.text() in section
+            if "not measured" not in t.name:
+                assert t.estimate.has_interval and t.cells
+    # no live cells: the set-up half of the clean-latency claim is not measured, so it cannot be supported
+    clean = next(v for v in verdicts if v.key == "clean_latency")
+    assert clean.verdict in (C.INCONCLUSIVE, C.REFUTED) and "not measured" in clean.detail
+
+
+def test_answer_table_recommends_per_profile_with_intervals(real_run: Path) -> None:
+    df = load_results(real_run)
+    recs = C.recommendations(df)
+    assert {(r.profile, r.decision) for r in recs} >= {("clean-lan", "transport"), ("4g-handoff", "transport"),
+                                                       ("4g-handoff", "jitter buffer (WebRTC)")}
+    text = html.unescape(build_html(real_run))
+    answer = text[text.index("id='answer'"):text.index("id='claims'")]
+    for r in recs:
+        assert r.choice in answer and all(c.n == 3 for _, c, _ in r.comparisons)
+        for cr, c, _ in r.comparisons:
+            assert c.diff.has_interval and f"(n={c.n})" in answer
+
+
+def test_headline_has_one_exact_configuration_per_row(real_run: Path) -> None:
+    df = load_results(real_run)
+    head = headline_table(df)
+    assert set(head["profile"]) == {"clean-lan", "4g-handoff"}
+    assert not head.duplicated(["profile", "configuration"]).any()
+    labels = {s.label: s for s in C.HEADLINE_SETTINGS}
+    for _, r in head.iterrows():
+        rows = labels[r["configuration"]].rows(df, r["profile"])
+        assert r["n"] == len(rows) == 3  # one exact configuration: its 3 seeds, nothing pooled
+        assert len(rows.drop_duplicates(["transport", "codec", "sample_rate", "framing", "playout", "conceal",
+                                         "fec", "frame_ms"])) == 1
+        e = r["m2e p95"]
+        assert e.value == pytest.approx(rows["m2e_p95_ms"].mean()) and e.lo <= e.value <= e.hi
+        assert 0 < r["PLCMOS"].value <= 5
+    # Opus (G.107.2) and PCM16 (G.107.1) rows are on different E-model scales: no E-model column
+    assert not any(c.startswith("E-model") for c in head.columns)
+    assert head.attrs["emodel_bands"] == ["swb", "wb"]
+
+
+def test_headline_names_the_emodel_scales_and_repeatability_is_shown(real_run: Path) -> None:
+    text = html.unescape(build_html(real_run))
+    section = text[text.index("id='headline'"):text.index("id='listen'")]
+    assert "E-model left out" in section and "G.107.2" in section and "G.107.1" in section
+    rep = text[text.index("id='repeatability'"):text.index("id='grid'")]
+    assert "plcmos spread" in rep and "identical audio" in rep
 
 
 def test_grid_shows_explicit_durations_and_provenance_when_cells_were_computed(real_run: Path) -> None:
     text = html.unescape(build_html(real_run))
-    grid = text[text.index("id='grid'"):text.index("id='headline'")]
-    # duration_s 3 was set for every cell; the clip lengths the summaries carry are not settings
-    assert re.search(r"duration_s</th><td class='l'>3 \(\d+ cells\)</td>", grid), grid
+    grid = text[text.index("id='grid'"):text.index("id='figures'")]
+    # duration_s 2 was set for every cell; the clip lengths the summaries carry are not settings
+    assert re.search(r"duration_s</th><td class='l'>2 \(\d+ cells\)</td>", grid), grid
     prov = text[text.index("id='provenance'"):]
     m = re.search(r"cells computed</th><td class='l'>(\d+) cells finished between (\S+ \S+) and (\S+ \S+) UTC", prov)
     assert m and int(m.group(1)) == len(load_results(real_run)), prov[:600]
@@ -160,8 +185,8 @@ def test_live_cells_give_setup_figures(tmp_path: Path) -> None:
                         "grid": [{"transport": ["webrtc", "websocket"], "mode": "live", "profile": "clean-lan"}]})
     res = run_experiment(exp, tmp_path, progress=False, code="t")
     assert res.n_failed == 0, res.failed
-    head = headline_table(load_results(tmp_path))
-    assert len(head) == 2 and (head["set-up (ms, live)"] > 0).all()
+    df = load_results(tmp_path)
+    assert (C.setup_ms(df) > 0).all() and len(df) == 2
     text = build_html(tmp_path)
     for key in SETUP_FIGURES:
         assert f"<figure id='fig-{key}'>" in text, key

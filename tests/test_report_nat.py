@@ -98,7 +98,7 @@ def test_turn_claim_gets_its_verdict_from_relay_bytes(nat_run: Path) -> None:
 
 def test_report_has_the_nat_section(nat_run: Path) -> None:
     text = build_html(nat_run)
-    sec = text[text.index("id='nat'"):text.index("id='claims'")]
+    sec = text[text.index("id='nat'"):text.index("id='provenance'")]
     for anchor in ("nat-outcomes", "fig-nat-heatmap", "fig-nat-setup", "nat-setup", "nat-relay", "nat-relay-bitrate"):
         assert f"id='{anchor}'" in sec, anchor
     assert "4 of 5 calls connected; 5 of 5 as expected" in html.unescape(sec)

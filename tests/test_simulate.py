@@ -234,7 +234,10 @@ def test_human_summary_names_the_e_model_scale():
 
     s = simulate(CallConfig(profile="clean-lan", metrics=(), duration_s=2.0)).summary
     text = format_summary(s)
-    assert f"({s['emodel_band']} scale)" in text and "PLCMOS n/a" in text
+    from translab.metrics.emodel import scale_name
+
+    assert f"E-model MOS {s['emodel_mos']:.2f} (R {s['emodel_r']:.1f}, {scale_name(s['emodel_band'])})" in text
+    assert "G.107.2" in text and "PLCMOS n/a" in text
     assert f"{s['m2e_p50_ms']:.1f}" in text
 
 

@@ -113,7 +113,9 @@ def format_summary(s: dict[str, Any]) -> str:
         return "n/a" if v is None or v != v else fmt.format(v)
 
     # R's scale depends on the band (G.107 nb up to 93.2, G.107.1 wb 129, G.107.2 swb 148)
-    band = f" ({s['emodel_band']} scale)" if s.get("emodel_band") else ""
+    from translab.metrics.emodel import scale_name
+
+    band = f", {scale_name(s['emodel_band'])}" if s.get("emodel_band") else ""
     return (
         f"{s['transport']} {s['codec']} {s['frame_ms']:g} ms over {s['profile']} "
         f"(playout {s['playout']}, conceal {s['conceal']}, seed {s['seed']})\n"
@@ -122,5 +124,5 @@ def format_summary(s: dict[str, Any]) -> str:
         f"concealed {f('concealed_ratio', '{:.2%}')}, interruptions {s.get('interruptions')}\n"
         f"  payload {f('payload_kbps_up')} kbit/s, wire {f('wire_kbps_up')} kbit/s\n"
         f"  PLCMOS {f('plcmos', '{:.2f}')}, PESQ-WB {f('pesq_wb', '{:.2f}')}, STOI {f('stoi', '{:.3f}')}, "
-        f"E-model R {f('emodel_r')}{band} MOS {f('emodel_mos', '{:.2f}')}"
+        f"E-model MOS {f('emodel_mos', '{:.2f}')} (R {f('emodel_r')}{band})"
     )

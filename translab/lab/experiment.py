@@ -7,7 +7,8 @@ File format (every key is checked; see ``data/experiments/default.toml`` for a f
     question = "..."                    # optional, the question the report answers
     metrics = ["plcmos", "stoi"]        # quality metrics computed for every cell (default: plcmos, stoi)
 
-    [defaults]                          # optional: one value per key, shared by every cell
+    [defaults]                          # optional: one value per key, shared by every cell; a list
+                                        # (e.g. clip = [...]) is a grid key of every block lacking it
     clip = "..."
     seed = 1
 
@@ -236,7 +237,7 @@ def from_dict(data: dict[str, Any], *, source: str = "<memory>", text: str = "",
         if k not in keys:
             raise ConfigError(f"defaults.{k}", v, "keys " + ", ".join(keys), where=where)
         if isinstance(v, list):
-            raise ConfigError(f"defaults.{k}", v, "a single value (put lists in [[grid]])", where=where)
+            continue  # a list is a grid dimension of every block (below)
         defaults[k] = _check_value(k, v, f"defaults.{k}", where, base)
 
     grid_raw = data.get("grid")
@@ -244,6 +245,9 @@ def from_dict(data: dict[str, Any], *, source: str = "<memory>", text: str = "",
         grid_raw = [grid_raw]
     if not isinstance(grid_raw, list) or not grid_raw:
         raise ConfigError("grid", grid_raw, "one or more [[grid]] tables of key = [values]", where=where)
+    # A list in [defaults] (e.g. the clips) is crossed into every block that does not name the key.
+    shared = {k: v for k, v in defaults_raw.items() if isinstance(v, list)}
+    grid_raw = [{**shared, **b} if isinstance(b, dict) else b for b in grid_raw]
     blocks = tuple(_check_block(b, f"grid[{i}]", where, base, keys)
                    for i, b in enumerate(grid_raw))
     for i, b in enumerate(blocks):

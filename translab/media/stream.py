@@ -6,6 +6,7 @@ codec settings and framing give the same bytes on every path.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,12 +49,50 @@ class SenderStream:
         return np.fromiter((message_size(m) for m in self.message), dtype=np.int64, count=len(self.message))
 
 
+#: CallConfig fields that decide the sender's packets (everything else, e.g. seed, profile and
+#: playout, only changes what happens to them): "encode once, impair many".
+SENDER_FIELDS = ("transport", "codec", "bitrate", "frame_ms", "sample_rate", "fec", "expected_loss_pct", "dtx",
+                 "complexity", "framing")
+
+
 def encode_stream(audio: np.ndarray, cfg: CallConfig) -> SenderStream:
     """Encode ``audio`` (float32 mono at ``cfg.sample_rate``) into the packets of one call.
 
     ``cfg`` must be resolved (:meth:`CallConfig.resolved`). The clip is cut into frames of
     ``cfg.frame_ms`` (the last one zero-padded); Opus DTX frames are skipped.
+
+    Encode once, impair many: the packets depend only on the audio and :data:`SENDER_FIELDS`, and
+    libopus is deterministic, so the last streams are kept per process (keyed by the audio's bytes
+    and those fields) and a sweep over seeds and profiles encodes each clip and codec setting once.
+    Each call gets its own lists; the arrays are shared and read-only.
     """
+    import hashlib
+
+    a = np.ascontiguousarray(audio, dtype=np.float32)
+    key = hashlib.sha256(a.tobytes()).hexdigest() + repr(tuple(getattr(cfg, f) for f in SENDER_FIELDS))
+    s = _encode_cached(key, a, cfg)
+    return dataclasses.replace(s, payload=list(s.payload), message=list(s.message))
+
+
+_CACHE: dict[str, SenderStream] = {}
+_CACHE_SIZE = 16
+
+
+def _encode_cached(key: str, audio: np.ndarray, cfg: CallConfig) -> SenderStream:
+    if key in _CACHE:
+        _CACHE[key] = _CACHE.pop(key)  # most recently used last
+        return _CACHE[key]
+    s = _encode(audio, cfg)
+    for arr in (s.seq, s.media_ts, s.frame_samples, s.capture_s, s.fec, s.reference):
+        arr.flags.writeable = False
+    _CACHE[key] = s
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.pop(next(iter(_CACHE)))
+    return s
+
+
+def _encode(audio: np.ndarray, cfg: CallConfig) -> SenderStream:
+    """:func:`encode_stream` without the cache."""
     rate = int(cfg.sample_rate)
     frames = pcm.split_frames(to_int16(audio), rate, cfg.frame_ms)
     n_frames, n = frames.shape

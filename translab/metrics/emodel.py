@@ -67,6 +67,17 @@ def _band(wideband: Band) -> str:
     raise ConfigError("wideband", wideband, "False or 'nb', True or 'wb', 'swb' or 'fb'")
 
 
+#: The E-model scale of each ``emodel_band`` value (summary rows), in words.
+SCALES = {"nb": "G.107 narrowband scale", "wb": "G.107.1 wideband scale",
+          "swb": "G.107.2 super-wideband scale", "fb": "G.107.2 fullband scale"}
+
+
+def scale_name(band: str) -> str:
+    """The scale an E-model figure of ``band`` ("nb", "wb", "swb", "fb") is on, in words; print it
+    beside every E-model figure (R and MOS of different scales are not comparable)."""
+    return SCALES.get(str(band), f"{band} scale")
+
+
 @dataclass(frozen=True)
 class G107Params:
     """G.107 (06/2015) Table 1 parameters, all at their default values. Loudness ratings and

@@ -32,6 +32,7 @@ import math
 import os
 import threading
 from math import gcd
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -48,6 +49,7 @@ __all__ = [
     "plcmos",
     "pesq_score",
     "quality",
+    "score",
     "stoi_score",
     "visqol_score",
 ]
@@ -485,7 +487,92 @@ def visqol_score(ref: np.ndarray, deg: np.ndarray, rate: int) -> float:
 
 # --- all together ---------------------------------------------------------------------------------
 
+#: Environment variable naming the score cache's folder ("off" disables it); default
+#: ``$XDG_CACHE_HOME/translab/quality`` (``~/.cache/translab/quality``).
+CACHE_ENV = "TRANSLAB_METRIC_CACHE"
+
+
+def cache_dir() -> Path | None:
+    """The folder of :func:`quality`'s score cache, or None when ``TRANSLAB_METRIC_CACHE=off``."""
+    v = os.environ.get(CACHE_ENV, "")
+    if v.lower() in ("off", "0", "no", "false"):
+        return None
+    if v:
+        return Path(v)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "translab" / "quality"
+
+
+def _code_key() -> str:
+    """What makes a cached score stale: this module's source and the metric packages' versions."""
+    import hashlib
+    from importlib import metadata
+
+    h = hashlib.sha256(open(__file__, "rb").read())
+    for pkg in ("speechmos", "onnxruntime", "pesq", "pystoi", "visqol-python", "numpy", "scipy"):
+        try:
+            h.update(f"{pkg}={metadata.version(pkg)};".encode())
+        except metadata.PackageNotFoundError:
+            h.update(f"{pkg}=none;".encode())
+    return h.hexdigest()
+
+
+_CODE_KEY: list[str] = []
+
+
+def _cache_key(ref: Any, deg: Any, rate: int, metrics: Sequence[str], max_lag_s: float | None, alignment: str) -> str:
+    import hashlib
+
+    if not _CODE_KEY:
+        _CODE_KEY.append(_code_key())
+    h = hashlib.sha256(_CODE_KEY[0].encode())
+    for a in (ref, deg):
+        arr = np.ascontiguousarray(np.asarray(a))
+        h.update(f"{arr.dtype.str}{arr.shape};".encode())
+        h.update(arr.tobytes())
+    h.update(repr((int(rate), tuple(metrics), max_lag_s, alignment)).encode())
+    return h.hexdigest()
+
+
 def quality(
+    ref: np.ndarray,
+    deg: np.ndarray,
+    rate: int,
+    metrics: Sequence[str] = ("plcmos", "pesq_wb", "stoi"),
+    *,
+    max_lag_s: float | None = 2.0,
+    alignment: str = "auto",
+    cache: bool = True,
+) -> dict[str, float | None]:
+    """:func:`score` with a content-addressed cache on disk (:func:`cache_dir`): identical audio
+    (the same reference and degraded samples, rate, metrics and options, this module's code and the
+    metric packages' versions) gets the stored scores without recomputing them. Every metric here is
+    deterministic (PLCMOS seeds its raters), so a cached score equals a fresh one; a sweep whose
+    calls produce identical audio (e.g. seeds of a lossless link) computes it once across worker
+    processes and reruns. ``cache=False`` always computes (benchmarks)."""
+    import json
+
+    folder = cache_dir() if cache else None
+    if folder is None:
+        return score(ref, deg, rate, metrics, max_lag_s=max_lag_s, alignment=alignment)
+    key = _cache_key(ref, deg, rate, metrics, max_lag_s, alignment)
+    path = folder / key[:2] / f"{key}.json"
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        pass
+    out = score(ref, deg, rate, metrics, max_lag_s=max_lag_s, alignment=alignment)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(out))
+        os.replace(tmp, path)
+    except OSError:  # a read-only or full cache folder only costs the speed-up
+        pass
+    return out
+
+
+def score(
     ref: np.ndarray,
     deg: np.ndarray,
     rate: int,

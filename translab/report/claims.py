@@ -1,49 +1,52 @@
-"""The claims of a published vendor article on WebRTC vs WebSocket for voice AI, tested on a results
-table (one summary row per cell, as written by ``translab run``).
+"""The claims of a published vendor article on WebRTC vs WebSocket for voice AI, and the lab's own
+recommendation per network profile, tested on a results table (one summary row per cell, as written
+by ``translab run``).
 
-Each ``claim_*`` function takes the results DataFrame and returns a :class:`Verdict`: ``supported``,
-``refuted``, ``depends`` (the detail says on what) or ``not measured in this run`` (the run lacks the
-cells the claim needs; the detail says which). The detail quotes the numbers, and ``figure`` names the
-report figure that shows them (a key of :data:`translab.report.figures.FIGURES`). Notebooks and the
-HTML report call the same functions.
+Every comparison is **paired and like for like**: two exact configurations (:class:`Setting`), on one
+profile, over the seed x clip units both ran; the difference ``a - b`` is the mean of the per-pair
+differences with a 95 % BCa bootstrap interval over the pairs (:mod:`translab.metrics.statistics`).
+A single figure (e.g. the share of concealed audio) is the mean over cells with its interval.
 
-Conventions: only rows with ``status == "ok"`` count; a figure per group is the median over its cells;
-latencies are mouth-to-ear in ms; "clean" profiles are those in :data:`CLEAN_PROFILES`, every other
-profile counts as impaired.
+Each ``claim_*`` function returns a :class:`Verdict` made of :class:`Test` parts; each part names its
+metric, its interval, its threshold and the cells it used. A part is ``supported`` or ``refuted``
+only when its whole interval is past the threshold, else ``inconclusive``. A claim is supported when
+every part is, refuted when some part is refuted and none supported, ``depends`` when parts go both
+ways (the detail names which), inconclusive otherwise, and ``not measured in this run`` when the run
+lacks the cells (the detail says which). ``figure`` names the report figure that shows the numbers
+(a key of :data:`translab.report.figures.FIGURES`). Notebooks and the HTML report call these functions.
+
+Conventions: only rows with ``status == "ok"`` count; latencies are mouth-to-ear in ms incl. the codec
+lookahead; "clean" profiles are those in :data:`CLEAN_PROFILES`, every other profile is impaired.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
+from translab.metrics import statistics as st
+
 SUPPORTED, REFUTED, DEPENDS, NOT_MEASURED = "supported", "refuted", "depends", "not measured in this run"
-VERDICTS = (SUPPORTED, REFUTED, DEPENDS, NOT_MEASURED)
+INCONCLUSIVE = st.INCONCLUSIVE
+VERDICTS = (SUPPORTED, REFUTED, DEPENDS, INCONCLUSIVE, NOT_MEASURED)
 
 #: Profiles that stand for a controlled network with a co-located endpoint.
 CLEAN_PROFILES = ("clean-lan", "colocated")
 
-#: Tolerances: latencies within this many ms count as "matching"; a PLCMOS difference up to this is
-#: "nearly as good"; a latency spread (p99 - p50) above this is not "deterministic".
+#: Thresholds of the claims (each verdict states the one it used): latencies differing by at most
+#: MATCH_MS "match"; a MOS-scale difference up to NEAR_MOS is "nearly as good"; a concealment method
+#: "helps" when it adds more than BETTER_MOS; a delivery-delay spread (p99 - p50) up to SPREAD_MS is
+#: "deterministic".
 MATCH_MS = 2.0
 NEAR_MOS = 0.2
+BETTER_MOS = 0.1
 SPREAD_MS = 20.0
-
-
-@dataclass
-class Verdict:
-    """A claim's verdict with its evidence (numbers with units in the key) and the figure showing it."""
-
-    key: str
-    claim: str
-    verdict: str
-    detail: str
-    figure: str
-    evidence: dict[str, Any] = field(default_factory=dict)
+#: Live calls per transport and profile needed before a set-up figure is judged.
+MIN_SETUP_CALLS = 10
 
 
 # --------------------------------------------------------------------------------------------------
@@ -68,62 +71,19 @@ def profile_name(profile: Any) -> str:
     return str(profile).rsplit("/", 1)[-1].removesuffix(".toml")
 
 
-def _med(s: pd.Series) -> float:
-    s = pd.to_numeric(s, errors="coerce").dropna()
-    return float(s.median()) if len(s) else math.nan
-
-
 def _col(df: pd.DataFrame, name: str) -> pd.Series:
     return df[name] if name in df.columns else pd.Series(np.nan, index=df.index, dtype=float)
 
 
-#: The like-for-like filter of the headline, the transport comparisons and the latency figures: each
-#: transport with the lab's default receiver, so a group is not a different mix of jitter buffers.
-LIKE_FOR_LIKE = ("adaptive playout, 20 ms frames, default concealment (Opus: in-band FEC on with "
-                 "opus-fec; PCM: pcm-plc)")
-
-#: The filter of the Opus bitrate comparison (figure quality_bitrate and the 24k claim).
-BITRATE_CELLS = "simulated WebRTC Opus with FEC on, adaptive playout, 20 ms frames, opus-fec concealment"
+def _num(s: pd.Series) -> pd.Series:
+    return pd.to_numeric(s, errors="coerce")
 
 
-def _default_conceal(row_codec: Any, row_fec: Any) -> str:
-    if row_codec == "opus":
-        return "opus-fec" if bool(row_fec) else "opus-plc"
-    return "pcm-plc"
-
-
-def like_for_like(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows with the default receiver (see :data:`LIKE_FOR_LIKE`): playout "adaptive", frame_ms 20,
-    Opus with FEC on and opus-fec concealment, PCM with pcm-plc. A column the table lacks does not
-    filter (old or hand-made tables)."""
-    m = pd.Series(True, index=df.index)
-    if "playout" in df.columns:
-        m &= df["playout"].fillna("adaptive") == "adaptive"
-    if "frame_ms" in df.columns:
-        m &= pd.to_numeric(df["frame_ms"], errors="coerce").fillna(20) == 20
-    codec = _col(df, "codec")
-    if "fec" in df.columns:
-        m &= ~((codec == "opus") & ~df["fec"].fillna(True).astype(bool))
-    if "conceal" in df.columns:
-        want = [_default_conceal(c, True) for c in codec]
-        m &= df["conceal"].isna() | (df["conceal"].to_numpy() == np.array(want, dtype=object))
-    return df[m.to_numpy(dtype=bool)]
-
-
-def bitrate_cells(df: pd.DataFrame) -> pd.DataFrame:
-    """The WebRTC Opus cells the bitrate comparison uses (see :data:`BITRATE_CELLS`)."""
-    d = like_for_like(df)
-    d = d[(_col(d, "codec") == "opus") & (_col(d, "transport") == "webrtc")]
-    return d[_col(d, "mode").fillna("simulate") == "simulate"] if "mode" in d.columns else d
-
-
-def seed_range(rows: pd.DataFrame, col: str) -> tuple[float, float]:
-    """(min, max) over seeds of the per-seed median of ``col`` (NaN, NaN without values)."""
-    v = pd.to_numeric(_col(rows, col), errors="coerce")
-    if "seed" not in rows.columns or not v.notna().any():
-        return math.nan, math.nan
-    per = v.groupby(rows["seed"]).median().dropna()
-    return (float(per.min()), float(per.max())) if len(per) else (math.nan, math.nan)
+def fmt(x: float, unit: str = "", nd: int = 1) -> str:
+    """A number for prose ("n/a" for NaN)."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    return f"{x:.{nd}f}{(' ' + unit) if unit else ''}"
 
 
 def setup_ms(df: pd.DataFrame) -> pd.Series:
@@ -149,11 +109,246 @@ def setup_ms(df: pd.DataFrame) -> pd.Series:
     return pd.concat([to_ms(c) for c in cols], axis=1).max(axis=1) if cols else pd.Series(np.nan, index=df.index)
 
 
-def fmt(x: float, unit: str = "", nd: int = 1) -> str:
-    """A number for prose ("n/a" for NaN)."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "n/a"
-    return f"{x:.{nd}f}{(' ' + unit) if unit else ''}"
+# --------------------------------------------------------------------------------------------------
+# exact configurations and paired comparisons
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One exact configuration: result columns and the value each must have (simulated cells unless
+    ``mode`` says otherwise). ``label`` is what tables print."""
+
+    label: str
+    values: tuple[tuple[str, Any], ...]
+
+    def with_(self, label: str, **changes: Any) -> "Setting":
+        """A copy with some values changed."""
+        d = dict(self.values)
+        d.update(changes)
+        return Setting(label, tuple(d.items()))
+
+    def rows(self, df: pd.DataFrame, profile: str | None = None) -> pd.DataFrame:
+        """The ok rows of this configuration (on ``profile`` when given). A column the table lacks
+        does not filter (hand-made tables)."""
+        d = ok_rows(df)
+        m = pd.Series(True, index=d.index)
+        vals = dict(self.values)
+        vals.setdefault("mode", "simulate")
+        for k, v in vals.items():
+            if k not in d.columns:
+                continue
+            col = d[k]
+            if isinstance(v, bool):
+                m &= col.fillna(False).astype(bool) == v
+            elif isinstance(v, (int, float)):
+                m &= _num(col) == v
+            else:
+                m &= col.astype(str) == str(v)
+        if profile is not None and "profile" in d.columns:
+            m &= d["profile"].map(profile_name) == profile
+        return d[m.to_numpy(dtype=bool)]
+
+    def describe(self) -> str:
+        """``transport=webrtc, codec=opus, ...``: the exact values."""
+        return ", ".join(f"{k}={v}" for k, v in self.values)
+
+
+def setting(label: str, **values: Any) -> Setting:
+    """A :class:`Setting` from keyword values."""
+    return Setting(label, tuple(values.items()))
+
+
+_RX = dict(frame_ms=20, playout="adaptive")
+#: The settings the default experiment runs on every profile (data/experiments/default.toml).
+WEBRTC = setting("WebRTC Opus 24k FEC", transport="webrtc", codec="opus", bitrate_bps=24000, fec=True,
+                 conceal="opus-fec", **_RX)
+WS_BINARY = setting("WebSocket PCM16 24k binary", transport="websocket", codec="pcm16", sample_rate=24000,
+                    framing="binary", conceal="pcm-plc", **_RX)
+WS_JSON = WS_BINARY.with_("WebSocket PCM16 24k realtime-json", framing="realtime-json")
+OPUS_PLC = WEBRTC.with_("WebRTC Opus 24k no FEC (PLC)", fec=False, conceal="opus-plc")
+OPUS_ZERO = WEBRTC.with_("WebRTC Opus 24k no FEC, zero-fill", fec=False, conceal="zero")
+WEBRTC_FIXED = WEBRTC.with_("WebRTC Opus 24k FEC, fixed 60 ms", playout="fixed:60")
+WS_FIXED = WS_BINARY.with_("WebSocket PCM16 binary, fixed 60 ms, PCM PLC", playout="fixed:60")
+WS_FIXED_ZERO = WS_BINARY.with_("WebSocket PCM16 binary, fixed 60 ms, zero-fill", playout="fixed:60", conceal="zero")
+
+
+def opus_no_fec(kbps: int) -> Setting:
+    """WebRTC Opus at ``kbps`` kbit/s, FEC off, decoder PLC (the bitrate question's cells)."""
+    return OPUS_PLC.with_(f"Opus {kbps}k no FEC", bitrate_bps=kbps * 1000)
+
+
+#: The headline's rows, per profile: one exact configuration each.
+HEADLINE_SETTINGS = (WEBRTC, WS_BINARY, WS_JSON)
+
+#: Kept for notebooks: the like-for-like filter in words (the headline's receiver).
+LIKE_FOR_LIKE = ("adaptive playout, 20 ms frames, default concealment (Opus: in-band FEC on with "
+                 "opus-fec; PCM: pcm-plc)")
+#: The bitrate question's cells in words.
+BITRATE_CELLS = "simulated WebRTC Opus, FEC off, opus-plc, adaptive playout, 20 ms frames, clean profile"
+
+
+def _default_conceal(row_codec: Any, row_fec: Any) -> str:
+    if row_codec == "opus":
+        return "opus-fec" if bool(row_fec) else "opus-plc"
+    return "pcm-plc"
+
+
+def like_for_like(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows with the default receiver (see :data:`LIKE_FOR_LIKE`). Used by notebooks to browse; the
+    claims compare exact :class:`Setting` pairs instead."""
+    m = pd.Series(True, index=df.index)
+    if "playout" in df.columns:
+        m &= df["playout"].fillna("adaptive") == "adaptive"
+    if "frame_ms" in df.columns:
+        m &= pd.to_numeric(df["frame_ms"], errors="coerce").fillna(20) == 20
+    codec = _col(df, "codec")
+    if "fec" in df.columns:
+        m &= ~((codec == "opus") & ~df["fec"].fillna(True).astype(bool))
+    if "conceal" in df.columns:
+        want = [_default_conceal(c, True) for c in codec]
+        m &= df["conceal"].isna() | (df["conceal"].to_numpy() == np.array(want, dtype=object))
+    return df[m.to_numpy(dtype=bool)]
+
+
+def _units(rows: pd.DataFrame) -> pd.Series:
+    """The unit of each row: ``seed/clip`` (the pairing key)."""
+    return _col(rows, "seed").astype(str) + "/" + _col(rows, "clip").astype(str)
+
+
+def _hashes(rows: pd.DataFrame) -> list[str]:
+    return [str(h) for h in _col(rows, "cell_hash").dropna()]
+
+
+@dataclass
+class Comparison:
+    """``a - b`` of one metric on one profile over the seed x clip units both settings ran: the
+    paired mean difference with its interval, each side's mean with its interval, and the cells."""
+
+    metric: str
+    unit: str
+    profile: str
+    a: Setting
+    b: Setting
+    diff: st.Estimate
+    a_est: st.Estimate
+    b_est: st.Estimate
+    cells: list[str]
+
+    @property
+    def n(self) -> int:
+        """Number of pairs."""
+        return self.diff.n
+
+
+def compare(df: pd.DataFrame, a: Setting, b: Setting, metric: str, profile: str, unit: str = "") -> Comparison:
+    """Pair the cells of ``a`` and ``b`` on ``profile`` by seed and clip and compare ``metric``."""
+    ra, rb = a.rows(df, profile), b.rows(df, profile)
+    va = pd.Series(_num(_col(ra, metric)).to_numpy(), index=_units(ra).to_numpy())
+    vb = pd.Series(_num(_col(rb, metric)).to_numpy(), index=_units(rb).to_numpy())
+    va, vb = va[~va.index.duplicated()], vb[~vb.index.duplicated()]
+    common = va.index.intersection(vb.index)
+    xa, xb = va[common].to_numpy(), vb[common].to_numpy()
+    keep = ~(np.isnan(xa) | np.isnan(xb))
+    used = set(common[keep])
+    cells = _hashes(ra[_units(ra).isin(used)]) + _hashes(rb[_units(rb).isin(used)])
+    return Comparison(metric, unit, profile, a, b, st.paired(xa[keep], xb[keep]), st.estimate(xa[keep]),
+                      st.estimate(xb[keep]), cells)
+
+
+def figure_of(df: pd.DataFrame, a: Setting, metric: str, profile: str, stat: str = "mean") -> tuple[st.Estimate, list[str]]:
+    """``stat`` of ``metric`` over the cells of ``a`` on ``profile`` with its interval, and the cells."""
+    r = a.rows(df, profile)
+    v = _num(_col(r, metric))
+    return st.estimate(v.to_numpy(), stat), _hashes(r[v.notna()])
+
+
+@dataclass
+class Test:
+    """One part of a claim: an estimate (with its interval) judged against a threshold. ``config``
+    says which cells (exact settings, profile, n); ``cells`` lists their hashes."""
+
+    name: str
+    metric: str
+    estimate: st.Estimate
+    threshold: float
+    side: str  # the claim holds when the estimate is "above" / "below" the threshold
+    unit: str
+    config: str
+    cells: list[str]
+    verdict: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.verdict:
+            self.verdict = st.judge(self.estimate, self.threshold, self.side)
+
+    def text(self) -> str:
+        """``"name: metric 0.32 [0.21, 0.44] (n=20), claim above 0.1 -> supported"``."""
+        return (f"{self.name}: {self.metric} {self.estimate.text(self.unit, 2 if abs(self.threshold) < 5 else 1, True)}"
+                f", needs {'>' if self.side == 'above' else '<'} {self.threshold:g}{(' ' + self.unit) if self.unit else ''}"
+                f" -> {self.verdict}")
+
+
+def paired_test(name: str, c: Comparison, threshold: float, side: str) -> Test:
+    """A :class:`Test` of a paired comparison ``a - b``."""
+    return Test(name, f"{c.metric} ({c.a.label} - {c.b.label})", c.diff, threshold, side, c.unit,
+                f"{c.profile}: {c.a.label} vs {c.b.label}, {c.n} seed x clip pairs", c.cells)
+
+
+@dataclass
+class Verdict:
+    """A claim's verdict with its parts (each with metric, interval and cells), a detail in words,
+    the figure that shows it, and the evidence (numbers with units in the key)."""
+
+    key: str
+    claim: str
+    verdict: str
+    detail: str
+    figure: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    tests: list[Test] = field(default_factory=list)
+
+    @property
+    def metrics(self) -> list[str]:
+        """The metrics the verdict used."""
+        return list(dict.fromkeys(t.metric.split(" (")[0] for t in self.tests))
+
+    @property
+    def cells(self) -> list[str]:
+        """Hashes of every cell the verdict used."""
+        return list(dict.fromkeys(h for t in self.tests for h in t.cells))
+
+
+def combine(tests: list[Test]) -> str:
+    """A claim's verdict from its parts (see the module docstring)."""
+    v = [t.verdict for t in tests]
+    if not v:
+        return NOT_MEASURED
+    if all(x == SUPPORTED for x in v):
+        return SUPPORTED
+    if SUPPORTED in v and REFUTED in v:
+        return DEPENDS
+    if REFUTED in v:
+        return REFUTED
+    return INCONCLUSIVE
+
+
+def _detail(tests: list[Test], lead: str = "") -> str:
+    return (lead + " " if lead else "") + "; ".join(t.text() for t in tests) + "."
+
+
+def _profiles(df: pd.DataFrame, *settings: Setting) -> list[str]:
+    """Profiles on which every one of ``settings`` has cells (clean ones first)."""
+    d = ok_rows(df)
+    if "profile" not in d.columns:
+        return []
+    names = sorted(set(d["profile"].map(profile_name)), key=lambda p: (not is_clean(p), p))
+    return [p for p in names if all(len(s.rows(d, p)) for s in settings)]
+
+
+def _need(key: str, text: str, figure: str, *settings: Setting) -> Verdict:
+    return Verdict(key, text, NOT_MEASURED, "needs cells of " + "; ".join(f"{s.label} ({s.describe()})"
+                                                                        for s in settings) + " on one profile.",
+                   figure)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -163,295 +358,184 @@ def fmt(x: float, unit: str = "", nd: int = 1) -> str:
 def claim_pcm_frame_bytes(df: pd.DataFrame) -> Verdict:
     """A 100 ms frame of 24 kHz mono PCM16 is exactly 4800 bytes."""
     text = "A 100 ms frame of 24 kHz mono PCM16 is exactly 4800 bytes."
-    try:
-        from translab.media.pcm import frame_bytes
+    from translab.media.pcm import frame_bytes
 
-        computed = int(frame_bytes(24000, 100))
-    except Exception:  # pcm module absent: plain arithmetic
-        computed = int(24000 * 0.100 * 2)
+    computed = int(frame_bytes(24000, 100))
     d = ok_rows(df)
-    sel = d[(_col(d, "codec") == "pcm16") & (_col(d, "sample_rate") == 24000)]
-    measured = math.nan
-    if len(sel) and "payload_kbps_up" in sel.columns:
-        # payload bytes per 100 ms of audio from the measured payload rate (kbit/s)
-        measured = _med(sel["payload_kbps_up"]) * 1000 / 8 * 0.100
-    ev = {"computed_bytes": computed, "measured_bytes_per_100ms": measured}
+    sel = d[(_col(d, "codec") == "pcm16") & (_num(_col(d, "sample_rate")) == 24000)]
+    per100 = _num(_col(sel, "payload_kbps_up")) * 1000 / 8 * 0.100  # payload bytes per 100 ms of audio
+    est = st.estimate(per100.dropna().to_numpy())
+    ev = {"computed_bytes": computed, "measured_bytes_per_100ms": est.value}
     if computed != 4800:
-        return Verdict("pcm_frame_bytes", text, REFUTED, f"translab.media.pcm computes {computed} B.",
-                       "bandwidth", ev)
-    if math.isnan(measured):
-        return Verdict("pcm_frame_bytes", text, SUPPORTED, "24000 samples/s x 0.1 s x 2 B = 4800 B "
-                       "(arithmetic; no PCM16 24 kHz cells in this run to measure it).", "bandwidth", ev)
-    verdict = SUPPORTED if abs(measured - 4800) < 48 else REFUTED
-    return Verdict("pcm_frame_bytes", text, verdict,
-                   f"24000 x 0.1 x 2 = 4800 B; the PCM16 24 kHz cells carry {measured:.0f} B of payload per "
-                   f"100 ms ({_med(sel['payload_kbps_up']):.0f} kbit/s).", "bandwidth", ev)
+        return Verdict("pcm_frame_bytes", text, REFUTED, f"translab.media.pcm computes {computed} B.", "bandwidth", ev)
+    if est.n == 0:
+        return Verdict("pcm_frame_bytes", text, NOT_MEASURED, "24000 samples/s x 0.1 s x 2 B = 4800 B by "
+                       "arithmetic; no PCM16 24 kHz cells in this run to measure it.", "bandwidth", ev)
+    dev = st.estimate(np.abs(per100.dropna().to_numpy() - 4800))
+    t = Test("payload per 100 ms of PCM16 24 kHz cells", "|payload bytes per 100 ms - 4800|", dev, 48.0, "below",
+             "B", f"all PCM16 24 kHz cells, n={est.n}", _hashes(sel[per100.notna()]))
+    return Verdict("pcm_frame_bytes", text, t.verdict,
+                   f"24000 x 0.1 x 2 = 4800 B; the PCM16 24 kHz cells carry {est.text('B', 0)} of payload per "
+                   f"100 ms. " + _detail([t]), "bandwidth", ev, [t])
+
+
+def setup_test(df: pd.DataFrame, profile: str) -> Test:
+    """Set-up to first media, WebSocket - WebRTC (ms), from live calls on ``profile``: judged only with
+    at least :data:`MIN_SETUP_CALLS` calls per transport (paired by seed and clip), else inconclusive
+    with the count. (The in-process emulator exchanges WebRTC's offer/answer beside the emulated link,
+    so its set-up is not like for like with WebSocket's TCP + TLS + upgrade over the link.)"""
+    d = ok_rows(df)
+    s = setup_ms(d)
+    live = d[s.notna() & (d["profile"].map(profile_name) == profile)].assign(setup_ms=s)
+    ws, rtc = live[live["transport"] == "websocket"], live[live["transport"] == "webrtc"]
+    n = min(len(ws), len(rtc))
+    a = setting("WebSocket live", transport="websocket", mode="live")
+    b = setting("WebRTC live", transport="webrtc", mode="live")
+    c = compare(live, a, b, "setup_ms", profile, "ms")
+    t = paired_test(f"{profile} set-up (live calls)", c, 0.0, "below")
+    if n < MIN_SETUP_CALLS:
+        t.verdict = INCONCLUSIVE
+        t.name += f": not measured ({len(ws)} WebSocket and {len(rtc)} WebRTC calls; needs >= {MIN_SETUP_CALLS} each, with WebRTC's signalling over the emulated link)"
+        t.cells = _hashes(live)
+    return t
 
 
 def claim_clean_latency(df: pd.DataFrame) -> Verdict:
     """On clean networks with a co-located endpoint, WebSocket matches or beats WebRTC on latency,
-    since it pays no ICE negotiation tax."""
+    since it pays no ICE negotiation tax.
+
+    Two parts on each clean profile: steady-state mouth-to-ear p50, WebSocket - WebRTC (paired, must
+    be below +:data:`MATCH_MS`), and set-up (:func:`setup_test`)."""
     text = ("On clean networks with a co-located endpoint, WebSocket matches or beats WebRTC on latency, "
             "since it pays no ICE negotiation tax.")
-    d = ok_rows(df)
-    lfl = like_for_like(d)
-    clean = lfl[_col(lfl, "profile").map(is_clean)]
-    ws, rtc = clean[clean["transport"] == "websocket"] if len(clean) else clean, \
-        clean[clean["transport"] == "webrtc"] if len(clean) else clean
-    if not len(ws) or not len(rtc):
-        return Verdict("clean_latency", text, NOT_MEASURED,
-                       f"needs both transports on a clean profile ({', '.join(CLEAN_PROFILES)}).",
-                       "latency_cdf")
-    ws50, rtc50 = _med(ws["m2e_p50_ms"]), _med(rtc["m2e_p50_ms"])
-    media_ok = ws50 <= rtc50 + MATCH_MS
-    setup = setup_ms(d)
-    live = d[setup.notna()]
-    if len(live) and live["profile"].map(is_clean).any():  # set-up on the clean profiles when measured
-        live = live[live["profile"].map(is_clean)]
-    ws_set = _med(setup[live.index][live["transport"] == "websocket"]) if len(live) else math.nan
-    rtc_set = _med(setup[live.index][live["transport"] == "webrtc"]) if len(live) else math.nan
-    ev = {"ws_m2e_p50_ms": ws50, "webrtc_m2e_p50_ms": rtc50, "ws_setup_ms": ws_set,
-          "webrtc_setup_ms": rtc_set}
-    la = _med(_col(rtc, "budget_lookahead_ms")) - _med(_col(ws, "budget_lookahead_ms"))
-    ev.update({"webrtc_minus_ws_lookahead_ms": la, "ws_cells": len(ws), "webrtc_cells": len(rtc),
-               "filter": LIKE_FOR_LIKE})
-    media = (f"steady-state mouth-to-ear p50 on clean profiles ({LIKE_FOR_LIKE}): WebSocket {fmt(ws50, 'ms')} "
-             f"(n={len(ws)} cells) vs WebRTC {fmt(rtc50, 'ms')} (n={len(rtc)})"
-             + (f", of which {fmt(la, 'ms')} is Opus's codec lookahead, not the transport" if la > 0.5 else ""))
-    if math.isnan(ws_set) or math.isnan(rtc_set):
-        # The claim's reason is set-up (ICE); steady-state latency alone can neither support nor
-        # refute it, so without live cells of both transports the verdict says what it hangs on.
-        half = ("WebSocket matches or beats WebRTC once media flows" if media_ok else
-                "WebRTC is faster once media flows, so WebSocket could only win on set-up")
-        return Verdict("clean_latency", text, DEPENDS,
-                       f"on call set-up, which this run did not measure (no live cells of both transports, "
-                       f"so the ICE/DTLS 'tax' is unknown): {half}. {media}.", "latency_cdf", ev)
-    setup_ok = ws_set < rtc_set
-    setup_txt = f"set-up to first media: WebSocket {fmt(ws_set, 'ms')} vs WebRTC {fmt(rtc_set, 'ms')}"
-    if media_ok and setup_ok:
-        return Verdict("clean_latency", text, SUPPORTED, f"{media}; {setup_txt}.", "setup_time", ev)
-    if not media_ok and not setup_ok:
-        return Verdict("clean_latency", text, REFUTED, f"{media}; {setup_txt}.", "setup_time", ev)
-    which = "set-up" if setup_ok else "steady-state latency"
-    return Verdict("clean_latency", text, DEPENDS,
-                   f"on what is timed: WebSocket wins on {which} only. {media}; {setup_txt}. The set-up tax "
-                   f"is paid once per call; the mouth-to-ear difference comes from codec, frame and "
-                   f"jitter buffer, not from ICE.", "setup_time", ev)
+    profs = [p for p in _profiles(df, WS_BINARY, WEBRTC) if is_clean(p)]
+    if not profs:
+        return _need("clean_latency", text, "latency_cdf", WS_BINARY, WEBRTC)
+    tests: list[Test] = []
+    ev: dict[str, Any] = {}
+    for p in profs:
+        c = compare(df, WS_BINARY, WEBRTC, "m2e_p50_ms", p, "ms")
+        tests.append(paired_test(f"{p} steady state", c, MATCH_MS, "below"))
+        la = compare(df, WEBRTC, WS_BINARY, "budget_lookahead_ms", p, "ms").diff.value
+        ev[p] = {"p50_diff_ms": c.diff.value, "lo": c.diff.lo, "hi": c.diff.hi, "n": c.n, "lookahead_gap_ms": la}
+        tests.append(setup_test(df, p))
+    return Verdict("clean_latency", text, combine(tests),
+                   _detail(tests, "Mouth-to-ear p50 incl. Opus's 6.5 ms codec lookahead, paired by seed and clip."),
+                   "latency_cdf", ev, tests)
 
 
 def claim_bad_networks(df: pd.DataFrame) -> Verdict:
     """WebRTC wins on bad networks (jitter, loss, mobile handoffs); WebSocket wins on controlled ones.
 
-    Compared like for like (:func:`like_for_like`: both transports with the default receiver), on
-    the p95 mouth-to-ear per profile (median over cells), with the range over seeds of the per-seed
-    medians as the noise. A gap within :data:`MATCH_MS` plus the codec lookahead difference (Opus's
-    algorithmic delay, which PCM lacks: a codec cost, not a transport one) does not count as a win.
-    """
+    Judged on mouth-to-ear p95 per profile, WebSocket - WebRTC paired by seed and clip: on an impaired
+    profile WebRTC wins when the difference is above +:data:`MATCH_MS`; on a clean one WebSocket wins
+    when it is below -:data:`MATCH_MS`. PLCMOS differences are quoted beside it."""
     text = "WebRTC wins on bad networks (jitter, loss, mobile handoffs); WebSocket wins on controlled ones."
-    d = like_for_like(ok_rows(df))
-    if not len(d) or d["transport"].nunique() < 2:
-        return Verdict("bad_networks", text, NOT_MEASURED, f"needs both transports ({LIKE_FOR_LIKE}).",
-                       "latency_cdf")
-    per: dict[str, dict[str, float]] = {}
-    for prof, g in d.groupby(d["profile"].map(profile_name)):
-        ws, rtc = g[g["transport"] == "websocket"], g[g["transport"] == "webrtc"]
-        if len(ws) and len(rtc):
-            per[str(prof)] = {"ws_p95": _med(ws["m2e_p95_ms"]), "rtc_p95": _med(rtc["m2e_p95_ms"]),
-                              "ws_plcmos": _med(_col(ws, "plcmos")), "rtc_plcmos": _med(_col(rtc, "plcmos")),
-                              "ws_cells": len(ws), "rtc_cells": len(rtc),
-                              "ws_p95_seed_range": seed_range(ws, "m2e_p95_ms"),
-                              "rtc_p95_seed_range": seed_range(rtc, "m2e_p95_ms"),
-                              "lookahead_gap_ms": (_med(_col(rtc, "budget_lookahead_ms"))
-                                                   - _med(_col(ws, "budget_lookahead_ms")))}
-    bad = {p: v for p, v in per.items() if not is_clean(p)}
-    good = {p: v for p, v in per.items() if is_clean(p)}
-    if not bad:
-        return Verdict("bad_networks", text, NOT_MEASURED, "needs both transports on an impaired profile.",
-                       "latency_cdf", {"profiles": per})
-
-    def la(v: dict[str, Any]) -> float:
-        x = v["lookahead_gap_ms"]
-        return 0.0 if math.isnan(x) else max(x, 0.0)
-
-    def rng(r: tuple[float, float]) -> str:
-        return f"{fmt(r[0], nd=0)}-{fmt(r[1], 'ms', 0)}" if not math.isnan(r[0]) else "n/a"
-
-    rtc_wins = {p: v["rtc_p95"] < v["ws_p95"] - MATCH_MS for p, v in bad.items()}
-    # WebSocket "wins" a clean profile only by more than the codec lookahead it does not pay
-    ws_wins_clean = {p: v["ws_p95"] < v["rtc_p95"] - la(v) - MATCH_MS for p, v in good.items()}
-    ws_ties_clean = {p: abs(v["rtc_p95"] - v["ws_p95"]) <= la(v) + MATCH_MS for p, v in good.items()}
-    parts = [f"{p}: p95 WebRTC {fmt(v['rtc_p95'], 'ms')} (n={v['rtc_cells']}, seeds {rng(v['rtc_p95_seed_range'])}) "
-             f"vs WebSocket {fmt(v['ws_p95'], 'ms')} (n={v['ws_cells']}, seeds {rng(v['ws_p95_seed_range'])}), "
-             f"PLCMOS {fmt(v['rtc_plcmos'], nd=2)} vs {fmt(v['ws_plcmos'], nd=2)}" for p, v in per.items()]
-    detail = f"Like for like ({LIKE_FOR_LIKE}). " + "; ".join(parts) + "."
-    for p, v in good.items():
-        if ws_ties_clean[p] and la(v) > 0.5:
-            detail += (f" On {p} the {fmt(v['rtc_p95'] - v['ws_p95'], 'ms')} gap is within Opus's "
-                       f"{fmt(la(v), 'ms')} codec lookahead (+{MATCH_MS:g} ms): a codec cost, not a transport "
-                       f"win.")
-    ev = {"profiles": per, "filter": LIKE_FOR_LIKE}
-    if all(rtc_wins.values()) and good and all(ws_wins_clean.values()):
-        verdict = SUPPORTED
-    elif all(rtc_wins.values()) and not good:
-        verdict = SUPPORTED
-        detail += " (No clean profile in this run for the second half.)"
-    elif all(rtc_wins.values()):
-        verdict = DEPENDS
-        detail = ("on the half: WebRTC's tail latency is lower on every impaired profile, but WebSocket does "
-                  "not beat it on the controlled ones beyond the codec lookahead and noise. " + detail)
-    elif not any(rtc_wins.values()):
-        verdict = REFUTED
-    else:
-        verdict = DEPENDS
-        losers = [p for p, w in rtc_wins.items() if not w]
-        detail = (f"on the profile: WebRTC's tail latency is lower on "
-                  f"{', '.join(p for p, w in rtc_wins.items() if w)} but not on {', '.join(losers)}. " + detail)
-    return Verdict("bad_networks", text, verdict, detail, "latency_cdf", ev)
+    profs = _profiles(df, WS_BINARY, WEBRTC)
+    if not any(not is_clean(p) for p in profs):
+        return _need("bad_networks", text, "latency_cdf", WS_BINARY, WEBRTC)
+    tests, notes, ev = [], [], {}
+    for p in profs:
+        c = compare(df, WS_BINARY, WEBRTC, "m2e_p95_ms", p, "ms")
+        q = compare(df, WEBRTC, WS_BINARY, "plcmos", p)
+        if is_clean(p):
+            tests.append(paired_test(f"{p}: WebSocket lower", c, -MATCH_MS, "below"))
+        else:
+            tests.append(paired_test(f"{p}: WebRTC lower", c, MATCH_MS, "above"))
+        notes.append(f"{p} PLCMOS WebRTC - WebSocket {q.diff.text(signed=True)}")
+        ev[p] = {"p95_ws_minus_webrtc_ms": c.diff.value, "plcmos_webrtc_minus_ws": q.diff.value, "n": c.n}
+    return Verdict("bad_networks", text, combine(tests),
+                   _detail(tests, "Mouth-to-ear p95 (ms), paired by seed and clip.") + " Quality beside it: "
+                   + "; ".join(notes) + ".", "latency_cdf", ev, tests)
 
 
 def claim_plc(df: pd.DataFrame) -> Verdict:
     """Opus PLC interpolates missing audio; WebSocket pipelines must implement PLC themselves or
-    accept gaps."""
+    accept gaps.
+
+    On each impaired profile: PLCMOS of Opus PLC - zero-fill (FEC off on both, paired) above
+    :data:`BETTER_MOS`; the WebSocket default's concealed share (mean % of output samples) above 0
+    (gaps exist); and PCM PLC - zero-fill over WebSocket with a fixed 60 ms buffer (the application's
+    own PLC) above :data:`BETTER_MOS`."""
     text = ("Opus PLC interpolates missing audio; WebSocket pipelines must implement PLC themselves or "
             "accept gaps.")
-    d = ok_rows(df)
-    if "plcmos" not in d.columns or "conceal" not in d.columns:
-        return Verdict("plc", text, NOT_MEASURED, "needs PLCMOS and several concealment methods.",
-                       "quality_loss")
-    lossy = d[~d["profile"].map(is_clean)]
-    opus = lossy[lossy["codec"] == "opus"]
-    plc = _med(opus[opus["conceal"].isin(["opus-plc", "opus-fec"])]["plcmos"])
-    zero = _med(opus[opus["conceal"] == "zero"]["plcmos"])
-    ws = lossy[lossy["transport"] == "websocket"]
-    ws_conc = _med(_col(ws, "concealed_ratio"))
-    ws_stall = float(pd.to_numeric(_col(ws, "stalls"), errors="coerce").fillna(0).sum())
-    ws_loss = _med(_col(ws, "loss_rate"))
-    pcm = lossy[lossy["codec"] != "opus"]
-    pcm_plc = _med(pcm[pcm["conceal"] == "pcm-plc"]["plcmos"])
-    pcm_zero = _med(pcm[pcm["conceal"] == "zero"]["plcmos"])
-    ev = {"opus_plc_plcmos": plc, "opus_zero_plcmos": zero, "ws_concealed_ratio": ws_conc,
-          "ws_stalls": ws_stall, "ws_loss_rate": ws_loss, "pcm_plc_plcmos": pcm_plc, "pcm_zero_plcmos": pcm_zero}
-    if math.isnan(plc) and not len(ws):
-        return Verdict("plc", text, NOT_MEASURED, "needs Opus or WebSocket cells on an impaired profile.",
-                       "quality_loss", ev)
-    bits = []
-    if not math.isnan(plc) and not math.isnan(zero):
-        bits.append(f"Opus with PLC/FEC scores PLCMOS {plc:.2f} vs {zero:.2f} zero-filled")
-    elif not math.isnan(plc):
-        bits.append(f"Opus with PLC/FEC scores PLCMOS {plc:.2f} (no zero-fill cells to compare)")
-    if len(ws):
-        bits.append(f"over WebSocket/TCP nothing is lost (loss {fmt(100 * ws_loss, '%', 2)}) but late audio "
-                    f"still leaves gaps: {fmt(100 * ws_conc, '%', 2)} of samples concealed, {ws_stall:.0f} "
-                    f"stalls")
-    if not math.isnan(pcm_plc) and not math.isnan(pcm_zero):
-        bits.append(f"an application PLC for PCM (G.711 App. I style) scores {pcm_plc:.2f} vs {pcm_zero:.2f} "
-                    f"zero-filled")
-    plc_helps = (not math.isnan(plc) and not math.isnan(zero) and plc > zero + 0.05)
-    gaps = len(ws) > 0 and ((ws_conc or 0) > 0 or ws_stall > 0)
-    if plc_helps and gaps:
-        verdict = SUPPORTED
-    elif len(ws) and not gaps:
-        verdict = DEPENDS
-        bits.append("on these profiles TCP turned every loss into delay the jitter buffer absorbed, so no gaps "
-                    "appeared: it depends on how late audio is allowed to be")
-    elif not math.isnan(plc) and not math.isnan(zero) and not plc_helps:
-        verdict = REFUTED
-    else:
-        verdict = DEPENDS
-    return Verdict("plc", text, verdict, "; ".join(bits) + ".", "quality_loss", ev)
+    profs = [p for p in _profiles(df, OPUS_PLC, OPUS_ZERO) if not is_clean(p)]
+    if not profs:
+        return _need("plc", text, "quality_loss", OPUS_PLC, OPUS_ZERO)
+    tests: list[Test] = []
+    ev: dict[str, Any] = {}
+    for p in profs:
+        c = compare(df, OPUS_PLC, OPUS_ZERO, "plcmos", p)
+        tests.append(paired_test(f"{p}: Opus PLC helps", c, BETTER_MOS, "above"))
+        ev[p] = {"opus_plc_minus_zero": c.diff.value, "n": c.n}
+        if len(WS_BINARY.rows(df, p)):
+            r = WS_BINARY.rows(df, p)
+            est = st.estimate(100 * _num(_col(r, "concealed_ratio")).dropna().to_numpy())
+            tests.append(Test(f"{p}: WebSocket has gaps", "concealed audio (% of output)", est, 0.0, "above", "%",
+                              f"{p}: {WS_BINARY.label}, n={est.n}", _hashes(r)))
+        if len(WS_FIXED.rows(df, p)) and len(WS_FIXED_ZERO.rows(df, p)):
+            c2 = compare(df, WS_FIXED, WS_FIXED_ZERO, "plcmos", p)
+            tests.append(paired_test(f"{p}: app PCM PLC helps", c2, BETTER_MOS, "above"))
+    return Verdict("plc", text, combine(tests), _detail(tests, "PLCMOS v2, paired by seed and clip."),
+                   "quality_loss", ev, tests)
 
 
 def claim_opus_24k(df: pd.DataFrame) -> Verdict:
-    """Opus at 24 kbit/s sounds nearly as good as 64 kbit/s and uses a quarter of the bandwidth."""
+    """Opus at 24 kbit/s sounds nearly as good as 64 kbit/s and uses a quarter of the bandwidth.
+
+    On a clean profile with FEC off (the codec alone; FEC would spend bits on redundancy): PESQ-WB
+    (full reference) 64k - 24k below :data:`NEAR_MOS`; uplink wire kbit/s 24k / 64k below 0.30."""
     text = "Opus at 24 kbit/s sounds nearly as good as 64 kbit/s and uses a quarter of the bandwidth."
-    d = ok_rows(df)
-    # the same cells as the figure it cites (figures.quality_bitrate): like with like
-    opus = bitrate_cells(d)
-    b = pd.to_numeric(_col(opus, "bitrate_bps"), errors="coerce")
-    r24, r64 = opus[b == 24000], opus[b == 64000]
-    if not len(r24) or not len(r64):
-        return Verdict("opus_24k", text, NOT_MEASURED, f"needs cells at 24 and 64 kbit/s ({BITRATE_CELLS}).",
-                       "quality_bitrate")
-    clean24, clean64 = r24[r24["profile"].map(is_clean)], r64[r64["profile"].map(is_clean)]
-    if len(clean24) and len(clean64):
-        r24, r64 = clean24, clean64
-    q_col = "codec_plcmos" if "codec_plcmos" in d.columns and _col(r24, "codec_plcmos").notna().any() else "plcmos"
-    q24, q64 = _med(_col(r24, q_col)), _med(_col(r64, q_col))
-    p24, p64 = _med(_col(r24, "payload_kbps_up")), _med(_col(r64, "payload_kbps_up"))
-    w24, w64 = _med(_col(r24, "wire_kbps_up")), _med(_col(r64, "wire_kbps_up"))
-    ratio_w, ratio_p = w24 / w64 if w64 else math.nan, p24 / p64 if p64 else math.nan
-    ev = {"plcmos_24k": q24, "plcmos_64k": q64, "payload_kbps_24k": p24, "payload_kbps_64k": p64,
-          "wire_kbps_24k": w24, "wire_kbps_64k": w64, "wire_ratio": ratio_w, "payload_ratio": ratio_p,
-          "quality_metric": q_col, "cells_24k": len(r24), "cells_64k": len(r64), "filter": BITRATE_CELLS,
-          "profiles": sorted({profile_name(p) for p in pd.concat([r24, r64])["profile"]})}
-    near = not math.isnan(q24) and not math.isnan(q64) and q64 - q24 <= NEAR_MOS
-    quarter = not math.isnan(ratio_w) and ratio_w <= 0.30
-    where = ", ".join(ev["profiles"])
-    detail = (f"{BITRATE_CELLS}, on {where} (n={len(r24)} and {len(r64)} cells): "
-              f"{q_col} {fmt(q24, nd=2)} at 24k vs {fmt(q64, nd=2)} at 64k; payload {fmt(p24, 'kbit/s')} vs "
-              f"{fmt(p64, 'kbit/s')} (ratio {fmt(ratio_p, nd=2)}), on the wire {fmt(w24, 'kbit/s')} vs "
-              f"{fmt(w64, 'kbit/s')} (ratio {fmt(ratio_w, nd=2)}: packet headers do not shrink with the "
-              f"bitrate, and 24/64 is 3/8, not 1/4).")
-    if near and quarter:
-        verdict = SUPPORTED
-    elif near:
-        verdict = REFUTED
-        detail = "the quality half holds, the bandwidth half does not: " + detail
-    elif quarter:
-        verdict = REFUTED
-        detail = "the bandwidth half holds, the quality half does not: " + detail
-    else:
-        verdict = REFUTED
-    return Verdict("opus_24k", text, verdict, detail, "quality_bitrate", ev)
+    o24, o64 = opus_no_fec(24), opus_no_fec(64)
+    profs = [p for p in _profiles(df, o24, o64) if is_clean(p)] or _profiles(df, o24, o64)
+    if not profs:
+        return _need("opus_24k", text, "quality_bitrate", o24, o64)
+    p = profs[0]
+    q = compare(df, o64, o24, "pesq_wb", p)
+    tq = paired_test(f"{p}: 24k nearly as good", q, NEAR_MOS, "below")
+    w = compare(df, o24, o64, "wire_kbps_up", p, "kbit/s")
+    ra, rb = o24.rows(df, p), o64.rows(df, p)
+    ratio = pd.Series(_num(_col(ra, "wire_kbps_up")).to_numpy(), index=_units(ra)).groupby(level=0).first() / \
+        pd.Series(_num(_col(rb, "wire_kbps_up")).to_numpy(), index=_units(rb)).groupby(level=0).first()
+    ratio = ratio.dropna()
+    tw = Test(f"{p}: a quarter of the bandwidth", "wire kbit/s up, 24k / 64k", st.estimate(ratio.to_numpy()), 0.30,
+              "below", "", f"{p}: {o24.label} vs {o64.label}, {len(ratio)} pairs", w.cells)
+    tests = [tq, tw]
+    ev = {"pesq_wb_64k_minus_24k": q.diff.value, "wire_ratio": tw.estimate.value,
+          "wire_kbps_24k": w.a_est.value, "wire_kbps_64k": w.b_est.value, "n": q.n, "quality_metric": "pesq_wb"}
+    return Verdict("opus_24k", text, combine(tests),
+                   _detail(tests, f"FEC off, decoder PLC, adaptive playout, 20 ms, on {p}; PESQ-WB (full "
+                           f"reference). Wire {w.a_est.text('kbit/s', 1)} at 24k vs {w.b_est.text('kbit/s', 1)} at "
+                           f"64k: packet headers do not shrink with the bitrate, and 24/64 is 3/8 even in payload."),
+                   "quality_bitrate", ev, tests)
 
 
 def claim_ws_deterministic(df: pd.DataFrame) -> Verdict:
     """WebSocket gives deterministic latency (no adaptive decisions).
 
-    Judged on the transport's own delivery delay (arrival - send per packet, ``net_delay_*`` columns;
-    without them, the mouth-to-ear spread under the adaptive playout): "deterministic" means a
-    p99 - p50 spread of at most :data:`SPREAD_MS` on every profile.
-    """
+    Judged per profile on the transport's own delivery delay spread (arrival - send, p99 - p50 per
+    cell; mean over the cells of the WebSocket default) below :data:`SPREAD_MS`. TCP retransmissions
+    are quoted per cell (mean with its interval), not summed over cells."""
     text = "WebSocket gives deterministic latency (no adaptive decisions)."
+    profs = _profiles(df, WS_BINARY)
     d = ok_rows(df)
-    ws = d[_col(d, "transport") == "websocket"]
-    if not len(ws):
-        return Verdict("ws_deterministic", text, NOT_MEASURED, "needs WebSocket cells.", "latency_cdf")
-    if _col(ws, "net_delay_p99_ms").notna().any():
-        lo, hi, what = "net_delay_p50_ms", "net_delay_p99_ms", "delivery delay (arrival - send)"
-    else:
-        ws = ws[_col(ws, "playout") == "adaptive"] if (_col(ws, "playout") == "adaptive").any() else ws
-        lo, hi, what = "m2e_p50_ms", "m2e_p99_ms", "mouth-to-ear latency"
-
-    def spreads(rows: pd.DataFrame) -> dict[str, float]:
-        sp = pd.to_numeric(rows[hi], errors="coerce") - pd.to_numeric(rows[lo], errors="coerce")
-        return {profile_name(p): _med(sp[g.index]) for p, g in rows.groupby("profile")}
-
-    per = spreads(ws)
-    rtc = d[_col(d, "transport") == "webrtc"]
-    rtc_per = spreads(rtc) if len(rtc) and hi in rtc.columns else {}
-    imp = {p: s for p, s in per.items() if not is_clean(p)}
-    cln = {p: s for p, s in per.items() if is_clean(p)}
-    stalls = float(pd.to_numeric(_col(ws, "stalls"), errors="coerce").fillna(0).sum())
-    retx = float(pd.to_numeric(_col(ws, "tcp_retransmissions"), errors="coerce").fillna(0).sum())
-    ev = {"ws_spread_ms": per, "webrtc_spread_ms": rtc_per, "stalls": stalls, "tcp_retransmissions": retx,
-          "measure": what}
-    txt = ", ".join(f"{p} {fmt(s, 'ms')}" + (f" (WebRTC {fmt(rtc_per[p], 'ms')})" if p in rtc_per else "")
-                    for p, s in per.items())
-    detail = (f"WebSocket {what} spread p99 - p50 per profile: {txt}; {retx:.0f} TCP retransmissions. "
-              f"TCP's retransmission timer and congestion control are adaptive decisions too, and head-of-line "
-              f"blocking makes one lost segment delay every later frame; a fixed playout buffer can hide the "
-              f"variation only by discarding or concealing what comes late.")
-    if imp and max(imp.values()) > SPREAD_MS:
-        if cln and max(cln.values()) <= SPREAD_MS:
-            return Verdict("ws_deterministic", text, DEPENDS,
-                           "on the network: tight on clean profiles, not on impaired ones. " + detail,
-                           "latency_cdf", ev)
-        return Verdict("ws_deterministic", text, REFUTED, detail, "latency_cdf", ev)
-    if imp:
-        return Verdict("ws_deterministic", text, SUPPORTED, detail, "latency_cdf", ev)
-    return Verdict("ws_deterministic", text, DEPENDS,
-                   "only clean profiles were measured, where the spread is small. " + detail, "latency_cdf", ev)
+    if not profs or "net_delay_p99_ms" not in d.columns:
+        return _need("ws_deterministic", text, "latency_cdf", WS_BINARY)
+    tests, notes, ev = [], [], {}
+    for p in profs:
+        r = WS_BINARY.rows(df, p)
+        spread = (_num(_col(r, "net_delay_p99_ms")) - _num(_col(r, "net_delay_p50_ms"))).dropna()
+        est = st.estimate(spread.to_numpy())
+        tests.append(Test(f"{p}", "delivery delay p99 - p50 per cell", est, SPREAD_MS, "below", "ms",
+                          f"{p}: {WS_BINARY.label}, n={est.n}", _hashes(r.loc[spread.index])))
+        rt = st.estimate(_num(_col(r, "tcp_retransmissions")).dropna().to_numpy())
+        notes.append(f"{p} {rt.text(nd=1)} TCP retransmissions per call")
+        ev[p] = {"spread_ms": est.value, "retransmissions_per_call": rt.value}
+    return Verdict("ws_deterministic", text, combine(tests),
+                   _detail(tests, "WebSocket delivery delay (arrival - send, TCP retransmissions and head-of-line "
+                           "waits included).") + " " + "; ".join(notes) + ". TCP's retransmission timer and "
+                   "congestion control are adaptive decisions too; a fixed playout buffer hides the variation "
+                   "only by discarding or concealing what comes late.", "latency_cdf", ev, tests)
 
 
 #: "about 64 kbit/s": a measured per-call relay rate within this range counts as about 64 kbit/s.
@@ -522,6 +606,136 @@ def evaluate(df: pd.DataFrame) -> list[Verdict]:
 
 
 def claims_table(df: pd.DataFrame) -> pd.DataFrame:
-    """The verdicts as a table: claim, verdict, detail, figure."""
-    return pd.DataFrame([{"claim": v.claim, "verdict": v.verdict, "detail": v.detail, "figure": v.figure}
+    """The verdicts as a table: claim, verdict, metrics, detail (every part with its interval), number
+    of cells used, figure."""
+    return pd.DataFrame([{"claim": v.claim, "verdict": v.verdict, "metrics": ", ".join(v.metrics),
+                          "detail": v.detail, "cells": len(v.cells), "figure": v.figure}
                          for v in evaluate(df)])
+
+
+# --------------------------------------------------------------------------------------------------
+# the answer: what a voice agent should use on each profile
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """A metric a decision weighs: ``better`` is "higher" or "lower"; differences within ``delta``
+    (in the metric's unit; for ``relative`` criteria a fraction of b's mean) count as equal."""
+
+    metric: str
+    label: str
+    unit: str
+    better: str
+    delta: float
+    relative: bool = False
+
+
+P95 = Criterion("m2e_p95_ms", "mouth-to-ear p95", "ms", "lower", 5.0)
+PLCMOS = Criterion("plcmos", "PLCMOS", "", "higher", BETTER_MOS)
+PESQ = Criterion("pesq_wb", "PESQ-WB", "", "higher", BETTER_MOS)
+WIRE = Criterion("wire_kbps_up", "wire kbit/s up", "kbit/s", "lower", 0.10, relative=True)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A choice between two settings, weighed on criteria; ``profiles`` "all", "clean" or "impaired"."""
+
+    name: str
+    a: Setting
+    b: Setting
+    criteria: tuple[Criterion, ...]
+    profiles: str = "all"
+
+
+DECISIONS: tuple[Decision, ...] = (
+    Decision("transport", WEBRTC, WS_BINARY, (P95, PLCMOS)),
+    Decision("framing (WebSocket)", WS_BINARY, WS_JSON, (P95, WIRE)),
+    Decision("jitter buffer (WebRTC)", WEBRTC, WEBRTC_FIXED, (P95, PLCMOS), "impaired"),
+    Decision("jitter buffer (WebSocket)", WS_BINARY, WS_FIXED, (P95, PLCMOS), "impaired"),
+    Decision("Opus FEC", WEBRTC, OPUS_PLC, (PLCMOS, WIRE)),
+    Decision("Opus bitrate", opus_no_fec(24), opus_no_fec(64), (PESQ, WIRE), "clean"),
+)
+
+
+@dataclass
+class Recommendation:
+    """One decision on one profile: the recommended option (a label, "either" or "inconclusive"),
+    why, and each criterion's paired comparison (a - b) with its outcome ("a", "b", "equal" or
+    "inconclusive")."""
+
+    profile: str
+    decision: str
+    a: Setting
+    b: Setting
+    choice: str
+    why: str
+    comparisons: list[tuple[Criterion, Comparison, str]]
+
+    @property
+    def cells(self) -> list[str]:
+        """Hashes of the cells used."""
+        return list(dict.fromkeys(h for _, c, _ in self.comparisons for h in c.cells))
+
+
+def _outcome(cr: Criterion, c: Comparison) -> str:
+    e = c.diff
+    if not e.has_interval:
+        return "inconclusive"
+    delta = cr.delta * abs(c.b_est.value) if cr.relative else cr.delta
+    sign = 1.0 if cr.better == "higher" else -1.0
+    lo, hi = sorted((sign * e.lo, sign * e.hi))  # in "a better" units
+    if lo > delta:
+        return "a"
+    if hi < -delta:
+        return "b"
+    if -delta <= lo and hi <= delta:
+        return "equal"
+    return "inconclusive"
+
+
+def recommend(df: pd.DataFrame, decision: Decision, profile: str) -> Recommendation | None:
+    """The recommendation of ``decision`` on ``profile`` (None when the run lacks either side).
+
+    Rule: an option is recommended when it is better (its whole interval past the criterion's
+    ``delta``) on at least one criterion and worse on none; better on one and worse on another is a
+    trade-off, named; equal on every criterion is "either"; otherwise inconclusive."""
+    if not len(decision.a.rows(df, profile)) or not len(decision.b.rows(df, profile)):
+        return None
+    comps = [(cr, c := compare(df, decision.a, decision.b, cr.metric, profile, cr.unit), _outcome(cr, c))
+             for cr in decision.criteria]
+    outs = [o for _, _, o in comps]
+    wins_a = [cr.label for cr, _, o in comps if o == "a"]
+    wins_b = [cr.label for cr, _, o in comps if o == "b"]
+    if wins_a and not wins_b:
+        choice, why = decision.a.label, "better on " + ", ".join(wins_a)
+    elif wins_b and not wins_a:
+        choice, why = decision.b.label, "better on " + ", ".join(wins_b)
+    elif wins_a and wins_b:
+        choice = "trade-off"
+        why = f"{decision.a.label} better on {', '.join(wins_a)}; {decision.b.label} better on {', '.join(wins_b)}"
+    elif all(o == "equal" for o in outs):
+        choice, why = "either", "equal within " + ", ".join(
+            f"{cr.label} +-{cr.delta:g}{'x' if cr.relative else (' ' + cr.unit if cr.unit else '')}" for cr in decision.criteria)
+    else:
+        choice, why = "inconclusive", "no interval clears its threshold on " + ", ".join(
+            cr.label for cr, _, o in comps if o == "inconclusive")
+    if choice not in ("trade-off", "either", "inconclusive") and "inconclusive" in outs:
+        why += "; " + ", ".join(cr.label for cr, _, o in comps if o == "inconclusive") + " inconclusive"
+    return Recommendation(profile, decision.name, decision.a, decision.b, choice, why, comps)
+
+
+def recommendations(df: pd.DataFrame) -> list[Recommendation]:
+    """Every decision of :data:`DECISIONS` on every profile the run has cells for."""
+    d = ok_rows(df)
+    if "profile" not in d.columns or not len(d):
+        return []
+    profs = sorted(set(d["profile"].map(profile_name)), key=lambda p: (not is_clean(p), p))
+    out = []
+    for p in profs:
+        for dec in DECISIONS:
+            if (dec.profiles == "clean" and not is_clean(p)) or (dec.profiles == "impaired" and is_clean(p)):
+                continue
+            r = recommend(df, dec, p)
+            if r is not None:
+                out.append(r)
+    return out

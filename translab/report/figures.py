@@ -21,8 +21,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure  # figures are built without pyplot: no GUI backend, no global state
 
-from translab.report.claims import (BITRATE_CELLS, LIKE_FOR_LIKE, bitrate_cells, is_clean, like_for_like, ok_rows,
-                                    profile_name, setup_ms)
+from translab.metrics import statistics as st
+from translab.report.claims import (OPUS_PLC, OPUS_ZERO, WEBRTC, WEBRTC_FIXED, WS_BINARY, WS_FIXED, WS_FIXED_ZERO,
+                                    Setting, is_clean, ok_rows, opus_no_fec, profile_name, setup_ms)
 
 TRANSPORT_COLORS = {"webrtc": "#1f77b4", "websocket": "#d62728"}
 LINESTYLES = ["-", "--", ":", "-."]
@@ -38,11 +39,22 @@ def _num(s: pd.Series) -> pd.Series:
     return pd.to_numeric(s, errors="coerce")
 
 
+#: The two configurations the transport figures compare (one exact configuration per transport).
+TRANSPORT_SETTINGS = (WEBRTC, WS_BINARY)
+
+
+def transport_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the two exact transport configurations (:data:`TRANSPORT_SETTINGS`)."""
+    parts = [s.rows(df) for s in TRANSPORT_SETTINGS]
+    return pd.concat(parts) if any(len(p) for p in parts) else ok_rows(df).iloc[0:0]
+
+
 def cell_label(row: pd.Series) -> str:
     """Short label of a cell's codec setting: "opus 24k 20ms", "pcm16 24kHz binary", "pcmu twilio-json"."""
     codec = row.get("codec")
     if codec == "opus":
-        return f"opus {int(row.get('bitrate_bps') or row.get('bitrate') or 0) // 1000}k {row.get('frame_ms', 20):g}ms"
+        fec = " FEC" if bool(row.get("fec", False)) else ""
+        return f"opus {int(row.get('bitrate_bps') or row.get('bitrate') or 0) // 1000}k{fec} {row.get('frame_ms', 20):g}ms"
     rate = int(row.get("sample_rate") or 0) // 1000
     return f"{codec} {rate}kHz {row.get('framing')} {row.get('frame_ms', 20):g}ms"
 
@@ -74,11 +86,11 @@ CDF_CUT_PERCENTILE = 99.5
 
 def latency_cdf(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figure | None:
     """Mouth-to-ear CDF per transport, one panel per profile, over the like-for-like cells
-    (:func:`translab.report.claims.like_for_like`: adaptive playout, 20 ms frames, default
+    (:data:`TRANSPORT_SETTINGS`: one exact configuration per transport, adaptive playout, 20 ms frames,
     concealment), every played frame with the cell's codec lookahead added (without frame logs, the
     per-cell p50/p95/p99 instead). The x-axis ends at the :data:`CDF_CUT_PERCENTILE` th percentile of
     all plotted frames; each panel writes the share of each transport's frames beyond it."""
-    d = like_for_like(ok_rows(df))
+    d = transport_rows(df)
     if not len(d) or "m2e_p50_ms" not in d.columns:
         return None
     pname = d["profile"].map(profile_name)
@@ -122,7 +134,7 @@ def latency_cdf(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figure |
     for j in range(len(profiles), nrow * ncol):
         axes[j // ncol][j % ncol].set_visible(False)
     axes[0][0].legend(fontsize=8, loc="center right")
-    fig.suptitle("Mouth-to-ear latency CDF per profile (adaptive playout, 20 ms, default concealment)")
+    fig.suptitle(f"Mouth-to-ear latency CDF per profile: {WEBRTC.label} vs {WS_BINARY.label}", fontsize=10)
     return fig
 
 
@@ -135,7 +147,7 @@ def latency_budget(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figur
     transport and profile over the like-for-like cells. Each part is a MEAN (per cell, then over the
     group's cells), so the parts add up to the mean mouth-to-ear (``m2e_mean_ms``, the tick); runs
     made before the budget used means show medians that need not add up."""
-    d = like_for_like(ok_rows(df))
+    d = transport_rows(df)
     cols = [c for c, _ in BUDGET if c in d.columns]
     if not len(d) or not cols:
         return None
@@ -165,49 +177,66 @@ def latency_budget(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figur
     return fig
 
 
+def _bars_with_ci(ax: Any, labels: list[str], ests: list[st.Estimate], colors: list[str], unit: str,
+                  nd: int = 0) -> None:
+    """Horizontal bars (means) with 95 % interval whiskers; each bar labelled "mean [lo, hi] n=..."."""
+    y = np.arange(len(labels))
+    vals = np.array([e.value for e in ests], dtype=float)
+    lo = np.array([e.value - e.lo if e.has_interval else 0.0 for e in ests])
+    hi = np.array([e.hi - e.value if e.has_interval else 0.0 for e in ests])
+    ax.barh(y, np.nan_to_num(vals), color=colors, alpha=0.8, xerr=[lo, hi], capsize=3, ecolor="k")
+    for i, e in enumerate(ests):
+        if not math.isnan(e.value):
+            ax.annotate(f"{e.value:.{nd}f} [{e.lo:.{nd}f}, {e.hi:.{nd}f}] {unit} n={e.n}" if e.has_interval
+                        else f"{e.value:.{nd}f} {unit} n={e.n}", (e.hi if e.has_interval else e.value, i),
+                        xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.grid(axis="x", alpha=0.3)
+
+
+def _setting_color(s: Setting) -> str:
+    return TRANSPORT_COLORS.get(dict(s.values).get("transport", ""), "gray")
+
+
+#: The jitter-buffer figure's configurations in the default experiment: each transport's default with
+#: its adaptive and a fixed 60 ms buffer.
+POLICY_SETTINGS = (WEBRTC, WEBRTC_FIXED, WS_BINARY, WS_FIXED)
+
+
+def policy_settings(df: pd.DataFrame) -> list[Setting]:
+    """Each transport's default configuration (:data:`TRANSPORT_SETTINGS`) with every playout policy
+    the results hold (the rest of the configuration unchanged)."""
+    pols = sorted(ok_rows(df).get("playout", pd.Series(dtype=str)).dropna().astype(str).unique(),
+                  key=lambda p: (p != "adaptive", p))
+    return [s.with_(f"{s.label.split(' ')[0]} {p}", playout=p) for s in TRANSPORT_SETTINGS for p in pols]
+
+
 def playout_policy(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figure | None:
-    """The jitter-buffer policy trade-off: mouth-to-ear p95 per playout policy and transport (bars),
-    with the share of concealed audio written on each bar; one panel per impaired profile."""
+    """The jitter-buffer trade-off on each impaired profile: mean mouth-to-ear p95 (left) and mean
+    PLCMOS (right) per exact configuration (adaptive vs fixed 60 ms, per transport), with 95 %
+    intervals and n."""
     d = ok_rows(df)
-    if not len(d) or "playout" not in d.columns or d["playout"].nunique() < 2:
+    profs = sorted({profile_name(p) for p in d.get("profile", []) if not is_clean(p)})
+    profs = [p for p in profs if sum(len(s.rows(d, p)) > 0 for s in policy_settings(d)) >= 2]
+    if not profs:
         return None
-    d = d.assign(pname=d["profile"].map(profile_name))
-    # elastic and aiortc-stock skip frames instead of concealing them: their concealed share alone reads 0 %
-    eff = ["effective_loss_rate"] if "effective_loss_rate" in d.columns else []
-    multi = d.groupby("pname")["playout"].nunique()
-    profiles = [p for p in multi.index if multi[p] > 1]
-    if not profiles:
-        return None
-    fig = Figure(figsize=(4.2 * len(profiles) + 0.8, 3.6), dpi=100, layout="constrained")
-    axes = fig.subplots(1, len(profiles), squeeze=False, sharey=True)[0]
-    for ax, prof in zip(axes, profiles):
-        g = d[d["pname"] == prof].groupby(["playout", "transport"])[["m2e_p95_ms", "concealed_ratio"] + eff].median(
-            numeric_only=True)
-        policies = sorted({p for p, _ in g.index})
-        trs = sorted({t for _, t in g.index})
-        w = 0.8 / max(len(trs), 1)
-        for j, tr in enumerate(trs):
-            for i, pol in enumerate(policies):
-                if (pol, tr) not in g.index:
-                    continue
-                v = g.loc[(pol, tr)]
-                x = i + (j - (len(trs) - 1) / 2) * w
-                ax.bar(x, v["m2e_p95_ms"], w * 0.95, color=TRANSPORT_COLORS.get(tr, "gray"),
-                       label=tr if i == 0 else None)
-                lab = f"{100 * v['concealed_ratio']:.1f}%"
-                if eff:
-                    lab += f" / {100 * v['effective_loss_rate']:.1f}%"
-                ax.annotate(lab, (x, v["m2e_p95_ms"]), ha="center",
-                            va="bottom", fontsize=6, rotation=90, xytext=(0, 2), textcoords="offset points")
-        ax.set_xticks(range(len(policies)), policies, rotation=30, fontsize=8)
-        ax.set_title(prof, fontsize=10)
-        ax.grid(axis="y", alpha=0.3)
-    top = float(np.nanmax(_num(d["m2e_p95_ms"]).groupby([d["pname"], d["playout"], d["transport"]]).median()))
-    axes[0].set_ylim(0, top * 1.35 if top > 0 else 1.0)  # room for the rotated labels above the tallest bar
-    axes[0].set_ylabel("mouth-to-ear p95 (ms)")
-    axes[0].legend(fontsize=8)
-    fig.suptitle("Jitter-buffer policy: p95 latency (bars); labels: concealed audio"
-                 + (" / frames never played" if eff else ""))
+    fig = Figure(figsize=(11, 1.2 + 0.35 * len(policy_settings(d)) * len(profs)), dpi=100, layout="constrained")
+    axes = fig.subplots(len(profs), 2, squeeze=False)
+    for row, prof in enumerate(profs):
+        sets = [s for s in policy_settings(d) if len(s.rows(d, prof))]
+        labels = [s.label for s in sets]
+        colors = [_setting_color(s) for s in sets]
+        for col, (metric, unit, nd) in enumerate((("m2e_p95_ms", "ms", 0), ("plcmos", "", 2))):
+            ests = [st.estimate(_num(s.rows(d, prof)[metric]).to_numpy()) if metric in d.columns
+                    else st.estimate([]) for s in sets]
+            ax = axes[row][col]
+            _bars_with_ci(ax, labels if col == 0 else [""] * len(labels), ests, colors, unit, nd)
+            ax.set_title(f"{prof}: {'mouth-to-ear p95 (ms)' if col == 0 else 'PLCMOS v2'}", fontsize=9)
+            top = max((e.hi if e.has_interval else e.value) for e in ests if not math.isnan(e.value)) if any(
+                not math.isnan(e.value) for e in ests) else 1.0
+            ax.set_xlim(0, top * 1.6)
+    fig.suptitle("Jitter buffer: adaptive vs fixed 60 ms (mean over seed x clip cells, 95 % interval)", fontsize=10)
     return fig
 
 
@@ -251,25 +280,29 @@ def setup_breakdown(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figu
     if not len(live):
         return None
     g = live.groupby(["transport", live["profile"].map(profile_name)])[cols].median()
-    fig, ax = _fig(8.0, 2.2 + 0.6 * len(g))
-    cmap = matplotlib.colormaps["tab20"]
+    transports = sorted({t for t, _ in g.index})
+    # one panel per transport, each with a legend of its own milestones only (no 12-entry legend)
+    fig = Figure(figsize=(8.0, 1.4 + 0.55 * len(g) + 0.5 * len(transports)), dpi=100, layout="constrained")
+    axes = fig.subplots(len(transports), 1, squeeze=False, sharex=True)[:, 0]
     markers = "osD^vP*Xhp<>"
-    names = sorted(cols, key=lambda c: float(np.nanmedian(g[c].to_numpy())) if g[c].notna().any() else 1e9)
-    labelled: set[str] = set()
-    for y, (idx, r) in enumerate(g.iterrows()):
-        ax.hlines(y, 0, np.nanmax(r.to_numpy()), color=TRANSPORT_COLORS.get(idx[0], "gray"), lw=3, alpha=0.35)
-        for k, c in enumerate(names):
-            if not math.isnan(r[c]):
-                # milestones a few ms apart would overlap as text labels: a legend names them instead
-                ax.plot(r[c], y, markers[k % len(markers)], color=cmap(k % 20), ms=7, ls="none",
-                        label=None if c in labelled else c[6:-3].replace("_", " "))
-                labelled.add(c)
-    ax.set_yticks(range(len(g)), [f"{t} / {p}" for t, p in g.index])
-    ax.set_ylim(-0.6, len(g) - 0.4)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=4, fontsize=7, frameon=False)
-    ax.set_xlabel("ms since the call started")
-    ax.grid(axis="x", alpha=0.3)
-    ax.set_title("Call set-up milestones (live calls)")
+    cmap = matplotlib.colormaps["tab10"]
+    for ax, tr in zip(axes, transports):
+        gt = g.loc[tr]
+        names = [c for c in cols if gt[c].notna().any()]
+        names.sort(key=lambda c: float(np.nanmedian(gt[c].to_numpy())))
+        for y, (prof, r) in enumerate(gt.iterrows()):
+            ax.hlines(y, 0, np.nanmax(r[names].to_numpy()), color=TRANSPORT_COLORS.get(tr, "gray"), lw=3, alpha=0.35)
+            for k, c in enumerate(names):
+                if not math.isnan(r[c]):
+                    ax.plot(r[c], y, markers[k % len(markers)], color=cmap(k % 10), ms=7, ls="none",
+                            label=c[6:-3].replace("_", " ") if y == 0 else None)
+        ax.set_yticks(range(len(gt)), [str(p) for p in gt.index])
+        ax.set_ylim(-0.6, len(gt) - 0.4)
+        ax.set_title(tr, fontsize=9)
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False)
+        ax.grid(axis="x", alpha=0.3)
+    axes[-1].set_xlabel("ms since the call started")
+    fig.suptitle("Call set-up milestones (live calls, median)", fontsize=10)
     return fig
 
 
@@ -318,74 +351,76 @@ def loss_axis(d: pd.DataFrame) -> tuple[pd.Series, str]:
             "concealed samples (% of output; frames skipped without concealment not counted)")
 
 
+#: The concealment figure's configurations, like for like within each transport.
+CONCEAL_SETTINGS = (WEBRTC, OPUS_PLC, OPUS_ZERO, WS_BINARY, WS_FIXED, WS_FIXED_ZERO)
+
+
 def quality_loss(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figure | None:
-    """PLCMOS against the share of frames not heard (effective loss: lost, late or skipped), coloured
-    by concealment method; marker by transport."""
+    """Concealment like for like on each impaired profile: mean PLCMOS (95 % interval, n) of Opus
+    with FEC, with decoder PLC, with zero-fill (FEC off on both), and PCM over WebSocket with the
+    adaptive buffer, with a fixed 60 ms buffer and PCM PLC, and with zero-fill; the effective loss
+    (frames never played from their packet or FEC) is written beside each label."""
     d = ok_rows(df)
-    if "plcmos" not in d.columns or not _num(d["plcmos"]).notna().any():
+    if "plcmos" not in d.columns:
         return None
-    fig, ax = _fig()
-    x, xlabel = loss_axis(d)
-    conceals = sorted(d["conceal"].dropna().unique()) if "conceal" in d.columns else ["?"]
-    cmap = matplotlib.colormaps["tab10"]
-    for i, c in enumerate(conceals):
-        m = d["conceal"] == c
-        for tr, marker in (("webrtc", "o"), ("websocket", "s")):
-            mm = m & (d["transport"] == tr)
-            if mm.any():
-                ax.scatter(x[mm], _num(d.loc[mm, "plcmos"]), color=cmap(i), marker=marker, s=22, alpha=0.8,
-                           label=f"{c} ({tr})")
-    ax.set_xlabel(xlabel, fontsize=9)
-    ax.set_ylabel("PLCMOS v2")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    ax.set_title("Quality vs loss, by concealment (o: WebRTC, s: WebSocket)")
+    profs = sorted({profile_name(p) for p in d.get("profile", []) if not is_clean(p)})
+    profs = [p for p in profs if sum(len(s.rows(d, p)) > 0 for s in CONCEAL_SETTINGS) >= 2]
+    if not profs:
+        return None
+    fig = Figure(figsize=(10, 0.8 + 2.4 * len(profs)), dpi=100, layout="constrained")
+    axes = fig.subplots(len(profs), 1, squeeze=False)[:, 0]
+    for ax, prof in zip(axes, profs):
+        sets = [s for s in CONCEAL_SETTINGS if len(s.rows(d, prof))]
+        labels = []
+        for s in sets:
+            eff = _num(s.rows(d, prof).get("effective_loss_rate", pd.Series(dtype=float))).mean()
+            labels.append(f"{s.label}\n(never played {100 * eff:.1f}%)" if not math.isnan(eff) else s.label)
+        ests = [st.estimate(_num(s.rows(d, prof)["plcmos"]).to_numpy()) for s in sets]
+        _bars_with_ci(ax, labels, ests, [_setting_color(s) for s in sets], "", 2)
+        ax.set_xlim(1, 5.4)
+        ax.set_title(prof, fontsize=10)
+        ax.set_xlabel("PLCMOS v2 (mean, 95 % interval)", fontsize=8)
+    fig.suptitle("Concealment, like for like (blue: WebRTC, red: WebSocket)", fontsize=10)
     return fig
 
 
 def quality_bitrate(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figure | None:
-    """PLCMOS against Opus bitrate per profile over like-for-like cells only
-    (:data:`translab.report.claims.BITRATE_CELLS`: WebRTC, FEC on, adaptive playout, 20 ms frames,
-    opus-fec), the same cells as the 24k claim; codec-only scores (no network) as a black line; PCM
-    over WebSocket (adaptive, 20 ms, pcm-plc) as horizontal lines, one per profile and setting:
-    colour = profile (as the Opus line), line style = PCM setting."""
+    """PESQ-WB (full reference) against Opus bitrate on the clean profile with FEC off (the codec
+    alone): mean with 95 % interval per bitrate over the seed x clip cells; the codec-only score (no
+    network) as a dotted line; PCM16 24 kHz binary over WebSocket as a horizontal reference."""
     d = ok_rows(df)
-    if "plcmos" not in d.columns:
+    metric = "pesq_wb" if "pesq_wb" in d.columns and _num(d["pesq_wb"]).notna().any() else "plcmos"
+    if metric not in d.columns:
         return None
-    opus = bitrate_cells(d)
-    if not len(opus):
+    clean = sorted({profile_name(p) for p in d.get("profile", []) if is_clean(p)})
+    rates = sorted(int(b) // 1000 for b in _num(d.get("bitrate_bps", pd.Series(dtype=float))).dropna().unique())
+    prof = next((p for p in clean if sum(len(opus_no_fec(k).rows(d, p)) > 0 for k in rates) >= 2), None)
+    if prof is None:
         return None
-    fig, ax = _fig(8.5, 4.4)
-    cmap = matplotlib.colormaps["tab10"]
-    colors: dict[str, Any] = {}
-    for i, (prof, g) in enumerate(opus.groupby(opus["profile"].map(profile_name))):
-        colors[str(prof)] = cmap(i)
-        q = g.groupby(_num(g["bitrate_bps"]) / 1000)["plcmos"].median()
-        ax.plot(q.index, q.values, "o-", color=cmap(i), label=f"opus / {prof}")
-    if "codec_plcmos" in opus.columns and _num(opus["codec_plcmos"]).notna().any():
-        q = opus.groupby(_num(opus["bitrate_bps"]) / 1000)["codec_plcmos"].median()
-        ax.plot(q.index, q.values, "k^:", label="opus codec only (no network)")
-    lfl = like_for_like(d)
-    pcm = lfl[(lfl["codec"] != "opus") & (lfl["transport"] == "websocket")]
-    styles = ["--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)), (0, (8, 3))]
-    if len(pcm):
-        labs = pcm.apply(cell_label, axis=1)
-        settings = sorted(labs.unique())
-        for (prof, lab), g in pcm.groupby([pcm["profile"].map(profile_name), labs]):
-            if str(prof) not in colors:
-                colors[str(prof)] = cmap(len(colors))
-            y = _num(g["plcmos"]).median()
-            ax.axhline(y, color=colors[str(prof)], ls=styles[settings.index(lab) % len(styles)], lw=1.0,
-                       alpha=0.8, label=f"websocket {lab} / {prof}")
+    ks = [k for k in rates if len(opus_no_fec(k).rows(d, prof))]
+    ests = [st.estimate(_num(opus_no_fec(k).rows(d, prof)[metric]).to_numpy()) for k in ks]
+    fig, ax = _fig(7.5, 4.0)
+    y = np.array([e.value for e in ests])
+    err = np.array([[e.value - e.lo, e.hi - e.value] if e.has_interval else [0, 0] for e in ests]).T
+    ax.errorbar(ks, y, yerr=err, fmt="o-", color=TRANSPORT_COLORS["webrtc"], capsize=4,
+                label=f"Opus, FEC off, {prof} (n={min(e.n for e in ests)} per point)")
+    cm = f"codec_{metric}"
+    if cm in d.columns:
+        co = [_num(opus_no_fec(k).rows(d, prof)[cm]).mean() for k in ks]
+        ax.plot(ks, co, "k^:", label="codec only (no network)")
+    pcm = WS_BINARY.rows(d, prof)
+    if len(pcm) and metric in pcm.columns:
+        e = st.estimate(_num(pcm[metric]).to_numpy())
+        ax.axhline(e.value, color=TRANSPORT_COLORS["websocket"], ls="--", lw=1.2,
+                   label=f"PCM16 24 kHz over WebSocket: {e.value:.2f} (n={e.n})")
     ax.set_xscale("log")
-    ticks = sorted(_num(opus["bitrate_bps"]).dropna().unique() / 1000)
-    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.set_xticks(ks, [f"{k:g}" for k in ks])
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("Opus bitrate (kbit/s)")
-    ax.set_ylabel("PLCMOS v2 (median over cells)")
+    ax.set_ylabel(f"{'PESQ-WB' if metric == 'pesq_wb' else 'PLCMOS v2'} (mean, 95 % interval)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    ax.set_title("Quality vs Opus bitrate (FEC on, adaptive, 20 ms; lines: PCM over WebSocket)", fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(f"Quality vs Opus bitrate (FEC off, adaptive, 20 ms, {prof})", fontsize=10)
     return fig
 
 
@@ -437,14 +472,14 @@ FigureFn = Callable[[pd.DataFrame, "str | Path | None"], "Figure | None"]
 #: key -> (function, title, caption). The order is the report's.
 FIGURES: dict[str, tuple[FigureFn, str, str]] = {
     "latency_cdf": (latency_cdf, "Mouth-to-ear latency CDFs",
-                    f"Every played frame of the like-for-like cells ({LIKE_FOR_LIKE}; the same cells as the "
-                    f"headline table), per transport and profile, with each cell's codec lookahead added "
-                    f"(Opus 6.5 ms, PCM none). The x-axis is cut at the {CDF_CUT_PERCENTILE:g}th percentile of "
+                    f"Every played frame of the two headline configurations ({WEBRTC.label} vs {WS_BINARY.label}, "
+                    f"adaptive playout, 20 ms), all seeds and clips, per profile, with each cell's codec lookahead "
+                    f"added (Opus 6.5 ms, PCM none). The x-axis is cut at the {CDF_CUT_PERCENTILE:g}th percentile of "
                     f"all plotted frames (at least 50 ms); each panel writes the share of frames beyond the "
                     f"cut and the largest value (notebook 02)."),
     "latency_budget": (latency_budget, "Latency budget",
-                       f"Mean framing, codec lookahead, network and jitter-buffer delay of the like-for-like "
-                       f"cells ({LIKE_FOR_LIKE}); means add up, so the bars end at the measured mean "
+                       f"Mean framing, codec lookahead, network and jitter-buffer delay of the two headline "
+                       f"configurations ({WEBRTC.label} vs {WS_BINARY.label}); means add up, so the bars end at the measured mean "
                        f"mouth-to-ear (the tick); n = cells per group (notebook 02)."),
     "setup_time": (setup_time, "Call set-up time",
                    "Live calls only: from call start (offer / TCP dial) to the first media packet "
@@ -456,23 +491,22 @@ FIGURES: dict[str, tuple[FigureFn, str, str]] = {
     "setup_breakdown": (setup_breakdown, "Call set-up milestones",
                         "Live calls only: when each set-up step completed (notebook 02)."),
     "playout_policy": (playout_policy, "Jitter-buffer policies",
-                       "p95 mouth-to-ear per playout policy and transport (bars, median over cells); labels: "
-                       "share of output audio concealed / share of sent frames never played from their packet "
-                       "or FEC (lost, discarded late or skipped). elastic and aiortc-stock skip frames instead "
-                       "of concealing them, so only the second number shows what they drop (notebook 02)."),
-    "quality_loss": (quality_loss, "Quality vs loss and concealment",
-                     "PLCMOS against the effective loss: the share of sent frames not played from their own "
-                     "packet or its FEC (lost, discarded late, or skipped by receivers that do not conceal, "
-                     "such as elastic and aiortc-stock), per concealment method. A stall (audio that arrives "
-                     "late and is played late, the gap concealed meanwhile, as over TCP with an adaptive "
-                     "buffer) drops no frame, so it counts 0 here: its cost is latency and the concealed share "
-                     "in the headline. Runs without that column fall back to the concealed share, and the axis "
-                     "label says which (notebook 03)."),
+                       "Per impaired profile: mouth-to-ear p95 and PLCMOS of each transport's default with the "
+                       "adaptive buffer and with a fixed 60 ms buffer; mean over the seed x clip cells with the "
+                       "95 % bootstrap interval (whiskers) and n (notebook 02)."),
+    "quality_loss": (quality_loss, "Concealment, like for like",
+                     "Per impaired profile: PLCMOS of Opus with in-band FEC, with decoder PLC and with zero-fill "
+                     "(FEC off on both), and of PCM16 over WebSocket with the adaptive buffer, with a fixed "
+                     "60 ms buffer and PCM PLC, and with zero-fill; mean over seed x clip cells, 95 % interval, "
+                     "n. The share of sent frames never played from their packet or FEC is under each label; "
+                     "over TCP a stall drops no frame, so its cost shows as latency and concealed audio "
+                     "(notebook 03)."),
     "quality_bitrate": (quality_bitrate, "Quality vs Opus bitrate",
-                        f"Median PLCMOS per Opus bitrate and profile over {BITRATE_CELLS} only (the cells the "
-                        f"24 kbit/s claim uses); codec-only scores isolate codec damage; horizontal lines: PCM "
-                        f"over WebSocket (adaptive, 20 ms, pcm-plc), colour = profile, style = PCM setting "
-                        f"(notebook 03)."),
+                        "PESQ-WB (full reference) per Opus bitrate with FEC off on the clean profile: the codec's "
+                        "own quality, the cells the 24 kbit/s claim uses; mean over seed x clip cells with 95 % "
+                        "intervals; codec-only scores (no network) dotted; PCM16 over WebSocket dashed. The "
+                        "shipped clips carry nothing above 8 kHz, so higher bitrates have little to add "
+                        "(notebook 03)."),
     "bandwidth": (bandwidth_stack, "Bandwidth: payload vs wire",
                   "Uplink kbit/s stacked by what the bytes are; the last, hatched segment is NOT uplink: it is "
                   "the control traffic the stream causes in the downlink (TCP ACKs for WebSocket, RTCP "

@@ -1,11 +1,14 @@
-"""The comparison report: one self-contained HTML file (figures as base64 PNG data: URIs, inline CSS,
-no scripts, no external resources) built from a run directory written by ``translab run``.
+"""The comparison report: one self-contained HTML file (figures as base64 PNG and audio as FLAC data:
+URIs, inline CSS, no scripts, no external resources) built from a run directory written by
+``translab run``.
 
-Sections: the question and the grid; the headline table per transport and profile; the figures of
-notebooks 02-04; a NAT and firewall section when the run has netns cells (outcome table and
-heatmap, set-up time by candidate type, relay overhead and relay kbit/s per bitrate, see
-translab.report.nat); the claims table with verdicts; failed cells; provenance (versions, machine,
-experiment file and hash, times).
+Sections, answer first: the question; the recommendation per profile (translab.report.claims.
+recommendations: paired comparisons with 95 % intervals); how the intervals are computed; the
+article's claims with their verdicts, metrics, intervals and cells; the headline (one exact
+configuration per row, mean [interval], E-model only when every row shares one scale); listening
+pairs (like for like, same seed and clip); metric repeatability; the experiment's grid; the figures
+of notebooks 02-04; a NAT and firewall section when the run has netns cells (see
+translab.report.nat); failed cells; provenance (versions, machine, experiment file and hash, times).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import pandas as pd
 from translab.errors import ConfigError
 from translab.lab.store import MANIFEST_FILE, RESULTS_FILE, ResultStore, load_results
 from translab.report import claims as claims_mod
+from translab.metrics import statistics as st
 from translab.report import figures as figs
 
 CSS = """
@@ -34,62 +38,72 @@ h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bo
 table{border-collapse:collapse;font-size:.88em;margin:.6em 0}th,td{border:1px solid #ddd;padding:.25em .5em;
 text-align:right;vertical-align:top}th{background:#f4f4f4}td.l,th.l{text-align:left}
 .supported{background:#d9f2d9}.refuted{background:#f8d7d7}.depends{background:#fff3c4}
-.not-measured{background:#e8e8e8}figure{margin:1em 0}figcaption{font-size:.88em;color:#555}
+.not-measured{background:#e8e8e8}.inconclusive{background:#fff3c4}
+.ci{color:#666;font-size:.85em}code.hashes{font-size:.75em;word-break:break-all}ul{margin:.2em 0;padding-left:1.2em}
+li.supported,li.refuted,li.inconclusive{background:none}li.supported::marker{color:#2a8a2a}li.refuted::marker{color:#c33}figure{margin:1em 0}figcaption{font-size:.88em;color:#555}
 img{max-width:100%;height:auto;border:1px solid #eee}pre{background:#f7f7f7;padding:.6em;overflow-x:auto;
 font-size:.8em}.muted{color:#666;font-size:.88em}
 """
 
-HEADLINE_COLUMNS: list[tuple[str, str, str]] = [
-    # (column in the table, source column, format)
-    ("cells", "", "d"),
-    ("m2e p50 (ms)", "m2e_p50_ms", ".0f"),
-    ("m2e p95 (ms)", "m2e_p95_ms", ".0f"),
-    ("m2e p99 (ms)", "m2e_p99_ms", ".0f"),
-    ("p95 range over seeds (ms)", "", ""),
-    ("delivery p99 (ms)", "net_delay_p99_ms", ".0f"),
-    ("set-up (ms, live)", "setup_ms", ".0f"),
-    ("loss (%)", "loss_pct", ".2f"),
-    ("late (%)", "late_pct", ".2f"),
-    ("concealed (%)", "concealed_pct", ".2f"),
-    ("PLCMOS", "plcmos", ".2f"),
-    ("wire kbit/s (up)", "wire_kbps_up", ".0f"),
-    ("E-model MOS", "emodel_mos", ".2f"),
+#: The headline's figures: (column, source column, unit, decimals). Each cell of the table is the mean
+#: over the configuration's cells with its 95 % interval (translab.metrics.statistics).
+HEADLINE_FIGURES: list[tuple[str, str, str, int]] = [
+    ("m2e p50", "m2e_p50_ms", "ms", 0),
+    ("m2e p95", "m2e_p95_ms", "ms", 0),
+    ("m2e p99", "m2e_p99_ms", "ms", 0),
+    ("delivery p99", "net_delay_p99_ms", "ms", 0),
+    ("concealed", "concealed_pct", "%", 2),
+    ("PLCMOS", "plcmos", "", 2),
+    ("wire up", "wire_kbps_up", "kbit/s", 1),
 ]
 
 
 def headline_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Median per transport and profile of the headline figures (units in the column names), over the
-    like-for-like cells only (:func:`translab.report.claims.like_for_like`: adaptive playout, 20 ms
-    frames, default concealment), so both transports' groups have the same receiver mix. ``cells``
-    is the number of cells in the group (n); the p95 range over seeds is min-max of the per-seed
-    medians."""
-    d = claims_mod.like_for_like(claims_mod.ok_rows(df)).copy()
-    if not len(d):
+    """One row per profile and exact configuration (:data:`translab.report.claims.HEADLINE_SETTINGS`):
+    ``n`` cells (seed x clip units) and, per figure of :data:`HEADLINE_FIGURES`, the mean over the
+    cells with its 95 % interval (a :class:`translab.metrics.statistics.Estimate`). The E-model column
+    is there only when every row is on one E-model scale (``emodel_band``), with the scale named."""
+    d = claims_mod.ok_rows(df).copy()
+    if not len(d) or "profile" not in d.columns:
         return pd.DataFrame()
-    d["setup_ms"] = claims_mod.setup_ms(d)
-    for src, dst in (("loss_rate", "loss_pct"), ("late_rate", "late_pct"), ("concealed_ratio", "concealed_pct")):
-        d[dst] = 100 * pd.to_numeric(d[src], errors="coerce") if src in d.columns else math.nan
-    d["profile_name"] = d["profile"].map(claims_mod.profile_name)
+    d["concealed_pct"] = 100 * pd.to_numeric(d["concealed_ratio"], errors="coerce") if "concealed_ratio" in d else math.nan
+    profiles = sorted(set(d["profile"].map(claims_mod.profile_name)), key=lambda p: (not claims_mod.is_clean(p), p))
     rows = []
-    for (tr, prof), g in d.groupby(["transport", "profile_name"]):
-        r: dict[str, Any] = {"transport": tr, "profile": prof, "cells": len(g)}
-        for name, src, _ in HEADLINE_COLUMNS[1:]:
-            if not src:
+    bands: set[str] = set()
+    for prof in profiles:
+        for s in claims_mod.HEADLINE_SETTINGS:
+            g = s.rows(d, prof)
+            if not len(g):
                 continue
-            r[name] = pd.to_numeric(g[src], errors="coerce").median() if src in g.columns else math.nan
-        lo, hi = claims_mod.seed_range(g, "m2e_p95_ms")
-        r["p95 range over seeds (ms)"] = (f"{lo:.0f}-{hi:.0f}" if not math.isnan(lo) else "–")
-        rows.append(r)
-    cols = ["transport", "profile"] + [name for name, _, _ in HEADLINE_COLUMNS]
-    return pd.DataFrame(rows)[cols]
+            r: dict[str, Any] = {"profile": prof, "configuration": s.label, "n": len(g)}
+            for name, src, _, _ in HEADLINE_FIGURES:
+                r[name] = st.estimate(pd.to_numeric(g[src], errors="coerce").to_numpy()) if src in g else None
+            if "emodel_mos" in g.columns:
+                r["_emodel"] = st.estimate(pd.to_numeric(g["emodel_mos"], errors="coerce").to_numpy())
+                bands.update(str(b) for b in g.get("emodel_band", pd.Series(dtype=str)).dropna().unique())
+            rows.append(r)
+    out = pd.DataFrame(rows)
+    if "_emodel" in out.columns:
+        if len(bands) == 1:
+            out[f"E-model MOS ({emodel_scale(next(iter(bands)))})"] = out["_emodel"]
+        out = out.drop(columns="_emodel")
+    out.attrs["emodel_bands"] = sorted(bands)
+    return out
 
 
-#: Beside the headline table: what the E-model column is and is not.
+def emodel_scale(band: str) -> str:
+    """The E-model scale of an ``emodel_band`` value, in words (:func:`translab.metrics.emodel.scale_name`)."""
+    from translab.metrics.emodel import scale_name
+
+    return scale_name(band)
+
+
+#: Beside the headline table: what the E-model is and is not.
 EMODEL_CAVEAT = ("E-model MOS is a planning estimate (ITU-T G.107 family) from delay and loss, and its scale "
-                 "differs by codec: Opus is rated on the G.107.2 fullband/super-wideband scale with published "
+                 "differs by codec: Opus is rated on the G.107.2 super-wideband scale with published "
                  "Ie/Bpl values, PCM16 on the G.107.1 wideband scale, mu-law (twilio-json) on the narrowband "
-                 "G.107 scale. The columns are not directly comparable across codecs, and the E-model can "
-                 "disagree with PLCMOS, which listens to the audio; no claim ranks the transports on it alone.")
+                 "G.107 scale. Figures on different scales are not comparable, so the headline shows the "
+                 "E-model only when every row shares one scale; no claim ranks the transports on it.")
 
 
 def _e(x: Any) -> str:
@@ -97,6 +111,12 @@ def _e(x: Any) -> str:
 
 
 def _fmt(v: Any, f: str) -> str:
+    if isinstance(v, st.Estimate):
+        if math.isnan(v.value):
+            return "–"
+        nd = int(f[1]) if len(f) > 1 and f[0] == "." and f[1].isdigit() else 2
+        ci = (f"<br><span class='ci'>[{v.lo:.{nd}f}, {v.hi:.{nd}f}]</span>" if v.has_interval else "")
+        return f"{v.value:.{nd}f}{ci}"
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
     try:
@@ -267,6 +287,175 @@ def nat_section(df: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
+STATS_NOTE = (f"Every interval is a 95 % confidence interval: {st.METHOD} (translab.metrics.statistics). "
+              "A comparison pairs two exact configurations on the same seed and clip and bootstraps the mean "
+              "of the per-pair differences over the seed x clip pairs; a single figure bootstraps the mean "
+              "over its cells. A verdict is supported or refuted only when the whole interval is past the "
+              "claim's threshold, otherwise it is inconclusive.")
+
+
+def _verdict_cls(v: str) -> str:
+    return {claims_mod.NOT_MEASURED: "not-measured", claims_mod.INCONCLUSIVE: "inconclusive"}.get(v, v)
+
+
+def _cells_details(hashes: list[str], what: str) -> str:
+    if not hashes:
+        return "–"
+    return (f"<details><summary>{len(hashes)} {_e(what)}</summary><code class='hashes'>"
+            f"{_e(' '.join(hashes))}</code></details>")
+
+
+def answer_section(df: pd.DataFrame) -> str:
+    """The recommendation table: per profile and decision, the option to use, why, and the deciding
+    paired differences with their intervals."""
+    recs = claims_mod.recommendations(df)
+    if not recs:
+        return "<p>No decision could be compared in this run (it lacks the paired configurations).</p>"
+    rows = []
+    for r in recs:
+        nums = []
+        for cr, c, out in r.comparisons:
+            who = {"a": "favours " + r.a.label, "b": "favours " + r.b.label}.get(out, out)
+            nums.append(f"{_e(cr.label)}: {_e(c.diff.text(cr.unit, 2 if cr.unit in ('', 'kbit/s') else 1, True))}"
+                        f" <span class='muted'>({_e(who)})</span>")
+        cls = "inconclusive" if r.choice in ("inconclusive", "trade-off") else "supported"
+        rows.append(f"<tr><td class='l'>{_e(r.profile)}</td><td class='l'>{_e(r.decision)}</td>"
+                    f"<td class='l'>{_e(r.a.label)} <i>vs</i> {_e(r.b.label)}</td>"
+                    f"<td class='l {cls}'><b>{_e(r.choice)}</b><br><span class='muted'>{_e(r.why)}</span></td>"
+                    f"<td class='l'>{'<br>'.join(nums)}</td><td class='l'>{_cells_details(r.cells, 'cells')}</td></tr>")
+    return ("<p>Per network profile, each choice a voice agent makes, decided by paired comparisons of two exact "
+            "configurations (same seed and clip on both sides). Differences are <i>first option - second "
+            "option</i>, mean over the seed x clip pairs with the 95 % interval; an option is recommended "
+            "when it is better beyond the threshold (p95 5 ms, PLCMOS/PESQ 0.1, wire 10 %) on some figure and "
+            "worse on none.</p><table><thead><tr><th class='l'>profile</th><th class='l'>decision</th>"
+            "<th class='l'>options</th><th class='l'>use</th><th class='l'>deciding numbers (first - second)</th>"
+            "<th class='l'>cells</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+            "<p class='muted'>Set-up time is not part of any decision: it needs at least "
+            f"{claims_mod.MIN_SETUP_CALLS} live calls per transport and profile with WebRTC's offer/answer "
+            "crossing the emulated link, which this run does not have.</p>")
+
+
+def _detail_around_parts(v: claims_mod.Verdict) -> str:
+    """A verdict's detail without its parts' text (the parts are listed below it): what comes before
+    and after them."""
+    if not v.tests:
+        return _e(v.detail)
+    joined = "; ".join(t.text() for t in v.tests)
+    before, _, after = v.detail.partition(joined)
+    return _e(before.strip()) + (f" <span class='muted'>{_e(after.strip(' .'))}.</span>" if after.strip(" .") else "")
+
+
+def claims_section(df: pd.DataFrame) -> str:
+    """The article's claims: verdict, metric, every part with its interval, the cells used, figure."""
+    rows = []
+    for v in claims_mod.evaluate(df):
+        link = (f"<a href='#fig-{_e(v.figure)}'>{_e(figs.FIGURES[v.figure][1])}</a>"
+                if v.figure in figs.FIGURES else "")
+        parts = ("<ul>" + "".join(f"<li class='{_verdict_cls(t.verdict)}'>{_e(t.text())}<br><span class='muted'>"
+                                  f"cells: {_e(t.config)}</span></li>" for t in v.tests) + "</ul>") if v.tests else ""
+        rows.append(f"<tr><td class='l'>{_e(v.claim)}</td><td class='l {_verdict_cls(v.verdict)}'><b>{_e(v.verdict)}"
+                    f"</b></td><td class='l'>{_e(', '.join(v.metrics)) or '–'}</td>"
+                    f"<td class='l'>{_detail_around_parts(v)}{parts}</td>"
+                    f"<td class='l'>{_cells_details(v.cells, 'cells')}</td><td class='l'>{link}</td></tr>")
+    return ("<p class='muted'>From a published vendor article on WebRTC vs WebSocket for voice AI; each verdict is "
+            "computed from this run's results (translab.report.claims). A claim with several parts is supported "
+            "when every part is, refuted when a part is refuted and none supported, <i>depends</i> when parts go "
+            "both ways.</p><table><thead><tr><th class='l'>claim</th><th class='l'>verdict</th><th class='l'>metric"
+            "</th><th class='l'>parts (interval, threshold, cells)</th><th class='l'>cells</th>"
+            "<th class='l'>figure</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+
+
+def headline_section(df: pd.DataFrame) -> str:
+    """The headline table (one exact configuration per row) with its notes."""
+    head = headline_table(df)
+    if not len(head):
+        return "<p>No finished cells of the headline configurations.</p>"
+    bands = head.attrs.get("emodel_bands", [])
+    em = ("" if len(bands) <= 1 else
+          f"<p class='muted'><b>E-model left out:</b> these rows are on different E-model scales "
+          f"({', '.join(emodel_scale(b) for b in bands)}), so their MOS values are not comparable. {EMODEL_CAVEAT}</p>")
+    fmts = {name: f".{nd}f" for name, _, _, nd in HEADLINE_FIGURES}
+    cols = {name: f"{name} ({unit})" if unit else name for name, _, unit, _ in HEADLINE_FIGURES}
+    return ("<p>One exact configuration per row (adaptive playout, 20 ms frames, each codec's default concealment; "
+            "the configuration names the rest); n = cells (seed x clip). Each figure: mean over the cells "
+            "[95 % interval].</p>" + _table(head.rename(columns=cols), {cols.get(k, k): v for k, v in fmts.items()}
+                                            | {c: ".2f" for c in head.columns if c.startswith("E-model")},
+                                            left=("profile", "configuration")) + em
+            + "<p class='muted'>m2e: mouth-to-ear latency of played audio incl. codec lookahead; delivery: packet "
+              "arrival - send (the transport alone); concealed: share of output samples produced by concealment; "
+              "wire: uplink bytes on the wire under the stated header model incl. control traffic.</p>")
+
+
+#: Metrics whose repeatability the report measures.
+REPEAT_METRICS = ("plcmos", "pesq_wb", "stoi")
+
+
+def repeatability_table(df: pd.DataFrame, run_dir: str | Path | None = None) -> pd.DataFrame:
+    """Metric repeatability on the clean profiles: per headline configuration, the largest spread
+    (max - min over seeds, within one clip) of each metric, and how many clips' output WAVs were
+    byte-identical across seeds (identical audio must score identically; a spread with differing
+    audio is the pipeline's own variation, e.g. a jitter buffer stretching)."""
+    import hashlib
+
+    d = claims_mod.ok_rows(df)
+    rows = []
+    for prof in sorted({claims_mod.profile_name(p) for p in d.get("profile", []) if claims_mod.is_clean(p)}):
+        for s in claims_mod.HEADLINE_SETTINGS:
+            g = s.rows(d, prof)
+            if len(g) < 2:
+                continue
+            r: dict[str, Any] = {"profile": prof, "configuration": s.label, "n": len(g),
+                                 "clips": int(g["clip"].nunique()) if "clip" in g else 0}
+            for m in REPEAT_METRICS:
+                if m in g.columns:
+                    r[f"{m} spread"] = st.repeatability(pd.to_numeric(g[m], errors="coerce").to_numpy(),
+                                                        list(g["clip"]))[0]
+            if run_dir is not None and "cell_hash" in g.columns:
+                same = 0
+                for _, cg in g.groupby("clip"):
+                    digests = set()
+                    for h in cg["cell_hash"]:
+                        w = Path(run_dir) / "cells" / str(h) / "output.wav"
+                        digests.add(hashlib.sha256(w.read_bytes()).hexdigest() if w.exists() else str(h))
+                    same += len(digests) == 1
+                r["clips with identical audio over seeds"] = same
+            rows.append(r)
+    return pd.DataFrame(rows)
+
+
+def repeatability_section(df: pd.DataFrame, run_dir: str | Path | None) -> str:
+    """The repeatability table with its explanation."""
+    t = repeatability_table(df, run_dir)
+    if not len(t):
+        return "<p class='muted'>Not measured: needs several seeds of one configuration on a clean profile.</p>"
+    return ("<p>On a clean, lossless link every seed should give the same output audio, and the same audio "
+            "the same score: the spread (max - min over seeds within one clip, the worst clip) is the metric's "
+            "noise floor in this pipeline. A verdict's threshold below this spread could not be trusted.</p>"
+            + _table(t, {c: ".3f" for c in t.columns if c.endswith("spread")}, left=("profile", "configuration")))
+
+
+def listen_section(df: pd.DataFrame, run_dir: str | Path) -> str:
+    """Audio players: a like-for-like pair per profile (FLAC data URIs, so the report stays one file)."""
+    from translab.report.listen import flac_data_uri, listening_pairs
+
+    pairs = listening_pairs(df, run_dir)
+    if not pairs:
+        return "<p class='muted'>No output audio of a like-for-like pair in this run.</p>"
+    out = ["<p>Each pair: the same clip and seed through two configurations on one profile (the seed x clip "
+           "whose PLCMOS difference is the median one, not the most dramatic). Embedded as lossless FLAC at "
+           "24 kHz; the files are <code>cells/&lt;hash&gt;/output.wav</code>.</p><table><thead><tr>"
+           "<th class='l'>profile</th><th class='l'>clip, seed</th><th class='l'>first</th><th class='l'>second</th>"
+           "</tr></thead><tbody>"]
+    for p in pairs:
+        def player(label: str, h: str, q: float, wav: Path) -> str:
+            return (f"{_e(label)} <span class='muted'>(PLCMOS {q:.2f}, cell {_e(h)})</span><br>"
+                    f"<audio controls preload='none' src='{flac_data_uri(wav)}'></audio>")
+        out.append(f"<tr><td class='l'>{_e(p.profile)}</td><td class='l'>{_e(p.clip)}, seed {p.seed}</td>"
+                   f"<td class='l'>{player(p.a.label, p.a_hash, p.a_plcmos, p.a_wav)}</td>"
+                   f"<td class='l'>{player(p.b.label, p.b_hash, p.b_plcmos, p.b_wav)}</td></tr>")
+    return "".join(out) + "</tbody></table>"
+
+
 def build_html(run_dir: str | Path) -> str:
     """The report of ``run_dir`` as an HTML string."""
     run = Path(run_dir)
@@ -283,29 +472,17 @@ def build_html(run_dir: str | Path) -> str:
     parts.append(f"<h1>{_e(title)}</h1>")
     parts.append(f"<p class='muted'>Generated {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M UTC} from "
                  f"<code>{_e(run)}</code>. {len(df)} cells ({len(ok)} ok, {n_failed} failed).</p>")
-    parts.append("<h2 id='question'>The question</h2>")
-    parts.append(f"<p><b>{_e(exp.get('question') or exp.get('description') or '')}</b></p>")
+    parts.append(f"<p id='question'><b>{_e(exp.get('question') or exp.get('description') or '')}</b></p>")
+    parts.append("<h2 id='answer'>The answer: what to use on each network</h2>" + answer_section(df))
+    parts.append(f"<p class='muted' id='statistics'>{_e(STATS_NOTE)}</p>")
+    parts.append("<h2 id='claims'>The article's claims</h2>" + claims_section(df))
+    parts.append("<h2 id='headline'>Headline: per profile and configuration</h2>" + headline_section(df))
+    parts.append("<h2 id='listen'>Listen</h2>" + listen_section(df, run))
+    parts.append("<h2 id='repeatability'>Metric repeatability</h2>" + repeatability_section(df, run))
     if exp.get("description") and exp.get("description") != exp.get("question"):
-        parts.append(f"<p>{_e(exp['description'])}</p>")
-    parts.append("<h2 id='grid'>The grid</h2>" + _grid_section(manifest, df))
-
-    parts.append("<h2 id='headline'>Headline: per transport and profile</h2>")
-    head = headline_table(df)
-    if len(head):
-        fmts = {name: f for name, _, f in HEADLINE_COLUMNS}
-        parts.append(f"<p><b>Like for like:</b> only cells with {_e(claims_mod.LIKE_FOR_LIKE)} "
-                     f"({len(claims_mod.like_for_like(ok))} of {len(ok)} finished cells; the playout, frame-size "
-                     f"and concealment variants appear in the figures); cells = n per group.</p>")
-        parts.append(_table(head, fmts, left=("transport", "profile")))
-        parts.append(f"<p class='muted'><b>E-model caveat:</b> {_e(EMODEL_CAVEAT)}</p>")
-        parts.append("<p class='muted'>Medians over the cells of each group; p95 range over seeds: min-max of the "
-                     "per-seed median p95, a measure of the noise. m2e: mouth-to-ear latency of "
-                     "played audio (stalls included); delivery: packet arrival - send (the transport alone, TCP "
-                     "retransmissions and head-of-line waits included); late: arrived after its playout deadline; concealed: "
-                     "share of output samples produced by concealment; wire: bytes on the wire under the "
-                     "stated header model incl. control traffic.</p>")
+        parts.append(f"<h2 id='grid'>The experiment</h2><p>{_e(exp['description'])}</p>" + _grid_section(manifest, df))
     else:
-        parts.append("<p>No finished cells.</p>")
+        parts.append("<h2 id='grid'>The experiment</h2>" + _grid_section(manifest, df))
 
     parts.append("<h2 id='figures'>Figures</h2>")
     errors: dict[str, str] = {}
@@ -321,19 +498,6 @@ def build_html(run_dir: str | Path) -> str:
                      f"src='data:image/png;base64,{b64}'><figcaption>{_e(caption)}</figcaption></figure>")
 
     parts.append(nat_section(df))
-
-    parts.append("<h2 id='claims'>Claims</h2><p class='muted'>From a published vendor article on WebRTC vs "
-                 "WebSocket for voice AI; each verdict is computed from this run's results "
-                 "(translab.report.claims).</p>")
-    rows = []
-    for v in claims_mod.evaluate(df):
-        cls = "not-measured" if v.verdict == claims_mod.NOT_MEASURED else v.verdict
-        link = (f"<a href='#fig-{_e(v.figure)}'>{_e(figs.FIGURES[v.figure][1])}</a>"
-                if v.figure in figs.FIGURES else "")
-        rows.append(f"<tr><td class='l'>{_e(v.claim)}</td><td class='l {cls}'><b>{_e(v.verdict)}</b></td>"
-                    f"<td class='l'>{_e(v.detail)}</td><td class='l'>{link}</td></tr>")
-    parts.append("<table><thead><tr><th class='l'>claim</th><th class='l'>verdict</th><th class='l'>evidence"
-                 "</th><th class='l'>figure</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
 
     if n_failed:
         failed = df[df["status"] != "ok"]
