@@ -229,10 +229,11 @@ def summarise(
     from translab.metrics.latency import latency_budget, mouth_to_ear
     from translab.metrics.quality import quality
     from translab.playout import play
-    from translab.protection.receive import original_packets, playout_view, protection_figures
+    from translab.protection.receive import original_packets, playout_options, playout_view, protection_figures
 
     wire_trace, trace = trace, original_packets(trace)  # retransmissions are wire-only rows
-    out = play(playout_view(wire_trace), policy=cfg.playout, conceal=cfg.conceal)
+    out = play(playout_view(wire_trace), policy=cfg.playout, conceal=cfg.conceal,
+               **playout_options(wire_trace, cfg.playout))
     stats = out.stats
     sent = len(trace)
     lost_mask = trace["arrival_s"].isna().to_numpy()

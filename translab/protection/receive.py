@@ -12,9 +12,9 @@ on the wire: originals (their ``payload`` is the RTP payload as sent: Opus, or R
   buffer keeps the earliest copy of a frame, so a frame lost on its own packet is played from a
   retransmission or a later RED packet if one arrives before its slot plays, and is concealed
   otherwise. A retransmission's delay enters the adaptive buffer's delay histogram like any
-  arrival (NetEq with ``enable_rtx_handling``), so where losses are frequent the target delay grows
-  to let retransmissions arrive in time: the jitter buffer "waits" for them through its target, and
-  never holds a slot past its play time.
+  arrival (NetEq with ``enable_rtx_handling``), and with NACK on the adaptive buffer's minimum
+  target is one RTT plus two frames (:func:`playout_options`): the jitter buffer "waits" for
+  retransmissions through its target delay, and never holds a slot past its play time.
 - :func:`protection_figures`: the row's protection columns, present for every call (zeros and the
   configured bitrate for an unprotected one).
 """
@@ -90,6 +90,18 @@ def playout_view(trace: pd.DataFrame) -> pd.DataFrame:
     return view
 
 
+def playout_options(trace: pd.DataFrame, policy: str) -> dict[str, Any]:
+    """Options for :func:`translab.playout.play` that protection asks of the receiver: with NACK on
+    and adaptive playout, the minimum target delay of :func:`translab.protection.sim.nack_min_target_ms`."""
+    ms = _info(trace).get("min_target_ms")
+    if policy != "adaptive" or not ms:
+        return {}
+    from translab.playout.delay_manager import DelayManagerConfig
+
+    cfg = DelayManagerConfig()
+    return {"config": DelayManagerConfig(min_target_ms=min(float(ms), cfg.max_target_ms))}
+
+
 def protection_figures(trace: pd.DataFrame, frames: pd.DataFrame, duration_s: float) -> dict[str, Any]:
     """The protection columns of a result row.
 
@@ -98,7 +110,7 @@ def protection_figures(trace: pd.DataFrame, frames: pd.DataFrame, duration_s: fl
       or would have come too late, played from a retransmission / a redundant RED block;
     - ``feedback_kbps_down``: NACKs and feedback reports on the downlink (kbit/s);
     - ``abr_bitrate_mean_kbps`` / ``_min_`` / ``_max_`` (time-weighted over the call),
-      ``abr_first_reduction_s`` (when the controller first lowered the bitrate, s; NaN if never),
+      ``abr_first_reduction_s`` (when the controller first lowered the bitrate, s; None if never),
       ``abr_fec_on_share`` (share of the call with FEC on): the configured values without ABR.
     """
     info = _info(trace)
@@ -137,15 +149,15 @@ def _bitrate_summary(trace: pd.DataFrame, info: dict[str, Any], duration_s: floa
     fec0 = bool(trace["fec"].any()) if len(trace) else False
     timeline = info.get("timeline") or []
     if not timeline:
-        k = math.nan if bps is None else float(bps) / 1000.0
+        k = None if bps is None else float(bps) / 1000.0
         return {"abr_bitrate_mean_kbps": k, "abr_bitrate_min_kbps": k, "abr_bitrate_max_kbps": k,
-                "abr_first_reduction_s": math.nan, "abr_fec_on_share": 1.0 if fec0 else 0.0}
+                "abr_first_reduction_s": None, "abr_fec_on_share": 1.0 if fec0 else 0.0}
     t = np.array([float(x[0]) for x in timeline] + [max(duration_s, float(timeline[-1][0]))])
     rate = np.array([float(x[1]) for x in timeline])
     fec = np.array([bool(x[2]) for x in timeline])
     span = np.clip(np.diff(np.minimum(t, duration_s)), 0, None)
     total = span.sum()
-    first = next((float(x[0]) for x in timeline if float(x[1]) < float(timeline[0][1])), math.nan)
+    first = next((float(x[0]) for x in timeline if float(x[1]) < float(timeline[0][1])), None)
     return {
         "abr_bitrate_mean_kbps": float((rate * span).sum() / total / 1000.0) if total > 0 else rate[0] / 1000.0,
         "abr_bitrate_min_kbps": float(rate[span > 0].min() / 1000.0) if (span > 0).any() else rate[0] / 1000.0,

@@ -17,8 +17,10 @@ One event queue in time order runs the sender, the link models of both direction
   the sender it gives an RTT sample and, with ABR, feeds :class:`~.abr.AudioNetworkAdaptor`, whose
   new settings apply from the next frame.
 
-The receiver's playout position, which decides whether a missing packet is still worth a NACK, is
-estimated causally: for ``fixed:<ms>`` a slot plays at capture + frame + target; for the other
+With NACK on, the adaptive jitter buffer waits for retransmissions by a stated rule
+(:func:`nack_min_target_ms`): from the first RTT sample on, its minimum target delay is one RTT plus
+two frames. The receiver's playout position, which decides whether a missing packet is still worth a
+NACK, is estimated causally: for ``fixed:<ms>`` a slot plays at capture + frame + target; for the other
 policies as the adaptive buffer does (smallest transit of the last 2 s plus the NetEq-style target
 delay from :class:`translab.playout.delay_manager.DelayManager`, fed with every slot's first arrival).
 Both ends use the sender's latest RTT sample (WebRTC endpoints learn it from RTCP).
@@ -62,6 +64,17 @@ def rtcp_nack_wire_bytes(seqs: "list[int]", ip_bytes: int = 20) -> int:
             fci += 1
             last_pid = s
     return ip_bytes + 8 + 12 + 4 * fci + 4 + 10
+
+
+def nack_min_target_ms(rtt_s: float, frame_s: float) -> float:
+    """The NACK rule of the adaptive jitter buffer: its minimum target delay (ms) becomes one RTT
+    plus two frames (a loss is seen when the next packet arrives, one frame later; one more frame of
+    margin for jitter), so a packet lost once can be retransmitted before its slot plays (the NACK
+    tracker asks only while the time to play exceeds the RTT, i.e. while target - frame > RTT). Set from the first RTT sample, as an
+    application sets ``RTCRtpReceiver.jitterBufferTarget``; NetEq alone only grows its target once
+    late retransmissions enter its delay histogram (``enable_rtx_handling``), which with the
+    default 100 ms RTT guess and little loss rarely happens."""
+    return 1000.0 * (rtt_s + 2.0 * frame_s)
 
 
 @dataclass(frozen=True)
@@ -117,6 +130,7 @@ class UplinkResult:
     nack_sent: int = 0  # RTCP NACK messages the receiver sent
     nack_seqs: int = 0  # sequence numbers they asked for (a packet asked twice counts twice)
     feedback_bytes: int = 0  # wire bytes of NACKs and feedback reports (downlink)
+    min_target_ms: float | None = None  # the NACK rule's minimum jitter-buffer target (ms)
     timeline: list[tuple[float, int, bool, int, int]] = field(default_factory=list)  # t_s, bps, fec, loss %, frame ms
 
 
@@ -130,6 +144,13 @@ class _PlayoutEstimate:
         name, target_ms = parse_policy(policy)
         self.fixed_s = frame_s + target_ms / 1000.0 if name == "fixed" and target_ms is not None else None
         self.dm = DelayManager()
+
+    def set_min_target(self, ms: float) -> None:
+        """Raise the adaptive buffer's minimum target delay to ``ms`` (the NACK rule)."""
+        import dataclasses
+
+        self.dm.cfg = dataclasses.replace(self.dm.cfg, min_target_ms=min(ms, self.dm.cfg.max_target_ms))
+        self.dm.target_ms = self.dm.clamp(self.dm.target_ms)
 
     def arrived(self, arrival_s: float, cap_start_s: float) -> None:
         if self.fixed_s is None:
@@ -283,6 +304,9 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
             if rep.packets:
                 last_send, last_arr, _ = rep.packets[-1]
                 rtt_s = (t - last_send) - (rep.sent_s - last_arr)
+                if opts.nack and res.min_target_ms is None and playout.fixed_s is None:
+                    res.min_target_ms = nack_min_target_ms(rtt_s, frame_s)
+                    playout.set_min_target(res.min_target_ms)
             if ana is not None:
                 before = ana.settings
                 s = ana.on_feedback(1000.0 * t, rep.loss,
@@ -334,7 +358,7 @@ def protected_trace(cfg: Any, stream: Any, hm: Any, attrs: dict[str, Any]) -> tu
     attrs["protection"] = {
         "nack": opts.nack, "red": opts.red, "abr": opts.abr,
         "nack_sent": res.nack_sent, "nack_seqs": res.nack_seqs,
-        "feedback_bytes": res.feedback_bytes,
+        "feedback_bytes": res.feedback_bytes, "min_target_ms": res.min_target_ms,
         "timeline": [list(x) for x in res.timeline],
     }
     df = trace_mod.make_trace(cols, attrs)
