@@ -26,6 +26,8 @@ SMALL: dict[str, dict[str, object]] = {
     "05_claims": {"duration_s": 2.0},
     # live calls on the netns backend (root): 3 matrix cells and 2 relayed bitrates, 1 s each
     "06_nat_traversal": {"limit": 3, "duration_s": 1.0, "bitrates": ["12k", "64k"], "relay_duration_s": 1.0},
+    "08_protection": {"profiles": ["sfu-10pct-loss"], "seeds": [1], "clips": ["rms-order"], "duration_s": 2.0,
+                      "metrics": []},
 }
 
 

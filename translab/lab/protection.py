@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 
 from translab.config import CallConfig
+from translab.media.clips import list_clips
+from translab.simulate import simulate
 
 #: The options compared with the baseline, as CallConfig changes.
 OPTIONS: dict[str, dict[str, Any]] = {
@@ -68,9 +70,6 @@ class CostGainPlan:
 
 def run_calls(plan: CostGainPlan) -> pd.DataFrame:
     """One row per call: profile, option ("none" for the baseline), seed, clip and the figures."""
-    from translab.media.clips import list_clips
-    from translab.simulate import simulate
-
     clips = plan.clips or tuple(list_clips())
     metrics = tuple(plan.metrics)  # a metric whose package is missing gives empty values
     rates = dict(plan.bitrates)

@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 
 from translab import trace as trace_mod
+from translab.media.opus import packet_has_fec
+from translab.playout.delay_manager import DelayManagerConfig
 from translab.protection.red import decode_red
 from translab.protection.rtx import parse_rtx
 
@@ -56,8 +58,6 @@ def playout_view(trace: pd.DataFrame) -> pd.DataFrame:
     has_rtx = "rtx" in trace.columns and bool(trace["rtx"].any())
     if not red and not has_rtx:
         return trace
-    from translab.media.opus import packet_has_fec
-
     rate = int(trace.attrs["sample_rate"])
     rtx = trace["rtx"].to_numpy(dtype=bool) if "rtx" in trace.columns else np.zeros(len(trace), bool)
     orig = ~rtx
@@ -96,8 +96,6 @@ def playout_options(trace: pd.DataFrame, policy: str) -> dict[str, Any]:
     ms = _info(trace).get("min_target_ms")
     if policy != "adaptive" or not ms:
         return {}
-    from translab.playout.delay_manager import DelayManagerConfig
-
     cfg = DelayManagerConfig()
     return {"config": DelayManagerConfig(min_target_ms=min(float(ms), cfg.max_target_ms))}
 

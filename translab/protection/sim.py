@@ -31,6 +31,7 @@ choice is recorded in the bitrate timeline, not applied.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 from dataclasses import dataclass, field
@@ -40,9 +41,17 @@ import numpy as np
 import pandas as pd
 
 from translab import trace as trace_mod
+from translab.link.profiles import direction_rngs, load_profile
+from translab.media import pcm
+from translab.media.audio import to_int16
+from translab.media.opus import OpusEncoder, packet_has_fec
+from translab.media.stream import DTX_MAX_BYTES
+from translab.metrics.bandwidth import rtp_wire_bytes
+from translab.playout.delay_manager import DelayManager
+from translab.playout.receiver import parse_policy
 from translab.protection.abr import AudioNetworkAdaptor
 from translab.protection.nack import NackTracker
-from translab.protection.red import RedEncoder
+from translab.protection.red import RedEncoder, decode_red
 from translab.protection.rtx import RtxHistory, rtx_payload
 
 #: Interval of the receiver's feedback reports (s): transport-wide CC feedback is sent about every 100 ms.
@@ -138,17 +147,12 @@ class _PlayoutEstimate:
     """The receiver's causal estimate of its playout offset (play time minus capture start, s)."""
 
     def __init__(self, policy: str, frame_s: float) -> None:
-        from translab.playout.delay_manager import DelayManager
-        from translab.playout.receiver import parse_policy
-
         name, target_ms = parse_policy(policy)
         self.fixed_s = frame_s + target_ms / 1000.0 if name == "fixed" and target_ms is not None else None
         self.dm = DelayManager()
 
     def set_min_target(self, ms: float) -> None:
         """Raise the adaptive buffer's minimum target delay to ``ms`` (the NACK rule)."""
-        import dataclasses
-
         self.dm.cfg = dataclasses.replace(self.dm.cfg, min_target_ms=min(ms, self.dm.cfg.max_target_ms))
         self.dm.target_ms = self.dm.clamp(self.dm.target_ms)
 
@@ -168,11 +172,6 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
     """Run the closed loop for one call. ``stream``: the SenderStream (its payloads are sent as they
     are unless ABR re-encodes ``frames``, int16 ``(n_frames, frame_samples)``); ``hm``: the header
     model for wire sizes. Deterministic from ``cfg.seed``."""
-    from translab.link.profiles import direction_rngs, load_profile
-    from translab.media.opus import OpusEncoder, packet_has_fec
-    from translab.media.stream import DTX_MAX_BYTES
-    from translab.metrics.bandwidth import rtp_wire_bytes
-
     opts = ProtectionOptions.of(cfg)
     rate = int(cfg.sample_rate)
     n = int(stream.frame_samples[0]) if len(stream.frame_samples) else int(round(cfg.frame_ms * rate / 1000))
@@ -319,8 +318,6 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
 
 def _red_codec_bytes(msg: bytes) -> int:
     """Codec bytes (primary + redundant blocks) in a RED payload."""
-    from translab.protection.red import decode_red
-
     return sum(len(b.data) for b in decode_red(msg))
 
 
@@ -328,9 +325,6 @@ def protected_trace(cfg: Any, stream: Any, hm: Any, attrs: dict[str, Any]) -> tu
     """The arrival trace of a protected WebRTC call (originals, then retransmissions as extra rows
     with ``rtx`` True) and its transport counters. ``attrs``: the trace metadata of the call;
     ``attrs["protection"]`` gets the options, NACK counts and the bitrate timeline."""
-    from translab.media import pcm
-    from translab.media.audio import to_int16
-
     opts = ProtectionOptions.of(cfg)
     frames = None
     if opts.abr:
