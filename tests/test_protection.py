@@ -236,3 +236,28 @@ def test_simulate_cli_takes_the_protection_options(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["simulate", "--red", "3"])
     assert e.value.code == 2
+
+
+# ------------------------------------------------------------------------------ cost / gain (library)
+
+
+def test_paired_bootstrap_interval():
+    from translab.lab.protection import paired_bootstrap_ci
+
+    assert paired_bootstrap_ci(np.full(7, 0.25)) == (0.25, 0.25, 0.25)
+    m, lo, hi = paired_bootstrap_ci(np.arange(20.0))
+    assert m == pytest.approx(9.5) and 6.5 < lo < m < hi < 12.5
+    assert all(x != x for x in paired_bootstrap_ci(np.array([np.nan])))
+
+
+def test_cost_gain_pairs_each_option_with_the_same_seed_and_clip():
+    from translab.lab.protection import CostGainPlan, cost_gain
+
+    plan = CostGainPlan(profiles=("sfu-10pct-loss",), options=("red1", "nack"), seeds=(1, 2),
+                        clips=("rms-order",), metrics=(), duration_s=3.0)
+    calls, summary = cost_gain(plan)
+    assert len(calls) == 2 * 3 and set(calls["option"]) == {"none", "red1", "nack"}
+    red = summary.set_index("option").loc["red1"]
+    assert red["n"] == 2
+    assert red["loss_rate_diff"] == 0.0  # same draws for the original packets on both sides
+    assert red["wire_kbps_up_diff"] > 10 and red["wire_kbps_up_lo"] <= red["wire_kbps_up_diff"] <= red["wire_kbps_up_hi"]
