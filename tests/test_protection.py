@@ -261,3 +261,11 @@ def test_cost_gain_pairs_each_option_with_the_same_seed_and_clip():
     assert red["n"] == 2
     assert red["loss_rate_diff"] == 0.0  # same draws for the original packets on both sides
     assert red["wire_kbps_up_diff"] > 10 and red["wire_kbps_up_lo"] <= red["wire_kbps_up_diff"] <= red["wire_kbps_up_hi"]
+
+
+def test_live_calls_refuse_protection_by_name():
+    from translab.live import live_call
+
+    with pytest.raises(ConfigError) as e:
+        live_call(CallConfig(red=2, profile="clean-lan", duration_s=0.5))
+    assert e.value.field == "red" and "simulated calls only" in str(e.value)

@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from translab import trace as trace_mod
+from translab.errors import ConfigError
 from translab.link.profiles import direction_rngs, load_profile
 from translab.media import pcm
 from translab.media.audio import to_int16
@@ -104,6 +105,17 @@ class ProtectionOptions:
         """The options of a CallConfig (absent fields: off)."""
         return cls(bool(getattr(cfg, "nack", False)), int(getattr(cfg, "red", 0) or 0),
                    bool(getattr(cfg, "abr", False)))
+
+
+def refuse_live(cfg: Any) -> None:
+    """ConfigError naming the option when a live call (in-process or netns) asks for protection:
+    aiortc's audio has no NACK, RTX, RED or rate control, and translab does not add them there yet."""
+    opts = ProtectionOptions.of(cfg)
+    if opts.enabled:
+        name = "nack" if opts.nack else "red" if opts.red else "abr"
+        value = opts.red if name == "red" else True
+        raise ConfigError(name, value, "off for live calls (simulated calls only: translab simulate, "
+                          "mode = \"simulate\"); live NACK/RTX/RED/ABR are not implemented on the aiortc path")
 
 
 @dataclass
