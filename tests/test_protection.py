@@ -269,3 +269,20 @@ def test_live_calls_refuse_protection_by_name():
     with pytest.raises(ConfigError) as e:
         live_call(CallConfig(red=2, profile="clean-lan", duration_s=0.5))
     assert e.value.field == "red" and "simulated calls only" in str(e.value)
+
+
+def test_opus_encoder_reconfigures_mid_stream():
+    from translab.media.clips import list_clips, load_clip
+    from translab.media.opus import OpusEncoder, packet_has_fec
+
+    x = (load_clip(list_clips()[0], 48000)[: 48000 * 2] * 32767).astype(np.int16).reshape(-1, 960)
+    enc = OpusEncoder(48000, 1, 20, 64000, fec=False)
+    high = [len(enc.encode(f)) for f in x[:50]]
+    enc.reconfigure(bitrate=12000)
+    low = [len(enc.encode(f)) for f in x[50:100]]
+    assert np.mean(low) < 0.4 * np.mean(high)
+    enc.reconfigure(bitrate=32000, fec=True, packet_loss_perc=10)
+    assert any(packet_has_fec(enc.encode(f)) for f in x[:50])
+    with pytest.raises(ConfigError) as e:
+        enc.reconfigure(bitrate=5000)
+    assert e.value.field == "bitrate"
