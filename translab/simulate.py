@@ -137,7 +137,7 @@ def build_trace(cfg: CallConfig, stream: SenderStream) -> tuple[pd.DataFrame, di
     from translab.metrics.bandwidth import HeaderModel
 
     hm = HeaderModel(ip_version=cfg.ip_version, tls=cfg.tls)
-    if cfg.nack or cfg.red or cfg.abr:  # loss protection: a closed loop (translab.protection.sim)
+    if cfg.nack or cfg.red or cfg.abr or cfg.fec_loss != "fixed":  # a closed loop (translab.protection.sim)
         from translab.protection.sim import protected_trace
 
         return protected_trace(cfg, stream, hm, trace_attrs(cfg, stream, "simulate"))
@@ -162,7 +162,7 @@ def build_trace(cfg: CallConfig, stream: SenderStream) -> tuple[pd.DataFrame, di
 
 #: CallConfig fields that do not change the codec-only reference call (it has no network and its own
 #: fixed playout), so calls differing only in them share one cached codec-only score.
-_NOT_CODEC_FIELDS = ("seed", "profile", "playout", "ip_version", "tls", "nack", "red", "abr")
+_NOT_CODEC_FIELDS = ("seed", "profile", "playout", "ip_version", "tls", "nack", "red", "abr", "fec_loss")
 
 
 def codec_only_key(cfg: CallConfig) -> str:

@@ -36,6 +36,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "red1": {"red": 1},
     "red2": {"red": 2},
     "abr": {"abr": True},
+    "fec_measured": {"fec_loss": "measured"},
 }
 FIGURES = ("wire_kbps_up", "feedback_kbps_down", "m2e_mean_ms", "m2e_p95_ms", "loss_rate",
            "effective_loss_rate", "plcmos", "pesq_wb", "stoi")

@@ -247,6 +247,41 @@ class BandwidthEstimator:
         return self.bps
 
 
+def optimize_loss_rate(new: float, old: float) -> float:
+    """libwebrtc ``AudioEncoderOpusImpl``'s ``OptimizePacketLossRate``: the loss fraction handed to
+    Opus, rounded down to 0, 1, 5, 10 or 20 %, with margins (2, 1, 1 points at 20, 10, 5 %) so that
+    reaching a level from below takes more loss than staying on it from above."""
+    for level, margin in ((0.20, 0.02), (0.10, 0.01), (0.05, 0.01)):
+        if new >= level + margin * (1 if level - old > 0 else -1):
+            return level
+    return 0.01 if new >= 0.01 else 0.0
+
+
+class MeasuredLossFec:
+    """Opus in-band FEC driven by measured loss, as libwebrtc's Opus sender does without the audio
+    network adaptor: FEC stays on, and its expected loss (``OPUS_SET_PACKET_LOSS_PERC``) is the loss
+    fraction from the receiver's reports smoothed by an exponential filter (time constant 10 s:
+    ``ExpFilter`` alpha 0.9999 per ms) and passed through :func:`optimize_loss_rate`. Starts at 0 %."""
+
+    def __init__(self, alpha_per_ms: float = 0.9999) -> None:
+        self.alpha = float(alpha_per_ms)
+        self.smoothed: float | None = None
+        self.rate = 0.0
+        self._t: float | None = None
+
+    def on_loss(self, loss: float, now_ms: float) -> int:
+        """Feed one loss fraction; returns the expected loss for Opus in percent."""
+        loss = min(max(float(loss), 0.0), 1.0)
+        if self.smoothed is None or self._t is None:
+            self.smoothed = loss
+        else:
+            a = self.alpha ** max(now_ms - self._t, 0.0)
+            self.smoothed = a * self.smoothed + (1.0 - a) * loss
+        self._t = now_ms
+        self.rate = optimize_loss_rate(self.smoothed, self.rate)
+        return int(round(100 * self.rate))
+
+
 @dataclass(frozen=True)
 class EncoderSettings:
     """What the controller asks of the encoder: bitrate (bit/s), FEC, expected loss (%) for Opus,

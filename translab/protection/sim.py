@@ -50,7 +50,7 @@ from translab.media.stream import DTX_MAX_BYTES
 from translab.metrics.bandwidth import rtp_wire_bytes
 from translab.playout.delay_manager import DelayManager
 from translab.playout.receiver import parse_policy
-from translab.protection.abr import AudioNetworkAdaptor
+from translab.protection.abr import AudioNetworkAdaptor, MeasuredLossFec
 from translab.protection.nack import NackTracker
 from translab.protection.red import RedEncoder, decode_red
 from translab.protection.rtx import RtxHistory, rtx_payload
@@ -90,21 +90,24 @@ def nack_min_target_ms(rtt_s: float, frame_s: float) -> float:
 @dataclass(frozen=True)
 class ProtectionOptions:
     """What protection a call uses: ``nack`` (audio NACK + RTX), ``red`` (0 off, 1 or 2 redundant
-    frames per packet), ``abr`` (adaptive bitrate / FEC controller)."""
+    frames per packet), ``abr`` (adaptive bitrate / FEC controller), ``fec_measured`` (Opus FEC's
+    expected loss from the receiver's reports, :class:`~.abr.MeasuredLossFec`; with ``abr`` the
+    controller sets it anyway)."""
 
     nack: bool = False
     red: int = 0
     abr: bool = False
+    fec_measured: bool = False
 
     @property
     def enabled(self) -> bool:
-        return bool(self.nack or self.red or self.abr)
+        return bool(self.nack or self.red or self.abr or self.fec_measured)
 
     @classmethod
     def of(cls, cfg: Any) -> "ProtectionOptions":
         """The options of a CallConfig (absent fields: off)."""
         return cls(bool(getattr(cfg, "nack", False)), int(getattr(cfg, "red", 0) or 0),
-                   bool(getattr(cfg, "abr", False)))
+                   bool(getattr(cfg, "abr", False)), getattr(cfg, "fec_loss", "fixed") == "measured")
 
 
 def refuse_live(cfg: Any) -> None:
@@ -112,8 +115,8 @@ def refuse_live(cfg: Any) -> None:
     aiortc's audio has no NACK, RTX, RED or rate control, and translab does not add them there yet."""
     opts = ProtectionOptions.of(cfg)
     if opts.enabled:
-        name = "nack" if opts.nack else "red" if opts.red else "abr"
-        value = opts.red if name == "red" else True
+        name = "nack" if opts.nack else "red" if opts.red else "abr" if opts.abr else "fec_loss"
+        value = opts.red if name == "red" else "measured" if name == "fec_loss" else True
         raise ConfigError(name, value, "off for live calls (simulated calls only: translab simulate, "
                           "mode = \"simulate\"); live NACK/RTX/RED/ABR are not implemented on the aiortc path")
 
@@ -203,15 +206,15 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
     overhead = rtp_wire_bytes(0, hm)
     ana = AudioNetworkAdaptor(int(cfg.bitrate), int(cfg.frame_ms) if float(cfg.frame_ms).is_integer() else 20,
                               overhead, fec=bool(cfg.fec)) if opts.abr else None
+    measured = MeasuredLossFec() if opts.fec_measured and ana is None and cfg.fec else None
     enc = None
-    if ana is not None:
+    if ana is not None or measured is not None:
         enc = OpusEncoder(sample_rate=rate, channels=1, frame_ms=cfg.frame_ms, bitrate=int(cfg.bitrate),
                           complexity=cfg.complexity, application="voip", fec=cfg.fec,
-                          packet_loss_perc=cfg.expected_loss_pct if cfg.fec else 0, dtx=cfg.dtx)
+                          packet_loss_perc=0 if measured else cfg.expected_loss_pct if cfg.fec else 0, dtx=cfg.dtx)
     res = UplinkResult(rows=[])
-    if ana is not None:
-        s = ana.settings
-        res.timeline.append((0.0, s.bitrate_bps, s.fec, enc.packet_loss_perc if enc else 0, s.frame_ms))
+    if enc is not None:
+        res.timeline.append((0.0, enc.bitrate, enc.fec, enc.packet_loss_perc, int(round(float(cfg.frame_ms)))))
 
     events: list[tuple[float, int, str, Any]] = []
     order = 0
@@ -222,7 +225,7 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
         order += 1
 
     # what to send: (media_ts, capture_s, payload or None to encode frame i)
-    if ana is not None:
+    if enc is not None:
         assert frames is not None
         plan = [(i * n, (i + 1) * n / rate, i) for i in range(frames.shape[0])]
     else:
@@ -231,7 +234,7 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
         push(cap, "send", (ts, cap, j))
     end_s = (plan[-1][1] if plan else 0.0) + 1.0
     t_fb = FEEDBACK_INTERVAL_S
-    while (opts.nack or opts.abr) and t_fb <= end_s:
+    while (opts.nack or opts.abr or measured is not None) and t_fb <= end_s:
         push(t_fb, "feedback", None)
         t_fb += FEEDBACK_INTERVAL_S
 
@@ -258,8 +261,9 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
         if kind == "send":
             ts, cap, j = data
             if enc is not None:
-                s = ana.settings  # type: ignore[union-attr]
-                enc.reconfigure(bitrate=s.bitrate_bps, fec=s.fec, packet_loss_perc=s.loss_perc)
+                if ana is not None:
+                    s = ana.settings
+                    enc.reconfigure(bitrate=s.bitrate_bps, fec=s.fec, packet_loss_perc=s.loss_perc)
                 payload = enc.encode(frames[j])  # type: ignore[index]
                 if cfg.dtx and len(payload) <= DTX_MAX_BYTES:
                     continue
@@ -325,6 +329,11 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
                                     1000.0 * (rtt_s or 0.1), rep.expected)
                 if s != before:
                     res.timeline.append((t, s.bitrate_bps, s.fec, s.loss_perc, s.frame_ms))
+            elif measured is not None and enc is not None:
+                perc = measured.on_loss(rep.loss, 1000.0 * t)
+                if perc != enc.packet_loss_perc:
+                    enc.reconfigure(packet_loss_perc=perc)
+                    res.timeline.append((t, enc.bitrate, enc.fec, perc, int(round(float(cfg.frame_ms)))))
     return res
 
 
@@ -339,7 +348,7 @@ def protected_trace(cfg: Any, stream: Any, hm: Any, attrs: dict[str, Any]) -> tu
     ``attrs["protection"]`` gets the options, NACK counts and the bitrate timeline."""
     opts = ProtectionOptions.of(cfg)
     frames = None
-    if opts.abr:
+    if opts.abr or opts.fec_measured:
         frames = pcm.split_frames(to_int16(stream.reference), int(cfg.sample_rate), cfg.frame_ms)
     res = simulate_uplink(cfg, stream, frames, hm)
     rows = sorted(res.rows, key=lambda r: (r.send_s, r.rtx))
@@ -362,7 +371,7 @@ def protected_trace(cfg: Any, stream: Any, hm: Any, attrs: dict[str, Any]) -> tu
     }
     attrs = dict(attrs)
     attrs["protection"] = {
-        "nack": opts.nack, "red": opts.red, "abr": opts.abr,
+        "nack": opts.nack, "red": opts.red, "abr": opts.abr, "fec_measured": opts.fec_measured,
         "nack_sent": res.nack_sent, "nack_seqs": res.nack_seqs,
         "feedback_bytes": res.feedback_bytes, "min_target_ms": res.min_target_ms,
         "timeline": [list(x) for x in res.timeline],
