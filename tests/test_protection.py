@@ -286,3 +286,27 @@ def test_opus_encoder_reconfigures_mid_stream():
     with pytest.raises(ConfigError) as e:
         enc.reconfigure(bitrate=5000)
     assert e.value.field == "bitrate"
+
+
+def test_measured_loss_fec_rounds_down_with_hysteresis_and_reacts_in_seconds():
+    from translab.protection.abr import MeasuredLossFec, optimize_loss_rate
+
+    assert optimize_loss_rate(0.055, 0.0) == 0.01  # reaching 5 % from below needs 6 %
+    assert optimize_loss_rate(0.055, 0.05) == 0.05  # staying on 5 % from above needs only 4 %
+    assert optimize_loss_rate(0.045, 0.05) == 0.05 and optimize_loss_rate(0.039, 0.05) == 0.01
+    assert optimize_loss_rate(0.25, 0.0) == 0.20 and optimize_loss_rate(0.005, 0.01) == 0.0
+    m = MeasuredLossFec()
+    assert m.on_loss(0.10, 100.0) == 5  # the first sample sets the filter; 10 % from below needs 11 %
+    m = MeasuredLossFec()
+    percs = [m.on_loss(0.0 if k == 1 else 0.12, 100.0 * k) for k in range(1, 401)]  # 40 s of reports
+    first10 = next(i for i, p in enumerate(percs) if p == 10)
+    # 10 s time constant: the smoothed loss passes 11 % after 10 s x ln(12) = 25 s, not at once
+    assert 230 < first10 < 270
+
+
+def test_simulate_measured_fec_follows_the_loss():
+    lossy = simulate(CallConfig(profile="sfu-10pct-loss", metrics=(), seed=1, fec_loss="measured"))
+    clean = simulate(CallConfig(profile="clean-lan", metrics=(), seed=1, fec_loss="measured"))
+    percs = [p for _, _, _, p, _ in lossy.trace.attrs["protection"]["timeline"]]
+    assert percs[0] == 0 and max(percs) > 0
+    assert [p for _, _, _, p, _ in clean.trace.attrs["protection"]["timeline"]] == [0]
