@@ -28,6 +28,8 @@ SMALL: dict[str, dict[str, object]] = {
     "06_nat_traversal": {"limit": 3, "duration_s": 1.0, "bitrates": ["12k", "64k"], "relay_duration_s": 1.0},
     "07_conversation": {"topologies": ["direct-ws", "twilio"], "access_profiles": ["broadband"], "seeds": [1],
                         "turns": 2, "bargein_every": 1},
+    "08_protection": {"profiles": ["sfu-10pct-loss"], "seeds": [1], "clips": ["rms-order"], "duration_s": 2.0,
+                      "metrics": []},
 }
 
 

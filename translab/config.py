@@ -57,6 +57,10 @@ class CallConfig:
     metrics: tuple[str, ...] = field(default=DEFAULT_METRICS)
     ip_version: int = 4
     tls: bool = True  # WebSocket over TLS (wss)
+    nack: bool = False  # WebRTC: audio NACK + RTX (RFC 4588), see translab.protection
+    red: int = 0  # WebRTC: RED (RFC 2198) with 1 or 2 redundant frames per packet; 0 = off
+    abr: bool = False  # WebRTC: adaptive bitrate / FEC controller (libwebrtc audio network adaptor)
+    fec_loss: str = "fixed"  # Opus FEC expected loss: fixed (expected_loss_pct) or measured (from feedback)
 
     def resolved(self) -> "CallConfig":
         """A copy with every ``None`` default filled in, validated."""
@@ -107,6 +111,7 @@ class CallConfig:
             check_choice("metrics", m, METRICS)
         if self.duration_s is not None:
             check_range("duration_s", self.duration_s, 0.1, 3600, "s")
+        _check_protection(self)
         return dataclasses.replace(
             self, codec=codec, sample_rate=rate, framing=framing, conceal=conceal,
             metrics=tuple(self.metrics),
@@ -131,3 +136,16 @@ class CallConfig:
         if "metrics" in d:
             d["metrics"] = tuple(d["metrics"])
         return cls(**d)
+
+
+def _check_protection(cfg: CallConfig) -> None:
+    """NACK / RED / ABR / measured FEC loss exist on the WebRTC (Opus) path only; RED carries 1 or 2
+    redundant frames."""
+    check_choice("red", cfg.red, (0, 1, 2))
+    check_choice("fec_loss", cfg.fec_loss, ("fixed", "measured"))
+    for name in ("nack", "abr"):
+        if not isinstance(getattr(cfg, name), bool):
+            raise ConfigError(name, getattr(cfg, name), "true or false")
+    if (cfg.nack or cfg.red or cfg.abr or cfg.fec_loss != "fixed") and cfg.transport != "webrtc":
+        name = "nack" if cfg.nack else "red" if cfg.red else "abr" if cfg.abr else "fec_loss"
+        raise ConfigError(name, getattr(cfg, name), "off for transport websocket (WebRTC only)")

@@ -234,6 +234,9 @@ async def live_call_async(cfg: CallConfig, *, pcap: str | Path | None = None,
 
     t_wall = time.perf_counter()
     cfg, _, stream = prepare_call(cfg)
+    from translab.protection.sim import refuse_live
+
+    refuse_live(cfg)  # NACK / RED / ABR exist in simulated calls only
     emu = LiveEmulator(cfg.profile, cfg.seed, chain_factory=chain_factory, control=control,
                        pcap=pcap, ip_version=cfg.ip_version)
     with realtime_mode(rt_priority=RT_PRIORITY if realtime else None) as rt_state:

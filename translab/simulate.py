@@ -137,6 +137,10 @@ def build_trace(cfg: CallConfig, stream: SenderStream) -> tuple[pd.DataFrame, di
     from translab.metrics.bandwidth import HeaderModel
 
     hm = HeaderModel(ip_version=cfg.ip_version, tls=cfg.tls)
+    if cfg.nack or cfg.red or cfg.abr or cfg.fec_loss != "fixed":  # a closed loop (translab.protection.sim)
+        from translab.protection.sim import protected_trace
+
+        return protected_trace(cfg, stream, hm, trace_attrs(cfg, stream, "simulate"))
     sim = _sim_webrtc if cfg.transport == "webrtc" else _sim_websocket
     cols, extra = sim(cfg, stream, hm)
     n = len(stream.seq)
@@ -158,7 +162,7 @@ def build_trace(cfg: CallConfig, stream: SenderStream) -> tuple[pd.DataFrame, di
 
 #: CallConfig fields that do not change the codec-only reference call (it has no network and its own
 #: fixed playout), so calls differing only in them share one cached codec-only score.
-_NOT_CODEC_FIELDS = ("seed", "profile", "playout", "ip_version", "tls")
+_NOT_CODEC_FIELDS = ("seed", "profile", "playout", "ip_version", "tls", "nack", "red", "abr", "fec_loss")
 
 
 def codec_only_key(cfg: CallConfig) -> str:
@@ -226,8 +230,11 @@ def summarise(
     from translab.metrics.latency import latency_budget, mouth_to_ear, played_frames
     from translab.metrics.quality import quality
     from translab.playout import play
+    from translab.protection.receive import original_packets, playout_options, playout_view, protection_figures
 
-    out = play(trace, policy=cfg.playout, conceal=cfg.conceal)
+    wire_trace, trace = trace, original_packets(trace)  # retransmissions are wire-only rows
+    out = play(playout_view(wire_trace), policy=cfg.playout, conceal=cfg.conceal,
+               **playout_options(wire_trace, cfg.playout))
     stats = out.stats
     sent = len(trace)
     lost_mask = trace["arrival_s"].isna().to_numpy()
@@ -238,7 +245,7 @@ def summarise(
     hm = HeaderModel(ip_version=cfg.ip_version, tls=cfg.tls)
     acks = (extra or {}).get("tcp_acks")
     bw = bandwidth(
-        trace, duration_s, hm,
+        wire_trace, duration_s, hm,
         acks_per_s=None if acks is None else {"up": acks / duration_s},
         retransmitted_segments={"up": int((extra or {}).get("tcp_retransmissions", 0))},
     )
@@ -309,6 +316,7 @@ def summarise(
         "emodel_bpl": bpl,
         "emodel_band": {False: "nb", True: "wb"}.get(wideband, str(wideband)),
         **{f"rx_{k}": v for k, v in stats.items()},
+        **protection_figures(wire_trace, out.frames, duration_s),
         **(extra or {}),
         **{f"v_{k}": v for k, v in provenance.versions().items()},
         "config_hash": provenance.config_hash(cfg_dict),

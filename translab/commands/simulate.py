@@ -50,6 +50,15 @@ def add_call_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
                    help="comma-separated: plcmos,pesq_wb,pesq_nb,stoi,estoi, or 'none' (default %(default)s)")
     p.add_argument("--ip-version", type=int, choices=(4, 6), default=d.ip_version)
+    p.add_argument("--nack", action=argparse.BooleanOptionalAction, default=d.nack,
+                   help="WebRTC, simulated calls only: audio NACK + RTX retransmissions (default off)")
+    p.add_argument("--red", type=int, choices=(0, 1, 2), default=d.red,
+                   help="WebRTC, simulated calls only: RED with 1 or 2 redundant frames per packet (default 0, off)")
+    p.add_argument("--fec-loss", choices=("fixed", "measured"), default=d.fec_loss,
+                   help="WebRTC, simulated calls only: Opus FEC expected loss fixed (--expected-loss-pct) or "
+                   "measured from the receiver's reports, as libwebrtc does (default fixed)")
+    p.add_argument("--abr", action=argparse.BooleanOptionalAction, default=d.abr,
+                   help="WebRTC, simulated calls only: adaptive bitrate / FEC controller on the sender (default off)")
     p.add_argument("--tls", action=argparse.BooleanOptionalAction, default=d.tls,
                    help="WebSocket over TLS (wss) in the header model (default on)")
 

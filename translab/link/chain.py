@@ -72,13 +72,19 @@ class LinkChain:
             cur_s = cur_s[i]
         return idx, cur_t
 
-    def apply_one(self, t_s: float, size: int, rng: np.random.Generator) -> list[float]:
+    def apply_one(
+        self, t_s: float, size: int, rng: np.random.Generator,
+        streams: "Sequence[np.random.Generator] | None" = None,
+    ) -> list[float]:
         """One packet (seconds, bytes): the arrival times of its surviving copies, in output order;
-        identical to :meth:`apply` on one-element arrays."""
+        identical to :meth:`apply` on one-element arrays. ``streams`` (one generator per model, e.g.
+        from :meth:`side_streams`): draw this packet's variates from them instead of the chain's own,
+        so extra packets (retransmissions) leave the draws of the others as in a call without them;
+        the models' state (queue, loss-chain state) is shared either way."""
         if self._rngs is None:
             self.bind(rng)
         cur = [t_s]
-        for model, mrng in zip(self.models, self._rngs or ()):
+        for model, mrng in zip(self.models, streams if streams is not None else (self._rngs or ())):
             one = getattr(model, "apply_one", None)
             nxt: list[float] = []
             for x in cur:
@@ -90,6 +96,11 @@ class LinkChain:
             if not cur:
                 break
         return cur
+
+    def side_streams(self, rng: np.random.Generator) -> list[np.random.Generator]:
+        """One child generator per model spawned from ``rng``: a second set of streams for
+        :meth:`apply_one`'s ``streams``."""
+        return list(rng.spawn(len(self.models)))
 
     def __len__(self) -> int:
         return len(self.models)

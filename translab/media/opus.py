@@ -463,6 +463,27 @@ class OpusEncoder(_LibopusState):
             _raise(r, f"opus_encoder_ctl({request})")
         return int(v.value)
 
+    def reconfigure(self, bitrate: int | None = None, fec: bool | None = None,
+                    packet_loss_perc: int | None = None) -> None:
+        """Change the bitrate (bit/s), in-band FEC and expected loss (%) mid-stream, as a sender's
+        rate controller does between two frames (OPUS_SET_BITRATE / _INBAND_FEC / _PACKET_LOSS_PERC).
+        ``None`` leaves a setting as it is; values are checked as in the constructor."""
+        if bitrate is not None:
+            _check_int("bitrate", bitrate)
+            check_range("bitrate", bitrate, 6000, 510000, "bit/s")
+            if int(bitrate) != self.bitrate:
+                self.bitrate = int(bitrate)
+                self._ctl(_SET_BITRATE, self.bitrate)
+        if fec is not None and bool(fec) != self.fec:
+            self.fec = bool(fec)
+            self._ctl(_SET_INBAND_FEC, int(self.fec))
+        if packet_loss_perc is not None:
+            _check_int("packet_loss_perc", packet_loss_perc)
+            check_range("packet_loss_perc", packet_loss_perc, 0, 100, "%")
+            if int(packet_loss_perc) != self.packet_loss_perc:
+                self.packet_loss_perc = int(packet_loss_perc)
+                self._ctl(_SET_PACKET_LOSS_PERC, self.packet_loss_perc)
+
     @property
     def in_dtx(self) -> bool:
         """True when the last encoded frame was a DTX (silence) frame (OPUS_GET_IN_DTX)."""

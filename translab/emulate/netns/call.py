@@ -226,6 +226,9 @@ def netns_call(cfg: Any, opts: NetnsOptions | None = None, *, out_dir: str | Pat
     opts = opts or NetnsOptions()
     t_wall = time.perf_counter()
     cfg, _, stream = prepare_call(cfg)
+    from translab.protection.sim import refuse_live
+
+    refuse_live(cfg)  # NACK / RED / ABR exist in simulated calls only
     extra: dict[str, Any] = {"backend": "netns", "netns_caller_nat": opts.caller_nat,
                              "netns_callee_nat": opts.callee_nat, "netns_firewall": opts.firewall,
                              "netns_ice": opts.ice, "netns_relay_only": opts.relay_only,

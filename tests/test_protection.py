@@ -1,0 +1,312 @@
+"""Loss protection: the sans-I/O cores (RED framing, RTX, NACK timing, ABR controllers) and the
+defining behaviour of each option in simulated calls."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from translab.config import CallConfig
+from translab.errors import ConfigError, TranslabError
+from translab.protection.abr import AudioNetworkAdaptor, BandwidthEstimator, FecController, ThresholdCurve
+from translab.protection.nack import NackTracker
+from translab.protection.red import RedEncoder, decode_red, encode_red
+from translab.protection.rtx import RtxHistory, parse_rtx, rtx_payload
+from translab.simulate import simulate
+
+# ---------------------------------------------------------------------------------------------- RED
+
+
+def test_red_header_is_byte_exact():
+    # F=1 | PT 111 -> 0xEF; offset 960 (14 bits) | length 2 (10 bits) -> 0x0F0002; F=0 | PT -> 0x6F
+    assert encode_red(b"PRIM", [(960, b"AB")], pt=111) == bytes([0xEF, 0x0F, 0x00, 0x02, 0x6F]) + b"ABPRIM"
+    assert encode_red(b"P", [], pt=111) == b"\x6fP"  # no redundancy: one header byte
+
+
+def test_red_round_trip_distance_2():
+    rng = np.random.default_rng(1)
+    blocks = [bytes(rng.integers(0, 256, int(n), dtype=np.uint8)) for n in (80, 0, 1023)]
+    payload = encode_red(blocks[2], [(1920, blocks[0]), (960, blocks[1])])
+    got = decode_red(payload)
+    assert [(b.ts_offset, b.pt, b.data) for b in got] == [(1920, 111, blocks[0]), (960, 111, blocks[1]),
+                                                           (0, 111, blocks[2])]
+    assert got[-1].primary and not got[0].primary
+    assert len(payload) == 4 * 2 + 1 + 80 + 0 + 1023
+
+
+@pytest.mark.parametrize("args, field", [
+    ((b"p", [(960, b"x" * 1024)]), "red block length"),
+    ((b"p", [(16384, b"x")]), "red ts_offset"),
+    ((b"p", [(960, b"x"), (1920, b"y")]), "red ts_offset"),  # not oldest first
+])
+def test_red_refuses_what_the_header_cannot_say(args, field):
+    with pytest.raises(ConfigError) as e:
+        encode_red(*args)
+    assert e.value.field == field
+
+
+@pytest.mark.parametrize("bad", [b"", b"\xef\x0f\x00", b"\xef\x0f\x00\x05\x6fab"])
+def test_red_decode_rejects_truncated(bad):
+    with pytest.raises(TranslabError):
+        decode_red(bad)
+
+
+def test_red_encoder_carries_previous_frames():
+    enc = RedEncoder(2)
+    p = [bytes([i]) * (10 + i) for i in range(4)]
+    out = [decode_red(enc.wrap(x, 960 * i)) for i, x in enumerate(p)]
+    assert [len(b) for b in out] == [1, 2, 3, 3]
+    assert [(b.ts_offset, b.data) for b in out[3]] == [(1920, p[1]), (960, p[2]), (0, p[3])]
+    big = RedEncoder(1)
+    big.wrap(b"x" * 1100, 0)  # too long for a RED block: left out, as libwebrtc does
+    assert len(decode_red(big.wrap(b"y", 960))) == 1
+    with pytest.raises(ConfigError):
+        RedEncoder(3)
+
+
+# ---------------------------------------------------------------------------------------------- RTX
+
+
+def test_rtx_payload_prefixes_the_original_sequence_number():
+    assert rtx_payload(0x1234, b"opus") == b"\x12\x34opus"
+    assert rtx_payload(65536 + 5, b"") == b"\x00\x05"
+    assert parse_rtx(rtx_payload(777, b"abc")) == (777, b"abc")
+    with pytest.raises(TranslabError):
+        parse_rtx(b"\x01")
+
+
+def test_rtx_history_resends_once_per_rtt_and_forgets_old_packets():
+    h = RtxHistory(min_age_s=1.0)
+    for seq in range(10):
+        h.sent(seq, bytes([seq]), seq * 0.02)
+    assert h.on_nack([3], 0.25, rtt_s=0.1) == [(3, b"\x03")]
+    assert h.on_nack([3], 0.30, rtt_s=0.1) == []  # first retransmission still in flight
+    assert h.refused_in_flight == 1
+    assert h.on_nack([3], 0.36, rtt_s=0.1) == [(3, b"\x03")]
+    h.sent(10, b"x", 2.0)  # packets older than 1 s are dropped from the history
+    assert h.on_nack([4], 2.0, rtt_s=0.1) == [] and h.refused_expired == 1
+
+
+# --------------------------------------------------------------------------------------------- NACK
+
+
+def test_nack_tracker_finds_gaps_and_gives_up_at_the_playout_deadline():
+    t = NackTracker(48000)
+    for seq in (0, 1, 4):
+        t.on_packet(seq, seq * 960)
+    assert t.missing == {2: 1920, 3: 2880}
+    t.on_playout(0)  # playing packet 0: packet 2 plays in 40 ms, packet 3 in 60 ms
+    assert t.time_to_play_ms(2) == pytest.approx(40.0)
+    assert t.nack_list(rtt_ms=30) == [2, 3]
+    assert t.nack_list(rtt_ms=50) == [3]  # a retransmission of 2 would come too late
+    assert t.nack_list(rtt_ms=80) == []
+    t.on_packet(3, 2880)  # retransmission arrived
+    assert t.nack_list(rtt_ms=10) == [2]
+    t.on_playout(1920 + 1)  # packet 2's slot has started playing: no longer worth asking
+    assert t.missing == {} and t.nack_list(rtt_ms=1) == []
+
+
+# ---------------------------------------------------------------------------------------------- ABR
+
+
+def test_threshold_curve_and_fec_hysteresis_follow_libwebrtc():
+    c = ThresholdCurve(17000, 0.10, 64000, 0.05)
+    assert c.below(16999, 1.0)  # left of the curve: below whatever the loss
+    assert not c.below(64000, 0.05) and c.below(64000, 0.0499)
+    assert not c.below(40500, 0.0751) and c.below(40500, 0.0749)  # halfway along the line (7.5 %)
+    fec = FecController(initial_on=False, time_constant_ms=0)
+    assert fec.update(0.049, 64000, 0) == (False, 0.049)
+    assert fec.update(0.05, 64000, 100)[0] is True  # on the enabling curve: on
+    assert fec.update(0.02, 64000, 200)[0] is True  # between the curves: stays on (hysteresis)
+    assert fec.update(0.0099, 64000, 300)[0] is False  # strictly below the disabling curve
+
+
+def test_bandwidth_estimator_backs_off_on_a_filling_queue_and_not_on_jitter():
+    rng = np.random.default_rng(3)
+    jitter = BandwidthEstimator(80000, max_bps=80000)
+    filling = BandwidthEstimator(80000, max_bps=80000)
+    t = 0.0
+    for k in range(40):  # 4 s of 100 ms reports, 5 packets of 200 B each
+        pk_j, pk_f = [], []
+        for i in range(5):
+            send = t + 20.0 * i
+            pk_j.append((send, send + 30 + float(rng.uniform(0, 40)), 200))
+            pk_f.append((send, send + 30 + 0.5 * (send - 1000.0) * (send > 1000.0), 200))
+        t += 100.0
+        jitter.update(t, 0.0, pk_j, 60.0)
+        filling.update(t, 0.0, pk_f, 60.0)
+    assert jitter.bps == pytest.approx(80000)  # never above the start (= max) and never cut
+    assert filling.bps < 0.9 * 80000  # cut to 0.85 x the received rate (80 kbit/s here)
+
+
+def test_adaptor_subtracts_overhead_from_the_estimate():
+    ana = AudioNetworkAdaptor(64000, 20, overhead_bytes=58, fec=True)
+    s = ana.settings
+    assert (s.bitrate_bps, s.fec) == (64000, True)
+    # start estimate = 64000 + 58 B x 8 x 50 packets/s on the wire
+    assert ana.bwe.bps == pytest.approx(64000 + 58 * 8 * 50)
+
+
+# -------------------------------------------------------------------- defining behaviours, simulated
+
+
+def _profile(tmp_path, name, one_way_ms, loss_p, capacity="rate_kbps = 10000"):
+    p = tmp_path / f"{name}.toml"
+    p.write_text(
+        f'description = "test"\nsource = "test"\n[up]\ndelay = {{ base_ms = {one_way_ms}, jitter_ms = 0 }}\n'
+        f'loss = {{ model = "bernoulli", p = {loss_p} }}\ncapacity = {{ {capacity} }}\n'
+        f'[down]\ndelay = {{ base_ms = {one_way_ms}, jitter_ms = 0 }}\n'
+    )
+    return str(p)
+
+
+def _call(**kw):
+    return simulate(CallConfig(metrics=(), duration_s=8, seed=5, **kw)).summary
+
+
+def test_nack_recovers_when_the_rtt_fits_in_the_buffer_and_not_when_it_does_not(tmp_path):
+    fits = _profile(tmp_path, "near", 20, 0.05)  # RTT 40 ms, buffer 200 ms
+    far = _profile(tmp_path, "far", 60, 0.05)  # RTT 120 ms, buffer 100 ms: a resend lands after play
+    base = _call(profile=fits, playout="fixed:200", conceal="opus-plc")  # no FEC: NACK alone
+    s = _call(profile=fits, playout="fixed:200", conceal="opus-plc", nack=True)
+    assert base["loss_rate"] > 0.03 and s["loss_rate"] == base["loss_rate"]  # same draws for originals
+    assert s["nack_sent"] > 0 and s["rtx_sent"] > 0
+    assert s["rtx_recovered"] >= 0.8 * s["loss_rate"] * s["packets_sent"]
+    assert s["effective_loss_rate"] < 0.25 * base["effective_loss_rate"]
+    assert s["payload_kbps_up"] > base["payload_kbps_up"]  # retransmissions are on the wire
+    f = _call(profile=far, playout="fixed:100", conceal="opus-plc", nack=True)
+    assert f["loss_rate"] > 0.03 and f["rtx_recovered"] == 0
+    assert f["effective_loss_rate"] >= f["loss_rate"] - 0.005
+    # it gives up: once the RTT is measured, no packet is asked for whose slot plays within the RTT
+    assert f["nack_seqs"] < 0.2 * s["nack_seqs"]
+
+
+def test_red_distance_1_doubles_the_payload_and_recovers_single_losses(tmp_path):
+    prof = _profile(tmp_path, "lossy", 20, 0.05)
+    base = _call(profile=prof, playout="fixed:100", conceal="opus-plc")
+    r1 = _call(profile=prof, playout="fixed:100", conceal="opus-plc", red=1)
+    assert 1.8 < r1["payload_kbps_up"] / base["payload_kbps_up"] < 2.2
+    assert r1["loss_rate"] == base["loss_rate"] > 0.03
+    assert r1["red_recovered"] > 0
+    assert r1["effective_loss_rate"] < 0.25 * base["effective_loss_rate"]
+    r2 = _call(profile=prof, playout="fixed:100", conceal="opus-plc", red=2)
+    assert 2.7 < r2["payload_kbps_up"] / base["payload_kbps_up"] < 3.3
+    assert r2["effective_loss_rate"] <= r1["effective_loss_rate"]
+
+
+def test_abr_lowers_the_bitrate_within_a_second_of_a_capacity_drop_and_raises_it_after():
+    fixed = simulate(CallConfig(profile="capacity-drop", bitrate=64000, metrics=(), seed=1)).summary
+    res = simulate(CallConfig(profile="capacity-drop", bitrate=64000, metrics=(), seed=1, abr=True))
+    s = res.summary
+    assert 3.0 < s["abr_first_reduction_s"] < 4.0  # the drop starts at 3 s
+    timeline = res.trace.attrs["protection"]["timeline"]
+    low = min(b for t, b, *_ in timeline if t < 7.0)
+    assert low < 40000
+    assert timeline[-1][1] > low * 1.2 and timeline[-1][0] > 7.0  # rising again after the recovery at 7 s
+    # fixed 64 kbit/s overflows the 50-packet queue and waits behind it; ABR keeps both low
+    assert fixed["loss_rate"] > 0.03 and fixed["m2e_p95_ms"] > 1000
+    assert s["loss_rate"] < 0.01 and s["m2e_p95_ms"] < 0.5 * fixed["m2e_p95_ms"]
+
+
+def test_unprotected_rows_carry_the_same_columns_with_neutral_values():
+    s = _call(profile="clean-lan")
+    assert (s["nack_sent"], s["rtx_sent"], s["rtx_recovered"], s["red_recovered"]) == (0, 0, 0, 0)
+    assert s["abr_bitrate_mean_kbps"] == s["abr_bitrate_max_kbps"] == 24.0
+    assert s["abr_first_reduction_s"] is None  # never reduced
+
+
+@pytest.mark.parametrize("kw, field", [(dict(red=3), "red"), (dict(transport="websocket", nack=True), "nack"),
+                                       (dict(transport="websocket", abr=True), "abr")])
+def test_bad_protection_settings_name_the_field(kw, field):
+    with pytest.raises(ConfigError) as e:
+        CallConfig(**kw).resolved()
+    assert e.value.field == field
+
+
+def test_simulate_cli_takes_the_protection_options(tmp_path, capsys):
+    from translab.cli import main
+
+    assert main(["simulate", "--red", "1", "--nack", "--abr", "--metrics", "none", "--profile", "clean-lan",
+                 "--out", str(tmp_path), "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    cfg = json.loads(s["config"])
+    assert (cfg["red"], cfg["nack"], cfg["abr"]) == (1, True, True)
+    with pytest.raises(SystemExit) as e:
+        main(["simulate", "--red", "3"])
+    assert e.value.code == 2
+
+
+# ------------------------------------------------------------------------------ cost / gain (library)
+
+
+def test_paired_bootstrap_interval():
+    from translab.lab.protection import paired_bootstrap_ci
+
+    assert paired_bootstrap_ci(np.full(7, 0.25)) == (0.25, 0.25, 0.25)
+    m, lo, hi = paired_bootstrap_ci(np.arange(20.0))
+    assert m == pytest.approx(9.5) and 6.5 < lo < m < hi < 12.5
+    assert all(x != x for x in paired_bootstrap_ci(np.array([np.nan])))
+
+
+def test_cost_gain_pairs_each_option_with_the_same_seed_and_clip():
+    from translab.lab.protection import CostGainPlan, cost_gain
+
+    plan = CostGainPlan(profiles=("sfu-10pct-loss",), options=("red1", "nack"), seeds=(1, 2),
+                        clips=("rms-order",), metrics=(), duration_s=3.0)
+    calls, summary = cost_gain(plan)
+    assert len(calls) == 2 * 3 and set(calls["option"]) == {"none", "red1", "nack"}
+    red = summary.set_index("option").loc["red1"]
+    assert red["n"] == 2
+    assert red["loss_rate_diff"] == 0.0  # same draws for the original packets on both sides
+    assert red["wire_kbps_up_diff"] > 10 and red["wire_kbps_up_lo"] <= red["wire_kbps_up_diff"] <= red["wire_kbps_up_hi"]
+
+
+def test_live_calls_refuse_protection_by_name():
+    from translab.live import live_call
+
+    with pytest.raises(ConfigError) as e:
+        live_call(CallConfig(red=2, profile="clean-lan", duration_s=0.5))
+    assert e.value.field == "red" and "simulated calls only" in str(e.value)
+
+
+def test_opus_encoder_reconfigures_mid_stream():
+    from translab.media.clips import list_clips, load_clip
+    from translab.media.opus import OpusEncoder, packet_has_fec
+
+    x = (load_clip(list_clips()[0], 48000)[: 48000 * 2] * 32767).astype(np.int16).reshape(-1, 960)
+    enc = OpusEncoder(48000, 1, 20, 64000, fec=False)
+    high = [len(enc.encode(f)) for f in x[:50]]
+    enc.reconfigure(bitrate=12000)
+    low = [len(enc.encode(f)) for f in x[50:100]]
+    assert np.mean(low) < 0.4 * np.mean(high)
+    enc.reconfigure(bitrate=32000, fec=True, packet_loss_perc=10)
+    assert any(packet_has_fec(enc.encode(f)) for f in x[:50])
+    with pytest.raises(ConfigError) as e:
+        enc.reconfigure(bitrate=5000)
+    assert e.value.field == "bitrate"
+
+
+def test_measured_loss_fec_rounds_down_with_hysteresis_and_reacts_in_seconds():
+    from translab.protection.abr import MeasuredLossFec, optimize_loss_rate
+
+    assert optimize_loss_rate(0.055, 0.0) == 0.01  # reaching 5 % from below needs 6 %
+    assert optimize_loss_rate(0.055, 0.05) == 0.05  # staying on 5 % from above needs only 4 %
+    assert optimize_loss_rate(0.045, 0.05) == 0.05 and optimize_loss_rate(0.039, 0.05) == 0.01
+    assert optimize_loss_rate(0.25, 0.0) == 0.20 and optimize_loss_rate(0.005, 0.01) == 0.0
+    m = MeasuredLossFec()
+    assert m.on_loss(0.10, 100.0) == 5  # the first sample sets the filter; 10 % from below needs 11 %
+    m = MeasuredLossFec()
+    percs = [m.on_loss(0.0 if k == 1 else 0.12, 100.0 * k) for k in range(1, 401)]  # 40 s of reports
+    first10 = next(i for i, p in enumerate(percs) if p == 10)
+    # 10 s time constant: the smoothed loss passes 11 % after 10 s x ln(12) = 25 s, not at once
+    assert 230 < first10 < 270
+
+
+def test_simulate_measured_fec_follows_the_loss():
+    lossy = simulate(CallConfig(profile="sfu-10pct-loss", metrics=(), seed=1, fec_loss="measured"))
+    clean = simulate(CallConfig(profile="clean-lan", metrics=(), seed=1, fec_loss="measured"))
+    percs = [p for _, _, _, p, _ in lossy.trace.attrs["protection"]["timeline"]]
+    assert percs[0] == 0 and max(percs) > 0
+    assert [p for _, _, _, p, _ in clean.trace.attrs["protection"]["timeline"]] == [0]

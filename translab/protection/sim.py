@@ -1,0 +1,381 @@
+"""The simulated WebRTC uplink with loss protection: a closed loop in simulated time.
+
+One event queue in time order runs the sender, the link models of both directions and the receiver:
+
+- **send** (every frame at its capture time): the Opus payload (re-encoded here with the controller's
+  current bitrate / FEC / expected loss when ABR is on, through :class:`translab.media.opus.OpusEncoder`),
+  wrapped in RED when asked, stored in the RTX history and pushed through the uplink chain.
+- **arrival** at the receiver: the NACK tracker sees the packet (gap detection) and is told the
+  current playout position; with NACK on, the list it returns is sent at once as one RTCP NACK
+  through the downlink chain.
+- **NACK arrival** at the sender: the RTX history resends what it may (RFC 4588 payloads); each
+  retransmission is an extra row of the trace that crosses the uplink chain again with its own loss
+  draw and delay (its variates come from a second set of streams, so the original packets see the
+  same draws as in the call without NACK; the queue and loss-chain state are shared).
+- **feedback** every ``FEEDBACK_INTERVAL_S`` (transport-wide-CC-like report through the downlink
+  chain): RR-style loss fraction of the interval, received wire rate, queuing delay; when it reaches
+  the sender it gives an RTT sample and, with ABR, feeds :class:`~.abr.AudioNetworkAdaptor`, whose
+  new settings apply from the next frame.
+
+With NACK on, the adaptive jitter buffer waits for retransmissions by a stated rule
+(:func:`nack_min_target_ms`): from the first RTT sample on, its minimum target delay is one RTT plus
+two frames. The receiver's playout position, which decides whether a missing packet is still worth a
+NACK, is estimated causally: for ``fixed:<ms>`` a slot plays at capture + frame + target; for the other
+policies as the adaptive buffer does (smallest transit of the last 2 s plus the NetEq-style target
+delay from :class:`translab.playout.delay_manager.DelayManager`, fed with every slot's first arrival).
+Both ends use the sender's latest RTT sample (WebRTC endpoints learn it from RTCP).
+
+Frame length stays fixed within a call (the playout grid needs it): the frame-length controller's
+choice is recorded in the bitrate timeline, not applied.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from translab import trace as trace_mod
+from translab.errors import ConfigError
+from translab.link.profiles import direction_rngs, load_profile
+from translab.media import pcm
+from translab.media.audio import to_int16
+from translab.media.opus import OpusEncoder, packet_has_fec
+from translab.media.stream import DTX_MAX_BYTES
+from translab.metrics.bandwidth import rtp_wire_bytes
+from translab.playout.delay_manager import DelayManager
+from translab.playout.receiver import parse_policy
+from translab.protection.abr import AudioNetworkAdaptor, MeasuredLossFec
+from translab.protection.nack import NackTracker
+from translab.protection.red import RedEncoder, decode_red
+from translab.protection.rtx import RtxHistory, rtx_payload
+
+#: Interval of the receiver's feedback reports (s): transport-wide CC feedback is sent about every 100 ms.
+FEEDBACK_INTERVAL_S = 0.1
+#: Wire bytes of one feedback report (IPv4 + UDP + SRTCP with a transport-cc message for ~5 packets).
+FEEDBACK_WIRE_BYTES = 90
+#: RTP clock rate of Opus (RFC 7587): RED timestamp offsets are in these units.
+OPUS_RTP_HZ = 48000
+
+
+def rtcp_nack_wire_bytes(seqs: "list[int]", ip_bytes: int = 20) -> int:
+    """Wire bytes of one RTCP generic NACK (RFC 4585 6.2.1) for ``seqs`` as SRTCP: header + sender
+    and media SSRC 12 B, 4 B per FCI (a PID and a 16-bit mask covering 17 sequence numbers), SRTCP
+    index 4 B + tag 10 B, UDP 8 B, IP."""
+    fci = 0
+    last_pid = None
+    for s in sorted(seqs):
+        if last_pid is None or s > last_pid + 16:
+            fci += 1
+            last_pid = s
+    return ip_bytes + 8 + 12 + 4 * fci + 4 + 10
+
+
+def nack_min_target_ms(rtt_s: float, frame_s: float) -> float:
+    """The NACK rule of the adaptive jitter buffer: its minimum target delay (ms) becomes one RTT
+    plus two frames (a loss is seen when the next packet arrives, one frame later; one more frame of
+    margin for jitter), so a packet lost once can be retransmitted before its slot plays (the NACK
+    tracker asks only while the time to play exceeds the RTT, i.e. while target - frame > RTT). Set from the first RTT sample, as an
+    application sets ``RTCRtpReceiver.jitterBufferTarget``; NetEq alone only grows its target once
+    late retransmissions enter its delay histogram (``enable_rtx_handling``), which with the
+    default 100 ms RTT guess and little loss rarely happens."""
+    return 1000.0 * (rtt_s + 2.0 * frame_s)
+
+
+@dataclass(frozen=True)
+class ProtectionOptions:
+    """What protection a call uses: ``nack`` (audio NACK + RTX), ``red`` (0 off, 1 or 2 redundant
+    frames per packet), ``abr`` (adaptive bitrate / FEC controller), ``fec_measured`` (Opus FEC's
+    expected loss from the receiver's reports, :class:`~.abr.MeasuredLossFec`; with ``abr`` the
+    controller sets it anyway)."""
+
+    nack: bool = False
+    red: int = 0
+    abr: bool = False
+    fec_measured: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.nack or self.red or self.abr or self.fec_measured)
+
+    @classmethod
+    def of(cls, cfg: Any) -> "ProtectionOptions":
+        """The options of a CallConfig (absent fields: off)."""
+        return cls(bool(getattr(cfg, "nack", False)), int(getattr(cfg, "red", 0) or 0),
+                   bool(getattr(cfg, "abr", False)), getattr(cfg, "fec_loss", "fixed") == "measured")
+
+
+def refuse_live(cfg: Any) -> None:
+    """ConfigError naming the option when a live call (in-process or netns) asks for protection:
+    aiortc's audio has no NACK, RTX, RED or rate control, and translab does not add them there yet."""
+    opts = ProtectionOptions.of(cfg)
+    if opts.enabled:
+        name = "nack" if opts.nack else "red" if opts.red else "abr" if opts.abr else "fec_loss"
+        value = opts.red if name == "red" else "measured" if name == "fec_loss" else True
+        raise ConfigError(name, value, "off for live calls (simulated calls only: translab simulate, "
+                          "mode = \"simulate\"); live NACK/RTX/RED/ABR are not implemented on the aiortc path")
+
+
+@dataclass
+class _Row:
+    seq: int
+    media_ts: int
+    capture_s: float
+    send_s: float
+    payload: bytes  # RTP payload as sent (RED / RTX wrapped)
+    codec_bytes: int
+    fec: bool
+    rtx: bool
+    wire: int
+    arrival_s: float = math.nan
+    copies: int = 0
+
+
+@dataclass
+class _Report:
+    """What the receiver sends in one feedback report."""
+
+    sent_s: float
+    loss: float
+    expected: int
+    packets: list[tuple[float, float, int]]  # (send_s, arrival_s, wire bytes) received in the interval
+
+
+@dataclass
+class UplinkResult:
+    """The rows of the protected uplink and what the protection did."""
+
+    rows: list[_Row]
+    nack_sent: int = 0  # RTCP NACK messages the receiver sent
+    nack_seqs: int = 0  # sequence numbers they asked for (a packet asked twice counts twice)
+    feedback_bytes: int = 0  # wire bytes of NACKs and feedback reports (downlink)
+    min_target_ms: float | None = None  # the NACK rule's minimum jitter-buffer target (ms)
+    timeline: list[tuple[float, int, bool, int, int]] = field(default_factory=list)  # t_s, bps, fec, loss %, frame ms
+
+
+class _PlayoutEstimate:
+    """The receiver's causal estimate of its playout offset (play time minus capture start, s)."""
+
+    def __init__(self, policy: str, frame_s: float) -> None:
+        name, target_ms = parse_policy(policy)
+        self.fixed_s = frame_s + target_ms / 1000.0 if name == "fixed" and target_ms is not None else None
+        self.dm = DelayManager()
+
+    def set_min_target(self, ms: float) -> None:
+        """Raise the adaptive buffer's minimum target delay to ``ms`` (the NACK rule)."""
+        self.dm.cfg = dataclasses.replace(self.dm.cfg, min_target_ms=min(ms, self.dm.cfg.max_target_ms))
+        self.dm.target_ms = self.dm.clamp(self.dm.target_ms)
+
+    def arrived(self, arrival_s: float, cap_start_s: float) -> None:
+        if self.fixed_s is None:
+            self.dm.update(arrival_s, cap_start_s)
+
+    def offset_s(self) -> float | None:
+        if self.fixed_s is not None:
+            return self.fixed_s
+        if math.isnan(self.dm.min_transit_s):
+            return None
+        return self.dm.min_transit_s + self.dm.target_ms / 1000.0
+
+
+def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -> UplinkResult:
+    """Run the closed loop for one call. ``stream``: the SenderStream (its payloads are sent as they
+    are unless ABR re-encodes ``frames``, int16 ``(n_frames, frame_samples)``); ``hm``: the header
+    model for wire sizes. Deterministic from ``cfg.seed``."""
+    opts = ProtectionOptions.of(cfg)
+    rate = int(cfg.sample_rate)
+    n = int(stream.frame_samples[0]) if len(stream.frame_samples) else int(round(cfg.frame_ms * rate / 1000))
+    frame_s = n / rate
+    profile = load_profile(cfg.profile)
+    up, down = profile.chain("up"), profile.chain("down")
+    rngs = direction_rngs(cfg.seed)
+    rtx_rng = np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(3)[2])
+    up.bind(rngs["up"])
+    down.bind(rngs["down"])
+    rtx_streams = up.side_streams(rtx_rng)
+
+    red = RedEncoder(opts.red) if opts.red else None
+    history = RtxHistory()
+    tracker = NackTracker(rate)
+    playout = _PlayoutEstimate(cfg.playout, frame_s)
+    overhead = rtp_wire_bytes(0, hm)
+    ana = AudioNetworkAdaptor(int(cfg.bitrate), int(cfg.frame_ms) if float(cfg.frame_ms).is_integer() else 20,
+                              overhead, fec=bool(cfg.fec)) if opts.abr else None
+    measured = MeasuredLossFec() if opts.fec_measured and ana is None and cfg.fec else None
+    enc = None
+    if ana is not None or measured is not None:
+        enc = OpusEncoder(sample_rate=rate, channels=1, frame_ms=cfg.frame_ms, bitrate=int(cfg.bitrate),
+                          complexity=cfg.complexity, application="voip", fec=cfg.fec,
+                          packet_loss_perc=0 if measured else cfg.expected_loss_pct if cfg.fec else 0, dtx=cfg.dtx)
+    res = UplinkResult(rows=[])
+    if enc is not None:
+        res.timeline.append((0.0, enc.bitrate, enc.fec, enc.packet_loss_perc, int(round(float(cfg.frame_ms)))))
+
+    events: list[tuple[float, int, str, Any]] = []
+    order = 0
+
+    def push(t: float, kind: str, data: Any) -> None:
+        nonlocal order
+        heapq.heappush(events, (t, order, kind, data))
+        order += 1
+
+    # what to send: (media_ts, capture_s, payload or None to encode frame i)
+    if enc is not None:
+        assert frames is not None
+        plan = [(i * n, (i + 1) * n / rate, i) for i in range(frames.shape[0])]
+    else:
+        plan = [(int(ts), float(c), j) for j, (ts, c) in enumerate(zip(stream.media_ts, stream.capture_s))]
+    for ts, cap, j in plan:
+        push(cap, "send", (ts, cap, j))
+    end_s = (plan[-1][1] if plan else 0.0) + 1.0
+    t_fb = FEEDBACK_INTERVAL_S
+    while (opts.nack or opts.abr or measured is not None) and t_fb <= end_s:
+        push(t_fb, "feedback", None)
+        t_fb += FEEDBACK_INTERVAL_S
+
+    rtt_s: float | None = None
+    next_seq = 0
+    max_seq = -1  # highest original seq received
+    fb_prev_max = -1
+    fb_received = 0
+    fb_owd: list[tuple[float, float]] = []
+    first_seen: set[int] = set()
+    originals: dict[int, _Row] = {}
+
+    def transmit(row: _Row, streams: Any = None) -> None:
+        arr = up.apply_one(row.send_s, row.wire, rngs["up"], streams=streams)
+        row.copies = len(arr)
+        if arr:
+            row.arrival_s = min(arr)
+        res.rows.append(row)
+        for a in arr:
+            push(a, "arrive", row)
+
+    while events:
+        t, _, kind, data = heapq.heappop(events)
+        if kind == "send":
+            ts, cap, j = data
+            if enc is not None:
+                if ana is not None:
+                    s = ana.settings
+                    enc.reconfigure(bitrate=s.bitrate_bps, fec=s.fec, packet_loss_perc=s.loss_perc)
+                payload = enc.encode(frames[j])  # type: ignore[index]
+                if cfg.dtx and len(payload) <= DTX_MAX_BYTES:
+                    continue
+            else:
+                payload = stream.payload[j]
+            msg = red.wrap(payload, ts * OPUS_RTP_HZ // rate) if red is not None else payload
+            codec_bytes = len(payload) if red is None else _red_codec_bytes(msg)
+            seq = next_seq
+            next_seq += 1
+            history.sent(seq, msg, t, rtt_s or 0.0)
+            originals[seq] = _Row(seq, ts, cap, t, msg, codec_bytes, packet_has_fec(payload), False,
+                                  rtp_wire_bytes(len(msg), hm))
+            transmit(originals[seq])
+        elif kind == "arrive":
+            row: _Row = data
+            if row.seq not in first_seen:
+                first_seen.add(row.seq)
+                playout.arrived(t, row.media_ts / rate)
+            tracker.on_packet(row.seq, row.media_ts)
+            if not row.rtx:
+                fb_received += 1
+                max_seq = max(max_seq, row.seq)
+            fb_owd.append((row.send_s, t, row.wire))
+            off = playout.offset_s()
+            if off is not None:
+                tracker.on_playout(int(math.floor((t - off) * rate)))
+            if opts.nack:
+                seqs = tracker.nack_list(None if rtt_s is None else rtt_s * 1000.0)
+                if seqs:
+                    res.nack_sent += 1
+                    res.nack_seqs += len(seqs)
+                    size = rtcp_nack_wire_bytes(seqs, hm.ip_bytes)
+                    res.feedback_bytes += size
+                    for a in down.apply_one(t, size, rngs["down"])[:1]:
+                        push(a, "nack", seqs)
+        elif kind == "nack":
+            for osn, payload in history.on_nack(data, t, rtt_s or 0.0):
+                msg = rtx_payload(osn, payload)
+                base = originals[osn]
+                transmit(_Row(osn, base.media_ts, base.capture_s, t, msg, base.codec_bytes, base.fec, True,
+                              rtp_wire_bytes(len(msg), hm)), streams=rtx_streams)
+        elif kind == "feedback":
+            expected = max_seq - fb_prev_max
+            # RFC 3550 A.3 interval loss, negative when late packets of an earlier interval came
+            loss = 1.0 - fb_received / expected if expected > 0 else 0.0
+            report = _Report(t, loss, max(expected, 0), fb_owd)
+            fb_prev_max, fb_received, fb_owd = max(max_seq, fb_prev_max), 0, []
+            res.feedback_bytes += FEEDBACK_WIRE_BYTES
+            for a in down.apply_one(t, FEEDBACK_WIRE_BYTES, rngs["down"])[:1]:
+                push(a, "report", report)
+        elif kind == "report":
+            rep: _Report = data
+            if rep.packets:
+                last_send, last_arr, _ = rep.packets[-1]
+                rtt_s = (t - last_send) - (rep.sent_s - last_arr)
+                if opts.nack and res.min_target_ms is None and playout.fixed_s is None:
+                    res.min_target_ms = nack_min_target_ms(rtt_s, frame_s)
+                    playout.set_min_target(res.min_target_ms)
+            if ana is not None:
+                before = ana.settings
+                s = ana.on_feedback(1000.0 * t, rep.loss,
+                                    [(1000.0 * a, 1000.0 * b, w) for a, b, w in rep.packets],
+                                    1000.0 * (rtt_s or 0.1), rep.expected)
+                if s != before:
+                    res.timeline.append((t, s.bitrate_bps, s.fec, s.loss_perc, s.frame_ms))
+            elif measured is not None and enc is not None:
+                perc = measured.on_loss(rep.loss, 1000.0 * t)
+                if perc != enc.packet_loss_perc:
+                    enc.reconfigure(packet_loss_perc=perc)
+                    res.timeline.append((t, enc.bitrate, enc.fec, perc, int(round(float(cfg.frame_ms)))))
+    return res
+
+
+def _red_codec_bytes(msg: bytes) -> int:
+    """Codec bytes (primary + redundant blocks) in a RED payload."""
+    return sum(len(b.data) for b in decode_red(msg))
+
+
+def protected_trace(cfg: Any, stream: Any, hm: Any, attrs: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The arrival trace of a protected WebRTC call (originals, then retransmissions as extra rows
+    with ``rtx`` True) and its transport counters. ``attrs``: the trace metadata of the call;
+    ``attrs["protection"]`` gets the options, NACK counts and the bitrate timeline."""
+    opts = ProtectionOptions.of(cfg)
+    frames = None
+    if opts.abr or opts.fec_measured:
+        frames = pcm.split_frames(to_int16(stream.reference), int(cfg.sample_rate), cfg.frame_ms)
+    res = simulate_uplink(cfg, stream, frames, hm)
+    rows = sorted(res.rows, key=lambda r: (r.send_s, r.rtx))
+    n = len(rows)
+    cols = {
+        "seq": [r.seq for r in rows],
+        "media_ts": [r.media_ts for r in rows],
+        "frame_samples": [int(stream.frame_samples[0])] * n,
+        "capture_s": [r.capture_s for r in rows],
+        "send_s": [r.send_s for r in rows],
+        "arrival_s": [r.arrival_s for r in rows],
+        "payload_bytes": [r.codec_bytes for r in rows],
+        "message_bytes": [len(r.payload) for r in rows],
+        "wire_bytes": [r.wire for r in rows],
+        "transport": ["webrtc"] * n,
+        "direction": ["up"] * n,
+        "fec": [r.fec for r in rows],
+        "duplicates": [max(r.copies - 1, 0) for r in rows],
+        "payload": [r.payload for r in rows],
+    }
+    attrs = dict(attrs)
+    attrs["protection"] = {
+        "nack": opts.nack, "red": opts.red, "abr": opts.abr, "fec_measured": opts.fec_measured,
+        "nack_sent": res.nack_sent, "nack_seqs": res.nack_seqs,
+        "feedback_bytes": res.feedback_bytes, "min_target_ms": res.min_target_ms,
+        "timeline": [list(x) for x in res.timeline],
+    }
+    df = trace_mod.make_trace(cols, attrs)
+    df["rtx"] = np.asarray([r.rtx for r in rows], dtype=bool)
+    return df, {}
