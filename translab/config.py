@@ -99,6 +99,9 @@ class CallConfig:
             raise ConfigError("conceal", conceal, "zero, repeat, pcm-plc for codec " + codec)
         if codec == "opus" and conceal == "pcm-plc":
             raise ConfigError("conceal", conceal, "opus-plc, opus-fec, zero, repeat for codec opus")
+        if codec == "opus" and conceal == "opus-fec" and not self.fec:  # (i15) as the experiment rules
+            raise ConfigError("conceal", conceal, "opus-plc, zero, repeat when fec is off (opus-fec "
+                              "decodes the FEC that --no-fec turns off)")
         check_range("expected_loss_pct", self.expected_loss_pct, 0, 100, "%")
         check_range("complexity", self.complexity, 0, 10)
         check_range("seed", self.seed, 0, 2**63 - 1)

@@ -36,7 +36,7 @@ text-align:right;vertical-align:top}th{background:#f4f4f4}td.l,th.l{text-align:l
 .supported{background:#d9f2d9}.refuted{background:#f8d7d7}.depends{background:#fff3c4}
 .not-measured{background:#e8e8e8}figure{margin:1em 0}figcaption{font-size:.88em;color:#555}
 img{max-width:100%;height:auto;border:1px solid #eee}pre{background:#f7f7f7;padding:.6em;overflow-x:auto;
-font-size:.8em}.muted{color:#666;font-size:.88em}
+font-size:.8em}.muted{color:#666;font-size:.88em}.warning{background:#fff3cd;border:1px solid #e0b000;padding:.5em}
 """
 
 HEADLINE_COLUMNS: list[tuple[str, str, str]] = [
@@ -267,6 +267,20 @@ def nat_section(df: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
+def missing_cells(manifest: dict[str, Any], df: pd.DataFrame) -> int:
+    """How many cells of the run's grid (the manifest's cell hashes) have no row in ``df``."""
+    hashes = manifest.get("cell_hashes") or []
+    have = set(df["cell_hash"]) if "cell_hash" in df.columns else set()
+    return sum(1 for h in hashes if h not in have)
+
+
+def incomplete_text(missing: int, manifest: dict[str, Any]) -> str:
+    """The "run incomplete" sentence of the report and of `translab report`'s warning."""
+    total = len(manifest.get("cell_hashes") or [])
+    return (f"{missing} of the grid's {total} cells have not finished; the figures and verdicts below use "
+            f"the {total - missing} that have. Rerun `translab run` with the same --out to finish them.")
+
+
 def build_html(run_dir: str | Path) -> str:
     """The report of ``run_dir`` as an HTML string."""
     run = Path(run_dir)
@@ -283,6 +297,9 @@ def build_html(run_dir: str | Path) -> str:
     parts.append(f"<h1>{_e(title)}</h1>")
     parts.append(f"<p class='muted'>Generated {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M UTC} from "
                  f"<code>{_e(run)}</code>. {len(df)} cells ({len(ok)} ok, {n_failed} failed).</p>")
+    missing = missing_cells(manifest, df)
+    if missing:
+        parts.append(f"<p class='warning'><b>Run incomplete:</b> {_e(incomplete_text(missing, manifest))}</p>")
     parts.append("<h2 id='question'>The question</h2>")
     parts.append(f"<p><b>{_e(exp.get('question') or exp.get('description') or '')}</b></p>")
     if exp.get("description") and exp.get("description") != exp.get("question"):
