@@ -37,22 +37,24 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _nat_matrix(args: argparse.Namespace) -> int:
+    from translab.commands import checks
+    from translab.config import CallConfig
     from translab.emulate.netns.system import unavailable_reason
+    from translab.errors import check_range
 
+    base = CallConfig(profile=args.profile, duration_s=args.duration, metrics=(), seed=args.seed)
+    base.resolved()  # a wrong value is refused here, once, not by each of the cells
+    from translab.link.profiles import load_profile
+
+    load_profile(args.profile)
+    check_range("--connect-timeout", args.connect_timeout, 0.5, 300, "s")
     reason = unavailable_reason()
     if reason:
         print(f"translab nat-matrix: {reason}")
         return 1
-    from translab.config import CallConfig
+    checks.out_dir("--out", args.out)
     from translab.emulate.netns.matrix import default_cells, run_matrix
 
-    from translab.commands import checks
-    from translab.errors import check_range
-
-    base = CallConfig(profile=args.profile, duration_s=args.duration, metrics=(), seed=args.seed)
-    base.resolved()  # a wrong value is refused here, not once per cell
-    check_range("--connect-timeout", args.connect_timeout, 0.5, 300, "s")
-    checks.out_dir("--out", args.out)
     cells = default_cells(quick=args.quick)
     if args.transport != "both":
         cells = [c for c in cells if c.transport == args.transport]
