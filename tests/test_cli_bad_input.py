@@ -49,6 +49,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     wavfile.write(f["inf"], 48000, y)
     f["long"] = d / "long.wav"  # 1201 s at 8 kHz: over MAX_CLIP_S
     wavfile.write(f["long"], 8000, np.zeros(8000 * 1201, dtype=np.int16))
+    f["truncated_wav"] = d / "truncated.wav"
+    f["truncated_wav"].write_bytes(b"RIFF\x00\x00")
     f["garbage_run"] = d / "garbage_run"
     f["garbage_run"].mkdir()
     (f["garbage_run"] / "results.parquet").write_bytes(b"PAR1\x00\x00")  # 6 bytes
@@ -74,7 +76,7 @@ CASES: list[Case] = [
     ("run: --out below a file", lambda f, p, t: ["run", "smoke", "--out", str(f["file"] / "x")],
      ["--out", "a parent of this path is a file"]),
     ("run: --report in a missing folder", lambda f, p, t: ["run", "smoke", "--out", str(t / "o"), "--report",
-                                                           "/nonexistent-dir/r.html"],
+                                                           str(t / "missing" / "r.html")],
      ["--report", "does not exist"]),
     ("run: --workers 0", lambda f, p, t: ["run", "smoke", "--out", str(t / "o"), "--workers", "0"],
      ["--workers", "1 or more"]),
@@ -95,16 +97,18 @@ CASES: list[Case] = [
      ["sample 1234 is nan", "finite samples"]),
     ("simulate: Inf sample", lambda f, p, t: ["simulate", "--clip", str(f["inf"]), "--out", str(t / "o")],
      ["sample 777 is inf", "finite samples"]),
+    ("simulate: truncated WAV", lambda f, p, t: ["simulate", "--clip", str(f["truncated_wav"]), "--out",
+                                                 str(t / "o")], ["path", "truncated.wav", "could not read it"]),
     ("simulate: 20-minute clip limit", lambda f, p, t: ["simulate", "--clip", str(f["long"]), "--out", str(t / "o")],
      ["clip length", "1201 s", "at most 1200 s"]),
     ("call: --out is a file", lambda f, p, t: ["call", "--out", str(f["file"]), "--quiet"], ["--out", "existing file"]),
     ("call: --pcap in a missing folder", lambda f, p, t: ["call", "--out", str(t / "o"), "--pcap",
-                                                          "/missing/dir/x.pcap", "--quiet"],
-     ["--pcap", "/missing/dir/x.pcap", "does not exist"]),
+                                                          str(t / "missing" / "x.pcap"), "--quiet"],
+     ["--pcap", "x.pcap", "does not exist"]),
     ("call: --no-fec --conceal opus-fec", lambda f, p, t: ["call", "--no-fec", "--conceal", "opus-fec",
                                                             "--out", str(t / "o")], ["conceal", "fec is off"]),
     ("serve: --pcap in a missing folder", lambda f, p, t: ["serve", "--http-port", "0", "--ws-port", "0",
-                                                           "--out", str(t / "o"), "--pcap", "/missing/dir/x.pcap"],
+                                                           "--out", str(t / "o"), "--pcap", str(t / "missing" / "x.pcap")],
      ["--pcap", "does not exist"]),
     ("serve: port in use", lambda f, p, t: ["serve", "--http-port", str(p), "--ws-port", "0", "--out", str(t / "o")],
      ["--http-port", "is in use"]),

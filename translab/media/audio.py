@@ -6,6 +6,7 @@ Float audio is float32 in [-1, 1] (full scale 1.0 = int16 32768). Rates are in H
 from __future__ import annotations
 
 import os
+import struct
 import tempfile
 import warnings
 from math import gcd
@@ -105,7 +106,7 @@ def load_wav(path: str | os.PathLike[str], rate: int | None = None,
                 file_rate, data = wavfile.read(p, mmap=True)
             except ValueError:  # 24-bit PCM cannot be mapped
                 file_rate, data = wavfile.read(p)
-    except (ValueError, EOFError, OSError, IndexError) as e:
+    except (ValueError, EOFError, OSError, IndexError, struct.error) as e:  # struct: a truncated header
         raise ConfigError("path", str(p), f"a WAV file of PCM or float samples (could not read it: {e})") from e
     if file_rate <= 0:
         raise ConfigError("sample rate", file_rate, "a positive rate in Hz", where=str(p))
