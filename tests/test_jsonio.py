@@ -58,3 +58,18 @@ def test_store_rows_and_manifest_are_strict(tmp_path: Path) -> None:
     assert strict_loads((tmp_path / "cells" / "abc" / "row.json").read_text())["x"] is None
     assert strict_loads((tmp_path / "manifest.json").read_text()) == {"counts": {"x": None}}
     assert store.read_row("abc")["v"] == {"l": "[null, 1]"}
+
+
+def test_no_module_writes_json_around_the_strict_writer() -> None:
+    """Every JSON file and every --json print goes through translab.jsonio: a new ``json.dump`` to a
+    file, ``write_text(json.dumps(...))`` or ``print(json.dumps(...))`` would write bare NaN again.
+    (Wire messages, HTTP bodies and the forwarder's stdin config are not files and may use json.)"""
+    import re
+
+    import translab
+
+    pkg = Path(translab.__file__).parent
+    pattern = re.compile(r"json\.dump\(|write_text\(json\.dumps|print\(json\.dumps")
+    offenders = [f"{f.relative_to(pkg)}:{i}" for f in sorted(pkg.rglob("*.py")) if f.name != "jsonio.py"
+                 for i, line in enumerate(f.read_text().splitlines(), 1) if pattern.search(line)]
+    assert offenders == [], offenders

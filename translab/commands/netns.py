@@ -5,8 +5,9 @@ traversal outcome matrix). One call on this backend is `translab call --backend 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+
+from translab.jsonio import dumps
 
 
 def _cleanup(args: argparse.Namespace) -> int:
@@ -24,7 +25,7 @@ def _cleanup(args: argparse.Namespace) -> int:
     print(f"{verb}: {len(found['netns'])} namespaces, {len(found['devices'])} devices, "
           f"{len(found['pids'])} processes")
     if args.json:
-        print(json.dumps(found))
+        print(dumps(found))
     return 0
 
 
