@@ -141,8 +141,8 @@ def test_results_catch_up_with_finished_cells_after_sigkill(tmp_path: Path) -> N
 
 def test_second_run_on_same_out_is_refused_and_dead_runs_lock_taken_over(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    exp_file = _write_exp(tmp_path, 20)
-    p = _start_run(exp_file, out, sleep_s=0.5)
+    exp_file = _write_exp(tmp_path, 40)
+    p = _start_run(exp_file, out, sleep_s=1.5)  # 30 s of cells: still running while the others try
     _wait_for_workers(p, out)
     exp = ex.load_experiment(exp_file)
     with pytest.raises(ConfigError, match=rf"out_dir: .*held by pid {p.pid} since .*choose another --out"):
@@ -152,11 +152,12 @@ def test_second_run_on_same_out_is_refused_and_dead_runs_lock_taken_over(tmp_pat
                             text=True, timeout=120, env={**os.environ, "TRANSLAB_CODE_VERSION": "test"})
     assert second.returncode == 2 and len(second.stderr.strip().splitlines()) == 1, second.stderr
     assert f"held by pid {p.pid}" in second.stderr and "Traceback" not in second.stderr
+    assert p.poll() is None, "the first run ended before the test could kill it"
     p.kill()
     p.communicate(timeout=30)
     assert (out / ".lock").exists()  # left behind by the killed run: a stale lock, taken over
     res = run_experiment(exp, out, run_cell=runner_cell, executor="serial", progress=False, code="test")
-    assert res.n_failed == 0 and len(res.results) == 20
+    assert res.n_failed == 0 and len(res.results) == 40
 
 
 def test_sync_results_without_manifest_reports_unreadable_table(tmp_path: Path) -> None:

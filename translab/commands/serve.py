@@ -35,10 +35,11 @@ def _check_args(args: argparse.Namespace) -> None:
     """Every option checked before anything listens: values from the call schema (CallConfig), ports,
     host, --for, and the output paths."""
     from translab.commands import checks
-    from translab.config import CallConfig
-    from translab.errors import ConfigError
+    from translab.config import check_playout
+    from translab.errors import ConfigError, check_range
 
-    CallConfig(profile=args.profile, seed=args.seed, playout=args.playout, metrics=()).resolved()
+    check_playout(args.playout)  # CallConfig's rules (not resolved(): it imports scipy, seconds under load)
+    check_range("seed", args.seed, 0, 2**63 - 1)
     if args.for_s is not None and not args.for_s > 0:
         raise ConfigError("--for", args.for_s, "a positive number of seconds (leave it out to serve until Ctrl-C)")
     ports = {"--http-port": checks.port("--http-port", args.http_port),
