@@ -131,7 +131,9 @@ class RunLock:
 
     A POSIX record lock (``fcntl.lockf``): the kernel drops it when the holding process ends, however it
     ends (SIGKILL included), so the lock of a dead run is simply taken over; forked pool workers do not
-    inherit it. The file records the holder's pid and start time for the refusal message.
+    inherit it. The file records the holder's pid and start time for the refusal message. POSIX locks
+    belong to a process: two runs on one directory from two threads of the same process are not told
+    apart (run them one after the other).
     """
 
     def __init__(self, root: str | Path) -> None:
