@@ -149,3 +149,37 @@ def test_shipped_experiments_parse(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.undo()  # validate against the real profiles and clips
     for f in files:
         assert ex.load_experiment(f).cells()
+
+
+def test_grid_over_the_limit_is_refused_up_front_with_its_size() -> None:
+    """Issue 15: a 10^7-cell grid was expanded without limit (1.27 GB after 150 s, even with --dry-run).
+    The size comes from the axes (no cell is built), so the refusal is immediate."""
+    import time
+
+    from translab.lab import experiment as ex
+
+    big = {"name": "big", "description": "d",
+           "grid": [{"seed": list(range(10_000)), "complexity": list(range(10))},
+                    {"seed": list(range(10_000)), "expected_loss_pct": list(range(100))}]}
+    t0 = time.monotonic()
+    with pytest.raises(ConfigError, match=r"grid: '1,100,000 combinations \(100,000 \+ 1,000,000 over 2 "
+                       r"block\(s\)\)' is not allowed \(allowed: at most 20,000 combinations"):
+        ex.from_dict(big)
+    assert time.monotonic() - t0 < 5
+    lazy = ex.from_dict(big, check_size=False)
+    assert ex.block_sizes(lazy) == [100_000, 1_000_000]
+    with pytest.raises(ConfigError, match="at most 20,000"):
+        ex.expand(lazy)
+    ok = ex.from_dict({"name": "ok", "description": "d", "grid": [{"seed": list(range(ex.MAX_GRID_COMBINATIONS))}]},
+                      check_size=False)
+    assert ex.check_grid_size(ok) == ex.MAX_GRID_COMBINATIONS
+
+
+def test_experiment_file_not_utf8_is_one_error(tmp_path) -> None:
+    from translab.lab.experiment import load_experiment
+
+    f = tmp_path / "latin1.toml"
+    f.write_bytes(b'name = "caf\xe9"\n')
+    with pytest.raises(ConfigError, match=r"file: .*latin1.toml' is not allowed \(allowed: a UTF-8 text file "
+                       r"\(byte 11 is not UTF-8\)\)"):
+        load_experiment(f)

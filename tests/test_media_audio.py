@@ -188,3 +188,31 @@ def test_load_clip_is_cached_but_each_call_gets_its_own_copy_and_a_changed_file_
     os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 10**9))  # surely a new mtime
     c = clips.load_clip(str(f), 48000)
     assert np.allclose(c[1000:-1000], 1000 / 32768, atol=1e-3)
+
+
+def test_nan_or_inf_samples_are_refused_with_their_index(tmp_path):
+    """Issue 15: a WAV with NaN samples gave a cast warning and then STOI 0.007 as if it were a result."""
+    from translab.media.audio import check_finite
+
+    x = np.zeros(1000, dtype=np.float32)
+    x[321] = np.nan
+    wavfile.write(tmp_path / "nan.wav", 16000, x)
+    with pytest.raises(ConfigError, match=r"samples: 'sample 321 is nan' is not allowed \(allowed: finite"):
+        load_wav(tmp_path / "nan.wav")
+    st = np.zeros((1000, 2), dtype=np.float64)
+    st[5, 1] = -np.inf
+    with pytest.raises(ConfigError, match=r"sample 5, channel 1 is -inf"):
+        check_finite(st)
+    check_finite(np.array([1, 2], dtype=np.int16))  # integer audio is always finite
+
+
+def test_clip_longer_than_the_limit_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    import translab.media.audio as audio
+
+    wavfile.write(tmp_path / "long.wav", 8000, np.zeros(8000 * 3, dtype=np.int16))
+    monkeypatch.setattr(audio, "MAX_CLIP_S", 2.0)
+    with pytest.raises(ConfigError, match=r"clip length: '3 s' is not allowed \(allowed: at most 2 s"):
+        audio.load_wav(tmp_path / "long.wav")
+    monkeypatch.setattr(audio, "MAX_CLIP_S", 3.0)
+    x, rate = audio.load_wav(tmp_path / "long.wav")
+    assert rate == 8000 and len(x) == 24000 and x.flags.writeable  # a copy, not the memory map

@@ -23,6 +23,13 @@ DEFAULT_METRICS = ("plcmos", "pesq_wb", "stoi")
 _PLAYOUT_RE = re.compile(r"^(adaptive|elastic|aiortc-stock|fixed:\d+(\.\d+)?)$")
 
 
+def check_playout(value: str) -> None:
+    """Raise ConfigError unless ``value`` names a playout policy (fixed:<ms>, adaptive, elastic,
+    aiortc-stock); cheap, for entry points that check a playout before importing the media stack."""
+    if not isinstance(value, str) or not _PLAYOUT_RE.match(value):
+        raise ConfigError("playout", value, "fixed:<ms>, adaptive, elastic, aiortc-stock")
+
+
 def parse_bitrate(value: str | int | float) -> int:
     """``"24k"`` -> 24000, ``"1.5M"`` -> 1500000, ``32000`` -> 32000 (bit/s)."""
     if isinstance(value, (int, float)):
@@ -93,8 +100,7 @@ class CallConfig:
 
             framing = self.framing or "binary"
             check_framing(framing, codec, rate, self.frame_ms)
-        if not _PLAYOUT_RE.match(self.playout):
-            raise ConfigError("playout", self.playout, "fixed:<ms>, adaptive, elastic, aiortc-stock")
+        check_playout(self.playout)
         conceal = self.conceal or (
             ("opus-fec" if self.fec else "opus-plc") if codec == "opus" else "pcm-plc"
         )
@@ -103,6 +109,9 @@ class CallConfig:
             raise ConfigError("conceal", conceal, "zero, repeat, pcm-plc for codec " + codec)
         if codec == "opus" and conceal == "pcm-plc":
             raise ConfigError("conceal", conceal, "opus-plc, opus-fec, zero, repeat for codec opus")
+        if codec == "opus" and conceal == "opus-fec" and not self.fec:  # (i15) as the experiment rules
+            raise ConfigError("conceal", conceal, "opus-plc, zero, repeat when fec is off (opus-fec "
+                              "decodes the FEC that --no-fec turns off)")
         check_range("expected_loss_pct", self.expected_loss_pct, 0, 100, "%")
         check_range("complexity", self.complexity, 0, 10)
         check_range("seed", self.seed, 0, 2**63 - 1)

@@ -24,6 +24,7 @@ import pandas as pd
 
 from translab import trace as trace_mod
 from translab.config import CallConfig
+from translab.jsonio import write_json
 from translab.transport.record import LegRecord
 
 __all__ = ["live_call", "live_call_async", "build_live_trace", "LIVE_GIL_SWITCH_S"]
@@ -311,13 +312,7 @@ def live_call(cfg: CallConfig, out_dir: str | Path | None = None, **kwargs: Any)
 
 
 def _write_failed(result: Any, out_dir: str | Path) -> None:
-    import json
-
-    from translab.simulate import _json_default
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     trace_mod.save(result.trace, out / "trace.parquet")
-    tmp = out / "summary.json.partial"
-    tmp.write_text(json.dumps(result.summary, indent=2, sort_keys=True, default=_json_default) + "\n")
-    tmp.replace(out / "summary.json")
+    write_json(out / "summary.json", result.summary, sort_keys=True)  # strict JSON: NaN -> null

@@ -21,6 +21,7 @@ import pandas as pd
 
 from translab import trace as trace_mod
 from translab.config import CallConfig
+from translab.jsonio import write_json
 from translab.lab import provenance
 from translab.media.audio import write_wav
 from translab.media.clips import load_clip
@@ -332,20 +333,8 @@ def write_artefacts(result: CallResult, out_dir: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     trace_mod.save(result.trace, out / "trace.parquet")
     write_wav(out / "output.wav", result.audio, int(result.summary["sample_rate"]))
-    tmp = out / "summary.json.partial"
-    tmp.write_text(json.dumps(result.summary, indent=2, sort_keys=True, default=_json_default) + "\n")
-    tmp.replace(out / "summary.json")
+    write_json(out / "summary.json", result.summary, sort_keys=True)  # strict JSON: NaN -> null
     return out
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
 
 
 def simulate(cfg: CallConfig | None = None, out_dir: str | Path | None = None) -> CallResult:

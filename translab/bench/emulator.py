@@ -254,6 +254,6 @@ def run(duration_s: float = 10.0, live_s: float = 20.0) -> dict[str, Any]:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    import json
+    from translab.jsonio import dumps
 
-    print(json.dumps(run(), indent=2))
+    print(dumps(run(), indent=2))

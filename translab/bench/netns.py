@@ -137,6 +137,6 @@ def _probe(cfg: Any, tmp: Path, duration_s: float, delay_s: float, rate_pps: flo
 
 
 if __name__ == "__main__":  # pragma: no cover
-    import json
+    from translab.jsonio import dumps
 
-    print(json.dumps(run(), indent=1))
+    print(dumps(run(), indent=1))

@@ -40,6 +40,6 @@ def run(duration_s: float = 5.0) -> dict[str, Any]:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    import json
+    from translab.jsonio import dumps
 
-    print(json.dumps(run(), indent=1))
+    print(dumps(run(), indent=1))

@@ -178,13 +178,13 @@ def run(seeds: tuple[int, ...] = (1, 2, 3)) -> dict[str, Any]:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    import json
+    from translab.jsonio import dumps
     import sys
 
     dur = float(sys.argv[1]) if len(sys.argv) > 1 else 20.0
     seeds = tuple(int(x) for x in sys.argv[2].split(",")) if len(sys.argv) > 2 else (1,)
     rows = compare(duration_s=dur, seeds=seeds)
     for r in rows:
-        print(json.dumps(r))
+        print(dumps(r))
     for r in table(rows):
-        print(json.dumps({"table": r}))
+        print(dumps({"table": r}))

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import pkgutil
 import sys
 import time
 
 import translab.bench
+from translab.jsonio import dumps
 
 
 def available() -> list[str]:
@@ -44,5 +44,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"bench: {n} ...", file=sys.stderr, flush=True)
         out[n] = importlib.import_module(f"translab.bench.{n}").run()
         print(f"bench: {n} done in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
-    print(json.dumps(out, indent=2, default=str))
+    print(dumps(out, indent=2))
     return 0

@@ -7,10 +7,10 @@ needs root). Same options as `translab simulate`, plus --duration, --pcap, --con
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from translab.commands.simulate import add_call_options, config_from_args, format_summary
+from translab.jsonio import dumps
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -89,6 +89,12 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--" + changed[0].replace("_", "-"), getattr(args, changed[0]),
                               "only with --backend netns")
 
+    from translab.commands import checks
+
+    checks.out_dir("--out", args.out)  # before the call: its result must not be lost to a bad path
+    if args.pcap:
+        checks.out_file("--pcap", args.pcap)
+
     def progress(frac: float) -> None:
         if not args.quiet:
             print(f"\rcall: {frac:4.0%} sent", end="", file=sys.stderr, flush=True)
@@ -108,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         print("", file=sys.stderr)
     s = result.summary
     if args.json:
-        print(json.dumps(s, indent=2, sort_keys=True, default=str))
+        print(dumps(s, indent=2, sort_keys=True))  # strict JSON: NaN -> null
     elif s.get("status") != "ok":
         print(f"call failed: {s.get('reason')}")
     else:

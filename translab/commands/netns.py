@@ -5,7 +5,9 @@ traversal outcome matrix). One call on this backend is `translab call --backend 
 from __future__ import annotations
 
 import argparse
-import json
+import sys
+
+from translab.jsonio import dumps
 
 
 def _cleanup(args: argparse.Namespace) -> int:
@@ -23,7 +25,7 @@ def _cleanup(args: argparse.Namespace) -> int:
     print(f"{verb}: {len(found['netns'])} namespaces, {len(found['devices'])} devices, "
           f"{len(found['pids'])} processes")
     if args.json:
-        print(json.dumps(found))
+        print(dumps(found))
     return 0
 
 
@@ -36,19 +38,27 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _nat_matrix(args: argparse.Namespace) -> int:
+    from translab.commands import checks
+    from translab.config import CallConfig
     from translab.emulate.netns.system import unavailable_reason
+    from translab.errors import check_range
 
+    base = CallConfig(profile=args.profile, duration_s=args.duration, metrics=(), seed=args.seed)
+    base.resolved()  # a wrong value is refused here, once, not by each of the cells
+    from translab.link.profiles import load_profile
+
+    load_profile(args.profile)
+    check_range("--connect-timeout", args.connect_timeout, 0.5, 300, "s")
     reason = unavailable_reason()
     if reason:
         print(f"translab nat-matrix: {reason}")
         return 1
-    from translab.config import CallConfig
+    checks.out_dir("--out", args.out)
     from translab.emulate.netns.matrix import default_cells, run_matrix
 
     cells = default_cells(quick=args.quick)
     if args.transport != "both":
         cells = [c for c in cells if c.transport == args.transport]
-    base = CallConfig(profile=args.profile, duration_s=args.duration, metrics=(), seed=args.seed)
 
     def progress(i: int, n: int, row: dict) -> None:
         ok = "connected" if row["connected"] else "failed"
@@ -59,8 +69,13 @@ def _nat_matrix(args: argparse.Namespace) -> int:
     cols = ["transport", "caller_nat", "callee_nat", "firewall", "ice", "relay_only", "connected",
             "netns_pair", "setup_dtls_connected_ms", "netns_relay_bytes", "matches_expectation"]
     print(df[[c for c in cols if c in df]].to_string(index=False))
+    errors = df[df["status"] == "error"] if "status" in df else df.iloc[:0]
+    if len(df) and len(errors) == len(df):
+        print(f"translab nat-matrix: every one of the {len(df)} cells failed with an error (first: "
+              f"{errors['reason'].iloc[0]}); no matrix.csv or matrix.png written", file=sys.stderr)
+        return 1
     print(f"table: {args.out}/matrix.csv  heatmap: {args.out}/matrix.png")
-    return 0
+    return 1 if len(errors) else 0
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
+from translab.jsonio import dumps
 from translab.link.profiles import DIRECTIONS, Profile, list_profiles, load_profile
 
 
@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     """Print the profiles (all, or the named ones / files) as text or JSON."""
     profiles = [load_profile(n) for n in args.names] if args.names else list_profiles()
     if args.json:
-        print(json.dumps([_as_dict(p) for p in profiles], indent=2))
+        print(dumps([_as_dict(p) for p in profiles], indent=2))
         return 0
     for i, p in enumerate(profiles):
         if i:

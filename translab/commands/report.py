@@ -21,9 +21,20 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
 
 def main(args: argparse.Namespace) -> int:
     """Write the report and print its path."""
-    from translab.report.html import write_report
+    import sys
 
+    from translab.commands import checks
+    from translab.lab.store import ResultStore, load_results, sync_results
+    from translab.report.html import incomplete_text, missing_cells, write_report
+
+    checks.in_dir("dir", args.dir)
     out = Path(args.output) if args.output else Path(args.dir) / "report.html"
+    checks.out_file("--output", out)
+    sync_results(args.dir)  # results.parquet caught up with the finished cells (a killed run lags)
+    manifest = ResultStore(args.dir).read_manifest()
+    missing = missing_cells(manifest, load_results(args.dir)) if (Path(args.dir) / "results.parquet").exists() else 0
     path = write_report(Path(args.dir), out)
+    if missing:
+        print(f"translab report: warning: run incomplete: {incomplete_text(missing, manifest)}", file=sys.stderr)
     print(path)
     return 0

@@ -64,9 +64,16 @@ def main(args: argparse.Namespace) -> int:
 
     if args.scheduler and args.executor != "dask":
         raise ConfigError("--scheduler", args.scheduler, "only with --executor dask")
-    exp = load_experiment(args.file)
+    from translab.commands import checks
+
+    if args.workers < 1:
+        raise ConfigError("--workers", args.workers, "1 or more")
+    exp = load_experiment(args.file, check_size=not args.dry_run)
     if args.dry_run:
         return _dry_run(exp)
+    checks.out_dir("--out", args.out)
+    if args.report:
+        checks.out_file("--report", args.report)
     out = run_experiment(exp, Path(args.out), executor=args.executor, workers=args.workers,
                          scheduler=args.scheduler, run_cell=_cell_function(args.cell_function),
                          progress=not args.no_progress)
@@ -83,8 +90,23 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _dry_run(exp: "Experiment") -> int:
-    from translab.lab.experiment import describe_rules, expand, grid_summary
+    from translab.lab.experiment import (
+        MAX_GRID_COMBINATIONS,
+        block_sizes,
+        check_grid_size,
+        describe_rules,
+        expand,
+        grid_summary,
+    )
 
+    sizes = block_sizes(exp)
+    if sum(sizes) > MAX_GRID_COMBINATIONS:  # counted from the axes; no cell is materialised
+        print(f"{exp.name}: {sum(sizes):,} combinations in {len(sizes)} block(s) "
+              f"({', '.join(f'{n:,}' for n in sizes)}); over the limit of {MAX_GRID_COMBINATIONS:,}, "
+              "so the cells were not expanded")
+        for i, block in enumerate(exp.blocks):
+            print(f"  grid[{i}]: " + " x ".join(f"{k} {len(v)}" for k, v in block.items()))
+        check_grid_size(exp)  # raises: the one-line error, exit 2
     e = expand(exp)
     modes = {m: sum(1 for c in e.cells if c["mode"] == m) for m in ("simulate", "live")}
     print(f"{exp.name}: {len(e.cells)} cells ({modes['simulate']} simulated, {modes['live']} live) from "

@@ -31,12 +31,34 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.set_defaults(func=run)
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    """Every option checked before anything listens: values from the call schema (CallConfig), ports,
+    host, --for, and the output paths."""
+    from translab.commands import checks
+    from translab.config import check_playout
+    from translab.errors import ConfigError, check_range
+
+    check_playout(args.playout)  # CallConfig's rules (not resolved(): it imports scipy, seconds under load)
+    check_range("seed", args.seed, 0, 2**63 - 1)
+    if args.for_s is not None and not args.for_s > 0:
+        raise ConfigError("--for", args.for_s, "a positive number of seconds (leave it out to serve until Ctrl-C)")
+    ports = {"--http-port": checks.port("--http-port", args.http_port),
+             "--ws-port": checks.port("--ws-port", args.ws_port)}
+    if args.http_port and args.http_port == args.ws_port:
+        raise ConfigError("--ws-port", args.ws_port, "a port other than --http-port")
+    checks.bindable(args.host, ports)
+    checks.out_dir("--out", args.out)
+    if args.pcap:
+        checks.out_file("--pcap", args.pcap)
+
+
 def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C (or ``--for`` seconds); exit code 0."""
     from translab.link.profiles import load_profile
     from translab.transport.serve import ServeConfig, TranslabServer
 
     load_profile(args.profile)  # a wrong name fails here, before anything listens
+    _check_args(args)
     cfg = ServeConfig(host=args.host, http_port=args.http_port, ws_port=args.ws_port,
                       profile=args.profile, seed=args.seed, playout=args.playout, out_dir=Path(args.out),
                       pcap=Path(args.pcap) if args.pcap else None, tls=args.tls, echo=args.echo)
@@ -44,7 +66,13 @@ def run(args: argparse.Namespace) -> int:
     async def main() -> None:
         server = TranslabServer(cfg)
         try:
-            addr = await server.start()
+            try:
+                addr = await server.start()
+            except OSError as err:  # taken between the check and the bind
+                from translab.errors import ConfigError
+
+                raise ConfigError("--host/--http-port/--ws-port", f"{cfg.host} {cfg.http_port}/{cfg.ws_port}",
+                                  f"addresses and ports that can be bound ({err.strerror})") from None
             scheme = "wss" if cfg.tls else "ws"
             print(f"serve: WebRTC offers to http://{addr['http'][0]}:{addr['http'][1]}/offer", flush=True)
             print(f"serve: WebSocket at {scheme}://{addr['ws'][0]}:{addr['ws'][1]}/?framing=binary&codec=pcm16"

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
 from dataclasses import fields
 from typing import Any
 
+from translab.jsonio import dumps
 from translab.config import CONCEALMENTS, DEFAULT_METRICS, CallConfig, parse_bitrate
 from translab.transport.framing import FRAMINGS
 
@@ -89,30 +88,18 @@ def run(args: argparse.Namespace) -> int:
     from translab.simulate import simulate
 
     cfg = config_from_args(args)
-    _check_out_dir(args.out)  # before the call: a bad --out is a one-line error, not a traceback after it
+    from translab.commands import checks
+
+    cfg.resolved()
+    checks.out_dir("--out", args.out)  # before the call: a bad --out is a one-line error, not a traceback after it
     result = simulate(cfg, out_dir=args.out)
     s = result.summary
     if args.json:
-        print(json.dumps(s, indent=2, sort_keys=True, default=str))
+        print(dumps(s, indent=2, sort_keys=True))  # strict JSON: NaN -> null
     else:
         print(format_summary(s))
         print(f"wrote {args.out}/trace.parquet, output.wav, summary.json ({result.wall_s:.2f} s)")
     return 0
-
-
-def _check_out_dir(out: str) -> None:
-    """Create ``out`` (and parents) and check it is a writable directory, else ConfigError."""
-    from pathlib import Path
-
-    from translab.errors import ConfigError
-
-    p = Path(out)
-    try:
-        p.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError("--out", out, f"a directory that can be created ({err.strerror})") from None
-    if not os.access(p, os.W_OK):
-        raise ConfigError("--out", out, "a writable directory")
 
 
 def format_summary(s: dict[str, Any]) -> str:

@@ -10,6 +10,11 @@
   cancels pending cells, lets running ones finish (a second Ctrl-C abandons them), writes
   results.parquet and the manifest, and re-raises KeyboardInterrupt.
 * A cell that raises becomes a row with ``status="failed"`` and ``error``; the run goes on.
+* SIGTERM ends a run as Ctrl-C does. Pool workers die with the main process whatever ends it (SIGKILL
+  included: PR_SET_PDEATHSIG and a parent-pid watchdog), so no worker outlives a run.
+* One run at a time per directory: ``DIR/.lock`` (see :class:`translab.lab.store.RunLock`); a second
+  run is refused with one line, the lock of a dead run is taken over. A run starts by rewriting
+  results.parquet from the finished cells, so a run killed between two writes loses nothing.
 
 Worker processes and Dask workers write the cell's artefacts themselves, so with a remote Dask cluster
 the run directory must be on a file system the workers share.
@@ -18,25 +23,27 @@ the run directory must be on a file system the workers share.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import datetime as _dt
 import hashlib
 import multiprocessing
 import os
 import signal
+import threading
 import time
 import traceback
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pandas as pd
 
 import translab
 from translab.errors import ConfigError
 from translab.lab import provenance
-from translab.lab.experiment import Experiment, expand
-from translab.lab.store import ResultStore, flatten
+from translab.lab.experiment import Expansion, Experiment, expand
+from translab.lab.store import ResultStore, RunLock, flatten
 
 CellFunction = Callable[[dict[str, Any], Path], dict[str, Any]]
 EXECUTORS = ("local", "dask", "serial")
@@ -117,8 +124,30 @@ def execute_cell(fn: CellFunction, cell: dict[str, Any], h: str, root: str, expe
     return row
 
 
-def _ignore_sigint() -> None:
+def _worker_init(parent_pid: int) -> None:
+    """Pool worker set-up: Ctrl-C is the parent's business (it cancels pending cells and lets running
+    ones finish); the worker dies with the parent, whatever ends it. The kernel sends SIGKILL when the
+    parent dies (PR_SET_PDEATHSIG), and a watchdog thread exits when the parent pid changes (the case
+    of a parent that died before the prctl took effect, and of systems without prctl)."""
+    import threading
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's run-time handler
+    try:
+        from translab.emulate.netns.system import set_pdeathsig
+
+        set_pdeathsig(signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux
+        pass
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+    def watchdog() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watchdog, name="translab-parent-watchdog", daemon=True).start()
 
 
 @dataclass
@@ -181,7 +210,8 @@ def _pool_pass(fn: CellFunction, jobs: list[tuple[dict[str, Any], str]], root: s
     # caller's script (forkserver/spawn re-import the main module). Cells hold no threads or locks.
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
-    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_ignore_sigint)
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                                  initargs=(os.getpid(),))
     futs: list[cf.Future[dict[str, Any]]] = []
     try:
         futs = [pool.submit(execute_cell, fn, cell, h, root, name, code) for cell, h in jobs]
@@ -197,7 +227,7 @@ def _pool_pass(fn: CellFunction, jobs: list[tuple[dict[str, Any], str]], root: s
             f.cancel()  # pending cells; running ones finish and are committed
         try:
             pool.shutdown(wait=True, cancel_futures=True)
-        except KeyboardInterrupt:  # a second Ctrl-C: abandon the running cells
+        except (KeyboardInterrupt, SystemExit):  # a second Ctrl-C or SIGTERM: abandon the running cells
             for p in list((getattr(pool, "_processes", None) or {}).values()):
                 p.terminate()
         raise
@@ -270,22 +300,59 @@ def run_experiment(
     t0 = time.perf_counter()
     started = _now()
     expansion = expand(exp)
-    cells = expansion.cells
-    hashes = [cell_hash(c, code) for c in cells]
+    hashes = [cell_hash(c, code) for c in expansion.cells]
     store = ResultStore(out_dir)
+    store.root.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(store.root)
+    lock.acquire()  # a second run on the same directory is refused here
+    try:
+        with _sigterm_as_exit():
+            return _run_locked(exp, store, expansion, hashes, executor, workers, scheduler, run_cell,
+                               progress, code, dask_processes, t0, started)
+    finally:
+        lock.release()
+
+
+@contextlib.contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """While a run is going on in the main thread, SIGTERM ends it like Ctrl-C does (SystemExit
+    unwinds: pending cells cancelled, results.parquet and the manifest written); workers then end."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    prev = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, prev)
+
+
+def _run_locked(exp: Experiment, store: ResultStore, expansion: Expansion, hashes: list[str], executor: str,
+                workers: int, scheduler: str | None, run_cell: CellFunction, progress: bool, code: str,
+                dask_processes: bool, t0: float, started: str) -> RunOutcome:
+    cells = expansion.cells
     store.prepare()
     root = str(store.root)
 
     rows: dict[str, dict[str, Any]] = {}
     todo_sim: list[tuple[dict[str, Any], str]] = []
     todo_live: list[tuple[dict[str, Any], str]] = []
+    finished: dict[str, dict[str, Any]] = {}
     for c, h in zip(cells, hashes):
         old = store.read_row(h)
+        if old is not None:
+            finished[h] = old
         if old is not None and old.get("status") == "ok":
             rows[h] = old
         else:
             (todo_live if c.get("mode") == "live" else todo_sim).append((c, h))
     n_skipped = len(rows)
+    if finished:  # a killed run may have left results.parquet behind its finished cells: catch up now
+        _write_results(store, hashes, finished)
 
     previous = store.read_manifest()
     manifest: dict[str, Any] = {
@@ -339,7 +406,7 @@ def run_experiment(
                 _run_serial(run_cell, todo_sim, root, exp.name, code, take)
         if todo_live:
             _run_serial(run_cell, todo_live, root, exp.name, code, take)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or SIGTERM (see _sigterm_as_exit)
         interrupted = True
         raise
     finally:

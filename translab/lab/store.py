@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import os
 import shutil
 from pathlib import Path
@@ -25,6 +24,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from translab.jsonio import dumps, to_json_value, write_json
 
 ROW_FILE = "row.json"
 RESULTS_FILE = "results.parquet"
@@ -34,30 +35,9 @@ CELLS_DIR = "cells"
 _counter = itertools.count()
 
 
-def _jsonable(v: Any) -> Any:
-    """Convert NumPy scalars / arrays and non-finite floats to plain JSON values."""
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, np.ndarray):
-        return _jsonable(v.tolist())
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, Path):
-        return str(v)
-    if v is None or isinstance(v, (str, int, float, bool)):
-        return v
-    return str(v)
-
-
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` via a temporary file and ``os.replace``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{next(_counter)}.tmp")
-    tmp.write_text(json.dumps(_jsonable(data), indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """Write strict JSON to ``path`` via a temporary file and ``os.replace``."""
+    write_json(path, data, indent=2)
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -69,9 +49,9 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         if isinstance(v, dict):
             out.update(flatten(v, key + "_"))
         elif isinstance(v, (list, tuple, np.ndarray)):
-            out[key] = json.dumps(_jsonable(v))
+            out[key] = dumps(v)
         else:
-            out[key] = _jsonable(v)
+            out[key] = to_json_value(v)
     return out
 
 
@@ -100,7 +80,7 @@ class ResultStore:
 
     def commit(self, tmp: Path, cell_hash: str, row: dict[str, Any]) -> Path:
         """Write ``row`` into ``tmp`` and move ``tmp`` into place as the cell's directory."""
-        (tmp / ROW_FILE).write_text(json.dumps(_jsonable(row), indent=1) + "\n", encoding="utf-8")
+        write_json(tmp / ROW_FILE, row, indent=1)
         final = self.cell_dir(cell_hash)
         if final.exists():  # an earlier failed attempt: replace it
             old = final.with_name(f".tmp-old-{cell_hash}-{os.getpid()}-{next(_counter)}")
@@ -142,6 +122,59 @@ class ResultStore:
             return {}
 
 
+LOCK_FILE = ".lock"
+
+
+class RunLock:
+    """An exclusive lock on a run directory (``DIR/.lock``) held while a run writes into it, so a second
+    run on the same directory is refused instead of doing the work twice.
+
+    A POSIX record lock (``fcntl.lockf``): the kernel drops it when the holding process ends, however it
+    ends (SIGKILL included), so the lock of a dead run is simply taken over; forked pool workers do not
+    inherit it. The file records the holder's pid and start time for the refusal message. POSIX locks
+    belong to a process: two runs on one directory from two threads of the same process are not told
+    apart (run them one after the other).
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.path = Path(root) / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise ConfigError naming the directory and the process holding it."""
+        import datetime as _dt
+        import fcntl
+
+        from translab.errors import ConfigError
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise ConfigError("out_dir", str(self.path.parent),
+                              f"a results directory no other run is writing (held by {holder}; wait for "
+                              "that run to end, or choose another --out)") from None
+        now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} since {now}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        """Release the lock (idempotent)."""
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the POSIX lock
+            self._fd = None
+
+    def __enter__(self) -> "RunLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 def rows_to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Summary rows -> DataFrame with stable column types (mixed object columns become strings)."""
     df = pd.DataFrame(rows)
@@ -157,5 +190,35 @@ def rows_to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def load_results(run_dir: str | Path) -> pd.DataFrame:
-    """Read ``DIR/results.parquet``."""
-    return pd.read_parquet(Path(run_dir) / RESULTS_FILE)
+    """Read ``DIR/results.parquet``; ConfigError (one line) when it is not a readable parquet file."""
+    from translab.errors import ConfigError
+
+    path = Path(run_dir) / RESULTS_FILE
+    try:
+        return pd.read_parquet(path)
+    except Exception as err:  # pyarrow's ArrowInvalid, OSError: truncated, garbage, unreadable
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConfigError("results", str(path), "a parquet file written by `translab run` (this one cannot "
+                          f"be read: {first[:160]}); rerun `translab run` with the same --out to rebuild "
+                          "it from the finished cells") from None
+
+
+def sync_results(run_dir: str | Path) -> tuple[int, int]:
+    """Bring ``DIR/results.parquet`` up to date with the finished cells of the run's grid (the hashes in
+    the manifest): rewritten from ``cells/*/row.json`` when it is missing, unreadable or lists other
+    cells (after a run was killed between two writes). Returns (finished cells, cells in the grid);
+    (rows in results.parquet, 0) when the manifest names no grid."""
+    store = ResultStore(run_dir)
+    hashes = store.read_manifest().get("cell_hashes")
+    path = store.root / RESULTS_FILE
+    if not isinstance(hashes, list):
+        return (len(load_results(run_dir)) if path.exists() else 0), 0
+    rows = [r for h in hashes if (r := store.read_row(h)) is not None]
+    try:
+        cur = pd.read_parquet(path, columns=["cell_hash", "finished_at"])
+        current = list(zip(cur["cell_hash"], cur["finished_at"]))
+    except Exception:  # missing, truncated, garbage
+        current = None
+    if rows and current != [(r.get("cell_hash"), r.get("finished_at")) for r in rows]:
+        store.write_results(rows)
+    return len(rows), len(hashes)

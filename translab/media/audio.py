@@ -6,6 +6,7 @@ Float audio is float32 in [-1, 1] (full scale 1.0 = int16 32768). Rates are in H
 from __future__ import annotations
 
 import os
+import struct
 import tempfile
 import warnings
 from math import gcd
@@ -17,10 +18,16 @@ from scipy.signal import resample_poly
 
 from translab.errors import ConfigError, check_choice
 
-__all__ = ["SUPPORTED_RATES", "load_wav", "resample", "to_int16", "to_float", "write_wav"]
+__all__ = ["MAX_CLIP_S", "SUPPORTED_RATES", "check_finite", "load_wav", "resample", "to_int16", "to_float",
+           "write_wav"]
 
 #: sample rates (Hz) translab works at
 SUPPORTED_RATES: tuple[int, ...] = (8000, 16000, 24000, 48000)
+#: The longest clip accepted, in seconds. A call holds its whole clip, the decoded output and per-frame
+#: traces in memory, several copies at 48 kHz float (and PESQ/STOI/PLCMOS hold their own), about 10 MB
+#: per minute of audio per copy; 20 minutes keeps a cell well under 1 GB, so two workers fit a laptop.
+#: Voice-agent turns are seconds long; a longer recording is cut into clips first.
+MAX_CLIP_S = 1200.0
 _DTYPES = ("float32", "int16")
 
 
@@ -62,6 +69,21 @@ def resample(x: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     return resample_poly(f, int(to_rate) // g, int(from_rate) // g).astype(np.float32)
 
 
+def check_finite(x: np.ndarray, where: str = "samples") -> None:
+    """Raise ConfigError naming the first NaN or infinite sample (its index) of float audio; integer
+    audio is always finite."""
+    a = np.asarray(x)
+    if a.dtype.kind != "f":
+        return
+    bad = ~np.isfinite(a)
+    if bad.any():
+        idx = np.argwhere(bad)[0]
+        i = int(idx[0])
+        ch = f", channel {int(idx[1])}" if a.ndim == 2 else ""
+        raise ConfigError(where, f"sample {i}{ch} is {a[tuple(idx)]}",
+                          "finite samples (no NaN or infinity)")
+
+
 def load_wav(path: str | os.PathLike[str], rate: int | None = None,
              dtype: str = "float32") -> tuple[np.ndarray, int]:
     """Load a mono or stereo WAV as mono; returns ``(samples, rate_hz)``.
@@ -80,14 +102,22 @@ def load_wav(path: str | os.PathLike[str], rate: int | None = None,
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", wavfile.WavFileWarning)
-            file_rate, data = wavfile.read(p)
-    except (ValueError, EOFError, OSError, IndexError) as e:
+            try:  # memory-mapped: the length is checked before the samples are read into memory
+                file_rate, data = wavfile.read(p, mmap=True)
+            except ValueError:  # 24-bit PCM cannot be mapped
+                file_rate, data = wavfile.read(p)
+    except (ValueError, EOFError, OSError, IndexError, struct.error) as e:  # struct: a truncated header
         raise ConfigError("path", str(p), f"a WAV file of PCM or float samples (could not read it: {e})") from e
     if file_rate <= 0:
         raise ConfigError("sample rate", file_rate, "a positive rate in Hz", where=str(p))
     if data.size == 0:
         raise ConfigError("path", str(p), "a WAV file with at least one sample (this one has none)")
-    x = to_float(data)
+    seconds = data.shape[0] / file_rate
+    if seconds > MAX_CLIP_S:
+        raise ConfigError("clip length", f"{seconds:.0f} s", f"at most {MAX_CLIP_S:.0f} s (memory per call "
+                          "grows with the clip; cut a long recording into clips)", where=str(p))
+    check_finite(data, where=f"{p}: samples")
+    x = to_float(np.array(data))
     if x.ndim == 2:
         x = x.mean(axis=1, dtype=np.float32)
     out_rate = int(file_rate) if rate is None else int(rate)

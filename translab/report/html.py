@@ -42,7 +42,7 @@ text-align:right;vertical-align:top}th{background:#f4f4f4}td.l,th.l{text-align:l
 .ci{color:#666;font-size:.85em}code.hashes{font-size:.75em;word-break:break-all}ul{margin:.2em 0;padding-left:1.2em}
 li.supported,li.refuted,li.inconclusive{background:none}li.supported::marker{color:#2a8a2a}li.refuted::marker{color:#c33}figure{margin:1em 0}figcaption{font-size:.88em;color:#555}
 img{max-width:100%;height:auto;border:1px solid #eee}pre{background:#f7f7f7;padding:.6em;overflow-x:auto;
-font-size:.8em}.muted{color:#666;font-size:.88em}
+font-size:.8em}.muted{color:#666;font-size:.88em}.warning{background:#fff3cd;border:1px solid #e0b000;padding:.5em}
 """
 
 #: The headline's figures: (column, source column, unit, decimals). Each cell of the table is the mean
@@ -456,6 +456,20 @@ def listen_section(df: pd.DataFrame, run_dir: str | Path) -> str:
     return "".join(out) + "</tbody></table>"
 
 
+def missing_cells(manifest: dict[str, Any], df: pd.DataFrame) -> int:
+    """How many cells of the run's grid (the manifest's cell hashes) have no row in ``df``."""
+    hashes = manifest.get("cell_hashes") or []
+    have = set(df["cell_hash"]) if "cell_hash" in df.columns else set()
+    return sum(1 for h in hashes if h not in have)
+
+
+def incomplete_text(missing: int, manifest: dict[str, Any]) -> str:
+    """The "run incomplete" sentence of the report and of `translab report`'s warning."""
+    total = len(manifest.get("cell_hashes") or [])
+    return (f"{missing} of the grid's {total} cells have not finished; the figures and verdicts below use "
+            f"the {total - missing} that have. Rerun `translab run` with the same --out to finish them.")
+
+
 def build_html(run_dir: str | Path) -> str:
     """The report of ``run_dir`` as an HTML string."""
     run = Path(run_dir)
@@ -472,6 +486,9 @@ def build_html(run_dir: str | Path) -> str:
     parts.append(f"<h1>{_e(title)}</h1>")
     parts.append(f"<p class='muted'>Generated {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M UTC} from "
                  f"<code>{_e(run)}</code>. {len(df)} cells ({len(ok)} ok, {n_failed} failed).</p>")
+    missing = missing_cells(manifest, df)
+    if missing:
+        parts.append(f"<p class='warning'><b>Run incomplete:</b> {_e(incomplete_text(missing, manifest))}</p>")
     parts.append(f"<p id='question'><b>{_e(exp.get('question') or exp.get('description') or '')}</b></p>")
     parts.append("<h2 id='answer'>The answer: what to use on each network</h2>" + answer_section(df))
     parts.append(f"<p class='muted' id='statistics'>{_e(STATS_NOTE)}</p>")

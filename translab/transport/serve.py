@@ -22,7 +22,6 @@ calls are therefore relative to the fastest packet (``attrs["clock"] = "receiver
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from translab.emulate.scheduler import now
+from translab.jsonio import write_json
 
 __all__ = ["ServeConfig", "TranslabServer", "rtp_trace_rows", "ws_trace_rows"]
 
@@ -343,5 +343,5 @@ class TranslabServer:
         out = self.cfg.out_dir / name
         out.mkdir(parents=True, exist_ok=True)
         s = {"call": name, "mode": "live", "transport": transport, "status": "failed", "reason": reason}
-        (out / "summary.json").write_text(json.dumps(s, indent=2) + "\n")
+        write_json(out / "summary.json", s)
         self.finished.append(s)

@@ -15,10 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import signal
 import socket
+import threading
 import ssl as ssl_mod
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Coroutine, Iterator, TypeVar
+
+T = TypeVar("T")
 
 from translab.emulate.netns.system import socket_in_netns
 
@@ -120,3 +124,45 @@ def netns_sockets(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
         for name in ("create_datagram_endpoint", "create_connection", "create_server"):
             loop.__dict__.pop(name, None)
         aioice.ice.get_host_addresses = orig_hosts
+
+
+def run_ending_on_sigterm(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(coro)``, but SIGTERM ends it the way Ctrl-C does: the main task is cancelled, so
+    the call unwinds through its ``finally`` blocks (peer connections closed, sockets and threads
+    released) while the loop still runs, then SystemExit(143) is raised for the lab to clean up.
+
+    Without it, SIGTERM's SystemExit was raised from the signal handler inside whatever callback the
+    loop was running; asyncio.run then waited for the other tasks to finish being cancelled, and the
+    WebRTC legs' tasks waited on the one that had died: the process hung with the forwarder, coturn and
+    the namespaces up (issue 15). asyncio.run already handles SIGINT like this. The SIGTERM handler in
+    place before (the lab's) is restored afterwards. Outside the main thread: plain asyncio.run."""
+    if threading.current_thread() is not threading.main_thread():
+        return asyncio.run(coro)
+    terminated: list[int] = []
+
+    async def main() -> T:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def on_sigterm() -> None:
+            terminated.append(signal.SIGTERM)
+            task.cancel()
+
+        prev = signal.getsignal(signal.SIGTERM)
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+        try:
+            return await coro
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+            signal.signal(signal.SIGTERM, prev)
+
+    try:
+        result = asyncio.run(main())
+    except BaseException:
+        if terminated:  # whatever the cancelled call raised on its way out
+            raise SystemExit(128 + signal.SIGTERM) from None
+        raise
+    if terminated:  # the call caught the cancellation and returned (e.g. as a failed call)
+        raise SystemExit(128 + signal.SIGTERM)
+    return result

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from translab.emulate.netns.aio import NsBinding, bound, netns_sockets
+from translab.emulate.netns.aio import NsBinding, bound, netns_sockets, run_ending_on_sigterm
 from translab.emulate.netns.firewall import FIREWALL_PROFILES
 from translab.errors import check_choice
 from translab.link.nat import PRESETS
@@ -240,7 +240,7 @@ def netns_call(cfg: Any, opts: NetnsOptions | None = None, *, out_dir: str | Pat
         coturn = Coturn(lab).start() if (opts.ice != "none" and cfg.transport == "webrtc") else None
         try:
             with _realtime(live):
-                rec, more = asyncio.run(call_in_lab(lab, coturn, cfg, stream, opts, progress))
+                rec, more = run_ending_on_sigterm(call_in_lab(lab, coturn, cfg, stream, opts, progress))
         finally:
             usage = coturn.stop() if coturn is not None else {}
         if cfg.transport == "websocket":  # how the client's kernel TCP repaired losses

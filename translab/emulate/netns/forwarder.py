@@ -253,10 +253,9 @@ def main() -> int:
         if pcap:
             pcap.close()
         if cfg.get("stats"):
-            tmp = cfg["stats"] + ".tmp"
-            with open(tmp, "w") as fh:
-                json.dump({**fwd.stats(), "scheduling": sched}, fh, indent=1)
-            os.replace(tmp, cfg["stats"])
+            from translab.jsonio import write_json
+
+            write_json(cfg["stats"], {**fwd.stats(), "scheduling": sched}, indent=1)
     return 0
 
 

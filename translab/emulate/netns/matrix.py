@@ -18,6 +18,7 @@ import pandas as pd
 
 from translab.emulate.netns.call import ICE_OPTIONS, NAT_CHOICES, NetnsOptions
 from translab.emulate.netns.firewall import FIREWALL_PROFILES
+from translab.jsonio import dumps
 
 TURN_OPTIONS = ("turn-udp", "turn-tcp", "turns-443")
 _HARD = {"port-restricted-cone", "symmetric"}
@@ -132,12 +133,14 @@ def run_matrix(cells: Iterable[Cell], out_dir: str | Path, base_cfg: Any,
             continue
         row = run_cell(cell, base_cfg, connect_timeout_s)
         with open(log, "a") as fh:
-            fh.write(json.dumps(row, default=str) + "\n")
+            fh.write(dumps(row) + "\n")
         if progress:
             progress(i + 1, len(cells), row)
     keys = {c.key for c in cells}
     rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     df = pd.DataFrame([r for r in rows if r["key"] in keys]).drop_duplicates("key", keep="last")
+    if len(df) and "status" in df and (df["status"] == "error").all():  # (i15) nothing measured: no finished-looking table
+        return df
     df.to_csv(out / "matrix.csv", index=False)
     if len(df):
         heatmap(df, out / "matrix.png")
