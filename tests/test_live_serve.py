@@ -17,7 +17,7 @@ pytestmark = pytest.mark.live
 async def _http(addr: tuple[str, int], method: str, path: str, body: bytes = b"",
                 ctype: str = "application/sdp") -> tuple[int, bytes]:
     reader, writer = await asyncio.open_connection(*addr)
-    writer.write(f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\n"
+    writer.write(f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: {ctype}\r\n"
                  f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
     await writer.drain()
     data = await reader.read()
