@@ -248,8 +248,7 @@ def _analyse(cfg: CallConfig, stream: Any, reference: np.ndarray, work: Path, do
                 **{f"browser_{k}": v for k, v in heard.items()},
                 "browser_recorded_s": recorded.size / 48000.0}
         down["_files"] = {"trace": trace, "model_audio": played.audio, "recorded": recorded}
-        for k in ("concealed_share", "mean_buffer_delay_ms", "accel_samples", "decel_samples",
-                  "concealment_events"):
+        for k in neteq_check.FIGURES:
             summary[f"down_neteq_{k}"] = neteq_fig[k]
             summary[f"down_model_{k}"] = model_fig[k]
         summary["down_loss_rate"] = model.get("loss_rate")

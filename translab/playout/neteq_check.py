@@ -7,6 +7,11 @@ same packets arriving at the same times, so their figures can be compared direct
 
 * ``concealed_share``: concealedSamples / totalSamplesReceived (fraction);
 * ``mean_buffer_delay_ms``: 1000 * jitterBufferDelay / jitterBufferEmittedCount (ms);
+* ``mean_target_delay_ms``: 1000 * jitterBufferTargetDelay / jitterBufferEmittedCount (ms): what the
+  delay manager aimed at, so a delay gap splits into "aimed elsewhere" and "kept the level elsewhere";
+* ``jitter_ms``: RFC 3550 interarrival jitter (ms). Not a receiver decision: where NetEq's differs
+  from the trace's, the browser saw other arrival times than the emulator released (the browser's
+  own network and audio threads on a loaded host), which bounds how exact the comparison can be;
 * ``accel_samples`` / ``decel_samples``: removedSamplesForAcceleration /
   insertedSamplesForDeceleration (samples at 48 kHz);
 * ``concealment_events``: concealmentEvents.
@@ -31,6 +36,8 @@ __all__ = ["FIGURES", "neteq_window", "model_figures", "figures", "gaps"]
 FIGURES = {
     "concealed_share": "fraction",
     "mean_buffer_delay_ms": "ms",
+    "mean_target_delay_ms": "ms",
+    "jitter_ms": "ms",
     "accel_samples": "samples",
     "decel_samples": "samples",
     "concealment_events": "count",
@@ -39,7 +46,7 @@ FIGURES = {
 _COUNTERS = ("concealedSamples", "silentConcealedSamples", "concealmentEvents", "totalSamplesReceived",
              "jitterBufferDelay", "jitterBufferEmittedCount", "jitterBufferTargetDelay",
              "jitterBufferMinimumDelay", "insertedSamplesForDeceleration", "removedSamplesForAcceleration",
-             "packetsReceived", "packetsLost", "packetsDiscarded", "fecPacketsReceived", "fecPacketsDiscarded")
+             "jitter", "packetsReceived", "packetsLost", "packetsDiscarded", "fecPacketsReceived", "fecPacketsDiscarded")
 
 
 def _num(d: Mapping[str, Any], key: str) -> float:
@@ -83,6 +90,8 @@ def figures(counters: Mapping[str, Any]) -> dict[str, float]:
     return {
         "concealed_share": _num(counters, "concealedSamples") / total if total else math.nan,
         "mean_buffer_delay_ms": 1e3 * _num(counters, "jitterBufferDelay") / emitted if emitted else math.nan,
+        "mean_target_delay_ms": 1e3 * _num(counters, "jitterBufferTargetDelay") / emitted if emitted else math.nan,
+        "jitter_ms": 1e3 * _num(counters, "jitter"),
         "accel_samples": _num(counters, "removedSamplesForAcceleration"),
         "decel_samples": _num(counters, "insertedSamplesForDeceleration"),
         "concealment_events": _num(counters, "concealmentEvents"),
