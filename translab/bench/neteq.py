@@ -45,7 +45,7 @@ def compare(profiles: tuple[str, ...] = PROFILES, seeds: tuple[int, ...] = SEEDS
     setups: list[float] = []
     launches: list[float] = []
     for profile in profiles:
-        rows = []
+        rows: list[dict[str, Any] | None] = []
         for seed in seeds:
             cfg = CallConfig(transport="webrtc", profile=profile, seed=seed, duration_s=duration_s, metrics=())
             r = browser_call(cfg)

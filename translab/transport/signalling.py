@@ -127,9 +127,8 @@ class SignallingServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        server = site._server  # aiohttp keeps the asyncio server here; the bound port is on it
-        sock = server.sockets[0].getsockname() if server is not None and server.sockets else (self.host, self.port)
-        self.address = (sock[0], sock[1])
+        sock = self._runner.addresses[0]  # the bound (host, port[, ...]): port 0 picked one
+        self.address = (str(sock[0]), int(sock[1]))
         return self.address
 
     async def close(self) -> None:
