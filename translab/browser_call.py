@@ -103,6 +103,8 @@ async def browser_call_async(cfg: CallConfig, out_dir: str | Path | None = None,
     from translab.transport.serve import ServeConfig, TranslabServer
     from translab.transport.webrtc import opus_fmtp
 
+    import aiortc  # noqa: F401  (importing aiortc takes ~140 ms once per process: not the call's set-up)
+
     t_wall = time.perf_counter()
     cfg = check_browser_config(cfg)
     cfg, reference, stream = prepare_call(cfg)
