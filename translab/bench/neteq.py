@@ -4,8 +4,9 @@ Each run is a browser peer call (translab.browser_call): translab sends a clip t
 through the emulator; NetEq's W3C inbound-rtp counters (over the media window) are compared with
 translab's adaptive playout run on the emulator's delivery log of the same packets. Per profile:
 the mean NetEq and model figures over the seeds, the mean gap and its 95 % confidence interval
-(paired: same packets, same arrival times), and the gap in % of NetEq's mean. Also the browser
-call's set-up times (ms). Skipped (``{"skipped": reason}``) without Chromium / playwright.
+(paired: same packets, same arrival times), and the gap in % of NetEq's mean; the quality heard
+(PESQ-WB, STOI of the browser's recording and of translab's playout, against the clip). Also the
+browser call's set-up times (ms). Skipped (``{"skipped": reason}``) without Chromium / playwright.
 
 Real time: about 20-30 s per call on a shared 2-core machine (browser start included).
 """
@@ -21,6 +22,8 @@ import numpy as np
 PROFILES = ("clean-lan", "hotel-wifi", "4g", "4g-handoff")
 SEEDS = (1, 2, 3)
 DURATION_S = 8.0
+#: quality of what was heard, scored against the clip: the browser's recording vs translab's playout
+HEARD = ("pesq_wb", "stoi")
 FIGS = ("concealed_share", "mean_buffer_delay_ms", "mean_target_delay_ms", "jitter_ms", "accel_samples",
         "decel_samples", "concealment_events")
 
@@ -47,7 +50,7 @@ def compare(profiles: tuple[str, ...] = PROFILES, seeds: tuple[int, ...] = SEEDS
     for profile in profiles:
         rows: list[dict[str, Any] | None] = []
         for seed in seeds:
-            cfg = CallConfig(transport="webrtc", profile=profile, seed=seed, duration_s=duration_s, metrics=())
+            cfg = CallConfig(transport="webrtc", profile=profile, seed=seed, duration_s=duration_s, metrics=HEARD)
             r = browser_call(cfg)
             s = r.summary
             if s.get("status") != "ok" or "down_neteq_concealed_share" not in s:
@@ -70,6 +73,14 @@ def compare(profiles: tuple[str, ...] = PROFILES, seeds: tuple[int, ...] = SEEDS
             prof[f"gap_{f}"] = gap
             prof[f"gap_{f}_ci95"] = half
             prof[f"gap_{f}_pct"] = 100.0 * gap / n_mean if n_mean else math.nan
+        for q in HEARD:
+            b = np.array([s.get(f"down_browser_{q}", math.nan) for s in ok], dtype=float)
+            m = np.array([s.get(f"down_model_{q}", math.nan) for s in ok], dtype=float)
+            gap, half = _ci95(m - b)
+            prof[f"browser_{q}"] = float(np.nanmean(b)) if b.size else math.nan
+            prof[f"model_{q}"] = float(np.nanmean(m)) if m.size else math.nan
+            prof[f"gap_{q}"] = gap
+            prof[f"gap_{q}_ci95"] = half
         prof["loss_rate"] = float(np.mean([s["down_loss_rate"] for s in ok])) if ok else math.nan
         out[profile] = prof
     out["setup_page_to_connected_ms_median"] = float(np.median(setups)) if setups else math.nan

@@ -71,9 +71,9 @@ def run(args: argparse.Namespace) -> int:
 
         raise ConfigError("--deflate" if args.deflate else "--echo", True, "only with --transport websocket")
     if args.peer == "chromium":  # hook (issue 12): the browser peer has its own engine
-        from translab.browser_call import run_cli
+        from translab.commands.call_browser import run as run_browser
 
-        return run_cli(args, cfg)
+        return run_browser(args, cfg)
     if args.backend == "netns":
         from translab.emulate.netns.system import unavailable_reason
 
