@@ -231,3 +231,25 @@ def test_call_peer_chromium_refuses_websocket() -> None:
     r = subprocess.run([sys.executable, "-m", "translab.cli", "call", "--peer", "chromium", "--transport", "websocket"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "chromium" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_browser_call_that_does_not_connect_fails_cleanly(tmp_path: Path) -> None:
+    """Not connected in time: a failed summary naming why, written like any failed call, and no
+    browser process, profile or work directory left."""
+    from translab.browser_call import browser_call
+    from translab.config import CallConfig
+
+    before = {d for d in os.listdir(tempfile_dir()) if d.startswith(("translab-chromium-", "translab-browser-call-"))}
+    r = browser_call(CallConfig(transport="webrtc", profile="clean-lan", duration_s=1, metrics=()), tmp_path / "out",
+                     connect_timeout_s=0.01)
+    s = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert r.summary["status"] == "failed" == s["status"] and "not connected within" in s["reason"]
+    assert s["peer"] == "chromium"
+    after = {d for d in os.listdir(tempfile_dir()) if d.startswith(("translab-chromium-", "translab-browser-call-"))}
+    assert after <= before
+
+
+def tempfile_dir() -> str:
+    import tempfile
+
+    return tempfile.gettempdir()
