@@ -17,7 +17,7 @@ pytestmark = pytest.mark.live
 async def _http(addr: tuple[str, int], method: str, path: str, body: bytes = b"",
                 ctype: str = "application/sdp") -> tuple[int, bytes]:
     reader, writer = await asyncio.open_connection(*addr)
-    writer.write(f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\n"
+    writer.write(f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: {ctype}\r\n"
                  f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
     await writer.drain()
     data = await reader.read()
@@ -102,3 +102,72 @@ def test_serve_answers_webrtc_and_websocket_callers(tmp_path) -> None:
     s = json.loads((tmp_path / by["webrtc"]["call"] / "summary.json").read_text())
     assert s["mode"] == "live" and s["clock"] == "receiver-estimated"
     assert (tmp_path / by["websocket"]["call"] / "trace.parquet").exists()
+
+
+def test_serve_echoes_a_webrtc_callers_audio_back(tmp_path) -> None:
+    """``reply="echo"``: the caller's own audio comes back on the same connection (aiortc decodes and
+    re-encodes it), so a caller's receiver has something to play."""
+    from aiortc import RTCSessionDescription
+
+    from translab.config import CallConfig
+    from translab.media.stream import encode_stream
+    from translab.transport.webrtc import advertised_opus, make_packet_track, new_peer, opus_fmtp
+
+    cfg = ServeConfig(http_port=0, ws_port=0, profile="clean-lan", out_dir=tmp_path, inactivity_s=0.5, reply="echo")
+
+    async def main() -> tuple[int, float, str]:
+        server = TranslabServer(cfg)
+        addr = await server.start()
+        ccfg = CallConfig(transport="webrtc").resolved()
+        t = np.arange(int(48000 * 1.5)) / 48000
+        stream = encode_stream((0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32), ccfg)
+        loop = asyncio.get_running_loop()
+        start = loop.create_future()
+        pc = new_peer()
+        frames: list[np.ndarray] = []
+
+        @pc.on("track")
+        def _track(track) -> None:  # noqa: ANN001
+            async def pull() -> None:
+                try:
+                    while True:
+                        frames.append((await track.recv()).to_ndarray().astype(np.float32))
+                except Exception:  # noqa: BLE001 - the track ends when the call does
+                    pass
+
+            loop.create_task(pull())
+
+        with advertised_opus(opus_fmtp(ccfg)):
+            pc.addTransceiver(make_packet_track(stream.payload, stream.media_ts, stream.capture_s, 48000, start),
+                              direction="sendrecv")
+            await pc.setLocalDescription(await pc.createOffer())
+        body = json.dumps({"type": "offer", "sdp": pc.localDescription.sdp}).encode()
+        status, answer = await _http(addr["http"], "POST", "/offer", body, "application/json")
+        assert status == 200, answer
+        sdp = json.loads(answer)["sdp"]
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        for _ in range(100):
+            if pc.connectionState == "connected":
+                break
+            await asyncio.sleep(0.05)
+        start.set_result(loop.time() + 0.02)
+        await asyncio.sleep(stream.capture_s[-1] + 0.5)
+        await pc.close()
+        await server.close()
+        level = float(np.abs(np.concatenate(frames)).max()) if frames else 0.0
+        return len(frames), level, sdp
+
+    n, level, sdp = asyncio.run(main())
+    assert "a=sendrecv" in sdp
+    assert n > 20 and level > 1000  # 20 ms frames of the 300 Hz tone, not silence (int16 scale)
+
+
+def test_cli_serve_reply_options(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    base = [sys.executable, "-m", "translab.cli", "serve", "--http-port", "0", "--ws-port", "0", "--out", str(tmp_path)]
+    r = subprocess.run(base + ["--reply-clip", "x"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--reply-clip" in r.stderr
+    r = subprocess.run(base + ["--reply", "clip", "--for", "0.5"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "caller page at http://127.0.0.1:" in r.stdout and "reply clip" in r.stdout

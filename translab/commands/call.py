@@ -37,6 +37,10 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--out", default="results/call", help="output directory (default %(default)s)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--peer", default="aiortc", choices=("aiortc", "chromium"),
+                   help="the other end: aiortc (translab on both ends, default) or chromium (headless "
+                   "system Chromium calls translab: its Opus, its NetEq; both directions cross the "
+                   "emulator; see translab.browser_call)")
     p.add_argument("--backend", default="inprocess", choices=BACKENDS,
                    help="inprocess: link models in this process, no root (default); netns: real "
                    "kernel UDP/TCP in network namespaces with NATs, firewalls and coturn (root)")
@@ -66,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
         from translab.errors import ConfigError
 
         raise ConfigError("--deflate" if args.deflate else "--echo", True, "only with --transport websocket")
+    if args.peer == "chromium":  # hook (issue 12): the browser peer has its own engine
+        from translab.commands.call_browser import run as run_browser
+
+        return run_browser(args, cfg)
     if args.backend == "netns":
         from translab.emulate.netns.system import unavailable_reason
 

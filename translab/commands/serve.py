@@ -24,6 +24,15 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--playout", default="adaptive", help="playout policy for the analysis")
     p.add_argument("--tls", action="store_true", help="wss with a certificate made for the run")
     p.add_argument("--echo", action="store_true", help="echo WebSocket audio back")
+    p.add_argument("--reply", default="none", choices=("none", "echo", "clip"),
+                   help="what the WebRTC answerer sends back, so a browser's receiver plays something: "
+                   "none, echo (the caller's audio) or clip (--reply-clip encoded by translab); "
+                   "default %(default)s")
+    p.add_argument("--reply-clip", default=None, metavar="CLIP",
+                   help="clip name or WAV path for --reply clip (default: the first clip)")
+    p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="let pages from ORIGIN (scheme://host[:port]) call /offer; loopback origins are "
+                   "always allowed, others refused (repeatable; never *)")
     p.add_argument("--pcap", default=None, metavar="FILE", help="write forwarded packets to FILE")
     p.add_argument("--out", default="results/serve", help="output directory (default %(default)s)")
     p.add_argument("--for", dest="for_s", type=float, default=None, metavar="S",
@@ -56,12 +65,28 @@ def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C (or ``--for`` seconds); exit code 0."""
     from translab.link.profiles import load_profile
     from translab.transport.serve import ServeConfig, TranslabServer
+    from translab.transport.signalling import check_origin
 
     load_profile(args.profile)  # a wrong name fails here, before anything listens
     _check_args(args)
+    origins = tuple(check_origin(o) for o in args.allow_origin)
+    stream, fmtp = None, None
+    if args.reply == "clip":
+        from translab.config import CallConfig
+        from translab.simulate import prepare_call
+        from translab.transport.webrtc import opus_fmtp
+
+        call_cfg, _, stream = prepare_call(CallConfig(transport="webrtc", clip=args.reply_clip,
+                                                      profile=args.profile, seed=args.seed))
+        fmtp = opus_fmtp(call_cfg)
+    elif args.reply_clip is not None:
+        from translab.errors import ConfigError
+
+        raise ConfigError("--reply-clip", args.reply_clip, "only with --reply clip")
     cfg = ServeConfig(host=args.host, http_port=args.http_port, ws_port=args.ws_port,
                       profile=args.profile, seed=args.seed, playout=args.playout, out_dir=Path(args.out),
-                      pcap=Path(args.pcap) if args.pcap else None, tls=args.tls, echo=args.echo)
+                      pcap=Path(args.pcap) if args.pcap else None, tls=args.tls, echo=args.echo,
+                      reply=args.reply, reply_stream=stream, reply_fmtp=fmtp, allow_origins=origins)
 
     async def main() -> None:
         server = TranslabServer(cfg)
@@ -74,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
                 raise ConfigError("--host/--http-port/--ws-port", f"{cfg.host} {cfg.http_port}/{cfg.ws_port}",
                                   f"addresses and ports that can be bound ({err.strerror})") from None
             scheme = "wss" if cfg.tls else "ws"
-            print(f"serve: WebRTC offers to http://{addr['http'][0]}:{addr['http'][1]}/offer", flush=True)
+            print(f"serve: caller page at http://{addr['http'][0]}:{addr['http'][1]}/ (WebRTC offers to "
+                  f"/offer; reply {cfg.reply})", flush=True)
             print(f"serve: WebSocket at {scheme}://{addr['ws'][0]}:{addr['ws'][1]}/?framing=binary&codec=pcm16"
                   f"&rate=16000&frame_ms=20", flush=True)
             print(f"serve: profile {cfg.profile}, seed {cfg.seed}; results in {cfg.out_dir}/ (Ctrl-C stops)",

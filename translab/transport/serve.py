@@ -52,6 +52,20 @@ class ServeConfig:
     tls: bool = False
     echo: bool = False
     inactivity_s: float = 5.0
+    #: what the WebRTC answerer sends back: "none", "echo" (the caller's own audio, re-encoded by
+    #: aiortc) or "clip" (``reply_stream``: packets encoded by translab, see translab.transport.reply)
+    reply: str = "none"
+    #: the SenderStream a "clip" reply sends (translab.simulate.prepare_call makes one)
+    reply_stream: Any = None
+    #: Opus fmtp parameters the answer advertises (translab.transport.webrtc.opus_fmtp), or None
+    reply_fmtp: dict[str, Any] | None = None
+    #: origins allowed to call /offer from a browser besides loopback ones (see signalling.py)
+    allow_origins: tuple[str, ...] = ()
+    #: when the caller's audio is known (a browser peer whose fake microphone plays a clip): the
+    #: reference (float32, 48 kHz) WebRTC calls are scored against, its name, and the metrics
+    caller_reference: Any = None
+    caller_clip: str = "external"
+    metrics: tuple[str, ...] = ()
 
 
 def _unwrap(values: np.ndarray, bits: int) -> np.ndarray:
@@ -155,8 +169,14 @@ class TranslabServer:
         self.finished: list[dict[str, Any]] = []
         self.address: dict[str, tuple[str, int]] = {}
         self._rtc: list[dict[str, Any]] = []
+        #: finished WebRTC calls by id, for engines that analyse the reply direction (see
+        #: translab.transport.reply): "reply_t0", "send_tap" and "down_log" when a reply was sent
+        self.rtc_done: dict[str, dict[str, Any]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._n = 0
+        from translab.transport.reply import ReplySender
+
+        self._reply = ReplySender(cfg.reply, cfg.reply_stream, cfg.reply_fmtp)
 
     async def start(self) -> dict[str, tuple[str, int]]:
         """Start the emulator, the WebSocket endpoint and the HTTP signalling endpoint; returns
@@ -181,8 +201,11 @@ class TranslabServer:
         inner = await self.ws_server.start()
         self.relay = await self.emu.tcp_relay(inner, listen=(c.host, c.ws_port))
         self.address["ws"] = self.relay.address
-        self.http = SignallingServer(self._offer, host=c.host, port=c.http_port,
-                                     info=lambda: self.finished, help_text=self.help_text())
+        from translab.transport.caller_page import caller_page
+
+        self.http = SignallingServer(self._offer, host=c.host, port=c.http_port, info=lambda: self.finished,
+                                     help_text=self.help_text(), allow_origins=c.allow_origins,
+                                     page=caller_page(c.profile, c.seed, c.reply))
         self.address["http"] = await self.http.start()
         return self.address
 
@@ -190,6 +213,7 @@ class TranslabServer:
         scheme = "wss" if self.cfg.tls else "ws"
         return (
             "translab serve\n"
+            "  A browser: open / on this port (the caller page)\n"
             f"  WebRTC: POST an SDP offer to /offer (application/sdp or JSON {{type, sdp}}); "
             f"profile {self.cfg.profile}, seed {self.cfg.seed}\n"
             f"  WebSocket: {scheme}://HOST:WS_PORT/?framing=binary&codec=pcm16&rate=16000&frame_ms=20\n"
@@ -223,21 +247,24 @@ class TranslabServer:
         @pc.on("track")
         def _track(track: Any) -> None:
             if track.kind == "audio" and call["stock"] is None:
-                call["stock"] = StockRecorder(track)
+                call["stock"] = StockRecorder(self._reply.tee(call, track))
 
-        try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-        except Exception as err:
-            await pc.close()
-            raise ValueError(str(err)) from None
-        audio = [t for t in pc.getTransceivers() if t.kind == "audio"]
-        if not audio:
-            await pc.close()
-            raise ValueError("the offer has no audio m-line")
-        call["tap"] = RtpReceiveTap(audio[0].receiver)
-        answer = await pc.createAnswer()
+        with self._reply.advertised():  # aiortc picks the answer's codec parameters in both calls
+            try:
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            except Exception as err:
+                await pc.close()
+                raise ValueError(str(err)) from None
+            audio = [t for t in pc.getTransceivers() if t.kind == "audio"]
+            if not audio:
+                await pc.close()
+                raise ValueError("the offer has no audio m-line")
+            call["tap"] = RtpReceiveTap(audio[0].receiver)
+            self._reply.add_track(pc, call, self.emu)
+            answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
         self.emu.attach_peer(pc, egress="down", ingress="up")
+        self._reply.tap(audio[0], call)
         self._rtc.append(call)
         task = asyncio.get_running_loop().create_task(self._watch_rtc(call))
         self._tasks.add(task)
@@ -271,6 +298,8 @@ class TranslabServer:
             stats = rtc_stats(await call["pc"].getStats(), "rtc_callee")
         except Exception:
             pass
+        self._reply.finish(call, self.emu)
+        self.rtc_done[call["id"]] = call
         await call["pc"].close()
         tap = call["tap"]
         if not tap.received:
@@ -308,11 +337,14 @@ class TranslabServer:
         from translab.simulate import CallResult, summarise, write_artefacts
 
         out = self.cfg.out_dir / name
+        known = transport == "webrtc" and self.cfg.caller_reference is not None and rate == 48000
         choices = OPUS_FRAME_CHOICES if codec == "opus" else PCM_FRAME_CHOICES
         frame_cfg = min(choices, key=lambda c: abs(c - frame_ms))
         cfg = CallConfig(transport=transport, codec=codec, sample_rate=rate, frame_ms=frame_cfg,
                          framing=None if transport == "webrtc" else framing, profile=self.cfg.profile,
-                         seed=self.cfg.seed, playout=self.cfg.playout, metrics=(), clip="external",
+                         seed=self.cfg.seed, playout=self.cfg.playout,
+                         clip=self.cfg.caller_clip if known else "external",
+                         metrics=self.cfg.metrics if known else (),
                          tls=self.cfg.tls).resolved()
         hm = HeaderModel()
         n = len(cols["seq"])
@@ -323,13 +355,16 @@ class TranslabServer:
         rows = {**cols, "wire_bytes": np.array(wire, dtype=np.int64), "transport": [transport] * n,
                 "direction": ["up"] * n, "fec": np.zeros(n, dtype=bool)}
         attrs = {"codec": codec, "sample_rate": rate, "channels": 1, "frame_ms": float(frame_ms),
-                 "framing": framing, "transport": transport, "clip": "external", "seed": self.cfg.seed,
+                 "framing": framing, "transport": transport, "seed": self.cfg.seed,
+                 "clip": self.cfg.caller_clip if known else "external",
                  "profile": self.cfg.profile, "mode": "live", "lookahead_ms": 0.0,
                  "clock": "receiver-estimated", "bitrate_bps": None}
         trace = trace_mod.make_trace(rows, attrs)
         duration = float(np.sum(cols["frame_samples"])) / rate
         try:
-            summary, played = summarise(cfg, trace, np.zeros(int(duration * rate), dtype=np.float32),
+            reference = (np.asarray(self.cfg.caller_reference, dtype=np.float32) if known
+                         else np.zeros(int(duration * rate), dtype=np.float32))
+            summary, played = summarise(cfg, trace, reference,
                                         mode="live", extra={**extra, "clock": "receiver-estimated"})
             write_artefacts(CallResult(summary=summary, trace=trace, audio=played.audio, playout=played), out)
         except (TranslabError, ValueError) as err:  # an undecodable stream must not stop the server

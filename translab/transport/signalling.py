@@ -1,125 +1,218 @@
-"""A very small HTTP/1.1 signalling endpoint on asyncio streams (aiortc ships no aiohttp).
+"""HTTP signalling for WebRTC callers, on aiohttp.
 
 * ``POST /offer`` with an SDP offer as the body (``Content-Type: application/sdp``) or as JSON
   ``{"type": "offer", "sdp": "..."}``; the answer comes back in the same form.
-* ``GET /`` : a short text saying how to call; ``GET /calls``: JSON list of calls so far.
+* ``GET /``: the caller page (an HTML page that calls this server from a browser), or a short text
+  when no page is given; ``GET /help``: that text; ``GET /calls``: JSON list of calls so far.
 
-One request per connection (``Connection: close``); bodies above ``max_body_bytes`` get 413; a
-request that does not arrive within ``timeout_s`` is dropped. Errors from the offer handler that
-are ``ValueError`` (a bad SDP) become 400 with the message.
+Browsers and origins. A page served from another origin reaches ``/offer`` only through CORS: the
+browser first sends a preflight ``OPTIONS /offer`` and then the ``POST``, both with an ``Origin``
+header. Only origins on the allow-list are answered (the preflight with
+``Access-Control-Allow-Origin: <that origin>`` plus the allowed methods and headers; never ``*``);
+any request carrying an ``Origin`` that is not allowed is refused with 403, so an arbitrary web page
+the user visits cannot start calls through the lab (a ``text/plain`` POST needs no preflight, hence
+the check on every request, not only on preflights). Loopback origins (``localhost``, 127.0.0.0/8,
+``[::1]``, any port, http or https) are allowed by default; more are added with ``allow_origins``.
+Requests without an ``Origin`` (curl, aiortc, any non-browser client) are not affected.
+
+Bodies above ``max_body_bytes`` get 413. An offer handler's ``ValueError`` (a bad SDP) becomes 400
+with the message.
 """
 
 from __future__ import annotations
 
-import asyncio
+import ipaddress
 import json
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterable
+from urllib.parse import urlsplit
 
-__all__ = ["SignallingServer"]
+from translab.errors import ConfigError
 
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            408: "Request Timeout", 413: "Payload Too Large", 500: "Internal Server Error"}
+__all__ = ["SignallingServer", "check_origin", "is_loopback_origin", "CORS_ALLOW_METHODS",
+           "CORS_ALLOW_HEADERS", "CORS_MAX_AGE_S"]
+
+#: what a preflight for ``/offer`` is told it may send
+CORS_ALLOW_METHODS = "POST, OPTIONS"
+CORS_ALLOW_HEADERS = "Content-Type"
+#: how long (s) a browser may cache a preflight answer
+CORS_MAX_AGE_S = 600
+
+
+def check_origin(value: str) -> str:
+    """Validate an ``--allow-origin`` value and return it normalised (lower-case scheme and host,
+    default port dropped): ``scheme://host[:port]`` with scheme http or https, no path, query or
+    wildcard. Raises ConfigError naming ``--allow-origin``."""
+    allowed = "an origin such as http://192.168.1.20:8080 (scheme://host[:port], http or https; never *)"
+    if "*" in value:
+        raise ConfigError("--allow-origin", value, allowed)
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port
+    except ValueError:
+        raise ConfigError("--allow-origin", value, allowed) from None
+    if (parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/")
+            or parts.query or parts.fragment or parts.username or parts.password):
+        raise ConfigError("--allow-origin", value, allowed)
+    return _normalise(parts.scheme, parts.hostname, port)
+
+
+def _normalise(scheme: str, host: str, port: int | None) -> str:
+    default = {"http": 80, "https": 443}.get(scheme)
+    host = host.lower()
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    return f"{scheme}://{host}" + (f":{port}" if port is not None and port != default else "")
+
+
+def _parse_origin(origin: str) -> str | None:
+    """A browser's Origin header normalised, or None when it is not a http(s) origin ("null")."""
+    try:
+        parts = urlsplit(origin)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return _normalise(parts.scheme, parts.hostname, port)
+
+
+def is_loopback_origin(origin: str) -> bool:
+    """True for http(s) origins on ``localhost`` or a loopback address (any port)."""
+    norm = _parse_origin(origin)
+    if norm is None:
+        return False
+    host = urlsplit(norm).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class SignallingServer:
-    """HTTP signalling: ``on_offer(sdp) -> answer_sdp``; ``info() -> dict`` for ``GET /calls``."""
+    """HTTP signalling: ``on_offer(sdp) -> answer_sdp``; ``info() -> list`` for ``GET /calls``;
+    ``page``: HTML served at ``GET /``. ``allow_origins``: origins allowed besides loopback ones
+    (see the module docstring)."""
 
     def __init__(self, on_offer: Callable[[str], Awaitable[str]], *, host: str = "127.0.0.1",
                  port: int = 0, info: Callable[[], Any] | None = None, help_text: str = "",
-                 max_body_bytes: int = 64 * 1024, timeout_s: float = 10.0) -> None:
+                 page: str | None = None, allow_origins: Iterable[str] = (),
+                 max_body_bytes: int = 64 * 1024) -> None:
         self.on_offer = on_offer
         self.host, self.port = host, port
         self.info = info
         self.help_text = help_text
+        self.page = page
+        self.allow_origins = {check_origin(o) for o in allow_origins}
         self.max_body_bytes = max_body_bytes
-        self.timeout_s = timeout_s
-        self._server: asyncio.base_events.Server | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._runner: Any = None
         self.address: tuple[str, int] | None = None
+
+    def origin_allowed(self, origin: str) -> bool:
+        """Whether a request with this ``Origin`` header is answered."""
+        norm = _parse_origin(origin)
+        return norm is not None and (norm in self.allow_origins or is_loopback_origin(origin))
 
     async def start(self) -> tuple[str, int]:
         """Listen; returns the bound (host, port) (port 0 picks a free one)."""
-        self._server = await asyncio.start_server(self._client, self.host, self.port)
-        sock = self._server.sockets[0].getsockname()
-        self.address = (sock[0], sock[1])
+        from aiohttp import web
+
+        app = web.Application(middlewares=[self._origin_middleware], client_max_size=self.max_body_bytes)
+        app.router.add_get("/", self._index)
+        app.router.add_get("/help", self._help)
+        app.router.add_get("/calls", self._calls)
+        app.router.add_route("*", "/offer", self._offer)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        sock = self._runner.addresses[0]  # the bound (host, port[, ...]): port 0 picked one
+        self.address = (str(sock[0]), int(sock[1]))
         return self.address
 
     async def close(self) -> None:
-        """Stop listening and cancel the requests in progress (idempotent)."""
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-        for t in list(self._tasks):
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Stop listening and end the requests in progress (idempotent)."""
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
 
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-        try:
-            status, ctype, body = await asyncio.wait_for(self._request(reader), self.timeout_s)
-        except asyncio.TimeoutError:
-            status, ctype, body = 408, "text/plain", b"request timeout\n"
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, ValueError):
-            status, ctype, body = 400, "text/plain", b"malformed request\n"
-        try:
-            head = (f"HTTP/1.1 {status} {_REASONS.get(status, '')}\r\nContent-Type: {ctype}\r\n"
-                    f"Content-Length: {len(body)}\r\nAccess-Control-Allow-Origin: *\r\n"
-                    f"Connection: close\r\n\r\n")
-            writer.write(head.encode("ascii") + body)
-            await writer.drain()
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
-            if task is not None:
-                self._tasks.discard(task)
+    # -- handlers ------------------------------------------------------------------------------
+    @property
+    def _origin_middleware(self) -> Any:
+        from aiohttp import web
 
-    async def _request(self, reader: asyncio.StreamReader) -> tuple[int, str, bytes]:
-        raw = await reader.readuntil(b"\r\n\r\n")
-        lines = raw.decode("latin-1").split("\r\n")
-        method, path, _ = lines[0].split(" ", 2)
-        headers = {}
-        for line in lines[1:]:
-            if ":" in line:
-                k, v = line.split(":", 1)
-                headers[k.strip().lower()] = v.strip()
-        length = int(headers.get("content-length", "0") or 0)
-        if length > self.max_body_bytes:
-            return 413, "text/plain", f"body over {self.max_body_bytes} bytes\n".encode()
-        body = await reader.readexactly(length) if length else b""
-        path = path.split("?", 1)[0]
-        if method == "OPTIONS":
-            return 200, "text/plain", b""
-        if path == "/" and method == "GET":
-            return 200, "text/plain; charset=utf-8", self.help_text.encode()
-        if path == "/calls" and method == "GET":
-            return 200, "application/json", json.dumps(self.info() if self.info else [], default=str).encode()
-        if path != "/offer":
-            return 404, "text/plain", b"not found\n"
-        if method != "POST":
-            return 405, "text/plain", b"POST an SDP offer\n"
-        ctype = headers.get("content-type", "application/sdp").split(";")[0].strip()
-        text = body.decode("utf-8", "replace")
-        as_json = ctype == "application/json"
+        @web.middleware
+        async def middleware(request: Any, handler: Any) -> Any:
+            origin = request.headers.get("Origin")
+            if origin is None:
+                return await handler(request)
+            if not self.origin_allowed(origin):
+                return web.Response(status=403, text=f"origin {origin} is not allowed; start translab serve "
+                                    f"with --allow-origin {origin} to allow it\n")
+            if request.method == "OPTIONS":
+                if request.path != "/offer":
+                    return web.Response(status=404, text="not found\n")
+                resp = web.Response(status=204)
+                resp.headers["Access-Control-Allow-Methods"] = CORS_ALLOW_METHODS
+                resp.headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
+                resp.headers["Access-Control-Max-Age"] = str(CORS_MAX_AGE_S)
+            else:
+                try:
+                    resp = await handler(request)
+                except web.HTTPException as exc:  # 404/405/413 raised by aiohttp: still CORS-readable
+                    resp = web.Response(status=exc.status, text=exc.text or exc.reason)
+            resp.headers["Access-Control-Allow-Origin"] = _parse_origin(origin) or origin
+            resp.headers["Vary"] = "Origin"
+            return resp
+
+        return middleware
+
+    async def _index(self, request: Any) -> Any:
+        from aiohttp import web
+
+        if self.page is None:
+            return await self._help(request)
+        return web.Response(text=self.page, content_type="text/html", charset="utf-8",
+                            headers={"Cache-Control": "no-store"})
+
+    async def _help(self, request: Any) -> Any:
+        from aiohttp import web
+
+        return web.Response(text=self.help_text, content_type="text/plain", charset="utf-8")
+
+    async def _calls(self, request: Any) -> Any:
+        from aiohttp import web
+
+        return web.Response(text=json.dumps(self.info() if self.info else [], default=str),
+                            content_type="application/json")
+
+    async def _offer(self, request: Any) -> Any:
+        from aiohttp import web
+
+        if request.method != "POST":
+            return web.Response(status=405, text="POST an SDP offer\n", headers={"Allow": "POST, OPTIONS"})
+        try:
+            text = (await request.read()).decode("utf-8", "replace")
+        except web.HTTPRequestEntityTooLarge:
+            return web.Response(status=413, text=f"body over {self.max_body_bytes} bytes\n")
+        as_json = request.content_type == "application/json"
         if as_json:
             try:
                 msg = json.loads(text)
                 sdp = msg["sdp"]
                 if msg.get("type", "offer") != "offer":
-                    return 400, "text/plain", b"type must be offer\n"
+                    return web.Response(status=400, text="type must be offer\n")
             except (json.JSONDecodeError, KeyError, TypeError):
-                return 400, "text/plain", b'JSON body must be {"type":"offer","sdp":"..."}\n'
+                return web.Response(status=400, text='JSON body must be {"type":"offer","sdp":"..."}\n')
         else:
             sdp = text
-        if "v=0" not in sdp:
-            return 400, "text/plain", b"body is not an SDP offer\n"
+        if not isinstance(sdp, str) or "v=0" not in sdp:
+            return web.Response(status=400, text="body is not an SDP offer\n")
         try:
             answer = await self.on_offer(sdp)
         except ValueError as err:
-            return 400, "text/plain", f"bad offer: {err}\n".encode()
+            return web.Response(status=400, text=f"bad offer: {err}\n")
         if as_json:
-            return 200, "application/json", json.dumps({"type": "answer", "sdp": answer}).encode()
-        return 200, "application/sdp", answer.encode()
+            return web.json_response({"type": "answer", "sdp": answer})
+        return web.Response(text=answer, content_type="application/sdp")
