@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "translab.commands.netns",
     "translab.commands.call",
     "translab.commands.serve",
+    "translab.commands.probe",
 )
 
 
