@@ -1,0 +1,277 @@
+"""External endpoints: URL validation, downlink decoding, jitter, the Prometheus families and the
+probe loop's guarantees (pure parts, no sockets), then live calls and probes against a real pipecat
+echo bot (examples/pipecat_echo_bot.py, WebRTC and Twilio-framed WebSocket) and `translab serve`."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from translab.errors import ConfigError
+from translab.lab.probe import ProbeConfig, parse_duration
+from translab.media.g711 import ulaw_decode
+from translab.metrics.prometheus import CallMetrics
+from translab.transport.external import (
+    FAILURES, ExternalRecord, decode_downlink, parse_target, rfc3550_jitter,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# -- pure parts ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("url, transport, port, path, framing", [
+    ("ws://127.0.0.1:8765/", "websocket", 8765, "/", None),
+    ("wss://voice.example/media?x=1#twilio-json", "websocket", 443, "/media?x=1", "twilio-json"),
+    ("http://127.0.0.1:7860/api/offer", "webrtc", 7860, "/api/offer", None),
+    ("https://bot.example/offer", "webrtc", 443, "/offer", None),
+])
+def test_parse_target(url: str, transport: str, port: int, path: str, framing: str | None) -> None:
+    t = parse_target(url)
+    assert (t.transport, t.port, t.path, t.framing) == (transport, port, path, framing)
+    assert t.tls == url.startswith(("wss", "https"))
+
+
+@pytest.mark.parametrize("url", ["ftp://h/", "ws://", "http:///offer", "ws://h:99999/", "127.0.0.1:8765",
+                                 "ws://h/#bogus", "http://h/#binary"])
+def test_parse_target_refuses_with_one_error_naming_the_option(url: str) -> None:
+    with pytest.raises(ConfigError, match=r"^--target: "):
+        parse_target(url)
+
+
+def test_cli_bad_target_is_one_line_exit_2() -> None:
+    proc = subprocess.run([sys.executable, "-m", "translab.cli", "call", "--target", "ftp://x/"],
+                          capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "translab call: error: --target: 'ftp://x/' is not allowed (allowed: ws://HOST[:PORT]/PATH[#FRAMING] or "
+        "wss://... (WebSocket), http(s)://HOST[:PORT]/PATH (WebRTC offer URL taking POST {sdp, type}))"]
+
+
+def test_decode_downlink_per_framing() -> None:
+    pcm = np.array([0, 1000, -1000, 32767], dtype="<i2")
+    kind, x = decode_downlink("binary", pcm.tobytes(), 16000)
+    assert kind == "audio" and np.array_equal(x, pcm / 32768.0)
+    for name in ("response.output_audio.delta", "response.audio.delta"):
+        ev = json.dumps({"type": name, "response_id": "r", "delta": base64.b64encode(pcm.tobytes()).decode()})
+        kind, x = decode_downlink("realtime-json", ev, 24000)
+        assert kind == "audio" and np.array_equal(x, pcm / 32768.0)
+    ulaw = bytes([0xFF, 0x7F, 0x00, 0x80])
+    ev = json.dumps({"event": "media", "streamSid": "MZ1", "media": {"payload": base64.b64encode(ulaw).decode()}})
+    kind, x = decode_downlink("twilio-json", ev, 8000)
+    assert kind == "audio" and np.array_equal(x, ulaw_decode(ulaw) / 32768.0)
+    assert decode_downlink("twilio-json", json.dumps({"event": "clear", "streamSid": "MZ1"}), 8000)[0] == "clear"
+    assert decode_downlink("twilio-json", json.dumps({"event": "mark"}), 8000)[0] == "other"
+    assert decode_downlink("realtime-json", "not json", 24000)[0] == "other"
+    assert decode_downlink("binary", b"\x00", 16000)[0] == "other"  # odd byte count: not PCM16
+
+
+def test_rfc3550_jitter() -> None:
+    media = np.arange(100) * 0.02
+    assert rfc3550_jitter(media + 0.05, media) == pytest.approx(0.0)
+    # transit alternates 0 / 10 ms: |D| = 10 ms each step; J -> 10 ms * (1 - (15/16)^n)
+    arr = media + np.where(np.arange(100) % 2, 0.01, 0.0)
+    assert rfc3550_jitter(arr, media) == pytest.approx(0.01 * (1 - (15 / 16) ** 99))
+    assert math.isnan(rfc3550_jitter(np.array([1.0]), np.array([0.0])))
+
+
+def test_first_audible_ignores_silence_and_comfort_noise() -> None:
+    rec = ExternalRecord(rate=8000)
+    rng = np.random.default_rng(1)
+    rec.chunks = [(0.1, np.zeros(160, np.float32)), (0.12, (1e-4 * rng.standard_normal(160)).astype(np.float32)),
+                  (0.14, (0.1 * np.sin(np.arange(160) / 3)).astype(np.float32))]
+    assert rec.first_audible_s() == 0.14
+    assert math.isnan(ExternalRecord().first_audible_s())
+
+
+def test_parse_duration_and_probe_must_fit_its_interval() -> None:
+    assert [parse_duration(s, "--every") for s in ("60s", "3m", "1h", "500ms", "2.5")] == [60, 180, 3600, 0.5, 2.5]
+    with pytest.raises(ConfigError, match="--every"):
+        parse_duration("soon", "--every")
+    from translab.config import CallConfig
+
+    t = (parse_target("ws://127.0.0.1:1/"),)
+    with pytest.raises(ConfigError, match=r"^--every: .*more than the probe call's 5.5 s"):
+        ProbeConfig(targets=t, every_s=5, call=CallConfig(duration_s=3.0)).check()
+    ProbeConfig(targets=t, every_s=6.5, call=CallConfig(duration_s=3.0)).check()
+
+
+def _sample(text: str, name: str, **labels: str) -> float | None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return float(s.value)
+    return None
+
+
+def test_call_metrics_from_summaries() -> None:
+    m = CallMetrics("translab_probe")
+    ok = {"status": "ok", "transport": "webrtc", "target": "http://h/offer", "profile": "4g", "setup_ms": 300.0,
+          "first_audio_out_ms": 900.0, "turn_latency_ms": None, "loss_up": 0.02, "loss_down": 0.0,
+          "jitter_ms": 5.0, "rtt_ms": 60.0, "quality_plcmos": 3.5}
+    m.observe(ok)
+    m.observe({**ok, "setup_ms": 2500.0})
+    m.observe({"status": "failed", "failure": "ice_failed", "transport": "webrtc", "target": "http://h/offer",
+               "profile": "4g"})
+    text = m.exposition()
+    lab = {"transport": "webrtc", "target": "http://h/offer", "profile": "4g"}
+    assert _sample(text, "translab_probe_setup_seconds_count", **lab) == 2
+    assert _sample(text, "translab_probe_setup_seconds_sum", **lab) == pytest.approx(2.8)
+    assert _sample(text, "translab_probe_setup_seconds_bucket", le="0.3", **lab) == 1
+    assert _sample(text, "translab_probe_first_audio_out_seconds_count", **lab) == 2
+    assert _sample(text, "translab_probe_turn_latency_seconds_count", **lab) is None  # never observed
+    assert _sample(text, "translab_probe_calls_total", **lab) == 3
+    assert _sample(text, "translab_probe_failures_total", reason="ice_failed", **lab) == 1
+    assert _sample(text, "translab_probe_up", **lab) == 0
+    assert _sample(text, "translab_probe_loss_ratio", direction="up", **lab) == pytest.approx(0.02)
+    assert _sample(text, "translab_probe_jitter_seconds", **lab) == pytest.approx(0.005)
+    assert _sample(text, "translab_probe_rtt_seconds", **lab) == pytest.approx(0.06)
+    assert _sample(text, "translab_probe_quality_mos", estimator="plcmos", **lab) == pytest.approx(3.5)
+    assert set(FAILURES) >= {"ice_failed", "dtls_timeout", "ws_handshake_refused", "connect_refused", "no_audio_back"}
+
+
+# -- live: a real pipecat echo bot, translab serve ----------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def pipecat_bot():
+    """examples/pipecat_echo_bot.py in a subprocess on loopback: (offer URL, Twilio WebSocket URL)."""
+    pytest.importorskip("pipecat", reason="pipecat-ai not installed (pip install 'translab[pipecat]')")
+    ws_port = _free_port()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "examples" / "pipecat_echo_bot.py"), "--http-port", "0",
+                             "--ws-port", str(ws_port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    try:
+        line = ""
+        deadline = time.monotonic() + 60
+        while not line.startswith("ready") and time.monotonic() < deadline and proc.poll() is None:
+            line = proc.stdout.readline()  # type: ignore[union-attr]
+        assert line.startswith("ready"), f"pipecat bot did not start: {line!r} (exit {proc.poll()})"
+        http = int(line.split("http=")[1].split()[0])
+        yield f"http://127.0.0.1:{http}/api/offer", f"ws://127.0.0.1:{ws_port}/#twilio-json"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("which", ["webrtc", "websocket"])
+def test_call_target_pipecat_bot_over_a_lossy_profile(pipecat_bot, which: str, tmp_path: Path) -> None:
+    from translab.cli import main
+
+    url = pipecat_bot[0] if which == "webrtc" else pipecat_bot[1]
+    rc = main(["call", "--target", url, "--profile", "hotel-wifi", "--duration", "2.5", "--quiet",
+               "--out", str(tmp_path), "--metrics", "plcmos"])
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert rc == 0, s.get("reason")
+    assert s["status"] == "ok" and s["mode"] == "external" and s["transport"] == which
+    assert s["profile"] == "hotel-wifi" and s["emu_profile"] == "hotel-wifi"
+    assert s["frames_sent"] == 125
+    # the echo comes back after set-up; it starts while the caller still speaks, so no turn latency
+    assert 0 < s["setup_ms"] < s["first_audio_out_ms"] < s["setup_ms"] + 2500
+    assert s["turn_latency_ms"] is None
+    assert 1.5 < s["rx_audio_s"] < 6.0
+    assert s["rtt_ms"] > 20  # hotel-wifi: 10 ms base delay each way plus jitter
+    assert 1.0 < s["quality_plcmos"] <= 5.0
+    assert (tmp_path / "received.wav").stat().st_size > 1000
+    if which == "webrtc":
+        for k in ("offer_ready", "tcp_connected", "answer_received", "ice_connected", "dtls_connected"):
+            assert s[f"setup_{k}_ms"] is not None, k
+        assert s["setup_answer_received_ms"] < s["setup_dtls_connected_ms"]
+        assert s["emu_udp_up_packets_sent"] > 100 and s["emu_udp_down_packets_sent"] > 100
+    else:
+        assert s["framing"] == "twilio-json" and s["codec"] == "pcmu" and s["rx_rate"] == 8000
+        assert s["setup_tcp_connected_ms"] < s["setup_upgrade_done_ms"]
+        assert s["loss_up"] == 0.0 and s["ws_pings"] >= 2
+
+
+@pytest.fixture()
+def serve_echo(tmp_path: Path):
+    """`translab serve --echo --metrics-port` in a subprocess: (WebSocket URL, metrics URL)."""
+    ws, http, mport = _free_port(), _free_port(), _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "translab.cli", "serve", "--echo", "--ws-port", str(ws),
+                             "--http-port", str(http), "--metrics-port", str(mport), "--out", str(tmp_path / "serve"),
+                             "--for", "120"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        lines = []
+        deadline = time.monotonic() + 60
+        while not any("WebSocket at" in ln for ln in lines) and time.monotonic() < deadline:
+            lines.append(proc.stdout.readline())  # type: ignore[union-attr]
+        assert any("metrics at" in ln for ln in lines), lines
+        yield f"ws://127.0.0.1:{ws}/?framing=binary&codec=pcm16&rate=16000&frame_ms=20", \
+            f"http://127.0.0.1:{mport}/metrics"
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def _scrape(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return r.read().decode()
+
+
+@pytest.mark.live
+@pytest.mark.slow
+def test_probe_serve_and_pipecat_while_an_unreachable_target_fails(pipecat_bot, serve_echo) -> None:
+    """Two reachable targets (translab serve's echoing WebSocket, the pipecat bot over WebRTC) and
+    one refused port, probed every 4.5 s for 9.5 s: two probes each; the scrape has the histograms,
+    no failure for the good ones and connect_refused for the bad one; serve counted its calls."""
+    from translab.config import CallConfig
+    from translab.lab.probe import run_probes
+
+    ws_url, serve_metrics = serve_echo
+    bad = f"ws://127.0.0.1:{_free_port()}/"
+    targets = (parse_target(ws_url), parse_target(pipecat_bot[0]), parse_target(bad))
+    cfg = ProbeConfig(targets=targets, every_s=4.5, for_s=9.0, listen_s=1.0,
+                      call=CallConfig(profile="4g", duration_s=1.5, metrics=(), framing="binary",
+                                      transport="websocket", sample_rate=16000))
+    m = CallMetrics("translab_probe")
+    server = m.serve(0)
+    seen: list[tuple[str, str]] = []
+    try:
+        n = asyncio.run(run_probes(cfg, m, on_result=lambda u, s: seen.append((u, s["status"]))))
+        text = _scrape(f"http://127.0.0.1:{server.server_port}/metrics")
+    finally:
+        server.shutdown()
+    assert n == 6, seen
+    for t in targets[:2]:
+        lab = {"target": t.url, "transport": t.transport, "profile": "4g"}
+        assert _sample(text, "translab_probe_calls_total", **lab) == 2, seen
+        assert _sample(text, "translab_probe_setup_seconds_count", **lab) == 2
+        assert _sample(text, "translab_probe_first_audio_out_seconds_count", **lab) == 2
+        assert _sample(text, "translab_probe_up", **lab) == 1
+        assert _sample(text, "translab_probe_rtt_seconds", **lab) > 0.02  # 4g: tens of ms each way
+        assert _sample(text, "translab_probe_failures_total", **lab) is None  # no failure of any reason
+    badlab = {"target": bad, "transport": "websocket", "profile": "4g"}
+    assert _sample(text, "translab_probe_failures_total", reason="connect_refused", **badlab) == 2
+    assert _sample(text, "translab_probe_up", **badlab) == 0
+    deadline = time.monotonic() + 10  # serve records a call when its WebSocket closes
+    served = None
+    while time.monotonic() < deadline and not served:
+        served = _sample(_scrape(serve_metrics), "translab_serve_calls_total", transport="websocket")
+        time.sleep(0.5)
+    assert served == 2
+    assert _sample(_scrape(serve_metrics), "translab_serve_mouth_to_ear_seconds_count", transport="websocket") == 2
