@@ -7,8 +7,10 @@ an echo bot (no AI services) behind pipecat's own transports.
 * WebSocket: pipecat's ``WebsocketServerTransport`` with its ``TwilioFrameSerializer`` (Twilio
   Media Streams JSON, mu-law 8 kHz) at ``ws://HOST:WS_PORT/``.
 
-Every audio frame the bot receives goes straight back out (``InputAudioRawFrame`` ->
-``OutputAudioRawFrame``), paced by pipecat's output transport. Needs ``pip install
+``--mode echo`` (default): every audio frame the bot receives goes straight back out
+(``InputAudioRawFrame`` -> ``OutputAudioRawFrame``), paced by pipecat's output transport.
+``--mode parrot``: pipecat's Silero VAD finds the end of the caller's turn (``--stop-secs`` of
+silence) and the bot then plays the caller's utterance back, so a turn latency can be measured. Needs ``pip install
 'pipecat-ai[webrtc,websocket]'`` (translab's ``pipecat`` extra). Prints one line
 ``ready http=PORT ws=PORT`` on stdout when both listen; stops on SIGTERM / Ctrl-C.
 
@@ -43,18 +45,60 @@ def _echo_processor() -> object:
     return Echo()
 
 
-async def _run_pipeline(transport: object, rate: int) -> None:
+def _parrot_processors(stop_secs: float) -> list[object]:
+    """pipecat's Silero VAD (the model ships in pipecat's wheel) and a processor that, when the
+    VAD says the caller stopped speaking, plays the caller's utterance back: a real turn, so the
+    caller can measure turn latency (end of its speech until the reply)."""
+    from pipecat.audio.vad.silero import SileroVADAnalyzer
+    from pipecat.audio.vad.vad_analyzer import VADParams
+    from pipecat.frames.frames import (
+        Frame, InputAudioRawFrame, OutputAudioRawFrame, VADUserStartedSpeakingFrame, VADUserStoppedSpeakingFrame,
+    )
+    from pipecat.processors.audio.vad_processor import VADProcessor
+    from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+
+    class Parrot(FrameProcessor):
+        """Records input audio from speech start to speech stop, then sends it back."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.speaking = False
+            self.utterance: list[InputAudioRawFrame] = []
+
+        async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+            await super().process_frame(frame, direction)
+            if isinstance(frame, VADUserStartedSpeakingFrame):
+                self.speaking, self.utterance = True, []
+            elif isinstance(frame, VADUserStoppedSpeakingFrame):
+                self.speaking = False
+                for f in self.utterance:
+                    await self.push_frame(OutputAudioRawFrame(audio=f.audio, sample_rate=f.sample_rate,
+                                                              num_channels=f.num_channels))
+                self.utterance = []
+            elif isinstance(frame, InputAudioRawFrame):
+                if self.speaking:
+                    self.utterance.append(frame)
+                return
+            await self.push_frame(frame, direction)
+
+    vad = VADProcessor(vad_analyzer=SileroVADAnalyzer(params=VADParams(stop_secs=stop_secs)))
+    return [vad, Parrot()]
+
+
+async def _run_pipeline(transport: object, rate: int, mode: str = "echo", stop_secs: float = 0.5) -> None:
     from pipecat.pipeline.pipeline import Pipeline
     from pipecat.pipeline.runner import PipelineRunner
     from pipecat.pipeline.task import PipelineParams, PipelineTask
 
-    pipeline = Pipeline([transport.input(), _echo_processor(), transport.output()])  # type: ignore[attr-defined]
+    middle = [_echo_processor()] if mode == "echo" else _parrot_processors(stop_secs)
+    pipeline = Pipeline([transport.input(), *middle, transport.output()])  # type: ignore[attr-defined]
     task = PipelineTask(pipeline, params=PipelineParams(audio_in_sample_rate=rate, audio_out_sample_rate=rate),
                         idle_timeout_secs=None)
     await PipelineRunner(handle_sigint=False).run(task)
 
 
-async def main(host: str, http_port: int, ws_port: int, rate: int) -> None:
+async def main(host: str, http_port: int, ws_port: int, rate: int, mode: str = "echo",
+               stop_secs: float = 0.5) -> None:
     from aiohttp import web
     from pipecat.serializers.twilio import TwilioFrameSerializer
     from pipecat.transports.base_transport import TransportParams
@@ -83,7 +127,7 @@ async def main(host: str, http_port: int, ws_port: int, rate: int) -> None:
         async def _gone(_t: object, _c: object) -> None:
             await conn.disconnect()
 
-        spawn(_run_pipeline(transport, rate))
+        spawn(_run_pipeline(transport, rate, mode, stop_secs))
         return web.json_response(conn.get_answer())
 
     app = web.Application()
@@ -106,7 +150,7 @@ async def main(host: str, http_port: int, ws_port: int, rate: int) -> None:
     async def _ready(_t: object) -> None:
         ready.set()
 
-    spawn(_run_pipeline(ws, rate))
+    spawn(_run_pipeline(ws, rate, mode, stop_secs))
     await asyncio.wait_for(ready.wait(), 30)
     print(f"ready http={bound_http} ws={ws_port}", flush=True)
     stop = asyncio.Event()
@@ -126,8 +170,12 @@ if __name__ == "__main__":
     ap.add_argument("--http-port", type=int, default=7860, help="SmallWebRTC offers (0: any free port)")
     ap.add_argument("--ws-port", type=int, default=8765, help="Twilio-framed WebSocket")
     ap.add_argument("--rate", type=int, default=16000, help="pipeline sample rate (Hz)")
+    ap.add_argument("--mode", choices=("echo", "parrot"), default="echo",
+                    help="echo: every frame straight back; parrot: the caller's utterance played back "
+                    "once pipecat's Silero VAD says it ended (a turn)")
+    ap.add_argument("--stop-secs", type=float, default=0.5, help="parrot: VAD silence that ends a turn (s)")
     a = ap.parse_args()
     try:
-        asyncio.run(main(a.host, a.http_port, a.ws_port, a.rate))
+        asyncio.run(main(a.host, a.http_port, a.ws_port, a.rate, a.mode, a.stop_secs))
     except KeyboardInterrupt:
         sys.exit(0)

@@ -25,6 +25,7 @@ mouth-to-ear figure of the uplink is computed.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -42,6 +43,14 @@ __all__ = ["ExternalResult", "target_config", "external_call_async", "external_c
            "parse_target", "speech_end_s"]
 
 
+#: how long (s) the caller still listens after its last packet (the silence after the clip is sent)
+DRAIN_S = 0.3
+
+#: sample rate (Hz) of binary PCM16 to an external WebSocket unless the call says otherwise: 16 kHz,
+#: what `translab serve` assumes for binary framing and what most voice pipelines take
+BINARY_DEFAULT_RATE = 16000
+
+
 @dataclass
 class ExternalResult:
     """A call to an external endpoint: the summary, the received audio (float32 at ``rate`` Hz)
@@ -57,7 +66,8 @@ class ExternalResult:
 def target_config(cfg: CallConfig, target: Target) -> CallConfig:
     """``cfg`` with the transport the target speaks and, for WebSocket, its framing (the URL's
     fragment, else ``cfg.framing``, else binary) and the codec the framing carries (twilio-json:
-    pcmu; realtime-json: pcm16 24 kHz)."""
+    pcmu 8 kHz; realtime-json: pcm16 24 kHz; binary: the call's codec, pcm16 at
+    :data:`BINARY_DEFAULT_RATE` unless the call sets a rate)."""
     if target.transport == "webrtc":
         return dataclasses.replace(cfg, transport="webrtc", framing=None,
                                    codec=cfg.codec if cfg.transport == "webrtc" else None,
@@ -65,9 +75,11 @@ def target_config(cfg: CallConfig, target: Target) -> CallConfig:
     framing = target.framing or (cfg.framing if cfg.transport == "websocket" else None) or "binary"
     codec = {"twilio-json": "pcmu", "realtime-json": "pcm16"}.get(framing)
     keep = cfg.transport == "websocket" and framing == "binary"
+    rate = cfg.sample_rate if keep else None
+    if framing == "binary" and rate is None and (codec or (cfg.codec if keep else None) or "pcm16") == "pcm16":
+        rate = BINARY_DEFAULT_RATE
     return dataclasses.replace(cfg, transport="websocket", framing=framing, tls=target.tls,
-                               codec=codec or (cfg.codec if keep else None),
-                               sample_rate=cfg.sample_rate if keep else None)
+                               codec=codec or (cfg.codec if keep else None), sample_rate=rate)
 
 
 def speech_end_s(reference: np.ndarray, rate: int, dbfs: float = -45.0) -> float:
@@ -125,22 +137,33 @@ def summarise_external(cfg: CallConfig, target: Target, rec: ExternalRecord, ref
 
 async def external_call_async(cfg: CallConfig, target: Target | str, *, connect_timeout_s: float = 10.0,
                               listen_s: float = 1.5, pcap: str | Path | None = None,
-                              quality: bool = True) -> ExternalResult:
+                              quality: bool = True, realtime: bool = False) -> ExternalResult:
     """Call ``target`` (a Target or URL) with ``cfg`` through the in-process emulator (see
-    :func:`external_call`)."""
+    :func:`external_call`). ``realtime``: as :func:`translab.live.realtime_mode` (one call per
+    process only: it changes process-wide settings; the prober leaves it off)."""
     from translab.emulate.emulator import LiveEmulator
+    from translab.media.stream import encode_stream
     from translab.simulate import prepare_call
 
     t_wall = time.perf_counter()
     target = parse_target(target) if isinstance(target, str) else target
-    cfg, reference, stream = prepare_call(target_config(cfg, target))
+    cfg, reference, _ = prepare_call(target_config(cfg, target))
+    # a microphone keeps sending while its user listens: the clip, then listen_s of silence (an
+    # endpoint's VAD sees the turn end by silence, not by the stream stopping)
+    pad = np.zeros(int(round(listen_s * int(cfg.sample_rate))), dtype=np.float32)
+    stream = encode_stream(np.concatenate([reference, pad]), cfg)
     emu = LiveEmulator(cfg.profile, cfg.seed, pcap=pcap, ip_version=cfg.ip_version)
-    await emu.start()
-    try:
-        rec = await external_leg(stream, cfg, emu, target, connect_timeout_s=connect_timeout_s,
-                                 listen_s=listen_s)
-    finally:
-        await emu.close()
+    with contextlib.ExitStack() as stack:
+        if realtime:
+            from translab.live import RT_PRIORITY, realtime_mode
+
+            stack.enter_context(realtime_mode(rt_priority=RT_PRIORITY))
+        await emu.start()
+        try:
+            rec = await external_leg(stream, cfg, emu, target, connect_timeout_s=connect_timeout_s,
+                                     listen_s=DRAIN_S)
+        finally:
+            await emu.close()
     rec.extra.update(emu.report())
     summary = summarise_external(cfg, target, rec, reference, quality=quality)
     return ExternalResult(summary=summary, audio=rec.audio(), rate=rec.rate, record=rec,
@@ -150,7 +173,8 @@ async def external_call_async(cfg: CallConfig, target: Target | str, *, connect_
 def external_call(cfg: CallConfig, target: Target | str, out_dir: str | Path | None = None,
                   **kwargs: Any) -> ExternalResult:
     """Call an external endpoint (blocking, real time). Keywords: ``connect_timeout_s`` (s),
-    ``listen_s`` (s to keep listening after the last packet sent), ``pcap``, ``quality``. With
+    ``listen_s`` (s of silence sent after the clip, listening), ``pcap``, ``quality``,
+    ``realtime``. With
     ``out_dir``: writes ``received.wav`` (what came back, at the rate it came in) and
     ``summary.json`` (last, atomically)."""
     import asyncio

@@ -18,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "http[s]://HOST:PORT/PATH (WebRTC offer URL taking POST {sdp, type}, e.g. pipecat's "
                    "/api/offer); the transport follows the URL")
     g.add_argument("--listen", type=float, default=1.5, metavar="S",
-                   help="with --target: keep receiving S seconds after the last packet sent (default %(default)s)")
+                   help="with --target: after the clip, send S seconds of silence while listening (default %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"call: {target.transport} to {target.url} over {cfg.profile} (seed {cfg.seed}), connecting ...",
               file=sys.stderr, flush=True)
     result = external_call(cfg, target, args.out, connect_timeout_s=args.connect_timeout,
-                           listen_s=args.listen, pcap=args.pcap, quality="plcmos" in cfg.metrics)
+                           listen_s=args.listen, pcap=args.pcap, quality="plcmos" in cfg.metrics,
+                           realtime=args.realtime)
     s = result.summary
     if args.json:
         print(json.dumps(s, indent=2, sort_keys=True, default=str))

@@ -34,7 +34,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                    help="framing of WebSocket targets without a #FRAMING fragment (default binary)")
     p.add_argument("--seed", type=int, default=7, help="seed of the first probe; probe k uses seed+k")
     p.add_argument("--listen", type=float, default=1.5, metavar="S",
-                   help="keep receiving S seconds after the last packet sent (default %(default)s)")
+                   help="after the clip, send S seconds of silence while listening (default %(default)s)")
     p.add_argument("--connect-timeout", type=float, default=10.0, metavar="S",
                    help="give up connecting after S seconds (at most half the interval; default %(default)s)")
     p.add_argument("--out", default=None, metavar="DIR", help="append every probe's summary to DIR/probes.jsonl")

@@ -30,6 +30,9 @@ __all__ = ["ProbeConfig", "parse_duration", "run_probes", "MARGIN_S"]
 #: a probe is cancelled this long (s) before its interval ends, so the next starts on time
 MARGIN_S = 0.5
 
+#: time (s) a probe call needs beyond its media (set-up, drain, PLCMOS of the audio back)
+SETUP_ALLOWANCE_S = 2.0
+
 _UNITS = {"ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 
 
@@ -63,10 +66,20 @@ class ProbeConfig:
         check_range("--every", self.every_s, 1.0, 86400, "s")
         if self.for_s is not None:
             check_range("--for", self.for_s, 0.1, 10 * 365 * 86400, "s")
-        call_s = float(self.call.duration_s or 0) + self.listen_s + 1.0
+        call_s = float(self.call.duration_s or 0) + self.listen_s + SETUP_ALLOWANCE_S
         if call_s > self.every_s - MARGIN_S:
             raise ConfigError("--every", f"{self.every_s:g} s", f"more than the probe call's "
-                              f"{call_s:g} s (clip duration + listen + 1 s set-up) + {MARGIN_S:g} s")
+                              f"{call_s:g} s (clip duration + listen + {SETUP_ALLOWANCE_S:g} s for set-up "
+                              f"and analysis) + {MARGIN_S:g} s")
+
+
+def _warm_up() -> None:
+    """Load what the first probe would otherwise load inside its interval (PLCMOS' model)."""
+    import numpy as np
+
+    from translab.metrics.quality import plcmos
+
+    plcmos(np.zeros(16000, dtype=np.float32), 16000)
 
 
 async def run_probes(cfg: ProbeConfig, metrics: Any, *, stop: asyncio.Event | None = None,
@@ -87,6 +100,7 @@ async def run_probes(cfg: ProbeConfig, metrics: Any, *, stop: asyncio.Event | No
         Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
         log = open(Path(cfg.out_dir) / "probes.jsonl", "a", encoding="utf-8")
     budget = cfg.every_s - MARGIN_S
+    await asyncio.to_thread(_warm_up)  # the first probe must not pay for loading the quality model
     connect_timeout = min(cfg.connect_timeout_s, budget / 2)
 
     async def one(target: Target, k: int) -> dict[str, Any]:
@@ -97,7 +111,7 @@ async def run_probes(cfg: ProbeConfig, metrics: Any, *, stop: asyncio.Event | No
             result = await asyncio.wait_for(
                 external_call_async(call, target, connect_timeout_s=connect_timeout, listen_s=cfg.listen_s),
                 budget)
-            return {**result.summary, "probe": k, "time": base["time"]}
+            return {**result.summary, "probe": k, "time": base["time"], "probe_wall_s": result.wall_s}
         except asyncio.TimeoutError:
             return {**base, "failure": "timeout", "reason": f"probe did not finish within {budget:g} s"}
         except Exception as err:  # a probe must never stop the others

@@ -523,8 +523,8 @@ async def _websocket_leg(stream: Any, cfg: Any, emu: Any, target: Target, timeou
         rec.fail("timeout", "cancelled")
         raise
     finally:
-        try:
-            await asyncio.wait_for(ws.close(), 2.0)
+        try:  # short: a cancelled probe must end within its interval's margin
+            await asyncio.wait_for(ws.close(), 0.5)
         except Exception:
             ws.transport.abort()
         if reader is not None:
