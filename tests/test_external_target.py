@@ -319,3 +319,57 @@ def test_an_endpoint_that_sends_no_audio_back_is_a_no_audio_back_failure(serve_e
     s = json.loads((tmp_path / "summary.json").read_text())
     assert rc == 1 and s["status"] == "failed" and s["failure"] == "no_audio_back"
     assert s["framing"] == "realtime-json" and s["frames_sent"] == 75 and s["setup_upgrade_done_ms"] > 0
+
+
+@pytest.mark.live
+def test_a_plain_http_server_refuses_the_websocket_handshake(pipecat_bot) -> None:
+    from translab.config import CallConfig
+    from translab.external import external_call
+
+    http = pipecat_bot[0].replace("http://", "ws://")  # the bot's HTTP offer endpoint: no WebSocket there
+    s = external_call(CallConfig(profile="clean-lan", duration_s=0.5, metrics=()), http, listen_s=0.1).summary
+    assert s["status"] == "failed" and s["failure"] == "ws_handshake_refused", s["reason"]
+    assert s["setup_tcp_connected_ms"] is not None and s.get("setup_upgrade_done_ms") is None
+
+
+@pytest.mark.live
+def test_an_answerer_that_goes_away_is_an_ice_failure() -> None:
+    """A real aiortc answerer that hangs up right after answering (a bot that crashed): the
+    caller's connectivity checks get no answer, so ICE never connects."""
+    from aiohttp import web
+    from aiortc import RTCSessionDescription
+
+    from translab.config import CallConfig
+    from translab.external import external_call_async
+    from translab.transport.webrtc import new_peer
+
+    async def main() -> dict:
+        async def offer(request: web.Request) -> web.Response:
+            body = await request.json()
+            pc = new_peer()
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=body["sdp"], type="offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+            answer = {"sdp": pc.localDescription.sdp, "type": "answer"}
+            await pc.close()
+            return web.json_response(answer)
+
+        app = web.Application()
+        app.router.add_post("/api/offer", offer)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        try:
+            r = await external_call_async(CallConfig(profile="clean-lan", duration_s=0.5, metrics=()),
+                                          f"http://127.0.0.1:{port}/api/offer", connect_timeout_s=2.0,
+                                          listen_s=0.1)
+        finally:
+            await runner.cleanup()
+        return r.summary
+
+    t = time.monotonic()
+    s = asyncio.run(main())
+    assert s["status"] == "failed" and s["failure"] == "ice_failed", s["reason"]
+    assert s["setup_answer_received_ms"] is not None and s.get("setup_ice_connected_ms") is None
+    assert time.monotonic() - t < 8
