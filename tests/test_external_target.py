@@ -373,3 +373,14 @@ def test_an_answerer_that_goes_away_is_an_ice_failure() -> None:
     assert s["status"] == "failed" and s["failure"] == "ice_failed", s["reason"]
     assert s["setup_answer_received_ms"] is not None and s.get("setup_ice_connected_ms") is None
     assert time.monotonic() - t < 8
+
+
+def test_audible_span_cuts_leading_and_trailing_silence() -> None:
+    from translab.transport.external import audible_span
+
+    rate = 8000
+    x = np.zeros(3 * rate, np.float32)
+    x[rate: 2 * rate] = 0.1 * np.sin(np.arange(rate) / 3)
+    y = audible_span(x, rate)
+    assert len(y) == rate + 2 * int(0.1 * rate)
+    assert len(audible_span(np.zeros(rate, np.float32), rate)) == 0

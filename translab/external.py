@@ -16,7 +16,9 @@ The summary (``mode == "external"``) holds what a caller can know:
   WebSocket: 0 loss at the application, TCP retransmissions in ``emu_tcp_*``, RFC 3550 jitter of
   audio message arrivals, WebSocket ping/pong round trip);
 * ``quality_plcmos``: PLCMOS v2 (non-intrusive, the endpoint's reply is unknown to translab) of the
-  audio received, as concatenated in arrival order (what a client playing it on arrival hears);
+  audio received, as concatenated in arrival order (what a client playing it on arrival hears), cut
+  to its audible span (first to last audible 10 ms, 0.1 s margins: an endpoint that streams silence
+  between replies would otherwise be scored on its silence); ``rx_audible_s`` is that span's length;
 * ``failure``: one of :data:`translab.transport.external.FAILURES` when ``status == "failed"``.
 
 The uplink's arrival trace is not known here (the endpoint is someone else's), so no playout or
@@ -37,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from translab.config import CallConfig
-from translab.transport.external import ExternalRecord, Target, external_leg, parse_target
+from translab.transport.external import ExternalRecord, Target, audible_span, external_leg, parse_target
 
 __all__ = ["ExternalResult", "target_config", "external_call_async", "external_call", "summarise_external",
            "parse_target", "speech_end_s"]
@@ -124,10 +126,12 @@ def summarise_external(cfg: CallConfig, target: Target, rec: ExternalRecord, ref
                  f"all below {-45:g} dBFS)" if len(audio) else "no audio came back")
         s.update(status=rec.status, failure=rec.failure, reason=rec.reason)
     s["quality_plcmos"] = math.nan
-    if quality and rec.status == "ok" and len(audio) >= rec.rate // 2:
+    speech = audible_span(audio, rec.rate)
+    s["rx_audible_s"] = len(speech) / rec.rate
+    if quality and rec.status == "ok" and len(speech) >= rec.rate // 2:
         from translab.metrics.quality import plcmos
 
-        s["quality_plcmos"] = plcmos(audio, rec.rate)
+        s["quality_plcmos"] = plcmos(speech, rec.rate)
     s.update({k: v for k, v in rec.extra.items() if k not in s})
     s.update({f"v_{k}": v for k, v in provenance.versions().items()})
     s["config_hash"] = provenance.config_hash(d)

@@ -34,7 +34,8 @@ from translab.emulate.scheduler import now
 from translab.errors import ConfigError
 from translab.transport.framing import FRAMINGS, TWILIO_STREAM_SID
 
-__all__ = ["Target", "parse_target", "ExternalRecord", "FAILURES", "external_leg", "AUDIBLE_DBFS"]
+__all__ = ["Target", "parse_target", "ExternalRecord", "FAILURES", "external_leg", "AUDIBLE_DBFS", "audible_span",
+           "rfc3550_jitter", "decode_downlink"]
 
 #: failure kinds (Prometheus label values of ``translab_probe_failures_total{reason=...}``)
 FAILURES: tuple[str, ...] = (
@@ -133,6 +134,21 @@ class ExternalRecord:
             if np.any(20 * np.log10(np.maximum(rms, 1e-10)) > dbfs):
                 return t
         return float("nan")
+
+
+def audible_span(x: np.ndarray, rate: int, dbfs: float = AUDIBLE_DBFS, margin_s: float = 0.1) -> np.ndarray:
+    """``x`` cut to its audible part: from ``margin_s`` before the first 10 ms window above ``dbfs``
+    to ``margin_s`` after the last one (empty when nothing is audible)."""
+    win = max(1, rate // 100)
+    n = len(x) // win
+    if n == 0:
+        return x[:0]
+    rms = np.sqrt(np.mean(np.square(x[: n * win].reshape(n, win), dtype=np.float64), axis=1))
+    loud = np.flatnonzero(20 * np.log10(np.maximum(rms, 1e-10)) > dbfs)
+    if not len(loud):
+        return x[:0]
+    m = int(margin_s * rate)
+    return x[max(0, loud[0] * win - m): min(len(x), (loud[-1] + 1) * win + m)]
 
 
 def rfc3550_jitter(arrival_s: np.ndarray, media_s: np.ndarray) -> float:
