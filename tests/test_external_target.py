@@ -384,3 +384,36 @@ def test_audible_span_cuts_leading_and_trailing_silence() -> None:
     y = audible_span(x, rate)
     assert len(y) == rate + 2 * int(0.1 * rate)
     assert len(audible_span(np.zeros(rate, np.float32), rate)) == 0
+
+
+@pytest.mark.live
+def test_a_probe_of_a_silent_endpoint_ends_within_its_interval() -> None:
+    """An offer URL whose server accepts connections and never answers: the probe fails with
+    signalling_failed within its interval (every 4 s for 4 s: one probe; the run's start-up loads
+    modules and PLCMOS' model first, outside the interval)."""
+    from translab.config import CallConfig
+    from translab.lab.probe import run_probes
+
+    async def main() -> tuple[list[dict], float]:
+        held: list[asyncio.StreamWriter] = []
+
+        async def silent(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            held.append(w)  # read nothing, answer nothing
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        cfg = ProbeConfig(targets=(parse_target(f"http://127.0.0.1:{port}/api/offer"),), every_s=4.0, for_s=4.0,
+                          listen_s=0.5, call=CallConfig(profile="clean-lan", duration_s=0.5, metrics=()))
+        out: list[dict] = []
+        t = time.monotonic()
+        await run_probes(cfg, CallMetrics(), on_result=lambda u, s: out.append(s))
+        took = time.monotonic() - t
+        for w in held:
+            w.close()
+        server.close()
+        return out, took
+
+    out, took = asyncio.run(main())
+    assert [s["failure"] for s in out] == ["signalling_failed"], out
+    assert 1.0 < out[0]["probe_wall_s"] < 4.0  # the signalling wait is capped at half the interval
+    assert took < 4.0 + 20.0

@@ -74,11 +74,20 @@ class ProbeConfig:
 
 
 def _warm_up() -> None:
-    """Load what the first probe would otherwise load inside its interval (PLCMOS' model)."""
+    """Load what the first probe would otherwise load inside its interval: the call path's modules
+    (pandas, scipy, aiortc: seconds on a busy machine) and PLCMOS' model."""
+    import importlib
+
     import numpy as np
 
     from translab.metrics.quality import plcmos
 
+    for module in ("translab.simulate", "translab.emulate.emulator", "translab.transport.webrtc", "aiortc",
+                   "websockets.asyncio.client", "translab.lab.provenance"):
+        importlib.import_module(module)
+    from translab.lab.provenance import versions
+
+    versions()
     plcmos(np.zeros(16000, dtype=np.float32), 16000)
 
 
@@ -104,6 +113,13 @@ async def run_probes(cfg: ProbeConfig, metrics: Any, *, stop: asyncio.Event | No
     connect_timeout = min(cfg.connect_timeout_s, budget / 2)
 
     async def one(target: Target, k: int) -> dict[str, Any]:
+        """Probe ``target`` once; the summary gains ``probe``, ``time`` and ``probe_wall_s``."""
+        t = time.perf_counter()
+        s = await attempt(target, k)
+        s["probe_wall_s"] = time.perf_counter() - t
+        return s
+
+    async def attempt(target: Target, k: int) -> dict[str, Any]:
         call = dataclasses.replace(cfg.call, seed=int(cfg.call.seed) + k)
         base = {"target": target.url, "transport": target.transport, "profile": call.profile, "status": "failed",
                 "probe": k, "time": time.time()}
@@ -111,7 +127,7 @@ async def run_probes(cfg: ProbeConfig, metrics: Any, *, stop: asyncio.Event | No
             result = await asyncio.wait_for(
                 external_call_async(call, target, connect_timeout_s=connect_timeout, listen_s=cfg.listen_s),
                 budget)
-            return {**result.summary, "probe": k, "time": base["time"], "probe_wall_s": result.wall_s}
+            return {**result.summary, "probe": k, "time": base["time"]}
         except asyncio.TimeoutError:
             return {**base, "failure": "timeout", "reason": f"probe did not finish within {budget:g} s"}
         except Exception as err:  # a probe must never stop the others
