@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from translab.config import CallConfig
 from translab.errors import ConfigError, check_range
-from translab.transport.external import Target
+from translab.transport.external import FAILURES, Target
 
 __all__ = ["ProbeConfig", "parse_duration", "run_probes", "MARGIN_S"]
 
@@ -100,8 +100,7 @@ async def run_probes(cfg: ProbeConfig, metrics: Any, *, stop: asyncio.Event | No
 
     cfg.check()
     loop = asyncio.get_running_loop()
-    start = loop.time()
-    end = start + cfg.for_s if cfg.for_s is not None else float("inf")
+    await asyncio.to_thread(_warm_up)  # before the schedule: the first probe must not pay for it
     stop = stop or asyncio.Event()
     count = [0]
     log = None
@@ -109,8 +108,12 @@ async def run_probes(cfg: ProbeConfig, metrics: Any, *, stop: asyncio.Event | No
         Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
         log = open(Path(cfg.out_dir) / "probes.jsonl", "a", encoding="utf-8")
     budget = cfg.every_s - MARGIN_S
-    await asyncio.to_thread(_warm_up)  # the first probe must not pay for loading the quality model
+    for t in cfg.targets:
+        metrics.declare({"transport": t.transport, "target": t.url, "profile": cfg.call.profile}, FAILURES)
     connect_timeout = min(cfg.connect_timeout_s, budget / 2)
+
+    start = loop.time()
+    end = start + cfg.for_s if cfg.for_s is not None else float("inf")
 
     async def one(target: Target, k: int) -> dict[str, Any]:
         """Probe ``target`` once; the summary gains ``probe``, ``time`` and ``probe_wall_s``."""

@@ -116,6 +116,13 @@ class CallMetrics:
             if not math.isnan(v):
                 self.quality.labels(**labels, estimator=estimator).set(v)
 
+    def declare(self, labels: dict[str, str], reasons: tuple[str, ...] = ()) -> None:
+        """Create the series of one target at 0 before its first call, so ``rate()`` and
+        ``increase()`` see the first call and the first failure of each reason."""
+        self.calls.labels(**labels)
+        for reason in reasons:
+            self.failures.labels(**labels, reason=reason)
+
     def failure(self, labels: dict[str, str], reason: str, *, counted: bool = False) -> None:
         """Count one failed call with ``reason`` (``counted``: already in ``calls_total``)."""
         if not counted:

@@ -485,6 +485,7 @@ async def _websocket_leg(stream: Any, cfg: Any, emu: Any, target: Target, timeou
     arrivals: list[tuple[float, int]] = []  # (monotonic s, samples)
     rtts: list[float] = []
     reader: asyncio.Task[None] | None = None
+    pings: list[asyncio.Task[None]] = []
 
     async def read() -> None:
         try:
@@ -511,7 +512,7 @@ async def _websocket_leg(stream: Any, cfg: Any, emu: Any, target: Target, timeou
         reader = asyncio.get_running_loop().create_task(read())
         for ev in _preamble(cfg.framing, cfg):
             await ws.send(ev)
-        await ping()
+        pings = [asyncio.get_running_loop().create_task(ping())]  # not awaited: media starts on time
         t0 = now() + start_delay_s
         rec.t0 = t0
         rec.extra["setup_t0_ms"] = (t0 - t_start) * 1e3
@@ -529,7 +530,7 @@ async def _websocket_leg(stream: Any, cfg: Any, emu: Any, target: Target, timeou
             rec.sent_until_s = now() - t0
             if now() >= next_ping:
                 next_ping += 1.0
-                asyncio.get_running_loop().create_task(ping())
+                pings.append(asyncio.get_running_loop().create_task(ping()))
         if cfg.framing == "twilio-json":
             await ws.send(json.dumps({"event": "stop", "streamSid": TWILIO_STREAM_SID}))
         await asyncio.sleep(listen_s)
@@ -543,9 +544,10 @@ async def _websocket_leg(stream: Any, cfg: Any, emu: Any, target: Target, timeou
             await asyncio.wait_for(ws.close(), 0.5)
         except Exception:
             ws.transport.abort()
-        if reader is not None:
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
+        for task in [reader, *pings]:
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(*(t for t in [reader, *pings] if t is not None), return_exceptions=True)
     t0 = rec.t0
     rec.chunks = [(t - t0, x) for t, x in rec.chunks]
     if arrivals:
