@@ -189,13 +189,14 @@ def pipecat_parrot():
 
 @pytest.mark.live
 @pytest.mark.parametrize("which", ["webrtc", "websocket"])
-def test_call_target_pipecat_bot_over_a_lossy_profile(pipecat_bot, which: str, tmp_path: Path) -> None:
+def test_call_target_pipecat_bot_over_a_lossy_profile(pipecat_bot, which: str, tmp_path: Path, capsys) -> None:
     from translab.cli import main
 
     url = pipecat_bot[0] if which == "webrtc" else pipecat_bot[1]
     rc = main(["call", "--target", url, "--profile", "hotel-wifi", "--duration", "2.5", "--quiet",
-               "--out", str(tmp_path), "--metrics", "plcmos"])
+               "--out", str(tmp_path), "--metrics", "plcmos", "--json", "--no-realtime"])
     s = json.loads((tmp_path / "summary.json").read_text())
+    assert json.loads(capsys.readouterr().out) == s  # --json: exactly one JSON object on stdout
     assert rc == 0, s.get("reason")
     assert s["status"] == "ok" and s["mode"] == "external" and s["transport"] == which
     assert s["profile"] == "hotel-wifi" and s["emu_profile"] == "hotel-wifi"
@@ -421,3 +422,12 @@ def test_a_probe_of_a_silent_endpoint_ends_within_its_interval() -> None:
     assert [s["failure"] for s in out] == ["signalling_failed"], out
     assert 1.0 < out[0]["probe_wall_s"] < 4.0  # the signalling wait is capped at half the interval
     assert took < 4.0 + 20.0
+
+
+def test_underruns_of_a_no_buffer_player() -> None:
+    rec = ExternalRecord(rate=1000)
+    x = np.zeros(20, np.float32)  # 20 ms chunks
+    # on time, on time, 50 ms late (gap 50 ms), then two at once (no gap), then 3 ms late (ignored)
+    rec.chunks = [(0.0, x), (0.02, x), (0.09, x), (0.11, x), (0.11, x), (0.153, x)]
+    n, total = rec.underruns()
+    assert n == 1 and total == pytest.approx(0.05)

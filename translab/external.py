@@ -15,9 +15,12 @@ The summary (``mode == "external"``) holds what a caller can know:
   it (WebRTC: the endpoint's RTCP receiver reports and the sequence numbers of what came back;
   WebSocket: 0 loss at the application, TCP retransmissions in ``emu_tcp_*``, RFC 3550 jitter of
   audio message arrivals, WebSocket ping/pong round trip);
+* ``rx_underruns`` / ``rx_underrun_ms``: gaps a client would hear playing each received chunk on
+  arrival with no buffer (WebSocket: the server's pacing and TCP stalls; WebRTC: after aiortc's own
+  jitter buffer);
 * ``quality_plcmos``: PLCMOS v2 (non-intrusive, the endpoint's reply is unknown to translab) of the
-  audio received, as concatenated in arrival order (what a client playing it on arrival hears), cut
-  to its audible span (first to last audible 10 ms, 0.1 s margins: an endpoint that streams silence
+  audio content received, concatenated in arrival order (timing is in the underrun figures, not in
+  this score: a WebSocket reply that arrives whole scores the same however late), cut to its audible span (first to last audible 10 ms, 0.1 s margins: an endpoint that streams silence
   between replies would otherwise be scored on its silence); ``rx_audible_s`` is that span's length;
 * ``failure``: one of :data:`translab.transport.external.FAILURES` when ``status == "failed"``.
 
@@ -119,6 +122,8 @@ def summarise_external(cfg: CallConfig, target: Target, rec: ExternalRecord, ref
     audio = rec.audio()
     s["rx_audio_s"] = len(audio) / rec.rate
     s["rx_rate"] = rec.rate
+    gaps, gap_s = rec.underruns()
+    s["rx_underruns"], s["rx_underrun_ms"] = gaps, gap_s * 1e3
     s.update({"loss_up": rec.loss_up, "loss_down": rec.loss_down, "jitter_ms": rec.jitter_s * 1e3,
               "rtt_ms": rec.rtt_s * 1e3})
     if rec.status == "ok" and math.isnan(first):

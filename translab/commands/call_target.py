@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{s['transport']} to {s['target']} over {s['profile']}: set-up {ms('setup_ms')}, "
               f"first audio out {ms('first_audio_out_ms')}, turn latency {ms('turn_latency_ms')}")
         pct = lambda v: "-" if v is None else f"{100 * v:.1f} %"  # noqa: E731
-        print(f"  received {s['rx_audio_s']:.2f} s of audio; loss up {pct(s['loss_up'])} down "
+        print(f"  received {s['rx_audio_s']:.2f} s of audio ({s['rx_underruns']} gaps, {s['rx_underrun_ms']:.0f} ms, "
+              f"if played on arrival); loss up {pct(s['loss_up'])} down "
               f"{pct(s['loss_down'])}, jitter {ms('jitter_ms')}, rtt {ms('rtt_ms')}, PLCMOS "
               + ("-" if s.get("quality_plcmos") is None else f"{s['quality_plcmos']:.2f}"))
         setup = sorted(((k[6:-3], v) for k, v in s.items() if k.startswith("setup_") and k.endswith("_ms")

@@ -122,6 +122,20 @@ class ExternalRecord:
             return np.zeros(0, dtype=np.float32)
         return np.concatenate([c for _, c in self.chunks]).astype(np.float32)
 
+    def underruns(self, min_gap_s: float = 0.005) -> tuple[int, float]:
+        """(count, total s) of the waits a client would hear if it played every chunk as soon as
+        it arrived, back to back, with no buffer beyond the first chunk: a chunk that arrives after
+        the previous one has finished playing leaves a gap (ignored below ``min_gap_s``)."""
+        if not self.chunks:
+            return 0, 0.0
+        cursor = self.chunks[0][0]
+        n, total = 0, 0.0
+        for t, x in self.chunks:
+            if t > cursor + min_gap_s:
+                n, total = n + 1, total + (t - cursor)
+            cursor = max(cursor, t) + len(x) / self.rate
+        return n, total
+
     def first_audible_s(self, dbfs: float = AUDIBLE_DBFS) -> float:
         """Call-clock time (s) the first audible 10 ms of received audio arrived (NaN: none)."""
         win = max(1, self.rate // 100)
