@@ -25,6 +25,7 @@ import json
 import socket
 import ssl
 import urllib.parse
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -276,6 +277,18 @@ async def external_leg(stream: Any, cfg: Any, emu: Any, target: Target, *, conne
 
 # -- WebRTC ------------------------------------------------------------------------------------------
 
+_OFFER_LOCKS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]" = weakref.WeakKeyDictionary()
+
+
+def _offer_lock() -> asyncio.Lock:
+    """One lock per event loop: concurrent calls (probes of several targets) create their offers
+    one at a time, so one call's :func:`advertised_opus` cannot restore the table under another."""
+    loop = asyncio.get_running_loop()
+    lock = _OFFER_LOCKS.get(loop)
+    if lock is None:
+        lock = _OFFER_LOCKS[loop] = asyncio.Lock()
+    return lock
+
 async def _webrtc_leg(stream: Any, cfg: Any, emu: Any, target: Target, timeout_s: float, listen_s: float,
                       start_delay_s: float) -> ExternalRecord:
     from aiortc import RTCSessionDescription
@@ -325,10 +338,11 @@ async def _webrtc_leg(stream: Any, cfg: Any, emu: Any, target: Target, timeout_s
 
     send_tap: RtpSendTap | None = None
     try:
-        with advertised_opus(opus_fmtp(cfg)):
-            pc.addTransceiver(track, direction="sendrecv")
-            restrict_ip_version(pc, int(getattr(cfg, "ip_version", 4)))
-            await pc.setLocalDescription(await pc.createOffer())
+        async with _offer_lock():  # advertised_opus changes aiortc's global codec table across awaits
+            with advertised_opus(opus_fmtp(cfg)):
+                pc.addTransceiver(track, direction="sendrecv")
+                restrict_ip_version(pc, int(getattr(cfg, "ip_version", 4)))
+                await pc.setLocalDescription(await pc.createOffer())
         mark("offer_ready")
         if emu is not None:
             emu.attach_peer(pc, egress="up", ingress="down")
