@@ -431,3 +431,31 @@ def test_underruns_of_a_no_buffer_player() -> None:
     rec.chunks = [(0.0, x), (0.02, x), (0.09, x), (0.11, x), (0.11, x), (0.153, x)]
     n, total = rec.underruns()
     assert n == 1 and total == pytest.approx(0.05)
+
+
+def test_serve_exporter_labels_a_served_call_by_its_endpoint_and_failure(tmp_path: Path) -> None:
+    from translab.commands.serve_metrics import ServeExporter
+
+    ok = {"call": "websocket-1", "transport": "websocket", "status": "ok", "loss_rate": 0.01, "rx_jitter": 0.004,
+          "m2e_p50_ms": 120.0, "emodel_mos": 4.1, "profile": "4g"}
+    bad = {"call": "webrtc-2", "mode": "live", "transport": "webrtc", "status": "failed",
+           "reason": "no RTP received (connection closed)"}
+    for s in (ok, bad):
+        (tmp_path / s["call"]).mkdir()
+        (tmp_path / s["call"] / "summary.json").write_text(json.dumps(s))
+    ex = ServeExporter(0, "127.0.0.1", "4g")
+    try:
+        addr = {"ws": ("127.0.0.1", 8765), "http": ("127.0.0.1", 8080)}
+        ex.observe_call({"call": "websocket-1", "transport": "websocket", "status": "ok"}, tmp_path, addr)
+        ex.observe_call({"call": "webrtc-2", "transport": "webrtc", "status": "failed"}, tmp_path, addr)
+        text = _scrape(f"http://127.0.0.1:{ex.port}/metrics")
+    finally:
+        ex.close()
+    ws = {"transport": "websocket", "target": "ws://127.0.0.1:8765/", "profile": "4g"}
+    rtc = {"transport": "webrtc", "target": "http://127.0.0.1:8080/offer", "profile": "4g"}
+    assert _sample(text, "translab_serve_mouth_to_ear_seconds_sum", **ws) == pytest.approx(0.12)
+    assert _sample(text, "translab_serve_loss_ratio", direction="up", **ws) == pytest.approx(0.01)
+    assert _sample(text, "translab_serve_jitter_seconds", **ws) == pytest.approx(0.004)
+    assert _sample(text, "translab_serve_quality_mos", estimator="emodel", **ws) == pytest.approx(4.1)
+    assert _sample(text, "translab_serve_failures_total", reason="no_media", **rtc) == 1
+    assert _sample(text, "translab_serve_calls_total", **rtc) == 1
