@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "translab.commands.call",
     "translab.commands.serve",
     "translab.commands.converse",
+    "translab.commands.probe",
 )
 
 

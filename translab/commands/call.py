@@ -48,6 +48,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
 
     g = p.add_argument_group("netns backend (--backend netns)")
     add_netns_arguments(g)
+    from translab.commands import call_target  # hook: `call --target URL` (issue 14)
+
+    call_target.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -59,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
     from translab.errors import check_range
     from translab.live import live_call
 
+    if args.target is not None:  # hook: an external endpoint instead of translab's receiver (issue 14)
+        from translab.commands.call_target import run as run_target
+
+        return run_target(args)
     extra = {}
     if args.duration is not None:
         check_range("--duration", args.duration, 0.1, 3600, "s")

@@ -37,6 +37,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--out", default="results/serve", help="output directory (default %(default)s)")
     p.add_argument("--for", dest="for_s", type=float, default=None, metavar="S",
                    help="stop after S seconds (default: until Ctrl-C)")
+    p.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                   help="export Prometheus metrics of received calls (translab_serve_*) at "
+                   "http://HOST:PORT/metrics (prometheus_client's own server; default off)")
     p.set_defaults(func=run)
 
 
@@ -88,6 +91,12 @@ def run(args: argparse.Namespace) -> int:
                       pcap=Path(args.pcap) if args.pcap else None, tls=args.tls, echo=args.echo,
                       reply=args.reply, reply_stream=stream, reply_fmtp=fmtp, allow_origins=origins)
 
+    exporter = None
+    if args.metrics_port is not None:  # hook: Prometheus metrics of served calls (issue 14)
+        from translab.commands.serve_metrics import ServeExporter
+
+        exporter = ServeExporter(args.metrics_port, args.host, cfg.profile)
+
     async def main() -> None:
         server = TranslabServer(cfg)
         try:
@@ -112,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
                 t += 0.5
                 for s in server.finished[seen:]:
                     print(f"serve: call {s.get('call')} finished: {s}", flush=True)
+                    if exporter is not None:  # hook: Prometheus metrics of served calls (issue 14)
+                        exporter.observe_call(s, cfg.out_dir, addr)
                 seen = len(server.finished)
         finally:
             await server.close()
@@ -120,4 +131,7 @@ def run(args: argparse.Namespace) -> int:
         asyncio.run(main())
     except KeyboardInterrupt:
         print("serve: stopped", file=sys.stderr)
+    finally:
+        if exporter is not None:
+            exporter.close()
     return 0
