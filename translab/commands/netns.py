@@ -43,7 +43,7 @@ def _nat_matrix(args: argparse.Namespace) -> int:
         print(f"translab nat-matrix: {reason}")
         return 1
     from translab.config import CallConfig
-    from translab.emulate.netns.matrix import default_cells, run_matrix
+    from translab.lab.nat_matrix import default_cells, run_matrix
 
     cells = default_cells(quick=args.quick)
     if args.transport != "both":

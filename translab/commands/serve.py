@@ -1,6 +1,6 @@
 """`translab serve`: the receiving side on its own (WebSocket endpoint + WebRTC answerer behind HTTP
 signalling, both behind the live emulator), for callers outside translab. See
-translab.transport.serve."""
+translab.call.served."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
 def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C (or ``--for`` seconds); exit code 0."""
     from translab.link.profiles import load_profile
-    from translab.transport.serve import ServeConfig, TranslabServer
+    from translab.call.served import ServeConfig, TranslabServer
 
     load_profile(args.profile)  # a wrong name fails here, before anything listens
     cfg = ServeConfig(host=args.host, http_port=args.http_port, ws_port=args.ws_port,

@@ -16,11 +16,12 @@ import scipy.io.wavfile as wavfile
 from scipy.signal import resample_poly
 
 from translab.errors import ConfigError, check_choice
+from translab.config import SAMPLE_RATES
 
 __all__ = ["SUPPORTED_RATES", "load_wav", "resample", "to_int16", "to_float", "write_wav"]
 
 #: sample rates (Hz) translab works at
-SUPPORTED_RATES: tuple[int, ...] = (8000, 16000, 24000, 48000)
+SUPPORTED_RATES: tuple[int, ...] = SAMPLE_RATES  # the media rates CallConfig allows
 _DTYPES = ("float32", "int16")
 
 

@@ -1,7 +1,7 @@
 """The WebSocket path: a websockets server that records audio messages as they arrive, and a client
 that sends like a microphone (paced in real time on absolute deadlines).
 
-Framings come from :mod:`translab.transport.framing` (binary PCM16 / mu-law / Opus, realtime-json,
+Framings come from :mod:`translab.media.framing` (binary PCM16 / mu-law / Opus, realtime-json,
 twilio-json); permessage-deflate is off unless asked; TLS uses a certificate made for the run
 (:mod:`translab.transport.tls`).
 
@@ -39,7 +39,7 @@ from typing import Any, Callable
 
 from translab.emulate.scheduler import now
 from translab.errors import ConfigError, check_choice
-from translab.transport.framing import (
+from translab.media.framing import (
     CLOSE_UNSUPPORTED_DATA, FRAMINGS, FramingError, check_framing, decode_message,
 )
 from translab.transport.record import LegRecord
