@@ -161,9 +161,9 @@ def analyse(call: PreparedCall, record: CallRecord, mode: str, engine: str = "")
     check_engine_figures(record.figures, engine or mode)
     cfg, trace = call.cfg, record.trace
     if record.status != "ok":
-        summary = {**call_columns(cfg, mode, record.status, record.reason),
-                   **_setup_columns(record, None), **record.figures, **provenance_columns(cfg)}
-        return CallResult(summary=summary, trace=trace, audio=np.zeros(0, dtype=np.float32), playout=None)
+        failed = {**call_columns(cfg, mode, record.status, record.reason),
+                  **_setup_columns(record, None), **record.figures, **provenance_columns(cfg)}
+        return CallResult(summary=failed, trace=trace, audio=np.zeros(0, dtype=np.float32), playout=None)
     from translab.metrics.bandwidth import HeaderModel, bandwidth
     from translab.metrics.emodel import burst_ratio, impairment_for, mos_from_r, r_factor
     from translab.metrics.latency import latency_budget, mouth_to_ear
@@ -234,7 +234,7 @@ def analyse(call: PreparedCall, record: CallRecord, mode: str, engine: str = "")
         "emodel_burst_r": burst,
         "emodel_ie": ie,
         "emodel_bpl": bpl,
-        "emodel_band": {False: "nb", True: "wb"}.get(wideband, str(wideband)),
+        "emodel_band": "wb" if wideband is True else "nb" if wideband is False else str(wideband),
         **{f"rx_{k}": v for k, v in stats.items()},
         **network_delay(trace),
     }

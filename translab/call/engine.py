@@ -50,14 +50,9 @@ class ClipEngine:
         return prepare_call(cfg)
 
 
-def run_call(config: CallConfig | None, engine: Engine | None = None,
-             out_dir: str | Path | None = None) -> CallResult:
-    """Make one call with ``engine`` (default: the simulator) and analyse it; with ``out_dir``, write
-    its artefacts there (trace.parquet, output.wav, frames.parquet, summary.json)."""
-    if engine is None:
-        from translab.call.simulated import SimulatedEngine
-
-        engine = SimulatedEngine()
+def run_call(config: CallConfig | None, engine: Engine, out_dir: str | Path | None = None) -> CallResult:
+    """Make one call with ``engine`` and analyse it; with ``out_dir``, write its artefacts there
+    (trace.parquet, output.wav, frames.parquet, summary.json). ``config`` None: CallConfig()."""
     t0 = time.perf_counter()
     call = engine.prepare(config or CallConfig())
     record = engine.run(call, Path(out_dir) if out_dir is not None else None)

@@ -18,8 +18,8 @@ from translab.media.stream import SenderStream, encode_stream
 
 @dataclass(frozen=True)
 class PreparedCall:
-    """A call ready for an engine: ``cfg`` resolved (clip chosen), ``reference`` the clip as float32
-    mono at the codec rate, ``stream`` the sender's packets (None for a call whose sender is outside
+    """A call ready for an engine: ``cfg`` resolved (clip chosen), ``reference`` the audio that was
+    encoded (float32 mono at the codec rate, the clip padded to whole frames), ``stream`` the sender's packets (None for a call whose sender is outside
     translab, e.g. one received by ``translab serve``)."""
 
     cfg: CallConfig
@@ -50,8 +50,8 @@ def prepare_call(cfg: CallConfig) -> PreparedCall:
     cfg = cfg.resolved()
     if cfg.clip is None:
         cfg = dataclasses.replace(cfg, clip=default_clip())
-    reference = load_reference(cfg)
-    return PreparedCall(cfg, reference, encode_stream(reference, cfg))
+    stream = encode_stream(load_reference(cfg), cfg)
+    return PreparedCall(cfg, stream.reference, stream)
 
 
 def trace_attrs(cfg: CallConfig, stream: SenderStream, mode: str) -> dict[str, Any]:

@@ -18,6 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import pandas as pd
+
 from translab.errors import TranslabError
 
 
@@ -192,6 +195,29 @@ def check_engine_figures(figures: dict[str, object], engine: str) -> None:
 def shared_columns(row: dict[str, object]) -> set[str]:
     """The columns of ``row`` that the analysis computes (the same for every engine)."""
     return {k for k in row if (g := group_of(k)) is not None and GROUPS[g][0] == "analysis"}
+
+
+def setup_ms(df: pd.DataFrame) -> pd.Series:
+    """Per row: time from the start of a live call to its first media arriving (ms), from the setup
+    milestones the live transports record (NaN for simulated cells).
+
+    Prefers a "first ... received" milestone (comparable across transports); otherwise the latest
+    milestone recorded.
+    """
+    cols = [c for c in df.columns if c.startswith("setup_") and pd.api.types.is_numeric_dtype(df[c])]
+    if not cols:
+        return pd.Series(np.nan, index=df.index, dtype=float)
+
+    def to_ms(c: str) -> pd.Series:
+        v = pd.to_numeric(df[c], errors="coerce")
+        return v * 1000.0 if c.endswith("_s") and not c.endswith("_ms") else v
+
+    prefer = [c for c in cols if "first" in c and ("received" in c or "recv" in c)]
+    prefer = [c for c in prefer if "stock" not in c]
+    if prefer:
+        return pd.concat([to_ms(c) for c in prefer], axis=1).min(axis=1)
+    cols = [c for c in cols if "t0" not in c]
+    return pd.concat([to_ms(c) for c in cols], axis=1).max(axis=1) if cols else pd.Series(np.nan, index=df.index)
 
 
 def markdown() -> str:

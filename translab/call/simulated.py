@@ -30,7 +30,8 @@ class SimulatedEngine(ClipEngine):
         send_s = stream.capture_s.astype(float)
         n = len(send_s)
         wire = wire_bytes(cfg, stream.message_bytes)
-        record_kw: dict[str, int] = {}
+        retransmissions: int | None = None
+        acks: int | None = None
         if cfg.transport == "webrtc":
             idx, arr = profile.chain("up").apply(send_s, wire, rngs["up"])
             arrival = np.full(n, np.nan)
@@ -48,11 +49,13 @@ class SimulatedEngine(ClipEngine):
             hm = HeaderModel(ip_version=cfg.ip_version, tls=cfg.tls)
             tcp_bytes = np.array([ws_tcp_payload_bytes(int(b), True, hm) for b in stream.message_bytes],
                                  dtype=np.int64)
+            assert hm.mss is not None  # filled in by HeaderModel
             model = TcpDeliveryModel(profile.chain("up"), profile.chain("down"), mss=hm.mss)
             res = model.deliver(send_s, tcp_bytes, rngs["up"], rngs["down"])
             arrival = np.asarray(res.delivered_s, dtype=float)
             duplicates = np.zeros(n, dtype=np.int64)
-            record_kw = {"tcp_retransmissions": int(res.retransmissions), "tcp_acks": int(res.acks)}
+            retransmissions, acks = int(res.retransmissions), int(res.acks)
         trace = stream_trace(cfg, stream, send_s=send_s, arrival_s=arrival, wire_bytes=wire,
                              duplicates=duplicates, mode="simulate")
-        return CallRecord(trace=trace, figures={"dtx_skipped": stream.dtx_skipped}, **record_kw)
+        return CallRecord(trace=trace, figures={"dtx_skipped": stream.dtx_skipped},
+                          tcp_retransmissions=retransmissions, tcp_acks=acks)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from translab.report.claims import setup_ms
+from translab.call.row import setup_ms
 
 #: relayed calls at least this long (s) are preferred for relay rates (set-up bytes weigh less)
 RELAY_MIN_DURATION_S = 2.0

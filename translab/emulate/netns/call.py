@@ -39,8 +39,9 @@ class NetnsOptions(NetnsConfig):
     drain_s: float = 1.0
 
     @classmethod
-    def of(cls, netns: NetnsConfig, **timeouts: float) -> "NetnsOptions":
-        return cls(**{f: getattr(netns, f) for f in NETNS_FIELDS}, **timeouts)
+    def of(cls, netns: NetnsConfig, **timeouts: Any) -> "NetnsOptions":
+        fields: dict[str, Any] = {f: getattr(netns, f) for f in NETNS_FIELDS}
+        return cls(**fields, **timeouts)
 
 class _NetnsEmu:
     """What websocket_call needs of an emulator, for the namespace backend: no scheduler (the
@@ -132,7 +133,7 @@ def _peers_in_namespaces(bindings: list[NsBinding], servers: list[Any], relay_on
                 selected.append(_selected_pair(pc))
             await close()
 
-        pc.setLocalDescription = set_local  # type: ignore[method-assign]
+        pc.setLocalDescription = set_local  # type: ignore[method-assign,assignment]
         pc.close = closing  # type: ignore[method-assign]
         return pc
 
