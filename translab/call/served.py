@@ -22,7 +22,6 @@ calls are therefore relative to the fastest packet (``attrs["clock"] = "receiver
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from translab import trace as trace_mod
+from translab.call.artefacts import write_summary
 from translab.call.engine import run_call
 from translab.call.prepare import PreparedCall, wire_bytes
 from translab.call.record import CallRecord
@@ -360,5 +360,5 @@ class TranslabServer:
         out = self.cfg.out_dir / name
         out.mkdir(parents=True, exist_ok=True)
         s = {"call": name, "mode": "live", "transport": transport, "status": "failed", "reason": reason}
-        (out / "summary.json").write_text(json.dumps(s, indent=2) + "\n")
+        write_summary(s, out)
         self.finished.append(s)

@@ -18,15 +18,15 @@ times (from the transport's own milestones), relay bytes from coturn, forwarder 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from translab.config import FIREWALLS, ICE_OPTIONS, NAT_CHOICES, NETNS_FIELDS, NetnsConfig
 from translab.emulate.netns.aio import NsBinding, bound, netns_sockets
 
-__all__ = ["ICE_OPTIONS", "NAT_CHOICES", "NetnsOptions", "WS_SERVER", "add_netns_arguments", "call_in_lab",
+__all__ = ["ICE_OPTIONS", "NAT_CHOICES", "NetnsOptions", "NetnsPath", "peer_factory", "WS_SERVER", "add_netns_arguments", "call_in_lab",
            "ice_servers", "lab_config_for", "options_from_args"]
 
 WS_SERVER = ("198.18.0.3", 443)
@@ -43,14 +43,18 @@ class NetnsOptions(NetnsConfig):
         fields: dict[str, Any] = {f: getattr(netns, f) for f in NETNS_FIELDS}
         return cls(**fields, **timeouts)
 
-class _NetnsEmu:
-    """What websocket_call needs of an emulator, for the namespace backend: no scheduler (the
-    sender paces itself), a "relay" that opens the client's TCP connection inside LAN ``a``."""
+class NetnsPath:
+    """The namespace lab as a :class:`translab.transport.path.NetworkPath`: no scheduler (the sender
+    paces itself), a connector that opens the client's TCP connection inside LAN ``a``; WebRTC peers
+    are placed by the peer factory (:func:`peer_factory`), so ``attach_peer`` has nothing to do."""
 
     scheduler = None
     # The in-process emulator aligns its TCP model with the media clock; real kernel TCP needs no
     # alignment, so this is reported as False.
-    _tcp_media_started = False
+    tcp_media_aligned = False
+
+    def attach_peer(self, pc: Any, egress: str, ingress: str | None = None) -> None:
+        return None
 
     def __init__(self, lab: Any) -> None:
         self.lab = lab
@@ -106,17 +110,15 @@ def _selected_pair(pc: Any) -> dict[str, Any]:
             "remote": f"{rc.host}:{rc.port}", "local_candidates": len(conn.local_candidates),
             "remote_candidates": len(conn.remote_candidates)}
 
-@contextlib.contextmanager
-def _peers_in_namespaces(bindings: list[NsBinding], servers: list[Any], relay_only: bool,
-                         selected: list[dict[str, Any]]) -> Iterator[None]:
-    """Make webrtc_call's peers (caller first, then callee) gather inside their namespaces."""
+def peer_factory(bindings: list[NsBinding], servers: list[Any], relay_only: bool,
+                 selected: list[dict[str, Any]]) -> Callable[[], Any]:
+    """A ``webrtc_call`` peer factory whose peers (caller first, then callee) gather inside their
+    namespaces: each peer's ``setLocalDescription`` (where aioice opens its sockets) runs under
+    :func:`translab.emulate.netns.aio.bound`, and ``close`` records the nominated pair first."""
     from aiortc import RTCConfiguration, RTCPeerConnection
     from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
-    import translab.transport.webrtc as webrtc
-
     order = iter(range(len(bindings)))
-    orig = webrtc.new_peer
 
     def factory() -> Any:
         i = next(order)
@@ -137,11 +139,8 @@ def _peers_in_namespaces(bindings: list[NsBinding], servers: list[Any], relay_on
         pc.close = closing  # type: ignore[method-assign]
         return pc
 
-    webrtc.new_peer = factory
-    try:
-        yield
-    finally:
-        webrtc.new_peer = orig
+    return factory
+
 
 def lab_config_for(cfg: Any, opts: NetnsOptions, pcap: str | Path | None = None) -> Any:
     """The :class:`LabConfig` of a call: NATs and firewalls per side, the profile on a's link."""
@@ -169,9 +168,9 @@ async def call_in_lab(lab: Any, coturn: Any, cfg: Any, stream: Any, opts: NetnsO
             bindings = [NsBinding(lab.netns("a"), lab.host_ip("a"), cafile),
                         NsBinding(lab.netns("b"), lab.host_ip("b"), cafile)]
             selected: list[dict[str, Any]] = []
-            with _peers_in_namespaces(bindings, ice_servers(coturn, opts.ice), opts.relay_only, selected):
-                rec = await webrtc_call(stream, cfg, None, connect_timeout_s=opts.connect_timeout_s,
-                                        drain_s=opts.drain_s, progress=progress)
+            factory = peer_factory(bindings, ice_servers(coturn, opts.ice), opts.relay_only, selected)
+            rec = await webrtc_call(stream, cfg, None, connect_timeout_s=opts.connect_timeout_s,
+                                    drain_s=opts.drain_s, progress=progress, peer_factory=factory)
             if selected:
                 for k, v in selected[0].items():
                     extra[f"netns_pair_{k}"] = v
@@ -180,7 +179,7 @@ async def call_in_lab(lab: Any, coturn: Any, cfg: Any, stream: Any, opts: NetnsO
             from translab.transport.websocket import websocket_call
 
             with bound(NsBinding(lab.netns("pub"), WS_SERVER[0], None, listen=WS_SERVER)):
-                rec = await websocket_call(stream, cfg, _NetnsEmu(lab), connect_timeout_s=opts.connect_timeout_s,
+                rec = await websocket_call(stream, cfg, NetnsPath(lab), connect_timeout_s=opts.connect_timeout_s,
                                            drain_s=opts.drain_s, progress=progress)
     return rec, extra
 
@@ -197,6 +196,5 @@ def add_netns_arguments(p: Any) -> None:
 
 def options_from_args(args: Any, connect_timeout_s: float = 10.0) -> NetnsOptions:
     """NetnsOptions from arguments added by :func:`add_netns_arguments`."""
-    return NetnsOptions(caller_nat=args.caller_nat, callee_nat=args.callee_nat, firewall=args.firewall,
-                        callee_firewall=args.callee_firewall, ice=args.ice, relay_only=args.relay_only,
-                        connect_timeout_s=connect_timeout_s)
+    return NetnsOptions.of(NetnsConfig(**{k: getattr(args, k) for k in NETNS_FIELDS}),
+                           connect_timeout_s=connect_timeout_s)
