@@ -155,93 +155,109 @@ def _stock_columns(call: PreparedCall, record: CallRecord) -> tuple[dict[str, An
     return out, audio
 
 
-def analyse(call: PreparedCall, record: CallRecord, mode: str, engine: str = "") -> CallResult:
-    """Play out the record's trace and compute every column of the result row (see
-    translab.call.row). A failed call gets the ``call``, engine and provenance groups only."""
-    check_engine_figures(record.figures, engine or mode)
-    cfg, trace = call.cfg, record.trace
-    if record.status != "ok":
-        failed = {**call_columns(cfg, mode, record.status, record.reason),
-                  **_setup_columns(record, None), **record.figures, **provenance_columns(cfg)}
-        return CallResult(summary=failed, trace=trace, audio=np.zeros(0, dtype=np.float32), playout=None)
-    from translab.metrics.bandwidth import HeaderModel, bandwidth
+def _emodel_columns(cfg: CallConfig, trace: pd.DataFrame, frames: pd.DataFrame, concealed_ratio: float,
+                    lookahead_ms: float) -> dict[str, Any]:
+    """The ``emodel`` group (ITU-T G.107 / G.107.1 / G.107.2) with its inputs, so R can be recomputed
+    by hand, and ``effective_loss_rate`` (network group) from the same per-frame fates."""
     from translab.metrics.emodel import burst_ratio, impairment_for, mos_from_r, r_factor
-    from translab.metrics.latency import latency_budget, mouth_to_ear
-    from translab.metrics.quality import quality
-    from translab.playout import play
 
-    assert cfg.sample_rate is not None and cfg.conceal is not None and cfg.codec is not None
-    out = play(trace, policy=cfg.playout, conceal=cfg.conceal)
-    stats = out.stats
-    sent = len(trace)
-    lost_mask = trace["arrival_s"].isna().to_numpy()
-    duration_s = float(len(call.reference) / cfg.sample_rate)
-    lookahead_ms = float(trace.attrs.get("lookahead_ms", 0.0) or 0.0)
-    lat = mouth_to_ear(out.frames, lookahead_ms)
-    budget = latency_budget(trace, out.frames, lookahead_ms)
-    hm = HeaderModel(ip_version=cfg.ip_version, tls=cfg.tls)
-    bw = bandwidth(
-        trace, duration_s, hm,
-        acks_per_s=None if record.tcp_acks is None else {"up": record.tcp_acks / duration_s},
-        retransmitted_segments={"up": int(record.tcp_retransmissions or 0)},
-    )
-    total = max(int(stats.get("totalSamplesReceived", 0)), 1)
-    concealed_ratio = float(stats.get("concealedSamples", 0)) / total
-    scores = quality(call.reference, out.audio, cfg.sample_rate, metrics=cfg.metrics) if cfg.metrics else {}
-    codec_scores = codec_only_scores(codec_only_key(cfg)) if cfg.metrics else {}
+    assert cfg.codec is not None
     # The receiver conceals unless told not to: zero-fill, and the elastic and aiortc-stock receivers
     # (which skip or drop what is missing) have no PLC, so G.711's/Opus' robustness without PLC applies.
     has_plc = cfg.conceal != "zero" and cfg.playout not in ("elastic", "aiortc-stock")
     ie, bpl, wideband, ie_source = impairment_for(cfg.codec, codec_bps(cfg), has_plc,
-                                                  sample_rate=int(cfg.sample_rate))
-    played = out.frames["m2e_ms"].dropna()
+                                                  sample_rate=int(cfg.sample_rate or 0))
+    played = frames["m2e_ms"].dropna()
     ta_ms = float(played.mean()) + lookahead_ms if len(played) else math.nan
-    unheard, concealed = frame_fates(trace, out.frames)
-    effective_loss_rate = float(unheard.mean()) if unheard.size else 0.0
+    unheard, concealed = frame_fates(trace, frames)
     # The E-model's Ppl: the share of the call the listener did not hear as sent: concealment played
     # (for lost or late frames, or while waiting for one) plus frames dropped or skipped without any
     # concealment (aiortc-stock, elastic). Stalls without concealment count in Ta (delay) instead.
     # BurstR comes from the per-frame sequence of impaired slots in send order.
-    impaired = unheard | concealed
     ppl = 100.0 * (concealed_ratio + (float((unheard & ~concealed).mean()) if unheard.size else 0.0))
-    burst = burst_ratio(impaired)
+    burst = burst_ratio(unheard | concealed)
     r = r_factor(ta_ms, ppl, ie=ie, bpl=bpl, burst_r=burst, wideband=wideband) if played.size else math.nan
-    stock, stock_audio = _stock_columns(call, record)
-    summary: dict[str, Any] = {
-        **call_columns(cfg, mode, "ok", ""),
-        "duration_s": duration_s,
-        "packets_sent": sent,
-        "loss_rate": float(lost_mask.mean()) if sent else 0.0,
-        "late_rate": float(stats.get("packetsDiscarded", 0)) / sent if sent else 0.0,
-        "concealed_ratio": concealed_ratio,
-        "effective_loss_rate": effective_loss_rate,
-        "interruptions": int(stats.get("interruptionCount", 0)),
-        "interruption_s": float(stats.get("totalInterruptionDuration", 0.0)),
-        "stalls": int(stats.get("stallCount", 0)),
-        "stall_s": float(stats.get("totalStallDuration", 0.0)),
-        **lat,
+    return {
+        "effective_loss_rate": float(unheard.mean()) if unheard.size else 0.0,
         "m2e_mean_ms": ta_ms,
-        **{f"budget_{k}": v for k, v in budget.items()},
-        **bw,
-        **scores,
-        **{f"codec_{k}": v for k, v in codec_scores.items()},
         "emodel_r": r,
         "emodel_mos": mos_from_r(r, wideband=wideband) if not math.isnan(r) else math.nan,
         "emodel_ie_source": ie_source,
-        # the E-model's inputs, so emodel_r can be recomputed by hand (G.107 / G.107.1 / G.107.2)
         "emodel_ta_ms": ta_ms,
         "emodel_ppl_pct": ppl,
         "emodel_burst_r": burst,
         "emodel_ie": ie,
         "emodel_bpl": bpl,
         "emodel_band": "wb" if wideband is True else "nb" if wideband is False else str(wideband),
-        **{f"rx_{k}": v for k, v in stats.items()},
+    }
+
+
+def _bandwidth_columns(cfg: CallConfig, record: CallRecord, duration_s: float) -> dict[str, Any]:
+    """The ``bandwidth`` group under the config's header model; a simulated WebSocket call's TCP
+    ACKs and retransmissions come from the TCP delivery model (``record.tcp_*``)."""
+    from translab.metrics.bandwidth import HeaderModel, bandwidth
+
+    hm = HeaderModel(ip_version=cfg.ip_version, tls=cfg.tls)
+    return bandwidth(
+        record.trace, duration_s, hm,
+        acks_per_s=None if record.tcp_acks is None else {"up": record.tcp_acks / duration_s},
+        retransmitted_segments={"up": int(record.tcp_retransmissions or 0)},
+    )
+
+
+def analyse(call: PreparedCall, record: CallRecord, mode: str, engine: str = "") -> CallResult:
+    """Play out the record's trace and compute every column of the result row (see
+    translab.call.row), group by group; then the engine's own groups. A failed call gets the
+    ``call``, engine and provenance groups only."""
+    check_engine_figures(record.figures, engine or mode)
+    cfg, trace = call.cfg, record.trace
+    if record.status != "ok":
+        failed = {**call_columns(cfg, mode, record.status, record.reason),
+                  **_setup_columns(record, None), **record.figures, **provenance_columns(cfg)}
+        return CallResult(summary=failed, trace=trace, audio=np.zeros(0, dtype=np.float32), playout=None)
+    from translab.metrics.latency import latency_budget, mouth_to_ear
+    from translab.metrics.quality import quality
+    from translab.playout import play
+
+    assert cfg.sample_rate is not None and cfg.conceal is not None
+    out = play(trace, policy=cfg.playout, conceal=cfg.conceal)
+    stats = out.stats
+    sent = len(trace)
+    duration_s = float(len(call.reference) / cfg.sample_rate)
+    lookahead_ms = float(trace.attrs.get("lookahead_ms", 0.0) or 0.0)
+    concealed_ratio = float(stats.get("concealedSamples", 0)) / max(int(stats.get("totalSamplesReceived", 0)), 1)
+    emodel = _emodel_columns(cfg, trace, out.frames, concealed_ratio, lookahead_ms)
+    scores = quality(call.reference, out.audio, cfg.sample_rate, metrics=cfg.metrics) if cfg.metrics else {}
+    codec_scores = codec_only_scores(codec_only_key(cfg)) if cfg.metrics else {}
+    summary: dict[str, Any] = {
+        **call_columns(cfg, mode, "ok", ""),
+        "duration_s": duration_s,
+        # network
+        "packets_sent": sent,
+        "loss_rate": float(trace["arrival_s"].isna().to_numpy().mean()) if sent else 0.0,
+        "late_rate": float(stats.get("packetsDiscarded", 0)) / sent if sent else 0.0,
+        "effective_loss_rate": emodel.pop("effective_loss_rate"),
         **network_delay(trace),
+        # receiver
+        "concealed_ratio": concealed_ratio,
+        "interruptions": int(stats.get("interruptionCount", 0)),
+        "interruption_s": float(stats.get("totalInterruptionDuration", 0.0)),
+        "stalls": int(stats.get("stallCount", 0)),
+        "stall_s": float(stats.get("totalStallDuration", 0.0)),
+        **{f"rx_{k}": v for k, v in stats.items()},
+        # latency
+        **mouth_to_ear(out.frames, lookahead_ms),
+        **{f"budget_{k}": v for k, v in latency_budget(trace, out.frames, lookahead_ms).items()},
+        **_bandwidth_columns(cfg, record, duration_s),
+        **scores,
+        **{f"codec_{k}": v for k, v in codec_scores.items()},
+        **emodel,
     }
     if record.tcp_retransmissions is not None:
         summary["tcp_retransmissions"] = int(record.tcp_retransmissions)
     if record.tcp_acks is not None:
         summary["tcp_acks"] = int(record.tcp_acks)
+    stock, stock_audio = _stock_columns(call, record)
     summary.update(record.figures)
     summary.update(stock)
     summary.update(_setup_columns(record, out.frames))
