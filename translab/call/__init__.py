@@ -14,6 +14,7 @@ from translab.call.engine import ClipEngine, Engine, run_call
 from translab.call.prepare import PreparedCall, prepare_call
 from translab.call.record import CallRecord, CallResult, StockOutput
 from translab.call.simulated import SimulatedEngine
+from translab.config import CallConfig
 
 __all__ = ["CallRecord", "CallResult", "ClipEngine", "Engine", "PreparedCall", "SimulatedEngine",
            "StockOutput", "prepare_call", "run_call", "simulate", "run_grid"]
@@ -22,8 +23,6 @@ __all__ = ["CallRecord", "CallResult", "ClipEngine", "Engine", "PreparedCall", "
 def simulate(**config: object) -> CallResult:
     """One simulated call from CallConfig fields (``bitrate="24k"`` accepted): ``simulate(profile=
     "hotel-wifi").row()`` is its pandas row."""
-    from translab.config import CallConfig
-
     return run_call(CallConfig.from_dict(dict(config)), SimulatedEngine())
 
 

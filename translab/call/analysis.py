@@ -16,7 +16,15 @@ from translab.call.prepare import PreparedCall, load_reference, stream_trace
 from translab.call.record import CallRecord, CallResult
 from translab.call.row import check_engine_figures
 from translab.config import CallConfig
+from translab.media.audio import resample
 from translab.media.stream import encode_stream
+from translab.metrics.bandwidth import HeaderModel, bandwidth
+from translab.metrics.emodel import burst_ratio, impairment_for, mos_from_r, r_factor
+from translab.metrics.latency import latency_budget, mouth_to_ear
+from translab.metrics.quality import quality
+from translab.playout import play
+from translab.playout.aiortc_stock import sink_play_times
+from translab.playout.stats import CONCEAL_KINDS
 
 #: CallConfig fields that do not change the codec-only reference call (it has no network and its own
 #: fixed playout), so calls differing only in them share one cached codec-only score.
@@ -37,9 +45,6 @@ def codec_only_scores(cfg_json: str) -> dict[str, float | None]:
     """Quality of the codec alone (same codec settings, perfect network, playout ``fixed:<frame>``),
     cached per process and per :func:`codec_only_key`, so a sweep over seeds and profiles computes it
     once per codec setting."""
-    from translab.metrics.quality import quality
-    from translab.playout import play
-
     cfg = CallConfig.from_dict(json.loads(cfg_json)).resolved()
     assert cfg.sample_rate is not None and cfg.conceal is not None
     stream = encode_stream(load_reference(cfg), cfg)
@@ -56,8 +61,6 @@ def frame_fates(trace: pd.DataFrame, frames: pd.DataFrame) -> tuple[np.ndarray, 
     FEC: lost in the network, discarded late, or skipped/dropped by the receiver) and ``concealed``
     (the receiver played concealment in its slot, e.g. while waiting for it). DTX frames were never
     sent and do not count."""
-    from translab.playout.stats import CONCEAL_KINDS
-
     heard = frames.loc[frames["kind"].isin(("decoded", "fec")), "media_ts"].to_numpy(dtype=np.int64)
     patched = frames.loc[frames["kind"].isin(CONCEAL_KINDS), "media_ts"].to_numpy(dtype=np.int64)
     sent = trace.sort_values("seq")["media_ts"].to_numpy(dtype=np.int64)
@@ -119,8 +122,6 @@ def _stock_columns(call: PreparedCall, record: CallRecord) -> tuple[dict[str, An
     """The ``aiortc_stock`` group: what aiortc's own receiver delivered, its mouth-to-ear on the
     aiortc-stock model's steady sink (ms, incl. codec lookahead, as the headline m2e), and the quality
     of its audio; plus that audio at the codec rate (None when not recorded)."""
-    from translab.playout.aiortc_stock import sink_play_times
-
     stock = record.stock
     if stock is None or not stock.frames:
         return {}, None
@@ -141,15 +142,11 @@ def _stock_columns(call: PreparedCall, record: CallRecord) -> tuple[dict[str, An
     }
     if stock.audio is None or call.cfg.playout != "aiortc-stock":
         return out, None
-    from translab.media.audio import resample
-
     rate = int(call.cfg.sample_rate or 48000)
     audio = np.asarray(stock.audio, dtype=np.float32)
     if rate != 48000:
         audio = resample(audio, 48000, rate)
     if call.cfg.metrics:
-        from translab.metrics.quality import quality
-
         out.update({f"stock_{k}": v for k, v in
                     quality(call.reference, audio, rate, metrics=call.cfg.metrics).items()})
     return out, audio
@@ -159,8 +156,6 @@ def _emodel_columns(cfg: CallConfig, trace: pd.DataFrame, frames: pd.DataFrame, 
                     lookahead_ms: float) -> dict[str, Any]:
     """The ``emodel`` group (ITU-T G.107 / G.107.1 / G.107.2) with its inputs, so R can be recomputed
     by hand, and ``effective_loss_rate`` (network group) from the same per-frame fates."""
-    from translab.metrics.emodel import burst_ratio, impairment_for, mos_from_r, r_factor
-
     assert cfg.codec is not None
     # The receiver conceals unless told not to: zero-fill, and the elastic and aiortc-stock receivers
     # (which skip or drop what is missing) have no PLC, so G.711's/Opus' robustness without PLC applies.
@@ -195,8 +190,6 @@ def _emodel_columns(cfg: CallConfig, trace: pd.DataFrame, frames: pd.DataFrame, 
 def _bandwidth_columns(cfg: CallConfig, record: CallRecord, duration_s: float) -> dict[str, Any]:
     """The ``bandwidth`` group under the config's header model; a simulated WebSocket call's TCP
     ACKs and retransmissions come from the TCP delivery model (``record.tcp_*``)."""
-    from translab.metrics.bandwidth import HeaderModel, bandwidth
-
     hm = HeaderModel(ip_version=cfg.ip_version, tls=cfg.tls)
     return bandwidth(
         record.trace, duration_s, hm,
@@ -215,10 +208,6 @@ def analyse(call: PreparedCall, record: CallRecord, mode: str, engine: str = "")
         failed = {**call_columns(cfg, mode, record.status, record.reason),
                   **_setup_columns(record, None), **record.figures, **provenance_columns(cfg)}
         return CallResult(summary=failed, trace=trace, audio=np.zeros(0, dtype=np.float32), playout=None)
-    from translab.metrics.latency import latency_budget, mouth_to_ear
-    from translab.metrics.quality import quality
-    from translab.playout import play
-
     assert cfg.sample_rate is not None and cfg.conceal is not None
     out = play(trace, policy=cfg.playout, conceal=cfg.conceal)
     stats = out.stats

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from translab.call.engine import ClipEngine
+from translab.call.engine import ClipEngine, run_call
 from translab.call.live import leg_record, run_outside_event_loop
 from translab.call.prepare import PreparedCall
 from translab.call.record import CallRecord
@@ -111,7 +111,5 @@ def netns_call(cfg: Any, opts: NetnsOptions | None = None, *, out_dir: str | Pat
                run_dir: str | Path | None = None) -> Any:
     """One live call on the namespace backend (blocking, real time): ``run_call`` with a
     :class:`NetnsEngine`; the row has ``mode == "live"``, ``backend == "netns"`` and ``netns_*``."""
-    from translab.call.engine import run_call
-
     engine = NetnsEngine(opts or NetnsOptions(), pcap=pcap, progress=progress, run_dir=run_dir)
     return run_call(cfg, engine, out_dir)

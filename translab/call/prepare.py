@@ -14,6 +14,7 @@ from translab import trace as trace_mod
 from translab.config import CallConfig
 from translab.media.clips import list_clips, load_clip
 from translab.media.stream import SenderStream, encode_stream
+from translab.metrics.bandwidth import HeaderModel, rtp_wire_bytes, ws_wire_bytes
 
 
 @dataclass(frozen=True)
@@ -91,8 +92,6 @@ def stream_trace(cfg: CallConfig, stream: SenderStream, *, send_s: np.ndarray, a
 def wire_bytes(cfg: CallConfig, message_bytes: Any) -> np.ndarray:
     """Bytes on the wire per message under the config's header model (RTP/UDP/IP or
     WebSocket/TLS/TCP/IP, see translab.metrics.bandwidth.HeaderModel)."""
-    from translab.metrics.bandwidth import HeaderModel, rtp_wire_bytes, ws_wire_bytes
-
     hm = HeaderModel(ip_version=cfg.ip_version, tls=cfg.tls)
     if cfg.transport == "webrtc":
         return np.array([rtp_wire_bytes(int(b), hm) for b in message_bytes], dtype=np.int64)

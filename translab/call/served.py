@@ -35,6 +35,7 @@ from translab.call.prepare import PreparedCall, wire_bytes
 from translab.call.record import CallRecord
 from translab.config import OPUS_FRAME_MS, PCM_FRAME_MS, CallConfig
 from translab.emulate.scheduler import now
+from translab.errors import TranslabError
 
 __all__ = ["ServeConfig", "ServedEngine", "TranslabServer", "rtp_trace_rows", "ws_trace_rows"]
 
@@ -337,8 +338,6 @@ class TranslabServer:
 
     def _summarise(self, name: str, transport: str, cols: dict[str, Any], *, codec: str, rate: int,
                    frame_ms: float, framing: str, extra: dict[str, Any]) -> None:
-        from translab.errors import TranslabError
-
         out = self.cfg.out_dir / name
         choices = OPUS_FRAME_MS if codec == "opus" else PCM_FRAME_MS
         frame_cfg = min(choices, key=lambda c: abs(c - frame_ms))

@@ -10,6 +10,9 @@ import numpy as np
 from translab.call.engine import ClipEngine
 from translab.call.prepare import PreparedCall, stream_trace, wire_bytes
 from translab.call.record import CallRecord
+from translab.link.profiles import direction_rngs, load_profile
+from translab.link.tcp import TcpDeliveryModel
+from translab.metrics.bandwidth import HeaderModel, ws_tcp_payload_bytes
 
 
 class SimulatedEngine(ClipEngine):
@@ -21,8 +24,6 @@ class SimulatedEngine(ClipEngine):
     mode = "simulate"
 
     def run(self, call: PreparedCall, out_dir: Path | None = None) -> CallRecord:
-        from translab.link.profiles import direction_rngs, load_profile
-
         cfg, stream = call.cfg, call.stream
         assert stream is not None
         profile = load_profile(cfg.profile)
@@ -43,9 +44,6 @@ class SimulatedEngine(ClipEngine):
                 arrival[idx[order][first]] = arr[order][first]
             duplicates = np.maximum(copies - 1, 0)
         else:
-            from translab.link.tcp import TcpDeliveryModel
-            from translab.metrics.bandwidth import HeaderModel, ws_tcp_payload_bytes
-
             hm = HeaderModel(ip_version=cfg.ip_version, tls=cfg.tls)
             tcp_bytes = np.array([ws_tcp_payload_bytes(int(b), True, hm) for b in stream.message_bytes],
                                  dtype=np.int64)
