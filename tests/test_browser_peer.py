@@ -236,7 +236,7 @@ def test_call_peer_chromium_refuses_websocket() -> None:
 def test_a_browser_call_that_does_not_connect_fails_cleanly(tmp_path: Path) -> None:
     """Not connected in time: a failed summary naming why, written like any failed call, and no
     browser process, profile or work directory left."""
-    from translab.browser_call import browser_call
+    from translab.call.browser import browser_call
     from translab.config import CallConfig
 
     before = {d for d in os.listdir(tempfile_dir()) if d.startswith(("translab-chromium-", "translab-browser-call-"))}

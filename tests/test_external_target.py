@@ -226,7 +226,7 @@ def test_turn_latency_of_a_pipecat_bot_that_answers_turns(pipecat_parrot, which:
     """The parrot answers when pipecat's Silero VAD has heard 0.5 s of silence after the caller's
     speech: the turn latency the caller measures is at least that, plus transport both ways."""
     from translab.config import CallConfig
-    from translab.external import external_call
+    from translab.call.external import external_call
 
     url = pipecat_parrot[0] if which == "webrtc" else pipecat_parrot[1]
     s = external_call(CallConfig(profile="4g", duration_s=2.5, metrics=()), url, listen_s=3.0,
@@ -329,7 +329,7 @@ def test_an_endpoint_that_sends_no_audio_back_is_a_no_audio_back_failure(serve_e
 @pytest.mark.live
 def test_a_plain_http_server_refuses_the_websocket_handshake(pipecat_bot) -> None:
     from translab.config import CallConfig
-    from translab.external import external_call
+    from translab.call.external import external_call
 
     http = pipecat_bot[0].replace("http://", "ws://")  # the bot's HTTP offer endpoint: no WebSocket there
     s = external_call(CallConfig(profile="clean-lan", duration_s=0.5, metrics=()), http, listen_s=0.1).summary
@@ -345,7 +345,7 @@ def test_an_answerer_that_goes_away_is_an_ice_failure() -> None:
     from aiortc import RTCSessionDescription
 
     from translab.config import CallConfig
-    from translab.external import external_call_async
+    from translab.call.external import external_call_async
     from translab.transport.webrtc import new_peer
 
     async def main() -> dict:

@@ -23,12 +23,14 @@ def _exp(grid: dict, **defaults) -> ex.Experiment:
 
 
 def test_choices_agree_with_the_netns_backend() -> None:
-    from translab.emulate.netns.call import ICE_OPTIONS, NAT_CHOICES
-    from translab.emulate.netns.cells import NETNS_FIELDS
+    # the allowed values are declared once (translab.config); the backend implements exactly those
+    from translab.config import FIREWALLS, NAT_CHOICES, NETNS_FIELDS
+    from translab.emulate.netns.call import ICE_OPTIONS
     from translab.emulate.netns.firewall import FIREWALL_PROFILES
     from translab.lab.cells import RUNNER_KEYS
+    from translab.link.nat import PRESETS
 
-    assert ex.NAT_CHOICES == NAT_CHOICES and ex.FIREWALLS == tuple(FIREWALL_PROFILES)
+    assert ex.NAT_CHOICES == NAT_CHOICES == ("none", *PRESETS) and ex.FIREWALLS == tuple(FIREWALL_PROFILES) == FIREWALLS
     assert ex.ICE_OPTIONS == ICE_OPTIONS and ex.NETNS_KEYS == NETNS_FIELDS
     assert set(RUNNER_KEYS) == {"mode", "backend", *NETNS_FIELDS}
 

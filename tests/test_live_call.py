@@ -175,18 +175,18 @@ def test_no_task_or_thread_left_after_a_call(lossy: bool) -> None:
 
 
 def test_aiortc_stock_playout_reports_what_aiortc_delivered() -> None:
-    """With ``aiortc-stock`` a live call's headline latency and audio are aiortc's own receiver's;
-    translab's model of that receiver stays beside it (``model_*``)."""
+    """With ``aiortc-stock`` a live call reports aiortc's own receiver in its own column group
+    (``stock_*``, and its audio as ``stock_audio`` / stock_output.wav) beside translab's model of that
+    receiver (the headline columns); nothing rewrites the headline."""
     from translab.live import live_call
 
     cfg = CallConfig(transport="webrtc", profile="clean-lan", duration_s=1.5, playout="aiortc-stock", metrics=())
     res = live_call(cfg, drain_s=0.5, realtime=True)
     s = res.summary
-    assert s["status"] == "ok" and s["playout_source"] == "aiortc"
-    assert s["m2e_p50_ms"] == s["stock_m2e_p50_ms"] and "model_m2e_p50_ms" in s
+    assert s["status"] == "ok" and "playout_source" not in s and "model_m2e_p50_ms" not in s
     # aiortc holds 4 frames (prefetch) before playing: well above one frame on a clean LAN
-    assert s["m2e_p50_ms"] > 60
-    assert 0.5 * 1.5 * 48000 < len(res.audio) <= 1.5 * 48000 + 960
+    assert s["stock_m2e_p50_ms"] > 60 and s["m2e_p50_ms"] > 60
+    assert res.stock_audio is not None and 0.5 * 1.5 * 48000 < len(res.stock_audio) <= 1.5 * 48000 + 960
 
 
 def test_aiortc_stock_model_matches_real_aiortc_on_a_lossy_call() -> None:
@@ -200,8 +200,8 @@ def test_aiortc_stock_model_matches_real_aiortc_on_a_lossy_call() -> None:
                      metrics=())
     s = live_call(cfg, drain_s=0.5, realtime=True).summary
     assert s["status"] == "ok" and s["loss_rate"] > 0
-    assert abs(s["model_m2e_p50_ms"] - s["stock_m2e_p50_ms"]) <= 3.0, (s["model_m2e_p50_ms"], s["stock_m2e_p50_ms"])
-    assert abs(s["model_m2e_max_ms"] - s["stock_m2e_max_ms"]) <= 5.0
+    assert abs(s["m2e_p50_ms"] - s["stock_m2e_p50_ms"]) <= 3.0, (s["m2e_p50_ms"], s["stock_m2e_p50_ms"])
+    assert abs(s["m2e_max_ms"] - s["stock_m2e_max_ms"]) <= 5.0
     assert s["stock_delivery_m2e_p50_ms"] <= s["stock_m2e_p50_ms"]
     assert s["m2e_p50_ms"] > 200  # the flush after the loss: ~15 frames buffered for good (issue #543)
 

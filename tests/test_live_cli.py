@@ -28,7 +28,7 @@ def test_cli_call_websocket_writes_artefacts_and_pcap(tmp_path: Path) -> None:
                                    "--pcap", str(pcap), "--json", "--quiet"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    s = json.loads(r.stdout[: r.stdout.rindex("}") + 1])
+    s = json.loads(r.stdout)  # --json: stdout is exactly one JSON object
     assert s["mode"] == "live" and s["status"] == "ok" and s["transport"] == "websocket"
     for k in ("tcp_connected", "tls_done", "upgrade_done", "first_frame_sent", "first_frame_received",
               "first_audio_played"):
@@ -78,7 +78,7 @@ def test_cli_call_each_transport(tmp_path: Path, transport: str, args: list[str]
                                    "1.2", "--metrics", "none", "--out", str(out), "--json", "--quiet", *args],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    s = json.loads(r.stdout[: r.stdout.rindex("}") + 1])
+    s = json.loads(r.stdout)  # --json: stdout is exactly one JSON object
     assert s["mode"] == "live" and s["status"] == "ok" and s["transport"] == transport
     assert s["loss_rate"] == 0.0 and s["packets_sent"] > 0
     for k, v in expect.items():

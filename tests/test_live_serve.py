@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from translab.transport.serve import ServeConfig, TranslabServer, rtp_trace_rows, ws_trace_rows
+from translab.call.served import ServeConfig, TranslabServer, rtp_trace_rows, ws_trace_rows
 
 pytestmark = pytest.mark.live
 

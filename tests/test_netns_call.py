@@ -26,7 +26,7 @@ def test_options_are_validated() -> None:
 
 def _call(transport: str, **opts):
     from translab.config import CallConfig
-    from translab.emulate.netns.call import NetnsOptions, netns_call
+    from translab.call.netns import NetnsOptions, netns_call
 
     kw = {"tls": True} if transport == "websocket" else {}
     cfg = CallConfig(transport=transport, profile="clean-lan", duration_s=1.0, metrics=(), seed=3, **kw)
@@ -83,7 +83,7 @@ def test_cli_netns_call_writes_artefacts(tmp_path, capsys) -> None:
 
 @pytest.mark.skipif(_reason is not None, reason=str(_reason))
 def test_runner_cell_function(tmp_path) -> None:
-    from translab.emulate.netns.cells import netns_cell
+    from translab.lab.cells import netns_cell
 
     row = netns_cell({"transport": "websocket", "profile": "clean-lan", "duration_s": 1.0, "metrics": ["stoi"],
                       "mode": "live", "caller_nat": "symmetric", "firewall": "only-443"}, tmp_path)

@@ -133,7 +133,7 @@ _CALL_CHILD = r"""
 import sys
 from translab.config import CallConfig
 from translab.emulate.netns import lab as labmod
-from translab.emulate.netns.call import NetnsOptions, netns_call
+from translab.call.netns import NetnsOptions, netns_call
 orig = labmod.Lab.__init__
 def init(self, *a, **kw):
     kw["runid"] = sys.argv[1]

@@ -6,8 +6,8 @@ import json
 
 import pandas as pd
 
-from translab.emulate.netns import matrix as mx
-from translab.emulate.netns.matrix import Cell, expected_connected
+from translab.lab import nat_matrix as mx
+from translab.link.nat import Cell, expected_connected
 
 
 def test_expected_pattern() -> None:

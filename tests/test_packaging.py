@@ -27,7 +27,10 @@ def test_environment_yml_lists_the_same_runtime_dependencies_as_pyproject():
         m = re.match(r"^\s+- (?!pip:?$|python\b|-e )([A-Za-z0-9_.-]+)", line)
         if m:
             names.add(_name(m.group(1)))
-    assert names == runtime
+    # plus the static checks ./lab test runs (import-linter, mypy), from the test extra
+    checks = {_name(r) for r in pyproject["project"]["optional-dependencies"]["test"]} & {"import-linter", "mypy"}
+    assert checks == {"import-linter", "mypy"}
+    assert names == runtime | checks
 
 
 def test_help_lists_every_command(capsys):

@@ -142,7 +142,7 @@ def test_cli_simulate_json_and_artefacts(tmp_path):
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["framing"] == "realtime-json" and summary["sample_rate"] == 24000
-    assert {p.name for p in out.iterdir()} == {"trace.parquet", "output.wav", "summary.json"}
+    assert {p.name for p in out.iterdir()} == {"trace.parquet", "output.wav", "summary.json", "frames.parquet"}
 
 
 def test_cli_unknown_profile_is_one_line(tmp_path):

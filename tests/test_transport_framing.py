@@ -6,7 +6,7 @@ import json
 import pytest
 
 from translab.errors import ConfigError
-from translab.transport.framing import (
+from translab.media.framing import (
     CLOSE_INVALID_PAYLOAD,
     CLOSE_UNSUPPORTED_DATA,
     FramingError,

@@ -14,20 +14,96 @@ from typing import Any
 
 from translab.errors import ConfigError, check_choice, check_range
 
-TRANSPORTS = ("webrtc", "websocket")
-CODECS = ("opus", "pcm16", "pcmu")
-CONCEALMENTS = ("opus-plc", "opus-fec", "zero", "repeat", "pcm-plc")
-METRICS = ("plcmos", "pesq_wb", "pesq_nb", "stoi", "estoi", "visqol")
-DEFAULT_METRICS = ("plcmos", "pesq_wb", "stoi")
+# ------------------------------------------------------------------------------------------------
+# The allowed values: the one source that the CLI (choices, help), experiment files, serve's query
+# parsing and the Python API derive from.
+
+TRANSPORTS: tuple[str, ...] = ("webrtc", "websocket")
+CODECS: tuple[str, ...] = ("opus", "pcm16", "pcmu")
+CONCEALMENTS: tuple[str, ...] = ("opus-plc", "opus-fec", "zero", "repeat", "pcm-plc")
+METRICS: tuple[str, ...] = ("plcmos", "pesq_wb", "pesq_nb", "stoi", "estoi", "visqol")
+DEFAULT_METRICS: tuple[str, ...] = ("plcmos", "pesq_wb", "stoi")
+#: WebSocket framings (see translab.media.framing); WebRTC's framing is "rtp"
+WS_FRAMINGS: tuple[str, ...] = ("binary", "realtime-json", "twilio-json")
+FRAMINGS: tuple[str, ...] = ("rtp",) + WS_FRAMINGS
+#: the codec a WebSocket framing implies when no codec is given
+FRAMING_CODECS: dict[str, str] = {"realtime-json": "pcm16", "twilio-json": "pcmu"}
+#: receiver policies; "fixed:<ms>" takes a delay in ms (decimals allowed, e.g. fixed:62.5)
+PLAYOUTS: tuple[str, ...] = ("fixed:<ms>", "adaptive", "elastic", "aiortc-stock")
+#: media sample rates (Hz) a clip is resampled to (translab.media.audio.SUPPORTED_RATES)
+SAMPLE_RATES: tuple[int, ...] = (8000, 16000, 24000, 48000)
+DEFAULT_RATES: dict[str, int] = {"opus": 48000, "pcm16": 24000, "pcmu": 8000}
+OPUS_FRAME_MS: tuple[float, ...] = (2.5, 5, 10, 20, 40, 60)
+PCM_FRAME_MS: tuple[float, ...] = (10, 20, 40, 60, 100)
+FRAME_MS: tuple[float, ...] = (2.5, 5, 10, 20, 40, 60, 100)
+BITRATE_RANGE: tuple[int, int] = (6000, 510000)  # Opus, bit/s
+IP_VERSIONS: tuple[int, ...] = (4, 6)
+MODES: tuple[str, ...] = ("simulate", "live")
+BACKENDS: tuple[str, ...] = ("inprocess", "netns")
 
 _PLAYOUT_RE = re.compile(r"^(adaptive|elastic|aiortc-stock|fixed:\d+(\.\d+)?)$")
 
 
-def check_playout(value: str) -> None:
-    """Raise ConfigError unless ``value`` names a playout policy (fixed:<ms>, adaptive, elastic,
-    aiortc-stock); cheap, for entry points that check a playout before importing the media stack."""
+def check_playout(value: object, field_name: str = "playout") -> str:
+    """``value`` if it is a receiver policy (``fixed:<ms>`` with ms a number, adaptive, elastic,
+    aiortc-stock), else ConfigError naming ``field_name``."""
     if not isinstance(value, str) or not _PLAYOUT_RE.match(value):
-        raise ConfigError("playout", value, "fixed:<ms>, adaptive, elastic, aiortc-stock")
+        raise ConfigError(field_name, value, ", ".join(PLAYOUTS) + " (e.g. fixed:60 or fixed:62.5)")
+    return value
+
+
+def check_framing(framing: str, codec: str, sample_rate: int, frame_ms: float) -> None:
+    """Raise ConfigError when WebSocket ``framing`` cannot carry ``codec`` at ``sample_rate`` /
+    ``frame_ms`` (realtime-json: pcm16 24 kHz; twilio-json: pcmu 8 kHz 20 ms)."""
+    check_choice("framing", framing, WS_FRAMINGS)
+    if framing == "realtime-json" and (codec != "pcm16" or sample_rate != 24000):
+        raise ConfigError(
+            "framing", framing, "realtime-json carries pcm16 at 24000 Hz only "
+            f"(got codec {codec} at {sample_rate} Hz)"
+        )
+    if framing == "twilio-json" and (codec != "pcmu" or sample_rate != 8000 or frame_ms != 20):
+        raise ConfigError(
+            "framing", framing, "twilio-json carries pcmu at 8000 Hz in 20 ms frames only "
+            f"(got codec {codec} at {sample_rate} Hz, {frame_ms} ms)"
+        )
+
+
+# The namespace backend's options (translab.emulate.netns): NAT presets per side (translab.link.nat
+# implements exactly these), firewall profiles (translab.emulate.netns.firewall), ICE options.
+NAT_CHOICES: tuple[str, ...] = ("none", "full-cone", "restricted-cone", "port-restricted-cone", "symmetric")
+FIREWALLS: tuple[str, ...] = ("open", "udp-blocked", "only-443")
+ICE_OPTIONS: tuple[str, ...] = ("none", "stun", "turn-udp", "turn-tcp", "turns-443")
+TURN_ICE: tuple[str, ...] = ("turn-udp", "turn-tcp", "turns-443")
+
+
+@dataclass(frozen=True)
+class NetnsConfig:
+    """Where a call on the namespace backend runs: NAT preset per side (``none`` = public address),
+    the caller's and the callee's firewall profile, the ICE option, and relay-only (the caller's
+    iceTransportPolicy="relay"; TURN options only). The typed part of a call that only the netns
+    backend reads; experiment cells carry its fields as keys (:data:`NETNS_FIELDS`)."""
+
+    caller_nat: str = "none"
+    callee_nat: str = "none"
+    firewall: str = "open"
+    callee_firewall: str = "open"
+    ice: str = "none"
+    relay_only: bool = False
+
+    def __post_init__(self) -> None:
+        check_choice("caller_nat", self.caller_nat, NAT_CHOICES)
+        check_choice("callee_nat", self.callee_nat, NAT_CHOICES)
+        check_choice("firewall", self.firewall, FIREWALLS)
+        check_choice("callee_firewall", self.callee_firewall, FIREWALLS)
+        check_choice("ice", self.ice, ICE_OPTIONS)
+        if not isinstance(self.relay_only, bool):
+            raise ConfigError("relay_only", self.relay_only, "true or false")
+        if self.relay_only and self.ice not in TURN_ICE:
+            raise ConfigError("relay_only", True, "only with a TURN ice option (" + ", ".join(TURN_ICE) + ")")
+
+
+#: the netns keys of an experiment cell and their defaults
+NETNS_FIELDS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(NetnsConfig)}
 
 
 def parse_bitrate(value: str | int | float) -> int:
@@ -69,35 +145,42 @@ class CallConfig:
     abr: bool = False  # WebRTC: adaptive bitrate / FEC controller (libwebrtc audio network adaptor)
     fec_loss: str = "fixed"  # Opus FEC expected loss: fixed (expected_loss_pct) or measured (from feedback)
 
+    def __post_init__(self) -> None:
+        # "24k" (and 24000.0) are accepted here as on the CLI and in experiment files (bit/s)
+        if isinstance(self.bitrate, (str, float)) and not isinstance(self.bitrate, bool):
+            object.__setattr__(self, "bitrate", parse_bitrate(self.bitrate))
+        if isinstance(self.metrics, list):
+            object.__setattr__(self, "metrics", tuple(self.metrics))
+
     def resolved(self) -> "CallConfig":
         """A copy with every ``None`` default filled in, validated."""
-        from translab.media.audio import SUPPORTED_RATES  # here: keeps scipy out of CLI start-up
-
         check_choice("transport", self.transport, TRANSPORTS)
-        codec = self.codec or ("opus" if self.transport == "webrtc" else "pcm16")
+        if self.framing is not None:
+            check_choice("framing", self.framing, FRAMINGS)
+        default_codec = "opus" if self.transport == "webrtc" else FRAMING_CODECS.get(self.framing or "", "pcm16")
+        codec = self.codec or default_codec
         check_choice("codec", codec, CODECS)
         if self.transport == "webrtc" and codec != "opus":
             raise ConfigError("codec", codec, "opus for transport webrtc")
-        rate = self.sample_rate or {"opus": 48000, "pcm16": 24000, "pcmu": 8000}[codec]
+        rate = self.sample_rate or DEFAULT_RATES[codec]
+        if isinstance(self.bitrate, bool) or not isinstance(self.bitrate, int):
+            raise ConfigError("bitrate", self.bitrate, "an integer number of bit/s (24000) or a string such as '24k'")
         if codec == "opus":
-            # Opus itself also runs at 12 kHz, but the clip is resampled to one of the media rates
-            # (translab.media.audio.SUPPORTED_RATES), so a call is refused here, naming sample_rate,
-            # rather than later by the clip loader.
-            check_choice("sample_rate", rate, SUPPORTED_RATES)
-            check_choice("frame_ms", self.frame_ms, (2.5, 5, 10, 20, 40, 60))
-            check_range("bitrate", self.bitrate, 6000, 510000, "bit/s")
+            # Opus itself also runs at 12 kHz, but the clip is resampled to one of the media rates,
+            # so a call is refused here, naming sample_rate, rather than later by the clip loader.
+            check_choice("sample_rate", rate, SAMPLE_RATES)
+            check_choice("frame_ms", self.frame_ms, OPUS_FRAME_MS)
+            check_range("bitrate", self.bitrate, *BITRATE_RANGE, "bit/s")
         elif codec == "pcm16":
-            check_choice("sample_rate", rate, SUPPORTED_RATES)
-            check_choice("frame_ms", self.frame_ms, (10, 20, 40, 60, 100))
+            check_choice("sample_rate", rate, SAMPLE_RATES)
+            check_choice("frame_ms", self.frame_ms, PCM_FRAME_MS)
         else:
             check_choice("sample_rate", rate, (8000,))
-            check_choice("frame_ms", self.frame_ms, (10, 20, 40, 60, 100))
+            check_choice("frame_ms", self.frame_ms, PCM_FRAME_MS)
         if self.transport == "webrtc":
             framing = self.framing or "rtp"
             check_choice("framing", framing, ("rtp",))
         else:
-            from translab.transport.framing import check_framing
-
             framing = self.framing or "binary"
             check_framing(framing, codec, rate, self.frame_ms)
         check_playout(self.playout)
@@ -109,13 +192,13 @@ class CallConfig:
             raise ConfigError("conceal", conceal, "zero, repeat, pcm-plc for codec " + codec)
         if codec == "opus" and conceal == "pcm-plc":
             raise ConfigError("conceal", conceal, "opus-plc, opus-fec, zero, repeat for codec opus")
-        if codec == "opus" and conceal == "opus-fec" and not self.fec:  # (i15) as the experiment rules
+        if codec == "opus" and conceal == "opus-fec" and not self.fec:  # as the experiment rules drop it
             raise ConfigError("conceal", conceal, "opus-plc, zero, repeat when fec is off (opus-fec "
                               "decodes the FEC that --no-fec turns off)")
         check_range("expected_loss_pct", self.expected_loss_pct, 0, 100, "%")
         check_range("complexity", self.complexity, 0, 10)
         check_range("seed", self.seed, 0, 2**63 - 1)
-        check_choice("ip_version", self.ip_version, (4, 6))
+        check_choice("ip_version", self.ip_version, IP_VERSIONS)
         for m in self.metrics:
             check_choice("metrics", m, METRICS)
         if self.duration_s is not None:

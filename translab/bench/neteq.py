@@ -1,6 +1,6 @@
 """translab's adaptive playout against Chromium's NetEq on the same arrival traces.
 
-Each run is a browser peer call (translab.browser_call): translab sends a clip to headless Chromium
+Each run is a browser peer call (translab.call.browser): translab sends a clip to headless Chromium
 through the emulator; NetEq's W3C inbound-rtp counters (over the media window) are compared with
 translab's adaptive playout run on the emulator's delivery log of the same packets. Per profile:
 the mean NetEq and model figures over the seeds, the mean gap and its 95 % confidence interval
@@ -41,7 +41,7 @@ def _ci95(x: np.ndarray) -> tuple[float, float]:
 def compare(profiles: tuple[str, ...] = PROFILES, seeds: tuple[int, ...] = SEEDS,
             duration_s: float = DURATION_S) -> dict[str, Any]:
     """Run the browser calls and summarise NetEq vs model per profile (see the module docstring)."""
-    from translab.browser_call import browser_call
+    from translab.call.browser import browser_call
     from translab.config import CallConfig
 
     out: dict[str, Any] = {"duration_s": duration_s, "seeds": list(seeds), "clip": None}

@@ -15,7 +15,7 @@ def run(duration_s: float = 5.0) -> dict[str, Any]:
     """kbit/s into the relay from the caller (``*_relay_in_kbps``: the media direction) and the
     relay's total client-side traffic, per Opus bitrate."""
     from translab.config import CallConfig
-    from translab.emulate.netns.call import NetnsOptions, netns_call
+    from translab.call.netns import NetnsOptions, netns_call
     from translab.emulate.netns.system import unavailable_reason
 
     reason = unavailable_reason()

@@ -89,7 +89,7 @@ def compare(loss_pcts: tuple[float, ...] = (1.0, 3.0, 5.0), duration_s: float = 
     if seeds is not None:
         return [r for sd in seeds for r in compare(loss_pcts, duration_s, sd, tls)]
     from translab.config import CallConfig
-    from translab.emulate.netns.call import NetnsOptions, netns_call
+    from translab.call.netns import NetnsOptions, netns_call
     from translab.simulate import simulate
 
     tmp = Path(tempfile.mkdtemp(prefix="tl-tcpcmp-"))

@@ -31,7 +31,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
 def run(args: argparse.Namespace) -> int:
     """Run the chosen benchmarks and print one JSON object (figures keyed by benchmark)."""
     from translab.errors import ConfigError
-    from translab.lab.provenance import machine, versions
+    from translab.provenance import machine, versions
 
     names = available()
     chosen = [n.strip() for n in args.only.split(",") if n.strip()] or names

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from translab.commands.simulate import add_call_options, config_from_args, format_summary
+from translab.config import BACKENDS, NETNS_FIELDS
 from translab.jsonio import dumps
 
 
@@ -40,7 +42,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--peer", default="aiortc", choices=("aiortc", "chromium"),
                    help="the other end: aiortc (translab on both ends, default) or chromium (headless "
                    "system Chromium calls translab: its Opus, its NetEq; both directions cross the "
-                   "emulator; see translab.browser_call)")
+                   "emulator; see translab.call.browser)")
     p.add_argument("--backend", default="inprocess", choices=BACKENDS,
                    help="inprocess: link models in this process, no root (default); netns: real "
                    "kernel UDP/TCP in network namespaces with NATs, firewalls and coturn (root)")
@@ -54,13 +56,12 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.set_defaults(func=run)
 
 
-BACKENDS = ("inprocess", "netns")
-_NETNS_ONLY = ("caller_nat", "callee_nat", "firewall", "callee_firewall", "ice", "relay_only")
+_NETNS_ONLY = tuple(NETNS_FIELDS)
 
 
 def run(args: argparse.Namespace) -> int:
+    from translab.call import run_call
     from translab.errors import check_range
-    from translab.live import live_call
 
     if args.target is not None:  # hook: an external endpoint instead of translab's receiver (issue 14)
         from translab.commands.call_target import run as run_target
@@ -94,9 +95,9 @@ def run(args: argparse.Namespace) -> int:
             flag = "--echo" if args.echo else "--deflate"
             raise ConfigError(flag, True, "only with --backend inprocess")
     else:
-        from translab.emulate.netns.call import NetnsOptions
+        from translab.config import NetnsConfig
 
-        default = NetnsOptions()
+        default = NetnsConfig()
         changed = [k for k in _NETNS_ONLY if getattr(args, k) != getattr(default, k)]
         if changed:
             from translab.errors import ConfigError
@@ -117,14 +118,19 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"call: {cfg.transport} over {cfg.profile} (seed {cfg.seed}, backend {args.backend}), "
               "connecting ...", file=sys.stderr, flush=True)
+    engine: Any
     if args.backend == "netns":
-        from translab.emulate.netns.call import netns_call, options_from_args
+        from translab.call.netns import NetnsEngine
+        from translab.emulate.netns.call import options_from_args
 
         opts = options_from_args(args, connect_timeout_s=args.connect_timeout)
-        result = netns_call(cfg, opts, out_dir=args.out, pcap=args.pcap, progress=progress)
+        engine = NetnsEngine(opts, pcap=args.pcap, progress=progress)
     else:
-        result = live_call(cfg, args.out, pcap=args.pcap, connect_timeout_s=args.connect_timeout,
-                           progress=progress, echo=args.echo, realtime=args.realtime, deflate=args.deflate)
+        from translab.call.live import LiveEngine
+
+        engine = LiveEngine(pcap=args.pcap, connect_timeout_s=args.connect_timeout, progress=progress,
+                            echo=args.echo, realtime=args.realtime, deflate=args.deflate)
+    result = run_call(cfg, engine, args.out)
     if not args.quiet:
         print("", file=sys.stderr)
     s = result.summary
@@ -144,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"  emulator: release lateness p99 {s.get('emu_release_late_p99_ms', float('nan')):.2f} ms "
                   f"({s.get('emu_timer')})")
+    # with --json, stdout is exactly one JSON object: the note goes to stderr
     print(f"wrote {args.out}/summary.json" + (f" and {args.pcap}" if args.pcap else "")
-          + f" ({result.wall_s:.1f} s)")
+          + f" ({result.wall_s:.1f} s)", file=sys.stderr if args.json else sys.stdout)
     return 0 if s.get("status") == "ok" else 1

@@ -1,5 +1,5 @@
 """`translab call --peer chromium`: the browser peer's part of the call command (options are
-registered by translab.commands.call, which hands over here; the engine is translab.browser_call)."""
+registered by translab.commands.call, which hands over here; the engine is translab.call.browser)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def run(args: argparse.Namespace, cfg: CallConfig) -> int:
     """``translab call --peer chromium``: run, print the summary (or ``--json``: exactly one JSON
     object), write ``--out``. Exit 0 when the call succeeded, 1 when it failed, 2 when a browser
     cannot run here."""
-    from translab.browser_call import browser_call, check_browser_config
+    from translab.call.browser import browser_call, check_browser_config
     from translab.errors import ConfigError
     from translab.transport.chromium import unavailable_reason
 

@@ -1,4 +1,4 @@
-"""`translab call --target URL`: call an external endpoint (see translab.external) instead of
+"""`translab call --target URL`: call an external endpoint (see translab.call.external) instead of
 translab's own receiver. Kept apart from commands/call.py: that module calls :func:`add_arguments`
 and, when ``--target`` is given, :func:`run`."""
 
@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     """Run `translab call --target`; exit 0 when the endpoint's audio came back, 1 otherwise."""
     from translab.commands.simulate import config_from_args
     from translab.errors import ConfigError, check_range
-    from translab.external import external_call, parse_target, target_config
+    from translab.call.external import external_call, parse_target, target_config
 
     target = parse_target(args.target)  # one clear error before anything else
     if args.backend != "inprocess":

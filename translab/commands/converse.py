@@ -86,12 +86,12 @@ def _clean(v: Any) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from translab.commands.simulate import _check_out_dir
+    from translab.commands import checks
     from translab.conversation.simulate import converse
 
     cfg = config_from_args(args)
     if args.out:
-        _check_out_dir(args.out)
+        checks.out_dir("--out", args.out)
     if args.live:
         return _run_live(args, cfg)
     result = converse(cfg)

@@ -54,7 +54,7 @@ def _nat_matrix(args: argparse.Namespace) -> int:
         print(f"translab nat-matrix: {reason}")
         return 1
     checks.out_dir("--out", args.out)
-    from translab.emulate.netns.matrix import default_cells, run_matrix
+    from translab.lab.nat_matrix import default_cells, run_matrix
 
     cells = default_cells(quick=args.quick)
     if args.transport != "both":

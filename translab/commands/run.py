@@ -27,7 +27,7 @@ def _cell_function(spec: str | None):  # type: ignore[no-untyped-def]
     if not callable(fn):
         raise ConfigError("--cell-function", spec,
                           "MODULE:FUNC naming a function (cell, out_dir) -> summary dict, e.g. "
-                          "translab.lab.cells:simulate_cell or translab.emulate.netns.cells:netns_cell")
+                          "translab.lab.cells:simulate_cell or translab.lab.cells:netns_cell")
     return fn
 
 
@@ -48,7 +48,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                    help="Dask scheduler address (with --executor dask; default: start a LocalCluster)")
     p.add_argument("--cell-function", default=None, metavar="MODULE:FUNC",
                    help="advanced: run cells with another function (cell, out_dir) -> summary dict, e.g. "
-                   "translab.emulate.netns.cells:netns_cell (default: simulate or live by the cell's mode)")
+                   "translab.lab.cells:netns_cell (default: simulate or live by the cell's mode)")
     p.add_argument("--report", default=None, metavar="HTML",
                    help="also write the comparison report to this HTML file when the run ends")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

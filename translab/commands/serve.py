@@ -1,6 +1,6 @@
 """`translab serve`: the receiving side on its own (WebSocket endpoint + WebRTC answerer behind HTTP
 signalling, both behind the live emulator), for callers outside translab. See
-translab.transport.serve."""
+translab.call.served."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def _check_args(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C (or ``--for`` seconds); exit code 0."""
     from translab.link.profiles import load_profile
-    from translab.transport.serve import ServeConfig, TranslabServer
+    from translab.call.served import ServeConfig, TranslabServer
     from translab.transport.signalling import check_origin
 
     load_profile(args.profile)  # a wrong name fails here, before anything listens
@@ -76,12 +76,12 @@ def run(args: argparse.Namespace) -> int:
     stream, fmtp = None, None
     if args.reply == "clip":
         from translab.config import CallConfig
-        from translab.simulate import prepare_call
+        from translab.call.prepare import prepare_call
         from translab.transport.webrtc import opus_fmtp
 
-        call_cfg, _, stream = prepare_call(CallConfig(transport="webrtc", clip=args.reply_clip,
-                                                      profile=args.profile, seed=args.seed))
-        fmtp = opus_fmtp(call_cfg)
+        reply = prepare_call(CallConfig(transport="webrtc", clip=args.reply_clip, profile=args.profile,
+                                        seed=args.seed))
+        stream, fmtp = reply.stream, opus_fmtp(reply.cfg)
     elif args.reply_clip is not None:
         from translab.errors import ConfigError
 

@@ -7,8 +7,8 @@ from dataclasses import fields
 from typing import Any
 
 from translab.jsonio import dumps
-from translab.config import CONCEALMENTS, DEFAULT_METRICS, CallConfig, parse_bitrate
-from translab.transport.framing import FRAMINGS
+from translab.config import (CODECS, CONCEALMENTS, DEFAULT_METRICS, IP_VERSIONS, METRICS, PLAYOUTS, TRANSPORTS,
+                             WS_FRAMINGS, CallConfig, check_playout, parse_bitrate)
 
 
 def _bitrate_arg(text: str) -> int:
@@ -19,13 +19,21 @@ def _bitrate_arg(text: str) -> int:
         raise argparse.ArgumentTypeError(str(err)) from err
 
 
+def _playout_arg(text: str) -> str:
+    """argparse type for --playout: CallConfig's check, its ConfigError shown as argparse's message."""
+    try:
+        return check_playout(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
 def add_call_options(p: argparse.ArgumentParser) -> None:
     """The options that define a call; shared by `simulate` and `call`."""
     d = CallConfig()
-    p.add_argument("--transport", choices=("webrtc", "websocket"), default=d.transport,
+    p.add_argument("--transport", choices=TRANSPORTS, default=d.transport,
                    help="webrtc: RTP datagrams; websocket: messages on one TCP stream (default %(default)s)")
-    p.add_argument("--codec", choices=("opus", "pcm16", "pcmu"), default=None,
-                   help="default: opus for webrtc, pcm16 for websocket")
+    p.add_argument("--codec", choices=CODECS, default=None,
+                   help="default: opus for webrtc; for websocket pcm16, or pcmu with twilio-json")
     p.add_argument("--bitrate", type=_bitrate_arg, default=d.bitrate,
                    help="Opus target bit rate, e.g. 24k (default 24k)")
     p.add_argument("--frame-ms", type=float, default=d.frame_ms, help="frame duration in ms (default 20)")
@@ -37,18 +45,19 @@ def add_call_options(p: argparse.ArgumentParser) -> None:
                    help="Opus expected packet loss %% for FEC (default %(default)s)")
     p.add_argument("--dtx", action=argparse.BooleanOptionalAction, default=d.dtx, help="Opus DTX (default off)")
     p.add_argument("--complexity", type=int, default=d.complexity, help="Opus complexity 0-10 (default 9)")
-    p.add_argument("--framing", choices=FRAMINGS, default=None, help="WebSocket framing (default binary)")
+    p.add_argument("--framing", choices=WS_FRAMINGS, default=None,
+                   help="WebSocket framing (default binary; realtime-json is pcm16 24 kHz, twilio-json pcmu 8 kHz 20 ms)")
     p.add_argument("--profile", default=d.profile,
                    help="network profile name (see `translab profiles`) or a TOML file (default %(default)s)")
-    p.add_argument("--playout", default=d.playout,
-                   help="fixed:<ms>, adaptive, elastic or aiortc-stock (default %(default)s)")
+    p.add_argument("--playout", default=d.playout, type=_playout_arg,
+                   help=", ".join(PLAYOUTS) + " (default %(default)s)")
     p.add_argument("--conceal", choices=CONCEALMENTS, default=None,
                    help="default: opus-fec (opus with FEC), opus-plc (opus), pcm-plc (PCM)")
     p.add_argument("--clip", default=None, help="clip name from data/clips or a WAV path (default: first clip)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the link models (default %(default)s)")
     p.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
-                   help="comma-separated: plcmos,pesq_wb,pesq_nb,stoi,estoi, or 'none' (default %(default)s)")
-    p.add_argument("--ip-version", type=int, choices=(4, 6), default=d.ip_version)
+                   help="comma-separated: " + ",".join(METRICS) + ", or 'none' (default %(default)s)")
+    p.add_argument("--ip-version", type=int, choices=IP_VERSIONS, default=d.ip_version)
     p.add_argument("--nack", action=argparse.BooleanOptionalAction, default=d.nack,
                    help="WebRTC, simulated calls only: audio NACK + RTX retransmissions (default off)")
     p.add_argument("--red", type=int, choices=(0, 1, 2), default=d.red,
@@ -85,14 +94,14 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
 
 def run(args: argparse.Namespace) -> int:
     """Run the call described by ``args``; write the artefacts to ``--out``; exit code 0."""
-    from translab.simulate import simulate
+    from translab.call import SimulatedEngine, run_call
 
     cfg = config_from_args(args)
     from translab.commands import checks
 
     cfg.resolved()
     checks.out_dir("--out", args.out)  # before the call: a bad --out is a one-line error, not a traceback after it
-    result = simulate(cfg, out_dir=args.out)
+    result = run_call(cfg, SimulatedEngine(), args.out)
     s = result.summary
     if args.json:
         print(dumps(s, indent=2, sort_keys=True))  # strict JSON: NaN -> null

@@ -27,28 +27,21 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 import numpy as np
 
 from translab.emulate.pcap import PcapWriter
 from translab.emulate.scheduler import DeadlineScheduler, now
+from translab.link.base import LinkModel
+from translab.metrics.bandwidth import HeaderModel
 
 __all__ = ["LinkModel", "DirectionCounters", "DatagramLink", "classify_datagram", "attach_ice",
            "UDP_IPV4_OVERHEAD", "UDP_IPV6_OVERHEAD"]
 
-UDP_IPV4_OVERHEAD = 28
-UDP_IPV6_OVERHEAD = 48
-
-
-class LinkModel(Protocol):
-    """The link contract: per output copy, the input index and its arrival time (s)."""
-
-    def apply(self, send_s: np.ndarray, size: np.ndarray, rng: np.random.Generator
-              ) -> tuple[np.ndarray, np.ndarray]:
-        """Packets sent at ``send_s`` (s) of ``size`` bytes -> (input index, arrival s) per copy
-        that arrives (lost packets absent, duplicates twice)."""
-        ...
+#: IP + UDP header bytes by IP version (translab.metrics.bandwidth.HeaderModel, the one header model)
+UDP_IPV4_OVERHEAD = HeaderModel(ip_version=4).udp_header_bytes
+UDP_IPV6_OVERHEAD = HeaderModel(ip_version=6).udp_header_bytes
 
 
 def classify_datagram(data: bytes) -> str:

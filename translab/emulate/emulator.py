@@ -245,6 +245,11 @@ class LiveEmulator:
                 rto *= 2
 
     # -- figures -------------------------------------------------------------------------------
+    @property
+    def tcp_media_aligned(self) -> bool:
+        """The TCP relay's model started its media clock with the call's (see set_media_origin)."""
+        return bool(self._tcp_media_started)
+
     def report(self) -> dict[str, Any]:
         """Wire counts per direction and release accuracy, as flat ``emu_*`` keys."""
         out: dict[str, Any] = {"emu_profile": self.profile_name, "emu_seed": self.seed,

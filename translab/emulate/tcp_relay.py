@@ -28,6 +28,7 @@ import numpy as np
 
 from translab.emulate.pcap import PcapWriter, TcpFlowWriter
 from translab.emulate.scheduler import DeadlineScheduler, now
+from translab.metrics.bandwidth import HeaderModel
 
 __all__ = ["StreamModel", "TcpPipeCounters", "TcpRelay"]
 
@@ -35,8 +36,9 @@ __all__ = ["StreamModel", "TcpPipeCounters", "TcpRelay"]
 RELAY_SOCKET_BUFFER = 128 * 1024
 
 #: TCP/IPv4 header bytes per segment (20 IP + 20 TCP + 12 timestamp option)
-TCP_IPV4_HEADER = 52
-TCP_IPV6_HEADER = 72
+#: IP + TCP (+ timestamps option) header bytes per segment (translab.metrics.bandwidth.HeaderModel)
+TCP_IPV4_HEADER = HeaderModel(ip_version=4).tcp_header_bytes
+TCP_IPV6_HEADER = HeaderModel(ip_version=6).tcp_header_bytes
 
 
 class StreamModel(Protocol):

@@ -76,37 +76,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from translab.config import CODECS, CONCEALMENTS, TRANSPORTS, parse_bitrate
+from translab.config import (BACKENDS, CODECS, CONCEALMENTS, FIREWALLS, FRAME_MS, FRAMINGS, ICE_OPTIONS,
+                             METRICS, MODES, NAT_CHOICES, NETNS_FIELDS, OPUS_FRAME_MS, PLAYOUTS, SAMPLE_RATES,
+                             TRANSPORTS, TURN_ICE, check_playout, parse_bitrate)
 from translab.errors import ConfigError
 from translab.paths import CLIPS_DIR, EXPERIMENTS_DIR, PROFILES_DIR
 
 # --------------------------------------------------------------------------------------------------
 # Keys and their allowed values
 
-#: Keys of the netns backend and their defaults (translab.emulate.netns.cells.NETNS_FIELDS).
-NETNS_KEYS: dict[str, Any] = {"caller_nat": "none", "callee_nat": "none", "firewall": "open",
-                              "callee_firewall": "open", "ice": "none", "relay_only": False}
+#: The allowed values are CallConfig's (translab.config): one declaration, derived here.
+NETNS_KEYS: dict[str, Any] = dict(NETNS_FIELDS)
 #: Keys of a cell that are not CallConfig fields.
 EXTRA_FIELDS: dict[str, Any] = {"mode": "simulate", "backend": "inprocess", **NETNS_KEYS}
-BACKENDS = ("inprocess", "netns")
-#: Allowed values of the netns keys (translab.emulate.netns.call checks the same; repeated here so
-#: parsing a file imports no network code; tests/test_lab_experiment_netns.py checks they agree).
-NAT_CHOICES = ("none", "full-cone", "restricted-cone", "port-restricted-cone", "symmetric")
-FIREWALLS = ("open", "udp-blocked", "only-443")
-ICE_OPTIONS = ("none", "stun", "turn-udp", "turn-tcp", "turns-443")
-TURN_ICE = ("turn-udp", "turn-tcp", "turns-443")
-
-FRAMINGS = ("rtp", "binary", "realtime-json", "twilio-json")
-PLAYOUTS = ("fixed:<ms>", "adaptive", "elastic", "aiortc-stock")
 CONCEALS = CONCEALMENTS
-MODES = ("simulate", "live")
-#: the media rates CallConfig accepts (translab.media.audio.SUPPORTED_RATES; Opus' own 12 kHz is not
-#: one: the clip is resampled to a media rate). Repeated here so parsing a file does not import scipy;
-#: tests/test_lab_experiment.py checks the two agree.
-SAMPLE_RATES = (8000, 16000, 24000, 48000)
-FRAME_MS = (2.5, 5, 10, 20, 40, 60, 100)
-OPUS_FRAME_MS = (2.5, 5, 10, 20, 40, 60)
-QUALITY_METRICS = ("plcmos", "pesq_wb", "pesq_nb", "stoi", "estoi")
+QUALITY_METRICS = METRICS
 DEFAULT_METRICS = ("plcmos", "stoi")
 
 TOP_KEYS = ("name", "description", "question", "metrics", "defaults", "grid", "exclude")
@@ -333,9 +317,10 @@ def _check_value(key: str, v: Any, label: str, where: str, base: Path) -> Any:
         if v not in CONCEALS:
             raise bad(", ".join(CONCEALS))
     elif key == "playout":
-        ok = isinstance(v, str) and (v in PLAYOUTS or (v.startswith("fixed:") and v[6:].isdigit()))
-        if not ok:
-            raise bad(", ".join(PLAYOUTS))
+        try:
+            check_playout(v, label)
+        except ConfigError:
+            raise bad(", ".join(PLAYOUTS) + " (e.g. fixed:60 or fixed:62.5)") from None
     elif key == "bitrate":
         try:
             if isinstance(v, bool) or (isinstance(v, float) and not v.is_integer()):
@@ -372,7 +357,8 @@ def _check_value(key: str, v: Any, label: str, where: str, base: Path) -> Any:
             p = (base / v) if not Path(v).is_absolute() else Path(v)
             if p.suffix == ".toml" and p.exists():
                 return str(p.resolve())
-            raise bad(", ".join(names) + " (or a path to a profile .toml)")
+            raise bad(", ".join(names) + f" (or a path to a profile .toml; relative paths are resolved "
+                      f"against the experiment file's directory {base})")
     elif key == "clip":
         if not isinstance(v, str):
             raise bad("a clip name or a path to a WAV file")
@@ -381,7 +367,8 @@ def _check_value(key: str, v: Any, label: str, where: str, base: Path) -> Any:
             p = (base / v) if not Path(v).is_absolute() else Path(v)
             if p.suffix.lower() == ".wav" and p.exists():
                 return str(p.resolve())
-            raise bad(", ".join(names) + " (or a path to a .wav)")
+            raise bad(", ".join(names) + f" (or a path to a .wav; relative paths are resolved against "
+                      f"the experiment file's directory {base})")
     elif key in ("tls",):
         if not isinstance(v, bool):
             raise bad("true or false")

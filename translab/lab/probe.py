@@ -1,5 +1,5 @@
 """Synthetic call probes (``translab probe``): every ``every_s`` seconds, one real call per target
-(:func:`translab.external.external_call_async`, through the in-process emulator with the probe's
+(:func:`translab.call.external.external_call_async`, through the in-process emulator with the probe's
 profile), its figures exported as Prometheus metrics (:class:`translab.metrics.prometheus.CallMetrics`,
 prefix ``translab_probe``).
 
@@ -96,7 +96,7 @@ async def run_probes(cfg: ProbeConfig, metrics: Any, *, stop: asyncio.Event | No
     """Probe every target every ``cfg.every_s`` s until ``cfg.for_s`` has passed or ``stop`` is
     set; feed ``metrics`` (a CallMetrics); ``on_result(url, summary)`` after each probe. Returns
     the number of probes made."""
-    from translab.external import external_call_async
+    from translab.call.external import external_call_async
 
     cfg.check()
     loop = asyncio.get_running_loop()

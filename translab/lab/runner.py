@@ -41,7 +41,7 @@ import pandas as pd
 
 import translab
 from translab.errors import ConfigError
-from translab.lab import provenance
+from translab import provenance
 from translab.lab.experiment import Expansion, Experiment, expand
 from translab.lab.store import ResultStore, RunLock, flatten
 

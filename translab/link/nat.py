@@ -30,6 +30,7 @@ from typing import Literal
 
 import numpy as np
 
+from translab.config import TURN_ICE
 from translab.errors import ConfigError, check_choice, check_range
 from translab.link import nat_packet as pk
 from translab.link.nat_packet import FiveTuple
@@ -249,3 +250,51 @@ class Nat:
         if new is None:
             return None
         return pk.rewrite(pkt, dst_ip=new.dst_ip, dst_port=new.dst_port)
+
+
+# --------------------------------------------------------------------------------------------------
+# The NAT outcome model: which calls should connect (pure; checked by the netns lab's matrix)
+
+TURN_OPTIONS: tuple[str, ...] = TURN_ICE
+_HARD = {"port-restricted-cone", "symmetric"}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell of the NAT/firewall/ICE matrix (fields as :class:`translab.config.NetnsConfig`)."""
+
+    transport: str
+    caller_nat: str
+    callee_nat: str
+    firewall: str
+    ice: str
+    relay_only: bool = False
+
+    @property
+    def key(self) -> str:
+        ro = "+relay" if self.relay_only else ""
+        return f"{self.transport}|{self.caller_nat}|{self.callee_nat}|{self.firewall}|{self.ice}{ro}"
+
+
+def expected_connected(c: Cell) -> bool:
+    """Whether the call should connect, from the NAT and firewall facts (REFERENCE section 5).
+
+    WebSocket (wss to 198.18.0.3:443, an outbound TCP connection) connects behind every NAT and
+    firewall profile here. WebRTC: a firewall that blocks UDP leaves only TURN over TCP (port 3478,
+    not with only-443) or TURN over TLS on 443; with UDP allowed, TURN always connects; without
+    TURN, host candidates connect when at least one side has a public address; with STUN, every
+    pair connects except symmetric to port-restricted cone or symmetric (either way round).
+    """
+    if c.transport == "websocket":
+        return True
+    udp_ok = c.firewall == "open"
+    if not udp_ok:
+        return c.ice == "turns-443" or (c.ice == "turn-tcp" and c.firewall == "udp-blocked")
+    if c.ice in TURN_OPTIONS:
+        return True
+    if c.caller_nat == "none" or c.callee_nat == "none":
+        return True
+    if c.ice == "none":
+        return False
+    a, b = c.caller_nat, c.callee_nat
+    return not ((a == "symmetric" and b in _HARD) or (b == "symmetric" and a in _HARD))

@@ -259,7 +259,9 @@ def load_profile(name_or_path: "str | Path") -> Profile:
         p = PROFILES_DIR / p.name  # "4g.toml" means the shipped file
     if p.suffix == ".toml" or p.is_file() or "/" in s:
         if not p.is_file():
-            raise ConfigError("profile", s, "an existing .toml file, or one of: " + ", ".join(profile_names()))
+            where = "" if p.is_absolute() else f" (relative paths are resolved against the working directory {Path.cwd()})"
+            raise ConfigError("profile", s, "an existing .toml file" + where + ", or one of: "
+                              + ", ".join(profile_names()))
         return _read_profile(p)
     shipped = PROFILES_DIR / f"{s}.toml"
     if not shipped.is_file():

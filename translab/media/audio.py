@@ -17,12 +17,13 @@ import scipy.io.wavfile as wavfile
 from scipy.signal import resample_poly
 
 from translab.errors import ConfigError, check_choice
+from translab.config import SAMPLE_RATES
 
 __all__ = ["MAX_CLIP_S", "SUPPORTED_RATES", "check_finite", "load_wav", "resample", "to_int16", "to_float",
            "write_wav"]
 
 #: sample rates (Hz) translab works at
-SUPPORTED_RATES: tuple[int, ...] = (8000, 16000, 24000, 48000)
+SUPPORTED_RATES: tuple[int, ...] = SAMPLE_RATES  # the media rates CallConfig allows
 #: The longest clip accepted, in seconds. A call holds its whole clip, the decoded output and per-frame
 #: traces in memory, several copies at 48 kHz float (and PESQ/STOI/PLCMOS hold their own), about 10 MB
 #: per minute of audio per copy; 20 minutes keeps a cell well under 1 GB, so two workers fit a laptop.

@@ -14,7 +14,7 @@ import numpy as np
 from translab.config import CallConfig
 from translab.media import g711, pcm
 from translab.media.audio import to_int16
-from translab.transport.framing import encode_message, message_size
+from translab.media.framing import encode_message, message_size
 
 #: Opus packets of at most this many bytes are DTX (silence) frames; a browser does not send them.
 DTX_MAX_BYTES = 2

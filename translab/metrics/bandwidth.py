@@ -129,6 +129,11 @@ class HeaderModel:
         return 20 if self.ip_version == 4 else 40
 
     @property
+    def udp_header_bytes(self) -> int:
+        """IP + UDP header of one datagram: 28 B (IPv4) or 48 B (IPv6)."""
+        return self.ip_bytes + UDP_BYTES
+
+    @property
     def tcp_header_bytes(self) -> int:
         """IP + TCP + options of one segment (also the size of a pure ACK)."""
         return self.ip_bytes + TCP_BYTES + self.tcp_options_bytes

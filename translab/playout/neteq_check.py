@@ -1,6 +1,6 @@
 """translab's playout model checked against a real NetEq (Chromium's) on the same arrival trace.
 
-A browser peer call (translab.browser_call) sends translab's Opus packets to Chromium through the
+A browser peer call (translab.call.browser) sends translab's Opus packets to Chromium through the
 emulator; the emulator's delivery log gives the arrival trace of the packets the browser received,
 and the browser reports NetEq's W3C ``inbound-rtp`` counters over time. Both receivers played the
 same packets arriving at the same times, so their figures can be compared directly:

@@ -29,11 +29,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from translab.config import PLAYOUTS
 from translab.errors import ConfigError, TranslabError
 from translab.playout.concealment import OpusConcealer, check_conceal, make_concealer
 from translab.playout.stats import ReceiverStats, rfc3550_jitter
 
-POLICIES = ("fixed:<ms>", "adaptive", "elastic", "aiortc-stock")
+POLICIES = PLAYOUTS  # the allowed values are declared in translab.config
 KINDS = ("decoded", "fec", "plc", "zero", "repeat", "pcm-plc", "stall", "inserted")
 _FIXED_RE = re.compile(r"^fixed:(\d+(?:\.\d+)?)$")
 #: Tolerance when comparing an arrival with a play time (s): 1 microsecond.
@@ -300,37 +301,3 @@ class Receiver:
             audio=audio, frames=frames, stats=stats, sample_rate=self.rate, policy=policy,
             conceal=conceal, start_s=self.start_s,
         )
-
-
-def play(trace: pd.DataFrame, *, policy: str, conceal: str, **options: Any) -> PlayoutResult:
-    """Play ``trace`` out with jitter-buffer ``policy`` and concealment ``conceal``.
-
-    ``policy``: ``"fixed:<ms>"``, ``"adaptive"``, ``"elastic"`` or ``"aiortc-stock"``.
-    ``conceal``: ``"opus-plc"``, ``"opus-fec"`` (Opus only), ``"zero"``, ``"repeat"``, ``"pcm-plc"``
-    (PCM only). ``aiortc-stock`` reproduces aiortc, which has no concealment: ``conceal`` is checked
-    but not used there. ``options`` go to the policy (``adaptive``: ``config`` a
-    :class:`~translab.playout.delay_manager.DelayManagerConfig`; ``elastic``: ``loss_wait_s``).
-    Deterministic: the same trace gives identical audio, frames and stats.
-    """
-    name, target_ms = parse_policy(policy)
-    codec = str(trace.attrs.get("codec", ""))
-    check_conceal(conceal, codec)
-    allowed_options = {"fixed": (), "adaptive": ("config",), "elastic": ("loss_wait_s",), "aiortc-stock": ()}[name]
-    for key in options:
-        if key not in allowed_options:
-            raise ConfigError("option", key, f"{', '.join(allowed_options) or 'none'} for policy {name}")
-    if name == "fixed":
-        from translab.playout.fixed_delay import play_fixed
-
-        return play_fixed(trace, target_ms=float(target_ms), conceal=conceal, policy=policy)  # type: ignore[arg-type]
-    if name == "adaptive":
-        from translab.playout.adaptive import play_adaptive
-
-        return play_adaptive(trace, conceal=conceal, policy=policy, **options)
-    if name == "elastic":
-        from translab.playout.elastic import play_elastic
-
-        return play_elastic(trace, conceal=conceal, policy=policy, **options)
-    from translab.playout.aiortc_stock import play_aiortc_stock
-
-    return play_aiortc_stock(trace, conceal=conceal, policy=policy)

@@ -193,9 +193,9 @@ class BandwidthEstimator:
         """Feed (send ms, arrival ms, wire bytes) of reported packets; returns (queuing delay ms,
         delay slope s/s, received rate bit/s over the last ``window_ms``)."""
         for send, arr, size in packets:
-            d = arr - send
-            self._min_owd = min(self._min_owd, d)
-            self._owd.append((arr, d, int(size)))
+            owd = arr - send
+            self._min_owd = min(self._min_owd, owd)
+            self._owd.append((arr, owd, int(size)))
         while self._owd and self._owd[0][0] < now_ms - self.window_ms:
             self._owd.popleft()
         if not self._owd:

@@ -243,7 +243,7 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
     max_seq = -1  # highest original seq received
     fb_prev_max = -1
     fb_received = 0
-    fb_owd: list[tuple[float, float]] = []
+    fb_owd: list[tuple[float, float, int]] = []
     first_seen: set[int] = set()
     originals: dict[int, _Row] = {}
 
@@ -310,7 +310,7 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
             # RFC 3550 A.3 interval loss, negative when late packets of an earlier interval came
             loss = 1.0 - fb_received / expected if expected > 0 else 0.0
             report = _Report(t, loss, max(expected, 0), fb_owd)
-            fb_prev_max, fb_received, fb_owd = max(max_seq, fb_prev_max), 0, []
+            fb_prev_max, fb_received, fb_owd = max(max_seq, fb_prev_max), 0, list[tuple[float, float, int]]()
             res.feedback_bytes += FEEDBACK_WIRE_BYTES
             for a in down.apply_one(t, FEEDBACK_WIRE_BYTES, rngs["down"])[:1]:
                 push(a, "report", report)

@@ -28,6 +28,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from translab.call.row import setup_ms  # the result row knows its set-up columns
 from translab.metrics import statistics as st
 
 SUPPORTED, REFUTED, DEPENDS, NOT_MEASURED = "supported", "refuted", "depends", "not measured in this run"
@@ -84,29 +85,6 @@ def fmt(x: float, unit: str = "", nd: int = 1) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "n/a"
     return f"{x:.{nd}f}{(' ' + unit) if unit else ''}"
-
-
-def setup_ms(df: pd.DataFrame) -> pd.Series:
-    """Per row: time from the start of a live call to its first media arriving (ms), from the setup
-    milestones the live transports record (NaN for simulated cells).
-
-    Prefers a "first ... received" milestone (comparable across transports); otherwise the latest
-    milestone recorded.
-    """
-    cols = [c for c in df.columns if c.startswith("setup_") and pd.api.types.is_numeric_dtype(df[c])]
-    if not cols:
-        return pd.Series(np.nan, index=df.index, dtype=float)
-
-    def to_ms(c: str) -> pd.Series:
-        v = pd.to_numeric(df[c], errors="coerce")
-        return v * 1000.0 if c.endswith("_s") and not c.endswith("_ms") else v
-
-    prefer = [c for c in cols if "first" in c and ("received" in c or "recv" in c)]
-    prefer = [c for c in prefer if "stock" not in c]
-    if prefer:
-        return pd.concat([to_ms(c) for c in prefer], axis=1).min(axis=1)
-    cols = [c for c in cols if "t0" not in c]
-    return pd.concat([to_ms(c) for c in cols], axis=1).max(axis=1) if cols else pd.Series(np.nan, index=df.index)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -235,7 +235,7 @@ def nat_section(df: pd.DataFrame) -> str:
         return ""
     parts = ["<h2 id='nat'>NAT and firewall</h2><p>Cells run on the netns backend: real kernel UDP/TCP in "
              "network namespaces, each end behind its own NAT preset and firewall profile, coturn for STUN/TURN. "
-             "The expectation comes from the RFC 4787 facts (translab.emulate.netns.matrix.expected_connected).</p>"]
+             "The expectation comes from the RFC 4787 facts (translab.link.nat.expected_connected).</p>"]
     summ = nat.outcome_summary(df)
     differs = (" Differs from the expectation: " + ", ".join(_e(k) for k in summ["differs"]) + "."
                if summ["differs"] else " Every outcome matches the expectation.")

@@ -3,7 +3,7 @@ the namespace backend (``backend == "netns"``), as pure functions of the results
 
 * :func:`outcome_table`: one row per netns cell: did it connect, by which candidate pair, the path
   class (host, srflx, prflx, relay; "tcp" for WebSocket), set-up time, and whether the outcome
-  matches what the NAT and firewall facts predict (:func:`translab.emulate.netns.matrix.expected_connected`).
+  matches what the NAT and firewall facts predict (:func:`translab.link.nat.expected_connected`).
 * :func:`outcome_heatmap`: the same as a heatmap (caller NAT x callee NAT per transport, firewall
   and ICE option).
 * :func:`setup_by_path`: set-up milestones (ms since the call started) per candidate type.
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from translab.report.claims import setup_ms
+from translab.call.row import setup_ms
 
 #: relayed calls at least this long (s) are preferred for relay rates (set-up bytes weigh less)
 RELAY_MIN_DURATION_S = 2.0
@@ -77,7 +77,7 @@ def outcome_table(df: pd.DataFrame) -> pd.DataFrame:
     """One row per netns cell: transport, NATs, firewall, ICE option, relay-only, Opus bitrate
     (kbit/s), connected, selected pair, path class, set-up to first media (ms), expected outcome
     and whether it matches."""
-    from translab.emulate.netns.matrix import Cell, expected_connected
+    from translab.link.nat import Cell, expected_connected
 
     d = netns_rows(df)
     if not len(d):
@@ -115,9 +115,9 @@ def outcome_summary(df: pd.DataFrame) -> dict[str, Any]:
 
 
 def outcome_heatmap(df: pd.DataFrame, run_dir: Any = None) -> Any:
-    """The outcome matrix as a heatmap (see :func:`translab.emulate.netns.matrix.heatmap_figure`);
+    """The outcome matrix as a heatmap (see :func:`translab.lab.nat_matrix.heatmap_figure`);
     None without netns cells. Cells repeated at several bitrates show as one (the first)."""
-    from translab.emulate.netns.matrix import heatmap_figure
+    from translab.lab.nat_matrix import heatmap_figure
 
     t = outcome_table(df)
     if not len(t):

@@ -33,7 +33,7 @@ import numpy as np
 
 from translab.emulate.scheduler import now
 from translab.errors import ConfigError
-from translab.transport.framing import FRAMINGS, TWILIO_STREAM_SID
+from translab.media.framing import FRAMINGS, TWILIO_STREAM_SID
 
 __all__ = ["Target", "parse_target", "ExternalRecord", "FAILURES", "external_leg", "AUDIBLE_DBFS", "audible_span",
            "rfc3550_jitter", "decode_downlink"]
@@ -190,7 +190,7 @@ async def _open(target: Target, emu: Any, timeout_s: float, rec: ExternalRecord,
     except (OSError, asyncio.TimeoutError) as err:
         rec.fail("dns_failed", f"cannot resolve {target.host}: {err}")
         return None
-    addr = infos[0][4][:2]
+    addr: tuple[str, int] = (str(infos[0][4][0]), int(infos[0][4][1]))
     try:
         _, w = await asyncio.wait_for(asyncio.open_connection(addr[0], addr[1]), timeout_s)
         w.close()

@@ -33,7 +33,7 @@ REPLIES = ("none", "echo", "clip")
 
 class ReplySender:
     """Per-server reply policy; the per-call state lives in the call dict of
-    :class:`translab.transport.serve.TranslabServer` (keys ``reply_track``, ``reply_start``,
+    :class:`translab.call.served.TranslabServer` (keys ``reply_track``, ``reply_start``,
     ``reply_t0``, ``send_tap``, ``down_log``)."""
 
     def __init__(self, mode: str = "none", stream: Any = None, fmtp: dict[str, Any] | None = None,

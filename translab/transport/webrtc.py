@@ -256,13 +256,15 @@ def rtc_stats(report: Any, prefix: str) -> dict[str, Any]:
 
 async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: float = 10.0,
                       drain_s: float = 1.0, progress: Callable[[float], None] | None = None,
-                      start_delay_s: float = 0.05) -> LegRecord:
+                      start_delay_s: float = 0.05, peer_factory: Callable[[], Any] | None = None) -> LegRecord:
     """One live WebRTC call leg through the emulator: caller sends ``stream`` (a SenderStream) to a
     callee in this process. Returns the LegRecord; never raises for a network failure (the record
     says ``failed`` and why). Both peers are closed before returning.
 
     ``connect_timeout_s``: how long ICE + DTLS may take. ``drain_s``: how long to wait after the last
     packet for stragglers. ``progress(fraction)`` is called about every second during media.
+    ``emu``: the network path (:class:`translab.transport.path.NetworkPath`, None: none).
+    ``peer_factory()``: makes each peer, caller first (default :func:`new_peer`).
     """
     import aiortc  # noqa: F401  (importing aiortc takes ~140 ms once per process: not the call's set-up)
 
@@ -273,7 +275,8 @@ async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: flo
     def mark(name: str) -> None:
         rec.setup_ms.setdefault(name, (now() - t_start) * 1e3)
 
-    caller, callee = new_peer(), new_peer()
+    make = peer_factory or new_peer
+    caller, callee = make(), make()
     start: asyncio.Future[float] = loop.create_future()
     connected: asyncio.Future[None] = loop.create_future()
     # a failure reported after we stopped waiting must not log "exception never retrieved"

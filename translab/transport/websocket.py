@@ -1,7 +1,7 @@
 """The WebSocket path: a websockets server that records audio messages as they arrive, and a client
 that sends like a microphone (paced in real time on absolute deadlines).
 
-Framings come from :mod:`translab.transport.framing` (binary PCM16 / mu-law / Opus, realtime-json,
+Framings come from :mod:`translab.media.framing` (binary PCM16 / mu-law / Opus, realtime-json,
 twilio-json); permessage-deflate is off unless asked; TLS uses a certificate made for the run
 (:mod:`translab.transport.tls`).
 
@@ -37,9 +37,10 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from translab.config import CODECS, DEFAULT_RATES, FRAMING_CODECS
 from translab.emulate.scheduler import now
 from translab.errors import ConfigError, check_choice
-from translab.transport.framing import (
+from translab.media.framing import (
     CLOSE_UNSUPPORTED_DATA, FRAMINGS, FramingError, check_framing, decode_message,
 )
 from translab.transport.record import LegRecord
@@ -64,7 +65,7 @@ class StreamSpec:
 
     def __post_init__(self) -> None:
         check_choice("framing", self.framing, FRAMINGS)
-        check_choice("codec", self.codec, ("pcm16", "pcmu", "opus"))
+        check_choice("codec", self.codec, CODECS)
         if self.framing != "binary" or self.codec != "opus":
             if not (self.framing == "binary" and self.codec == "opus"):
                 check_framing(self.framing, self.codec, self.sample_rate, self.frame_ms)
@@ -77,13 +78,13 @@ class StreamSpec:
     @classmethod
     def from_path(cls, path: str) -> "StreamSpec":
         """From a request path's query, e.g. ``/ws?framing=binary&codec=pcm16&rate=16000&frame_ms=20``
-        (defaults per framing: realtime-json = pcm16 24 kHz, twilio-json = pcmu 8 kHz 20 ms)."""
+        (defaults per framing as CallConfig's: realtime-json = pcm16 24 kHz, twilio-json = pcmu 8 kHz
+        20 ms; binary: pcm16 at 16 kHz, serve's own default)."""
         q = {k: v[-1] for k, v in urllib.parse.parse_qs(urllib.parse.urlsplit(path).query).items()}
         framing = q.get("framing", "binary")
-        defaults = {"binary": ("pcm16", 16000), "realtime-json": ("pcm16", 24000),
-                    "twilio-json": ("pcmu", 8000)}
         check_choice("framing", framing, FRAMINGS)
-        codec, rate = defaults[framing]
+        codec = FRAMING_CODECS.get(framing, "pcm16")
+        rate = 16000 if framing == "binary" else DEFAULT_RATES[codec]
         try:
             return cls(framing=framing, codec=q.get("codec", codec),
                        sample_rate=int(q.get("rate", rate)), frame_ms=float(q.get("frame_ms", 20)))
@@ -374,7 +375,7 @@ async def websocket_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: 
         if emu is not None:
             emu.set_media_origin(t0)
             # True: the media bytes cross a TCP model timed and seeded exactly like simulate's
-            rec.extra["emu_tcp_media_aligned"] = bool(emu._tcp_media_started)
+            rec.extra["emu_tcp_media_aligned"] = bool(emu.tcp_media_aligned)
         n = len(stream.seq)
         last_progress = now()
         for k in range(n):

@@ -8,6 +8,14 @@ namespace (see :func:`translab.emulate.netns.system.socket_in_netns`) and bound 
 address; otherwise the loop behaves as usual. Context variables are copied into tasks a task
 starts, so everything aioice does while gathering candidates for a peer inherits its binding.
 TLS to the lab's coturn (``turns:``) is verified against the run's certificate.
+
+This is the one module that patches third-party behaviour at run time, and why: aiortc/aioice
+create their sockets with the running loop's ``create_*`` methods and offer no socket factory or
+namespace option, so the only way to put a peer's sockets into a namespace without forking them is
+to wrap those loop methods (and aioice's ``get_host_addresses``) for the duration of
+:func:`netns_sockets`, and to restore them afterwards (tests/test_netns_aio_patch.py checks the
+restore). Everything else the netns backend needs is injected: peers by a factory passed to
+``webrtc_call``, the TCP connection by :class:`translab.emulate.netns.call.NetnsPath`.
 """
 
 from __future__ import annotations

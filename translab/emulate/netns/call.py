@@ -3,7 +3,8 @@ or the WebSocket server in ``pub`` (198.18.0.3:443, like a cloud voice endpoint)
 own NAT and firewall, with coturn in ``pub`` for STUN/TURN. The profile's link models sit on the
 caller's access link (``up`` on a's up-link, ``down`` on its down-link), seeded like the simulator.
 
-The transports are the live helper's own (:func:`translab.transport.webrtc.webrtc_call`,
+The call itself (trace, figures, artefacts) is :class:`translab.call.netns.NetnsEngine`; this module
+is the lab side. The transports are the live helper's own (:func:`translab.transport.webrtc.webrtc_call`,
 :func:`translab.transport.websocket.websocket_call`), unchanged: their sockets are steered into the
 namespaces by :mod:`translab.emulate.netns.aio`. Real kernel UDP and TCP carry every packet, so the
 WebSocket stream meets real retransmissions and head-of-line blocking.
@@ -17,60 +18,43 @@ times (from the transport's own milestones), relay bytes from coturn, forwarder 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import math
-import time
+
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
-import numpy as np
+from translab.config import FIREWALLS, ICE_OPTIONS, NAT_CHOICES, NETNS_FIELDS, NetnsConfig
+from translab.emulate.netns.aio import NsBinding, bound, netns_sockets
 
-from translab.emulate.netns.aio import NsBinding, bound, netns_sockets, run_ending_on_sigterm
-from translab.emulate.netns.firewall import FIREWALL_PROFILES
-from translab.errors import check_choice
-from translab.link.nat import PRESETS
+__all__ = ["ICE_OPTIONS", "NAT_CHOICES", "NetnsOptions", "NetnsPath", "peer_factory", "WS_SERVER", "add_netns_arguments", "call_in_lab",
+           "ice_servers", "lab_config_for", "options_from_args"]
 
-ICE_OPTIONS: tuple[str, ...] = ("none", "stun", "turn-udp", "turn-tcp", "turns-443")
-NAT_CHOICES: tuple[str, ...] = ("none",) + tuple(PRESETS)
 WS_SERVER = ("198.18.0.3", 443)
 
-
 @dataclass(frozen=True)
-class NetnsOptions:
-    """Where the call runs: NAT presets per side (``none`` = public address), the caller's and the
-    callee's firewall profile, ICE option, relay-only, and timeouts (s)."""
+class NetnsOptions(NetnsConfig):
+    """A call's :class:`translab.config.NetnsConfig` plus the timeouts of the run (s)."""
 
-    caller_nat: str = "none"
-    callee_nat: str = "none"
-    firewall: str = "open"
-    callee_firewall: str = "open"
-    ice: str = "none"
-    relay_only: bool = False
     connect_timeout_s: float = 10.0
     drain_s: float = 1.0
 
-    def __post_init__(self) -> None:
-        check_choice("caller_nat", self.caller_nat, NAT_CHOICES)
-        check_choice("callee_nat", self.callee_nat, NAT_CHOICES)
-        check_choice("firewall", self.firewall, FIREWALL_PROFILES)
-        check_choice("callee_firewall", self.callee_firewall, FIREWALL_PROFILES)
-        check_choice("ice", self.ice, ICE_OPTIONS)
-        if self.relay_only and self.ice not in ("turn-udp", "turn-tcp", "turns-443"):
-            from translab.errors import ConfigError
+    @classmethod
+    def of(cls, netns: NetnsConfig, **timeouts: Any) -> "NetnsOptions":
+        fields: dict[str, Any] = {f: getattr(netns, f) for f in NETNS_FIELDS}
+        return cls(**fields, **timeouts)
 
-            raise ConfigError("relay_only", True, "only with a TURN ice option (turn-udp, turn-tcp, turns-443)")
-
-
-class _NetnsEmu:
-    """What websocket_call needs of an emulator, for the namespace backend: no scheduler (the
-    sender paces itself), a "relay" that opens the client's TCP connection inside LAN ``a``."""
+class NetnsPath:
+    """The namespace lab as a :class:`translab.transport.path.NetworkPath`: no scheduler (the sender
+    paces itself), a connector that opens the client's TCP connection inside LAN ``a``; WebRTC peers
+    are placed by the peer factory (:func:`peer_factory`), so ``attach_peer`` has nothing to do."""
 
     scheduler = None
     # The in-process emulator aligns its TCP model with the media clock; real kernel TCP needs no
     # alignment, so this is reported as False.
-    _tcp_media_started = False
+    tcp_media_aligned = False
+
+    def attach_peer(self, pc: Any, egress: str, ingress: str | None = None) -> None:
+        return None
 
     def __init__(self, lab: Any) -> None:
         self.lab = lab
@@ -81,7 +65,6 @@ class _NetnsEmu:
 
     def set_media_origin(self, t0: float) -> None:
         self.t0 = t0
-
 
 class _NetnsConnector:
     def __init__(self, lab: Any, target: tuple[str, int]) -> None:
@@ -101,7 +84,6 @@ class _NetnsConnector:
             raise
         return s, now()
 
-
 def ice_servers(coturn: Any, option: str) -> list[Any]:
     """aiortc RTCIceServer list for an ICE option, with fresh TURN REST credentials."""
     from aiortc import RTCIceServer
@@ -113,7 +95,6 @@ def ice_servers(coturn: Any, option: str) -> list[Any]:
         return [RTCIceServer(urls=urls)]
     user, pw = coturn.credentials()
     return [RTCIceServer(urls=urls, username=user, credential=pw)]
-
 
 def _selected_pair(pc: Any) -> dict[str, Any]:
     """Types and addresses of the nominated ICE pair of a peer (before it closes)."""
@@ -129,18 +110,15 @@ def _selected_pair(pc: Any) -> dict[str, Any]:
             "remote": f"{rc.host}:{rc.port}", "local_candidates": len(conn.local_candidates),
             "remote_candidates": len(conn.remote_candidates)}
 
-
-@contextlib.contextmanager
-def _peers_in_namespaces(bindings: list[NsBinding], servers: list[Any], relay_only: bool,
-                         selected: list[dict[str, Any]]) -> Iterator[None]:
-    """Make webrtc_call's peers (caller first, then callee) gather inside their namespaces."""
+def peer_factory(bindings: list[NsBinding], servers: list[Any], relay_only: bool,
+                 selected: list[dict[str, Any]]) -> Callable[[], Any]:
+    """A ``webrtc_call`` peer factory whose peers (caller first, then callee) gather inside their
+    namespaces: each peer's ``setLocalDescription`` (where aioice opens its sockets) runs under
+    :func:`translab.emulate.netns.aio.bound`, and ``close`` records the nominated pair first."""
     from aiortc import RTCConfiguration, RTCPeerConnection
     from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
-    import translab.transport.webrtc as webrtc
-
     order = iter(range(len(bindings)))
-    orig = webrtc.new_peer
 
     def factory() -> Any:
         i = next(order)
@@ -157,15 +135,11 @@ def _peers_in_namespaces(bindings: list[NsBinding], servers: list[Any], relay_on
                 selected.append(_selected_pair(pc))
             await close()
 
-        pc.setLocalDescription = set_local  # type: ignore[method-assign]
+        pc.setLocalDescription = set_local  # type: ignore[method-assign,assignment]
         pc.close = closing  # type: ignore[method-assign]
         return pc
 
-    webrtc.new_peer = factory
-    try:
-        yield
-    finally:
-        webrtc.new_peer = orig
+    return factory
 
 
 def lab_config_for(cfg: Any, opts: NetnsOptions, pcap: str | Path | None = None) -> Any:
@@ -181,7 +155,6 @@ def lab_config_for(cfg: Any, opts: NetnsOptions, pcap: str | Path | None = None)
         server_ips=("198.18.0.1", "198.18.0.2", WS_SERVER[0]),
     )
 
-
 async def call_in_lab(lab: Any, coturn: Any, cfg: Any, stream: Any, opts: NetnsOptions,
                       progress: Callable[[float], None] | None = None) -> tuple[Any, dict[str, Any]]:
     """Run one leg in a running lab; returns (LegRecord, netns extras)."""
@@ -195,9 +168,9 @@ async def call_in_lab(lab: Any, coturn: Any, cfg: Any, stream: Any, opts: NetnsO
             bindings = [NsBinding(lab.netns("a"), lab.host_ip("a"), cafile),
                         NsBinding(lab.netns("b"), lab.host_ip("b"), cafile)]
             selected: list[dict[str, Any]] = []
-            with _peers_in_namespaces(bindings, ice_servers(coturn, opts.ice), opts.relay_only, selected):
-                rec = await webrtc_call(stream, cfg, None, connect_timeout_s=opts.connect_timeout_s,
-                                        drain_s=opts.drain_s, progress=progress)
+            factory = peer_factory(bindings, ice_servers(coturn, opts.ice), opts.relay_only, selected)
+            rec = await webrtc_call(stream, cfg, None, connect_timeout_s=opts.connect_timeout_s,
+                                    drain_s=opts.drain_s, progress=progress, peer_factory=factory)
             if selected:
                 for k, v in selected[0].items():
                     extra[f"netns_pair_{k}"] = v
@@ -206,106 +179,9 @@ async def call_in_lab(lab: Any, coturn: Any, cfg: Any, stream: Any, opts: NetnsO
             from translab.transport.websocket import websocket_call
 
             with bound(NsBinding(lab.netns("pub"), WS_SERVER[0], None, listen=WS_SERVER)):
-                rec = await websocket_call(stream, cfg, _NetnsEmu(lab), connect_timeout_s=opts.connect_timeout_s,
+                rec = await websocket_call(stream, cfg, NetnsPath(lab), connect_timeout_s=opts.connect_timeout_s,
                                            drain_s=opts.drain_s, progress=progress)
     return rec, extra
-
-
-def netns_call(cfg: Any, opts: NetnsOptions | None = None, *, out_dir: str | Path | None = None,
-               pcap: str | Path | None = None, progress: Callable[[float], None] | None = None,
-               run_dir: str | Path | None = None) -> Any:
-    """One live call on the namespace backend (blocking, real time); a CallResult whose summary has
-    ``mode == "live"``, ``backend == "netns"`` and the ``netns_*`` figures. Raises
-    :class:`translab.emulate.netns.system.NetnsUnavailable` (one line) without root."""
-    from translab.emulate.coturn import Coturn
-    from translab.emulate.netns.lab import Lab
-    from translab import live
-    from translab.live import _failed_summary, _stock_figures, build_live_trace
-    from translab.simulate import CallResult, prepare_call, summarise, write_artefacts
-
-    opts = opts or NetnsOptions()
-    t_wall = time.perf_counter()
-    cfg, _, stream = prepare_call(cfg)
-    from translab.protection.sim import refuse_live
-
-    refuse_live(cfg)  # NACK / RED / ABR exist in simulated calls only
-    extra: dict[str, Any] = {"backend": "netns", "netns_caller_nat": opts.caller_nat,
-                             "netns_callee_nat": opts.callee_nat, "netns_firewall": opts.firewall,
-                             "netns_ice": opts.ice, "netns_relay_only": opts.relay_only,
-                             "dtx_skipped": stream.dtx_skipped}
-    if run_dir is None and out_dir is not None:
-        run_dir = Path(out_dir) / "netns"  # forwarder stats and coturn's config and log, kept with the call
-    own_tmp = run_dir is None
-    with Lab(lab_config_for(cfg, opts, pcap), run_dir=run_dir) as lab:
-        coturn = Coturn(lab).start() if (opts.ice != "none" and cfg.transport == "webrtc") else None
-        try:
-            with _realtime(live):
-                rec, more = run_ending_on_sigterm(call_in_lab(lab, coturn, cfg, stream, opts, progress))
-        finally:
-            usage = coturn.stop() if coturn is not None else {}
-        if cfg.transport == "websocket":  # how the client's kernel TCP repaired losses
-            from translab.emulate.netns.kernel_stats import tcp_counters
-
-            extra.update({f"kernel_tcp_{k}": v for k, v in tcp_counters(lab, "a").items()})
-    extra.update(more)
-    extra["netns_connected"] = rec.status == "ok"
-    if usage:
-        extra["netns_relay_sessions"] = usage["sessions"]
-        extra["netns_relay_bytes"] = usage["received_bytes"] + usage["sent_bytes"]
-        extra["netns_relay_packets"] = usage["received_packets"] + usage["sent_packets"]
-        extra["netns_relay_from_clients_bytes"] = usage["received_bytes"]
-        extra["netns_relay_to_clients_bytes"] = usage["sent_bytes"]
-        extra["netns_relay_peer_bytes"] = usage.get("peer_received_bytes", 0) + usage.get("peer_sent_bytes", 0)
-    st = lab.stats
-    for port, n in st.get("bytes_out", {}).items():
-        extra[f"netns_bytes_to_{port}"] = n
-    for port, n in st.get("packets_out", {}).items():
-        extra[f"netns_packets_to_{port}"] = n
-    extra["netns_link_lost"] = st.get("link_lost", 0)
-    extra["netns_drops"] = json.dumps(st.get("drops", {}), sort_keys=True)
-    extra["netns_release_late_p99_ms"] = st.get("release_late_p99_ms", math.nan)
-    extra["netns_run_dir"] = str(lab.run_dir)
-    extra["netns_prefix"] = lab.names.prefix
-    if own_tmp and rec.status == "ok":  # nothing to look into: don't litter /tmp (failed runs keep logs)
-        import shutil
-
-        shutil.rmtree(lab.run_dir, ignore_errors=True)
-        extra["netns_run_dir"] = ""
-    extra.update(rec.extra)
-    extra.update(_stock_figures(rec, float(stream.lookahead_ms)))
-    trace = build_live_trace(cfg, stream, rec)
-    owd = ((trace["arrival_s"] - trace["send_s"]) * 1e3).dropna()
-    if len(owd):  # one-way delay of media packets (ms): relay cells minus direct cells = relay cost
-        extra["netns_one_way_p50_ms"] = float(owd.median())
-        extra["netns_one_way_p95_ms"] = float(owd.quantile(0.95))
-    if usage and rec.status == "ok" and len(stream.capture_s):
-        media_s = float(stream.capture_s[-1] - stream.capture_s[0]) + float(cfg.frame_ms) / 1e3
-        extra["netns_relay_kbps"] = extra["netns_relay_bytes"] * 8 / media_s / 1e3
-        # what entered the relay from the call's clients (one talker's stream here, the audio is
-        # one-way, plus RTCP), kbit/s: TURN ChannelData/Send payloads as coturn counts them
-        extra["netns_relay_in_kbps"] = extra["netns_relay_from_clients_bytes"] * 8 / media_s / 1e3
-    if rec.status != "ok":
-        result = CallResult(summary=_failed_summary(cfg, rec, extra), trace=trace,
-                            audio=np.zeros(0, dtype=np.float32), playout=None)
-    else:
-        summary, out = summarise(cfg, trace, stream.reference, mode="live", extra=extra)
-        summary.update({f"setup_{k}_ms": v for k, v in rec.setup_ms.items()})
-        result = CallResult(summary=summary, trace=trace, audio=out.audio, playout=out)
-    result.wall_s = time.perf_counter() - t_wall
-    if out_dir is not None:
-        from translab.live import _write_failed
-
-        (write_artefacts if rec.status == "ok" else _write_failed)(result, out_dir)
-    return result
-
-
-def _realtime(live: Any) -> Any:
-    """The live module's real-time mode (short GIL switch interval) under whichever name it has."""
-    for name in ("realtime_mode", "fast_gil_switch"):
-        if hasattr(live, name):
-            return getattr(live, name)()
-    return contextlib.nullcontext()
-
 
 def add_netns_arguments(p: Any) -> None:
     """Add the namespace backend's options to an argparse parser (for `translab call`,
@@ -313,14 +189,12 @@ def add_netns_arguments(p: Any) -> None:
     --relay-only."""
     p.add_argument("--caller-nat", default="none", choices=NAT_CHOICES, help="NAT in front of the caller")
     p.add_argument("--callee-nat", default="none", choices=NAT_CHOICES, help="NAT in front of the callee")
-    p.add_argument("--firewall", default="open", choices=FIREWALL_PROFILES, help="caller's LAN firewall")
-    p.add_argument("--callee-firewall", default="open", choices=FIREWALL_PROFILES)
+    p.add_argument("--firewall", default="open", choices=FIREWALLS, help="caller's LAN firewall")
+    p.add_argument("--callee-firewall", default="open", choices=FIREWALLS)
     p.add_argument("--ice", default="none", choices=ICE_OPTIONS, help="ICE servers (coturn in the lab)")
     p.add_argument("--relay-only", action="store_true", help="caller uses relay candidates only")
 
-
 def options_from_args(args: Any, connect_timeout_s: float = 10.0) -> NetnsOptions:
     """NetnsOptions from arguments added by :func:`add_netns_arguments`."""
-    return NetnsOptions(caller_nat=args.caller_nat, callee_nat=args.callee_nat, firewall=args.firewall,
-                        callee_firewall=args.callee_firewall, ice=args.ice, relay_only=args.relay_only,
-                        connect_timeout_s=connect_timeout_s)
+    return NetnsOptions.of(NetnsConfig(**{k: getattr(args, k) for k in NETNS_FIELDS}),
+                           connect_timeout_s=connect_timeout_s)

@@ -12,10 +12,11 @@ Tuples are in LAN terms: outbound packets before NAT, inbound packets after NAT.
 
 from __future__ import annotations
 
+from translab.config import FIREWALLS
 from translab.errors import check_choice
 from translab.link.nat_packet import PROTO_TCP, FiveTuple
 
-FIREWALL_PROFILES: tuple[str, ...] = ("open", "udp-blocked", "only-443")
+FIREWALL_PROFILES: tuple[str, ...] = FIREWALLS  # declared with the other allowed values
 
 
 def outbound_allowed(profile: str, ft: FiveTuple) -> bool:

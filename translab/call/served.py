@@ -1,4 +1,4 @@
-"""The receiving side on its own (``translab serve``): a WebSocket endpoint and a WebRTC answerer
+"""Served calls: the receiving side on its own (``translab serve``): a WebSocket endpoint and a WebRTC answerer
 behind HTTP signalling, both behind the live emulator, so clients outside translab (a browser, a
 user's own voice pipeline) can call in and be measured.
 
@@ -28,13 +28,54 @@ from typing import Any
 
 import numpy as np
 
+from translab import trace as trace_mod
+from translab.call.artefacts import write_summary
+from translab.call.engine import run_call
+from translab.call.prepare import PreparedCall, wire_bytes
+from translab.call.record import CallRecord
+from translab.config import OPUS_FRAME_MS, PCM_FRAME_MS, CallConfig
 from translab.emulate.scheduler import now
-from translab.jsonio import write_json
+from translab.errors import TranslabError
 
-__all__ = ["ServeConfig", "TranslabServer", "rtp_trace_rows", "ws_trace_rows"]
+__all__ = ["ServeConfig", "ServedEngine", "TranslabServer", "rtp_trace_rows", "ws_trace_rows"]
 
-OPUS_FRAME_CHOICES = (2.5, 5, 10, 20, 40, 60)
-PCM_FRAME_CHOICES = (10, 20, 40, 60, 100)
+
+
+@dataclass
+class ServedEngine:
+    """The engine of a call received by ``translab serve``: the caller is outside translab, so the
+    engine starts from the arrival-trace columns the server recorded (``cols``: seq, media_ts,
+    frame_samples, capture_s, send_s, arrival_s, payload_bytes, message_bytes, duplicates, payload,
+    on the receiver-estimated clock), not from a clip. ``frame_ms`` is the measured frame length (ms);
+    ``figures`` go into the row's transport group. There is no reference audio, so the quality
+    metrics are off (``metrics=()``)."""
+
+    cols: dict[str, Any]
+    frame_ms: float
+    figures: dict[str, Any] = field(default_factory=dict)
+    #: the caller's audio when it is known (a browser peer playing a clip): float32 at the call's rate
+    reference: np.ndarray | None = None
+    name = "served"
+    mode = "live"
+
+    def prepare(self, cfg: CallConfig) -> PreparedCall:
+        cfg = cfg.resolved()
+        rate = int(cfg.sample_rate or 48000)
+        if self.reference is not None:
+            return PreparedCall(cfg, np.asarray(self.reference, dtype=np.float32), None)
+        duration = float(np.sum(self.cols["frame_samples"])) / rate
+        return PreparedCall(cfg, np.zeros(int(duration * rate), dtype=np.float32), None)
+
+    def run(self, call: PreparedCall, out_dir: Path | None = None) -> CallRecord:
+        cfg, cols = call.cfg, self.cols
+        n = len(cols["seq"])
+        rows = {**cols, "wire_bytes": wire_bytes(cfg, cols["message_bytes"]), "transport": [cfg.transport] * n,
+                "direction": ["up"] * n, "fec": np.zeros(n, dtype=bool)}
+        attrs = {"codec": cfg.codec, "sample_rate": int(cfg.sample_rate or 0), "channels": 1,
+                 "frame_ms": self.frame_ms, "framing": cfg.framing, "transport": cfg.transport,
+                 "clip": cfg.clip, "seed": cfg.seed, "profile": cfg.profile, "mode": "live",
+                 "lookahead_ms": 0.0, "clock": "receiver-estimated", "bitrate_bps": None}
+        return CallRecord(trace=trace_mod.make_trace(rows, attrs), figures=dict(self.figures))
 
 
 @dataclass
@@ -330,43 +371,19 @@ class TranslabServer:
 
     def _summarise(self, name: str, transport: str, cols: dict[str, Any], *, codec: str, rate: int,
                    frame_ms: float, framing: str, extra: dict[str, Any]) -> None:
-        from translab import trace as trace_mod
-        from translab.config import CallConfig
-        from translab.errors import TranslabError
-        from translab.metrics.bandwidth import HeaderModel, rtp_wire_bytes, ws_wire_bytes
-        from translab.simulate import CallResult, summarise, write_artefacts
-
         out = self.cfg.out_dir / name
         known = transport == "webrtc" and self.cfg.caller_reference is not None and rate == 48000
-        choices = OPUS_FRAME_CHOICES if codec == "opus" else PCM_FRAME_CHOICES
+        choices = OPUS_FRAME_MS if codec == "opus" else PCM_FRAME_MS
         frame_cfg = min(choices, key=lambda c: abs(c - frame_ms))
+        clip = self.cfg.caller_clip if known else "external"
         cfg = CallConfig(transport=transport, codec=codec, sample_rate=rate, frame_ms=frame_cfg,
                          framing=None if transport == "webrtc" else framing, profile=self.cfg.profile,
-                         seed=self.cfg.seed, playout=self.cfg.playout,
-                         clip=self.cfg.caller_clip if known else "external",
-                         metrics=self.cfg.metrics if known else (),
-                         tls=self.cfg.tls).resolved()
-        hm = HeaderModel()
-        n = len(cols["seq"])
-        if transport == "webrtc":
-            wire = [rtp_wire_bytes(int(b), hm) for b in cols["message_bytes"]]
-        else:
-            wire = [ws_wire_bytes(int(b), True, hm) for b in cols["message_bytes"]]
-        rows = {**cols, "wire_bytes": np.array(wire, dtype=np.int64), "transport": [transport] * n,
-                "direction": ["up"] * n, "fec": np.zeros(n, dtype=bool)}
-        attrs = {"codec": codec, "sample_rate": rate, "channels": 1, "frame_ms": float(frame_ms),
-                 "framing": framing, "transport": transport, "seed": self.cfg.seed,
-                 "clip": self.cfg.caller_clip if known else "external",
-                 "profile": self.cfg.profile, "mode": "live", "lookahead_ms": 0.0,
-                 "clock": "receiver-estimated", "bitrate_bps": None}
-        trace = trace_mod.make_trace(rows, attrs)
-        duration = float(np.sum(cols["frame_samples"])) / rate
+                         seed=self.cfg.seed, playout=self.cfg.playout, clip=clip,
+                         metrics=self.cfg.metrics if known else (), tls=self.cfg.tls)
+        engine = ServedEngine(cols, frame_ms=float(frame_ms), figures={**extra, "clock": "receiver-estimated"},
+                              reference=self.cfg.caller_reference if known else None)
         try:
-            reference = (np.asarray(self.cfg.caller_reference, dtype=np.float32) if known
-                         else np.zeros(int(duration * rate), dtype=np.float32))
-            summary, played = summarise(cfg, trace, reference,
-                                        mode="live", extra={**extra, "clock": "receiver-estimated"})
-            write_artefacts(CallResult(summary=summary, trace=trace, audio=played.audio, playout=played), out)
+            summary = run_call(cfg, engine, out).summary
         except (TranslabError, ValueError) as err:  # an undecodable stream must not stop the server
             self._write_failed(name, transport, f"could not analyse: {err}")
             return
@@ -378,5 +395,5 @@ class TranslabServer:
         out = self.cfg.out_dir / name
         out.mkdir(parents=True, exist_ok=True)
         s = {"call": name, "mode": "live", "transport": transport, "status": "failed", "reason": reason}
-        write_json(out / "summary.json", s)
+        write_summary(s, out)
         self.finished.append(s)

@@ -16,54 +16,14 @@ from typing import Any, Callable, Iterable
 
 import pandas as pd
 
-from translab.emulate.netns.call import ICE_OPTIONS, NAT_CHOICES, NetnsOptions
-from translab.emulate.netns.firewall import FIREWALL_PROFILES
+from translab.config import FIREWALLS as FIREWALL_PROFILES
+from translab.config import ICE_OPTIONS, NAT_CHOICES
+from translab.emulate.netns.call import NetnsOptions
+from translab.link.nat import TURN_OPTIONS, Cell, expected_connected
 from translab.jsonio import dumps
 
-TURN_OPTIONS = ("turn-udp", "turn-tcp", "turns-443")
-_HARD = {"port-restricted-cone", "symmetric"}
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One matrix cell (see :class:`translab.emulate.netns.call.NetnsOptions` for the fields)."""
-
-    transport: str
-    caller_nat: str
-    callee_nat: str
-    firewall: str
-    ice: str
-    relay_only: bool = False
-
-    @property
-    def key(self) -> str:
-        ro = "+relay" if self.relay_only else ""
-        return f"{self.transport}|{self.caller_nat}|{self.callee_nat}|{self.firewall}|{self.ice}{ro}"
-
-
-def expected_connected(c: Cell) -> bool:
-    """Whether the call should connect, from the NAT and firewall facts (REFERENCE section 5).
-
-    WebSocket (wss to 198.18.0.3:443, an outbound TCP connection) connects behind every NAT and
-    firewall profile here. WebRTC: a firewall that blocks UDP leaves only TURN over TCP (port 3478,
-    not with only-443) or TURN over TLS on 443; with UDP allowed, TURN always connects; without
-    TURN, host candidates connect when at least one side has a public address; with STUN, every
-    pair connects except symmetric to port-restricted cone or symmetric (either way round).
-    """
-    if c.transport == "websocket":
-        return True
-    udp_ok = c.firewall == "open"
-    if not udp_ok:
-        return c.ice == "turns-443" or (c.ice == "turn-tcp" and c.firewall == "udp-blocked")
-    if c.ice in TURN_OPTIONS:
-        return True
-    if c.caller_nat == "none" or c.callee_nat == "none":
-        return True
-    if c.ice == "none":
-        return False
-    a, b = c.caller_nat, c.callee_nat
-    return not ((a == "symmetric" and b in _HARD) or (b == "symmetric" and a in _HARD))
-
+__all__ = ["Cell", "TURN_OPTIONS", "default_cells", "expected_connected", "heatmap", "heatmap_figure",
+           "outcome_label", "run_cell", "run_matrix"]
 
 def default_cells(quick: bool = False) -> list[Cell]:
     """The matrix run by default: WebRTC over every NAT pair with none/stun/turn-udp on an open
@@ -98,7 +58,8 @@ ROW_KEYS = ("status", "reason", "netns_connected", "netns_pair", "netns_pair_loc
 
 def run_cell(cell: Cell, base_cfg: Any, connect_timeout_s: float = 5.0) -> dict[str, Any]:
     """Run one cell; a row (never raises for a call that fails to connect)."""
-    from translab.emulate.netns.call import netns_call
+    from translab.call import run_call
+    from translab.call.netns import NetnsEngine
 
     cfg = dataclasses.replace(base_cfg, transport=cell.transport,
                               tls=True if cell.transport == "websocket" else base_cfg.tls)
@@ -107,7 +68,7 @@ def run_cell(cell: Cell, base_cfg: Any, connect_timeout_s: float = 5.0) -> dict[
                         drain_s=0.3)
     row: dict[str, Any] = {"key": cell.key, **dataclasses.asdict(cell), "expected_connected": expected_connected(cell)}
     try:
-        res = netns_call(cfg, opts)
+        res = run_call(cfg, NetnsEngine(opts))
         s = res.summary
         row.update({k: s.get(k) for k in ROW_KEYS})
         row["wall_s"] = getattr(res, "wall_s", math.nan)
@@ -139,7 +100,7 @@ def run_matrix(cells: Iterable[Cell], out_dir: str | Path, base_cfg: Any,
     keys = {c.key for c in cells}
     rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     df = pd.DataFrame([r for r in rows if r["key"] in keys]).drop_duplicates("key", keep="last")
-    if len(df) and "status" in df and (df["status"] == "error").all():  # (i15) nothing measured: no finished-looking table
+    if len(df) and "status" in df and (df["status"] == "error").all():  # nothing measured: no finished-looking table
         return df
     df.to_csv(out / "matrix.csv", index=False)
     if len(df):

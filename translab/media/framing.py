@@ -22,7 +22,11 @@ from typing import Any
 
 from translab.errors import ConfigError, TranslabError
 
-FRAMINGS: tuple[str, ...] = ("binary", "realtime-json", "twilio-json")
+from translab.config import WS_FRAMINGS as FRAMINGS
+from translab.config import check_framing
+
+__all__ = ["FRAMINGS", "FramingError", "check_framing", "decode_message", "encode_message", "message_size",
+           "CLOSE_UNSUPPORTED_DATA", "CLOSE_INVALID_PAYLOAD", "CLOSE_MESSAGE_TOO_BIG", "TWILIO_STREAM_SID"]
 
 #: WebSocket close codes used by the server for bad client data (RFC 6455 section 7.4.1).
 CLOSE_UNSUPPORTED_DATA = 1003
@@ -40,22 +44,6 @@ class FramingError(TranslabError):
         self.close_code = close_code
         self.reason = reason
         super().__init__(f"{reason} (close code {close_code})")
-
-
-def check_framing(framing: str, codec: str, sample_rate: int, frame_ms: float) -> None:
-    """Raise ConfigError when ``framing`` cannot carry ``codec`` at ``sample_rate`` / ``frame_ms``."""
-    if framing not in FRAMINGS:
-        raise ConfigError("framing", framing, ", ".join(FRAMINGS))
-    if framing == "realtime-json" and (codec != "pcm16" or sample_rate != 24000):
-        raise ConfigError(
-            "framing", framing, "realtime-json carries pcm16 at 24000 Hz only "
-            f"(got codec {codec} at {sample_rate} Hz)"
-        )
-    if framing == "twilio-json" and (codec != "pcmu" or sample_rate != 8000 or frame_ms != 20):
-        raise ConfigError(
-            "framing", framing, "twilio-json carries pcmu at 8000 Hz in 20 ms frames only "
-            f"(got codec {codec} at {sample_rate} Hz, {frame_ms} ms)"
-        )
 
 
 def encode_message(framing: str, payload: bytes, seq: int, media_ts_ms: int) -> bytes | str:

@@ -15,7 +15,7 @@ from typing import Any
 
 import translab
 
-_REPO = Path(__file__).resolve().parents[2]
+_REPO = Path(__file__).resolve().parents[1]
 
 
 @functools.lru_cache(maxsize=1)

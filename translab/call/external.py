@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from translab.config import CallConfig
+from translab.jsonio import write_json
 from translab.transport.external import ExternalRecord, Target, audible_span, external_leg, parse_target
 
 __all__ = ["ExternalResult", "target_config", "external_call_async", "external_call", "summarise_external",
@@ -101,7 +102,7 @@ def speech_end_s(reference: np.ndarray, rate: int, dbfs: float = -45.0) -> float
 def summarise_external(cfg: CallConfig, target: Target, rec: ExternalRecord, reference: np.ndarray,
                        *, quality: bool = True) -> dict[str, Any]:
     """The summary row of one external call (see the module docstring); NaN figures are None."""
-    from translab.lab import provenance
+    from translab import provenance
 
     d = cfg.to_dict()
     s: dict[str, Any] = {
@@ -116,7 +117,7 @@ def summarise_external(cfg: CallConfig, target: Target, rec: ExternalRecord, ref
     t0_ms = rec.extra.get("setup_t0_ms", math.nan)
     first = rec.first_audible_s()
     s["first_audio_out_ms"] = t0_ms + first * 1e3
-    end = speech_end_s(reference, int(cfg.sample_rate))
+    end = speech_end_s(reference, int(cfg.sample_rate or 0))
     s["speech_end_s"] = end
     s["turn_latency_ms"] = (first - end) * 1e3 if first > end else math.nan
     audio = rec.audio()
@@ -148,23 +149,24 @@ async def external_call_async(cfg: CallConfig, target: Target | str, *, connect_
                               listen_s: float = 1.5, pcap: str | Path | None = None,
                               quality: bool = True, realtime: bool = False) -> ExternalResult:
     """Call ``target`` (a Target or URL) with ``cfg`` through the in-process emulator (see
-    :func:`external_call`). ``realtime``: as :func:`translab.live.realtime_mode` (one call per
+    :func:`external_call`). ``realtime``: as :func:`translab.emulate.realtime.realtime_mode` (one call per
     process only: it changes process-wide settings; the prober leaves it off)."""
     from translab.emulate.emulator import LiveEmulator
     from translab.media.stream import encode_stream
-    from translab.simulate import prepare_call
+    from translab.call.prepare import prepare_call
 
     t_wall = time.perf_counter()
     target = parse_target(target) if isinstance(target, str) else target
-    cfg, reference, _ = prepare_call(target_config(cfg, target))
+    prepared = prepare_call(target_config(cfg, target))
+    cfg, reference = prepared.cfg, prepared.reference
     # a microphone keeps sending while its user listens: the clip, then listen_s of silence (an
     # endpoint's VAD sees the turn end by silence, not by the stream stopping)
-    pad = np.zeros(int(round(listen_s * int(cfg.sample_rate))), dtype=np.float32)
+    pad = np.zeros(int(round(listen_s * int(cfg.sample_rate or 0))), dtype=np.float32)
     stream = encode_stream(np.concatenate([reference, pad]), cfg)
     emu = LiveEmulator(cfg.profile, cfg.seed, pcap=pcap, ip_version=cfg.ip_version)
     with contextlib.ExitStack() as stack:
         if realtime:
-            from translab.live import RT_PRIORITY, realtime_mode
+            from translab.emulate.realtime import RT_PRIORITY, realtime_mode
 
             stack.enter_context(realtime_mode(rt_priority=RT_PRIORITY))
         await emu.start()
@@ -202,7 +204,5 @@ def write_external(result: ExternalResult, out_dir: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     if len(result.audio):
         write_wav(out / "received.wav", np.clip(result.audio, -1.0, 1.0), result.rate)
-    tmp = out / "summary.json.partial"
-    tmp.write_text(json.dumps(result.summary, indent=2, sort_keys=True, default=str) + "\n")
-    tmp.replace(out / "summary.json")
+    write_json(out / "summary.json", result.summary, sort_keys=True)
     return out

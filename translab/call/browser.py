@@ -6,7 +6,7 @@ What happens (``translab call --peer chromium``):
 1. The clip of ``cfg`` is prepared as for any call (translab's Opus packets, ``cfg``'s bitrate,
    frame and FEC) and also written, after ``lead_s`` of silence, to the WAV that Chromium's fake
    microphone plays once.
-2. A :class:`translab.transport.serve.TranslabServer` (the same answerer as ``translab serve``)
+2. A :class:`translab.call.served.TranslabServer` (the same answerer as ``translab serve``)
    listens on loopback with ``reply="clip"``: it answers the browser's offer with ``cfg``'s Opus
    fmtp (so the browser is asked for the same FEC and bitrate) and sends the prepared packets back.
 3. Chromium (:class:`translab.transport.chromium.ChromiumPeer`) opens the server's caller page,
@@ -98,16 +98,18 @@ async def browser_call_async(cfg: CallConfig, out_dir: str | Path | None = None,
                              progress: Callable[[float], None] | None = None) -> BrowserCallResult:
     """The coroutine behind :func:`browser_call` (see the module docstring)."""
     from translab.media.audio import write_wav
-    from translab.simulate import prepare_call
+    from translab.call.prepare import prepare_call
+    from translab.call.served import ServeConfig, TranslabServer
     from translab.transport.chromium import ChromiumPeer
-    from translab.transport.serve import ServeConfig, TranslabServer
     from translab.transport.webrtc import opus_fmtp
 
     import aiortc  # noqa: F401  (importing aiortc takes ~140 ms once per process: not the call's set-up)
 
     t_wall = time.perf_counter()
     cfg = check_browser_config(cfg)
-    cfg, reference, stream = prepare_call(cfg)
+    prepared = prepare_call(cfg)
+    cfg, reference, stream = prepared.cfg, prepared.reference, prepared.stream
+    assert stream is not None
     work = Path(tempfile.mkdtemp(prefix="translab-browser-call-"))
     setup: dict[str, float] = {}
     t_start = time.perf_counter()
@@ -192,10 +194,12 @@ def _analyse(cfg: CallConfig, stream: Any, reference: np.ndarray, work: Path, do
              res: dict[str, Any], failure: str, setup: dict[str, float], user_agent: str) -> BrowserCallResult:
     """The uplink summary (written by the server) completed with the browser's figures, and the reply
     direction analysed against NetEq."""
-    from translab.live import build_live_trace
+    from translab.call.analysis import analyse
+    from translab.call.live import leg_trace
+    from translab.call.prepare import PreparedCall
+    from translab.call.record import CallRecord
     from translab.metrics.quality import quality
     from translab.playout import neteq_check
-    from translab.simulate import summarise
     from translab.transport.record import LegRecord
     from translab.transport.reply import reply_arrivals
 
@@ -226,10 +230,11 @@ def _analyse(cfg: CallConfig, stream: Any, reference: np.ndarray, work: Path, do
         rec.t0 = done["reply_t0"]
         rec.send_s, rec.arrivals, unmatched = reply_arrivals(done["send_tap"].sent, done.get("down_log", []),
                                                              rec.t0, rec.t0)
-        trace = build_live_trace(cfg, stream, rec)
+        trace = leg_trace(cfg, stream, rec)
         trace.attrs["direction_name"] = "down"
-        model, played = summarise(cfg, trace, reference, mode="live",
-                                  extra={"peer": "chromium", "down_log_unmatched": unmatched})
+        analysed = analyse(PreparedCall(cfg, reference, stream), CallRecord(trace=trace), "live", "browser")
+        model = {**analysed.summary, "peer": "chromium", "down_log_unmatched": unmatched}
+        played = analysed.playout
         inbound = [s.get("inbound-rtp") or {} for s in snaps]
         window = neteq_check.neteq_window(inbound)
         neteq_fig = neteq_check.figures(window)
@@ -249,7 +254,7 @@ def _analyse(cfg: CallConfig, stream: Any, reference: np.ndarray, work: Path, do
                 **{f"gap_{k}": v for k, v in neteq_check.gaps(model_fig, neteq_fig).items()},
                 **{f"browser_{k}": v for k, v in heard.items()},
                 "browser_recorded_s": recorded.size / 48000.0}
-        down["_files"] = {"trace": trace, "model_audio": played.audio, "recorded": recorded}
+        down["_files"] = {"trace": trace, "model_audio": analysed.audio, "recorded": recorded}
         for k in neteq_check.FIGURES:
             summary[f"down_neteq_{k}"] = neteq_fig[k]
             summary[f"down_model_{k}"] = model_fig[k]
@@ -271,7 +276,7 @@ def _write(result: BrowserCallResult, work: Path, out: Path) -> None:
     """Artefacts (see the module docstring); summaries last, atomically."""
     from translab import trace as trace_mod
     from translab.media.audio import write_wav
-    from translab.simulate import _json_default
+    from translab.jsonio import dumps, write_json
 
     out.mkdir(parents=True, exist_ok=True)
     up_dir = work / "serve" / str(result.summary.get("call", ""))
@@ -286,16 +291,11 @@ def _write(result: BrowserCallResult, work: Path, out: Path) -> None:
         trace_mod.save(files["trace"], d / "trace.parquet")
         write_wav(d / "model_output.wav", files["model_audio"], 48000)
         write_wav(d / "output.wav", files["recorded"], 48000)
-        (d / "browser_stats.json").write_text(json.dumps(result.stats, default=_json_default) + "\n")
-        _atomic_json(d / "summary.json", down, _json_default)
+        (d / "browser_stats.json").write_text(dumps(result.stats) + "\n")
+        write_json(d / "summary.json", down, sort_keys=True)
     result.down = down
-    _atomic_json(out / "summary.json", result.summary, _json_default)
+    write_json(out / "summary.json", result.summary, sort_keys=True)
 
-
-def _atomic_json(path: Path, obj: dict[str, Any], default: Any) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=default) + "\n")
-    tmp.replace(path)
 
 
 def browser_call(cfg: CallConfig, out_dir: str | Path | None = None, **kwargs: Any) -> BrowserCallResult:

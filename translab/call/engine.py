@@ -1,0 +1,67 @@
+"""The engine interface and the one call path, :func:`run_call`.
+
+An engine is whatever moves a prepared call's packets (a simulator, real transports through the
+in-process emulator, real kernel stacks in network namespaces, a remote caller received by
+``translab serve``, later a browser or an external endpoint) and reports what it saw as a
+:class:`translab.call.record.CallRecord`. Everything after that -- playout, metrics, the result row,
+the artefacts -- is the same code for every engine (:mod:`translab.call.analysis`,
+:mod:`translab.call.artefacts`).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from translab.call.analysis import analyse
+from translab.call.artefacts import write_artefacts
+from translab.call.prepare import PreparedCall, prepare_call
+from translab.call.record import CallRecord, CallResult
+from translab.config import CallConfig
+from translab.protection.sim import refuse_live
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """Turns a prepared call into a call record.
+
+    ``name`` names the engine in errors; ``mode`` goes into the row ("simulate" or "live").
+    ``prepare`` builds what the engine starts from (:func:`translab.call.prepare.prepare_call` for
+    engines that send the clip themselves); ``run`` makes the call (blocking; a live engine runs its
+    own event loop, see :func:`translab.call.live.run_outside_event_loop`) and must not raise for a
+    call that merely failed (it returns a record with ``status="failed"`` and a ``reason``)."""
+
+    name: str
+    mode: str
+
+    def prepare(self, cfg: CallConfig) -> PreparedCall: ...
+
+    def run(self, call: PreparedCall, out_dir: Path | None) -> CallRecord: ...
+
+
+class ClipEngine:
+    """Base for engines whose caller sends the config's clip: ``prepare`` is
+    :func:`translab.call.prepare.prepare_call`."""
+
+    name = "clip"
+    mode = "simulate"
+
+    def prepare(self, cfg: CallConfig) -> PreparedCall:
+        call = prepare_call(cfg)
+        if self.mode == "live":
+            refuse_live(call.cfg)  # NACK / RED / ABR exist in simulated calls only
+        return call
+
+
+def run_call(config: CallConfig | None, engine: Engine, out_dir: str | Path | None = None) -> CallResult:
+    """Make one call with ``engine`` and analyse it; with ``out_dir``, write its artefacts there
+    (trace.parquet, output.wav, frames.parquet, summary.json). ``config`` None: CallConfig()."""
+    t0 = time.perf_counter()
+    call = engine.prepare(config or CallConfig())
+    record = engine.run(call, Path(out_dir) if out_dir is not None else None)
+    result = analyse(call, record, engine.mode, engine.name)
+    result.wall_s = time.perf_counter() - t0
+    if out_dir is not None:
+        write_artefacts(result, out_dir)
+    return result

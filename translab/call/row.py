@@ -1,0 +1,239 @@
+"""The result row of one call: every column it may have, with unit, group and meaning.
+
+Declared like :data:`translab.trace.COLUMNS`. A row is built by :func:`translab.call.analysis.analyse`
+from groups: the analysis fills ``call``, ``network``, ``receiver``, ``latency``, ``bandwidth``,
+``quality``, ``emodel`` and ``provenance`` for every engine; an engine fills only its own groups
+(``setup``, ``sender``, ``aiortc_stock``, ``transport``) through its
+:class:`translab.call.record.CallRecord`. A column an engine reports must be declared here, in one of
+its groups, and may not be one the analysis computes (:func:`check_engine_figures`), so no engine can
+overwrite a computed figure and nothing rewrites the row afterwards.
+
+Columns whose names are not fixed (receiver counters, per-metric quality, set-up milestones, the
+emulator's and the netns backend's counters) are declared as families by prefix (``rx_*``).
+
+``docs/columns.md`` is generated from this table (:func:`markdown`); a test checks it is current.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from translab.errors import TranslabError
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column (or, with ``family=True``, every column whose name starts with ``name``)."""
+
+    name: str
+    unit: str
+    group: str
+    meaning: str
+    family: bool = False
+
+    def matches(self, key: str) -> bool:
+        return key.startswith(self.name) if self.family else key == self.name
+
+
+#: Groups and who fills them: ``analysis`` (the same code for every engine) or ``engine``.
+GROUPS: dict[str, tuple[str, str]] = {
+    "call": ("analysis", "what was called: the resolved CallConfig echoed, and the outcome"),
+    "network": ("analysis", "what the network did to the media packets (from the arrival trace)"),
+    "receiver": ("analysis", "the receiver's playout, with W3C webrtc-stats names where one exists"),
+    "latency": ("analysis", "mouth-to-ear delay and its budget"),
+    "bandwidth": ("analysis", "bit rates under the header model (translab.metrics.bandwidth)"),
+    "quality": ("analysis", "perceptual quality of the played audio against the clip"),
+    "emodel": ("analysis", "ITU-T G.107 E-model and its inputs"),
+    "provenance": ("analysis", "what produced the row"),
+    "setup": ("engine", "call set-up milestones, ms since the call started (live engines)"),
+    "sender": ("engine", "the sender's pacing and DTX"),
+    "aiortc_stock": ("engine", "what aiortc's own receiver delivered (live WebRTC calls)"),
+    "transport": ("engine", "engine- and transport-specific counters"),
+}
+
+_C = Column
+COLUMNS: tuple[Column, ...] = (
+    # call
+    _C("mode", "", "call", "simulate or live"),
+    _C("status", "", "call", "ok or failed"),
+    _C("reason", "", "call", "why the call failed (empty when ok)"),
+    _C("transport", "", "call", "webrtc or websocket"),
+    _C("codec", "", "call", "opus, pcm16 or pcmu"),
+    _C("bitrate_bps", "bit/s", "call", "codec bit rate (Opus target; PCM: rate x bits)"),
+    _C("frame_ms", "ms", "call", "audio per packet"),
+    _C("sample_rate", "Hz", "call", "codec sample rate"),
+    _C("framing", "", "call", "rtp, binary, realtime-json or twilio-json"),
+    _C("fec", "", "call", "Opus in-band FEC on"),
+    _C("dtx", "", "call", "Opus DTX on"),
+    _C("profile", "", "call", "network profile name or path"),
+    _C("seed", "", "call", "seed of the link models"),
+    _C("playout", "", "call", "receiver policy (fixed:<ms>, adaptive, elastic, aiortc-stock)"),
+    _C("conceal", "", "call", "concealment of missing frames"),
+    _C("clip", "", "call", "clip name or path"),
+    _C("duration_s", "s", "call", "audio sent"),
+    # network
+    _C("packets_sent", "packets", "network", "media packets sent"),
+    _C("loss_rate", "ratio", "network", "share of sent packets that never arrived"),
+    _C("late_rate", "ratio", "network", "share of sent packets discarded as too late by the receiver"),
+    _C("effective_loss_rate", "ratio", "network",
+       "share of sent frames not heard: lost, late, or skipped by the receiver, not recovered by FEC"),
+    _C("net_delay_p50_ms", "ms", "network", "arrival - send of received packets, median"),
+    _C("net_delay_p95_ms", "ms", "network", "arrival - send, 95th percentile"),
+    _C("net_delay_p99_ms", "ms", "network", "arrival - send, 99th percentile"),
+    _C("net_delay_max_ms", "ms", "network", "arrival - send, maximum"),
+    # receiver
+    _C("concealed_ratio", "ratio", "receiver", "concealedSamples / totalSamplesReceived"),
+    _C("interruptions", "count", "receiver", "W3C interruptionCount (concealment runs >= 150 ms)"),
+    _C("interruption_s", "s", "receiver", "W3C totalInterruptionDuration"),
+    _C("stalls", "count", "receiver", "playout stalls (nothing to play, no concealment)"),
+    _C("stall_s", "s", "receiver", "total stall duration"),
+    _C("rx_", "", "receiver", "receiver counters, W3C RTCInboundRtpStreamStats names "
+       "(rx_concealedSamples, rx_jitterBufferDelay in s, ...) plus translab's own", family=True),
+    # latency
+    _C("m2e_p50_ms", "ms", "latency", "mouth-to-ear of played frames incl. codec lookahead, median"),
+    _C("m2e_p95_ms", "ms", "latency", "mouth-to-ear, 95th percentile"),
+    _C("m2e_p99_ms", "ms", "latency", "mouth-to-ear, 99th percentile"),
+    _C("m2e_max_ms", "ms", "latency", "mouth-to-ear, maximum"),
+    _C("m2e_mean_ms", "ms", "latency", "mouth-to-ear, mean (the E-model's Ta)"),
+    _C("budget_", "ms", "latency", "median latency budget: lookahead, framing, network, jitter buffer",
+       family=True),
+    # bandwidth
+    _C("payload_kbps_", "kbit/s", "bandwidth", "codec payload, per direction (_up/_down)", family=True),
+    _C("message_kbps_", "kbit/s", "bandwidth", "application messages, per direction", family=True),
+    _C("media_wire_kbps_", "kbit/s", "bandwidth", "media on the wire incl. headers, per direction",
+       family=True),
+    _C("control_kbps_", "kbit/s", "bandwidth", "RTCP / TCP ACKs and retransmissions, per direction",
+       family=True),
+    _C("wire_kbps_", "kbit/s", "bandwidth", "everything on the wire, per direction", family=True),
+    _C("packets_per_s_", "1/s", "bandwidth", "packets on the wire per second, per direction", family=True),
+    # quality
+    _C("plcmos", "MOS", "quality", "PLCMOS v2 of the played audio"),
+    _C("pesq_wb", "MOS-LQO", "quality", "PESQ wide-band (P.862.2)"),
+    _C("pesq_nb", "MOS-LQO", "quality", "PESQ narrow-band (P.862)"),
+    _C("stoi", "0-1", "quality", "STOI intelligibility"),
+    _C("estoi", "0-1", "quality", "extended STOI"),
+    _C("visqol", "MOS", "quality", "ViSQOL v3 speech mode"),
+    _C("align_lag_ms", "ms", "quality", "delay removed to align the played audio with the clip"),
+    _C("align_drift_ms", "ms", "quality", "change of that delay over the call"),
+    _C("codec_", "", "quality", "the same metrics for the codec alone (perfect network)", family=True),
+    # emodel
+    _C("emodel_r", "R", "emodel", "transmission rating R (G.107 / G.107.1 / G.107.2 by band)"),
+    _C("emodel_mos", "MOS-CQE", "emodel", "MOS from R"),
+    _C("emodel_ie_source", "", "emodel", "where the equipment impairment Ie comes from"),
+    _C("emodel_ta_ms", "ms", "emodel", "absolute delay Ta (mean mouth-to-ear)"),
+    _C("emodel_ppl_pct", "%", "emodel", "packet-loss probability Ppl (concealed + dropped share)"),
+    _C("emodel_burst_r", "", "emodel", "burst ratio BurstR"),
+    _C("emodel_ie", "", "emodel", "equipment impairment Ie"),
+    _C("emodel_bpl", "", "emodel", "packet-loss robustness Bpl"),
+    _C("emodel_band", "", "emodel", "nb or wb (scale of R)"),
+    # provenance
+    _C("config_hash", "", "provenance", "hash of the resolved CallConfig"),
+    _C("config", "", "provenance", "the resolved CallConfig as JSON"),
+    _C("v_", "", "provenance", "versions of translab, its libraries and the git commit", family=True),
+    # engine groups
+    _C("setup_", "ms", "setup", "set-up milestones since the call started (ICE, DTLS, TCP, TLS, "
+       "upgrade, first packet sent/received, first audio played; setup_t0_ms: media start)",
+       family=True),
+    _C("dtx_skipped", "frames", "sender", "frames the Opus encoder did not send (DTX)"),
+    _C("send_late_", "ms", "sender", "how late the live sender handed packets to the transport "
+       "(p50/p99)", family=True),
+    _C("stock_", "", "aiortc_stock", "aiortc's own receiver: frames, samples at 48 kHz, mouth-to-ear "
+       "on a steady sink (ms), and quality metrics of its audio (stock_<metric>)", family=True),
+    _C("tcp_", "", "transport", "simulated TCP: retransmissions and ACKs of the delivery model",
+       family=True),
+    _C("emu_", "", "transport", "the in-process live emulator's counters and timer accuracy",
+       family=True),
+    _C("host_", "", "transport", "event-loop stalls of the host during a live call", family=True),
+    _C("rt_scheduling", "", "transport", "the live call ran under SCHED_RR"),
+    _C("rtc_", "", "transport", "aiortc getStats() of caller and callee (W3C names)", family=True),
+    _C("rtp_", "packets", "transport", "RTP packets seen by the live taps", family=True),
+    _C("sdp_", "", "transport", "negotiated Opus fmtp lines", family=True),
+    _C("ws_deflate", "", "transport", "permessage-deflate offered"),
+    _C("server_messages", "messages", "transport", "messages the WebSocket server received"),
+    _C("echo_", "", "transport", "WebSocket echo round trips (ms) and messages", family=True),
+    _C("backend", "", "transport", "netns when the call ran on the namespace backend"),
+    _C("netns_", "", "transport", "namespace backend: NATs, firewall, ICE, selected pair, relay "
+       "bytes, one-way delay (ms)", family=True),
+    _C("kernel_tcp_", "", "transport", "the caller's kernel TCP counters (netns backend)", family=True),
+    _C("ended", "", "transport", "why a served call ended"),
+    _C("echo_dropped", "messages", "transport", "echo messages the server dropped"),
+    _C("error_events", "count", "transport", "error events a served WebSocket call sent"),
+    _C("clock", "", "transport", "receiver-estimated when the sender's clock is unknown (served calls)"),
+)
+
+
+def column(key: str) -> Column | None:
+    """The declaration of ``key`` (an exact column before a family), or None."""
+    for c in COLUMNS:
+        if not c.family and c.name == key:
+            return c
+    best = None
+    for c in COLUMNS:
+        if c.family and key.startswith(c.name) and (best is None or len(c.name) > len(best.name)):
+            best = c
+    return best
+
+
+def group_of(key: str) -> str | None:
+    c = column(key)
+    return c.group if c else None
+
+
+def check_engine_figures(figures: dict[str, object], engine: str) -> None:
+    """Raise TranslabError unless every key of ``figures`` is a declared column of an engine group."""
+    for key in figures:
+        g = group_of(key)
+        if g is None:
+            raise TranslabError(f"engine {engine}: column {key!r} is not declared in translab.call.row")
+        if GROUPS[g][0] != "engine":
+            raise TranslabError(f"engine {engine}: column {key!r} belongs to the computed group {g!r}")
+
+
+def shared_columns(row: dict[str, object]) -> set[str]:
+    """The columns of ``row`` that the analysis computes (the same for every engine)."""
+    return {k for k in row if (g := group_of(k)) is not None and GROUPS[g][0] == "analysis"}
+
+
+def setup_ms(df: pd.DataFrame) -> pd.Series:
+    """Per row: time from the start of a live call to its first media arriving (ms), from the setup
+    milestones the live transports record (NaN for simulated cells).
+
+    Prefers a "first ... received" milestone (comparable across transports); otherwise the latest
+    milestone recorded.
+    """
+    cols = [c for c in df.columns if c.startswith("setup_") and pd.api.types.is_numeric_dtype(df[c])]
+    if not cols:
+        return pd.Series(np.nan, index=df.index, dtype=float)
+
+    def to_ms(c: str) -> pd.Series:
+        v = pd.to_numeric(df[c], errors="coerce")
+        return v * 1000.0 if c.endswith("_s") and not c.endswith("_ms") else v
+
+    prefer = [c for c in cols if "first" in c and ("received" in c or "recv" in c)]
+    prefer = [c for c in prefer if "stock" not in c]
+    if prefer:
+        return pd.concat([to_ms(c) for c in prefer], axis=1).min(axis=1)
+    cols = [c for c in cols if "t0" not in c]
+    return pd.concat([to_ms(c) for c in cols], axis=1).max(axis=1) if cols else pd.Series(np.nan, index=df.index)
+
+
+def markdown() -> str:
+    """The column list as Markdown (docs/columns.md)."""
+    lines = ["# Result-row columns", "",
+             "Generated from `translab/call/row.py` (`python -m translab.call.row > docs/columns.md`). "
+             "A name ending in `*` is a family of columns with that prefix.", ""]
+    for g, (who, what) in GROUPS.items():
+        lines += [f"## {g}", "", f"{what} (filled by the {who}).", "", "| column | unit | meaning |",
+                  "|---|---|---|"]
+        for c in COLUMNS:
+            if c.group == g:
+                lines.append(f"| `{c.name}{'*' if c.family else ''}` | {c.unit} | {c.meaning} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")
