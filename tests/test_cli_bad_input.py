@@ -177,14 +177,16 @@ def test_nat_matrix_whose_every_cell_failed_writes_no_finished_looking_table(
     """A sweep whose every cell raised (as --duration -1 made all 105 do) leaves matrix.jsonl (the log)
     but no matrix.csv / matrix.png, and exits 1. The cell function is replaced by one that raises
     through the same error path as run_cell's (a row with status "error")."""
-    import translab.emulate.netns.matrix as matrix
+    import dataclasses
+
+    import translab.lab.nat_matrix as matrix
     from translab.emulate.netns.system import unavailable_reason
 
     if unavailable_reason():
         pytest.skip(unavailable_reason() or "")
 
     def broken(cell, base_cfg, connect_timeout_s):  # type: ignore[no-untyped-def]
-        return {"key": cell.key, **matrix.dataclasses.asdict(cell), "expected_connected": True,
+        return {"key": cell.key, **dataclasses.asdict(cell), "expected_connected": True,
                 "status": "error", "reason": "ConfigError: broken on purpose", "connected": False,
                 "matches_expectation": False}
 

@@ -37,7 +37,6 @@ async def measure(delay_ms: float = 40.0, rate_pps: float = 50.0, duration_s: fl
                   use_timerfd: bool = True, realtime: bool = True) -> dict[str, Any]:
     """Run the probe experiment; returns figures (ms, percent, counts). ``realtime``: under
     SCHED_RR as a live call with ``realtime=True`` (when permitted)."""
-    from translab.link.delay import Delay
     from translab.live import RT_PRIORITY, realtime_mode
 
     with realtime_mode(rt_priority=RT_PRIORITY if realtime else None) as rt:

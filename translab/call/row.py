@@ -84,6 +84,21 @@ COLUMNS: tuple[Column, ...] = (
     _C("net_delay_p95_ms", "ms", "network", "arrival - send, 95th percentile"),
     _C("net_delay_p99_ms", "ms", "network", "arrival - send, 99th percentile"),
     _C("net_delay_max_ms", "ms", "network", "arrival - send, maximum"),
+    _C("impair_events", "count", "network", "scheduled impairment windows (outages, handoffs) in the call"),
+    _C("impair_ms", "ms", "network", "total length of those windows"),
+    _C("impair_speech_ms", "ms", "network", "how much of them overlapped the clip's speech (Silero VAD)"),
+    _C("impair_speech_share", "ratio", "network", "impair_speech_ms / impair_ms (NaN without windows)"),
+    _C("lost_packets", "packets", "network", "packets lost in the network"),
+    _C("lost_speech_share", "ratio", "network", "share of lost packets whose media fell in speech"),
+    _C("clip_speech_share", "ratio", "network", "share of the clip that is speech (the baseline of the two above)"),
+    _C("nack_sent", "count", "network", "NACK messages the receiver sent (translab.protection; 0 when off)"),
+    _C("nack_seqs", "packets", "network", "sequence numbers asked for in those NACKs"),
+    _C("rtx_sent", "packets", "network", "RTX retransmissions sent (RFC 4588)"),
+    _C("rtx_recovered", "frames", "network", "frames played from a retransmission"),
+    _C("red_recovered", "frames", "network", "frames played from a RED redundant block (RFC 2198)"),
+    _C("feedback_kbps_down", "kbit/s", "network", "receiver feedback (NACK, reports) towards the sender"),
+    _C("abr_", "", "network", "adaptive bitrate controller: bitrate mean/min/max (kbit/s), first reduction (s), "
+       "share of time with FEC on", family=True),
     # receiver
     _C("concealed_ratio", "ratio", "receiver", "concealedSamples / totalSamplesReceived"),
     _C("interruptions", "count", "receiver", "W3C interruptionCount (concealment runs >= 150 ms)"),
@@ -93,6 +108,7 @@ COLUMNS: tuple[Column, ...] = (
     _C("rx_", "", "receiver", "receiver counters, W3C RTCInboundRtpStreamStats names "
        "(rx_concealedSamples, rx_jitterBufferDelay in s, ...) plus translab's own", family=True),
     # latency
+    _C("frames_unplayed", "frames", "latency", "decoded/FEC frames that played no sample (left out of m2e)"),
     _C("m2e_p50_ms", "ms", "latency", "mouth-to-ear of played frames incl. codec lookahead, median"),
     _C("m2e_p95_ms", "ms", "latency", "mouth-to-ear, 95th percentile"),
     _C("m2e_p99_ms", "ms", "latency", "mouth-to-ear, 99th percentile"),

@@ -4,11 +4,11 @@ registered by translab.commands.call, which hands over here; the engine is trans
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from translab.commands.simulate import format_summary
 from translab.config import CallConfig
+from translab.jsonio import dumps
 
 
 def run(args: argparse.Namespace, cfg: CallConfig) -> int:
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace, cfg: CallConfig) -> int:
         print("", file=sys.stderr)
     s = result.summary
     if args.json:
-        print(json.dumps(s, indent=2, sort_keys=True, default=str))
+        print(dumps(s, indent=2, sort_keys=True))
         return 0 if s.get("status") == "ok" else 1
     if s.get("status") != "ok":
         print(f"call failed: {s.get('reason')}")

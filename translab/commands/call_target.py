@@ -5,8 +5,8 @@ and, when ``--target`` is given, :func:`run`."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from translab.jsonio import dumps
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
                            realtime=args.realtime)
     s = result.summary
     if args.json:
-        print(json.dumps(s, indent=2, sort_keys=True, default=str))
+        print(dumps(s, indent=2, sort_keys=True))
         return 0 if s["status"] == "ok" else 1
     if s["status"] != "ok":
         print(f"call failed ({s['failure']}): {s['reason']}")

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from translab.conversation.model import PACINGS, ReplyPacing, ThinkTime
 from translab.conversation.simulate import DEFAULT_ACCESS, TOPOLOGIES, ConversationConfig
+from translab.jsonio import dumps, write_json
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -100,11 +100,9 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         out = Path(args.out)
         result.turns.to_csv(out / "turns.csv", index=False)
-        tmp = out / "summary.json.partial"
-        tmp.write_text(json.dumps({"summary": summary, "config": _config_json(cfg)}, indent=2) + "\n")
-        tmp.replace(out / "summary.json")
+        write_json(out / "summary.json", {"summary": summary, "config": _config_json(cfg)})
     if args.json:
-        print(json.dumps({"summary": summary, "turns": turns}, allow_nan=False))
+        print(dumps({"summary": summary, "turns": turns}))
         return 0
     s = summary
     print(f"{s['topology']} over {s['profile']} (datacenter legs {s['dc_profile']}), seed {s['seed']}: "
@@ -135,7 +133,7 @@ def _run_live(args: argparse.Namespace, cfg: ConversationConfig) -> int:
         live.to_csv(Path(args.out) / "live_turns.csv", index=False)
     if args.json:
         rows = [{k: _clean(v) for k, v in r.items()} for r in live.to_dict(orient="records")]
-        print(json.dumps({"mode": "live", "topology": cfg.topology, "seed": cfg.seed, "turns": rows}, allow_nan=False))
+        print(dumps({"mode": "live", "topology": cfg.topology, "seed": cfg.seed, "turns": rows}))
         return 0
     for r in live.itertuples():
         print(f"turn {r.turn}: live {r.turn_latency_ms:.0f} ms, simulated (clean-lan) {r.sim_turn_latency_ms:.0f} ms")

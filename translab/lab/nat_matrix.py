@@ -10,7 +10,6 @@ import dataclasses
 import itertools
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 

@@ -39,6 +39,7 @@ import numpy as np
 from scipy import signal
 
 from translab.errors import ConfigError, TranslabError, check_choice
+from translab.jsonio import write_json
 
 __all__ = [
     "METRICS",
@@ -558,15 +559,13 @@ def quality(
     key = _cache_key(ref, deg, rate, metrics, max_lag_s, alignment)
     path = folder / key[:2] / f"{key}.json"
     try:
-        return dict(json.loads(path.read_text()))
+        return {k: math.nan if v is None else v for k, v in json.loads(path.read_text()).items()}
     except (OSError, ValueError):
         pass
     out = score(ref, deg, rate, metrics, max_lag_s=max_lag_s, alignment=alignment)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(out))
-        os.replace(tmp, path)
+        write_json(path, out, indent=None)  # atomic; NaN is stored as null
     except OSError:  # a read-only or full cache folder only costs the speed-up
         pass
     return out

@@ -22,7 +22,7 @@ lookahead; "clean" profiles are those in :data:`CLEAN_PROFILES`, every other pro
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
