@@ -1,6 +1,7 @@
 """Simulated calls stay byte-identical across refactoring: every simulated cell of the default
-experiment gives the output.wav and the figures stored in tests/data/default_digest.json (written by
-tests/digest_default.py from the code before the call-layer refactor). Takes about a minute.
+experiment (one seed and clip: every configuration once) gives the output.wav and the figures stored in
+tests/data/default_digest.json (written by tests/digest_default.py; first from the code before the
+call-layer refactor, then rewritten where a change was intended, as the commits say).
 
 Rows may gain columns (later issues add figures); every stored figure must be unchanged. Floats are
 compared to 1e-9 relative (summation order), everything else exactly."""
