@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.live, pytest.mark.skipif(unavailable_reason() is not N
 def _reply_server(tmp_path: Path, profile: str = "clean-lan", seconds: float = 2.0, **kw):  # noqa: ANN003, ANN202
     from translab.config import CallConfig
     from translab.simulate import prepare_call
-    from translab.transport.serve import ServeConfig, TranslabServer
+    from translab.call.served import ServeConfig, TranslabServer
     from translab.transport.webrtc import opus_fmtp
 
     cfg, ref, stream = prepare_call(CallConfig(transport="webrtc", duration_s=seconds, profile=profile))

@@ -5,7 +5,7 @@ import base64
 import pytest
 
 from translab.conversation import protocol as p
-from translab.transport.framing import encode_message
+from translab.media.framing import encode_message
 
 PCM = bytes(range(8))
 B64 = base64.b64encode(PCM).decode()
@@ -113,7 +113,7 @@ def test_twilio_events_are_byte_exact_and_round_trip(event, text):
 
 
 def test_audio_messages_match_the_call_paths_framing_byte_for_byte():
-    # The one-way calls (translab.transport.framing) send the same two audio messages.
+    # The one-way calls (translab.media.framing) send the same two audio messages.
     assert p.encode(p.InputAudioAppend(PCM)) == encode_message("realtime-json", PCM, 0, 0)
     media = p.TwilioMedia(PCM, sequence_number=2 + 4, chunk=4 + 1, timestamp_ms=80)
     assert p.encode(media) == encode_message("twilio-json", PCM, 4, 80)

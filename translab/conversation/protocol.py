@@ -30,7 +30,7 @@ from typing import Any, Callable, ClassVar, Union
 from translab.errors import TranslabError
 
 STREAM_SID = "MZ00000000000000000000000000000000"
-"""The stream id the lab's Twilio side uses (the same as translab.transport.framing's)."""
+"""The stream id the lab's Twilio side uses (the same as translab.media.framing's)."""
 ACCOUNT_SID = "AC00000000000000000000000000000000"
 CALL_SID = "CA00000000000000000000000000000000"
 
