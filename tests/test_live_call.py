@@ -212,7 +212,7 @@ def test_websocket_echo_measures_round_trips() -> None:
     from translab.link.delay import Delay
     from translab.live import live_call
 
-    cfg = CallConfig(transport="websocket", sample_rate=16000, tls=False, profile="x", duration_s=1.0, metrics=())
+    cfg = CallConfig(transport="websocket", sample_rate=16000, tls=False, profile="clean-lan", duration_s=1.0, metrics=())
     s = live_call(cfg, drain_s=0.3, echo=True, chain_factory=lambda d: Delay(0.02)).summary
     assert s["status"] == "ok", s["reason"]
     assert s["echo_messages"] >= 0.9 * s["packets_sent"]

@@ -30,6 +30,10 @@ from translab.media.vad import SpeechSegment, speech_overlap_ms
 
 COLUMNS = ("impair_events", "impair_ms", "impair_speech_ms", "impair_speech_share", "lost_packets",
            "lost_speech_share", "clip_speech_share")
+#: the columns that need the clip's speech activity (None when the caller's audio is unknown)
+SPEECH_COLUMNS = ("impair_speech_ms", "impair_speech_share", "lost_speech_share", "clip_speech_share")
+#: the clip name of calls whose caller is outside translab (translab.call.served)
+EXTERNAL_CLIP = "external"
 
 
 def speech_overlap(
@@ -73,4 +77,7 @@ def impairment_summary(profile: str, seed: int, clip: str, trace: pd.DataFrame) 
 
     until_s = float(np.nanmax(trace["send_s"].to_numpy(dtype=float))) if len(trace) else 0.0
     windows = scheduled_windows(load_profile(profile), int(seed), until_s + 1e-9, "up")
+    if clip == EXTERNAL_CLIP:  # a caller outside translab (served calls): its speech is unknown
+        row = speech_overlap(trace, windows, [])
+        return {**row, **{c: None for c in SPEECH_COLUMNS}}
     return speech_overlap(trace, windows, clip_activity(clip))

@@ -559,13 +559,15 @@ def quality(
     key = _cache_key(ref, deg, rate, metrics, max_lag_s, alignment)
     path = folder / key[:2] / f"{key}.json"
     try:
-        return {k: math.nan if v is None else v for k, v in json.loads(path.read_text()).items()}
+        return {k: math.nan if v == "nan" else v for k, v in json.loads(path.read_text()).items()}
     except (OSError, ValueError):
         pass
     out = score(ref, deg, rate, metrics, max_lag_s=max_lag_s, alignment=alignment)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_json(path, out, indent=None)  # atomic; NaN is stored as null
+        # atomic strict JSON; a NaN score is stored as "nan" (null means a metric that is not installed)
+        write_json(path, {k: "nan" if isinstance(v, float) and math.isnan(v) else v for k, v in out.items()},
+                   indent=None)
     except OSError:  # a read-only or full cache folder only costs the speed-up
         pass
     return out
