@@ -31,7 +31,6 @@ from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
-from scipy.signal import firwin, lfilter
 
 from translab.conversation import protocol as p
 from translab.errors import ConfigError, check_choice, check_range
@@ -148,6 +147,8 @@ class StreamResampler:
         g = math.gcd(from_rate, to_rate)
         self.up, self.down = to_rate // g, from_rate // g
         taps = 20 * max(self.up, self.down) + 1
+        from scipy.signal import firwin  # scipy is heavy: imported when a resampler is made
+
         self.h = firwin(taps, 1.0 / max(self.up, self.down), window=("kaiser", 5.0)) * self.up
         self.zi = np.zeros(taps - 1)
         self.phase = 0  # index (in the upsampled stream) of the next output sample
@@ -158,6 +159,8 @@ class StreamResampler:
             return np.asarray(x, dtype=np.float64)
         u = np.zeros(len(x) * self.up)
         u[:: self.up] = x
+        from scipy.signal import lfilter
+
         y, self.zi = lfilter(self.h, 1.0, u, zi=self.zi)
         out = y[self.phase :: self.down]
         self.phase = (self.phase - len(u)) % self.down

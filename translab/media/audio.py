@@ -13,8 +13,6 @@ from math import gcd
 from pathlib import Path
 
 import numpy as np
-import scipy.io.wavfile as wavfile
-from scipy.signal import resample_poly
 
 from translab.errors import ConfigError, check_choice
 from translab.config import SAMPLE_RATES
@@ -67,6 +65,8 @@ def resample(x: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     if from_rate == to_rate:
         return f.copy()
     g = gcd(int(from_rate), int(to_rate))
+    from scipy.signal import resample_poly  # scipy is heavy: imported when audio is first resampled
+
     return resample_poly(f, int(to_rate) // g, int(from_rate) // g).astype(np.float32)
 
 
@@ -94,6 +94,8 @@ def load_wav(path: str | os.PathLike[str], rate: int | None = None,
     Raises ConfigError for a missing file, a file that is not a readable WAV, a WAV with no
     samples, an unsupported target rate or dtype.
     """
+    import scipy.io.wavfile as wavfile  # scipy is heavy: imported when a WAV is first read
+
     check_choice("dtype", dtype, _DTYPES)
     if rate is not None:
         check_choice("rate", rate, SUPPORTED_RATES)
@@ -130,6 +132,8 @@ def load_wav(path: str | os.PathLike[str], rate: int | None = None,
 def write_wav(path: str | os.PathLike[str], x: np.ndarray, rate: int) -> Path:
     """Write mono (1-D) or multi-channel ``(n, channels)`` samples as a PCM16 WAV, atomically
     (a temporary file in the same folder, then renamed). Float input is full scale 1.0."""
+    import scipy.io.wavfile as wavfile
+
     if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or rate <= 0:
         raise ConfigError("rate", rate, "a positive integer sample rate in Hz")
     p = Path(path)
