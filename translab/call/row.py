@@ -52,8 +52,9 @@ GROUPS: dict[str, tuple[str, str]] = {
     "sender": ("engine", "the sender's pacing and DTX"),
     "aiortc_stock": ("engine", "what aiortc's own receiver delivered (live WebRTC calls)"),
     "transport": ("engine", "engine- and transport-specific counters"),
-    "conversation": ("conversation", "a simulated voice-agent conversation (translab.conversation.simulate), one "
-                     "row per conversation; mode, profile (the caller's access leg), seed and duration_s as above"),
+    "conversation": ("conversation", ("a simulated voice-agent conversation (translab.conversation.simulate), one "
+                                      "row per conversation; mode, profile (the caller's access leg), seed and "
+                                      "duration_s as above")),
 }
 
 _C = Column

@@ -318,12 +318,12 @@ def _check_value(key: str, v: Any, label: str, where: str, base: Path) -> Any:
         if not isinstance(v, bool):
             raise bad("true or false")
     elif key == "topology":
-        from translab.conversation.simulate import TOPOLOGIES  # noqa: PLC0415
+        from translab.conversation.simulate import TOPOLOGIES
 
         if v not in TOPOLOGIES:
             raise bad(", ".join(TOPOLOGIES))
     elif key == "pacing":
-        from translab.conversation.model import PACINGS  # noqa: PLC0415
+        from translab.conversation.model import PACINGS
 
         if v not in PACINGS:
             raise bad(", ".join(PACINGS))

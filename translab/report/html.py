@@ -260,7 +260,7 @@ def nat_section(df: pd.DataFrame) -> str:
              "fig-nat-setup")):
         try:
             fig = fn(df)
-        except Exception as err:  # a figure must never take the report down
+        except Exception as err:  # noqa: BLE001 (a figure must never take the report down)
             errors.append(f"{title}: {type(err).__name__}: {err}")
             continue
         if fig is not None:
@@ -582,7 +582,7 @@ def conversation_section(df: pd.DataFrame, run_dir: str | Path | None = None) ->
              + _table(t, fmts, left=("profile", "topology"))]
     try:
         fig = figs.conversation_figure(df, run_dir)
-    except Exception as err:  # a figure must never take the report down
+    except Exception as err:  # noqa: BLE001 (a figure must never take the report down)
         parts.append(f"<p class='muted'>Figure not shown: {_e(type(err).__name__)}: {_e(err)}.</p>")
         fig = None
     if fig is not None:
