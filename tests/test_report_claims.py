@@ -248,3 +248,11 @@ def test_within_is_an_equivalence_judgement() -> None:
     assert st.judge(e, 2.5, "within") == C.INCONCLUSIVE
     assert st.judge(st.Estimate(9.0, 6.0, 12.0, 10, "mean"), 5.0, "within") == C.REFUTED
     assert st.judge(st.Estimate(-9.0, -12.0, -6.0, 10, "mean"), 5.0, "within") == C.REFUTED
+
+
+def test_conversation_rows_never_count_as_one_way_cells() -> None:
+    conv_only = conversation_table()
+    assert len(C.WEBRTC.rows(conv_only)) == 0 and len(C.WS_BINARY.rows(conv_only)) == 0
+    mixed = pd.concat([transport_table(), conv_only], ignore_index=True)
+    assert C.compare(mixed, C.WEBRTC, C.WS_BINARY, "plcmos", "clean-lan").n == 20
+    assert C.claim_websocket_first(mixed).verdict == C.SUPPORTED

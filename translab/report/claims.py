@@ -107,7 +107,8 @@ class Setting:
 
     def rows(self, df: pd.DataFrame, profile: str | None = None) -> pd.DataFrame:
         """The ok rows of this configuration (on ``profile`` when given). A column the table lacks
-        does not filter (hand-made tables)."""
+        does not filter (hand-made tables); conversation rows (a ``topology``) match only settings
+        that name a topology."""
         d = ok_rows(df)
         m = pd.Series(True, index=d.index)
         vals = dict(self.values)
@@ -124,6 +125,8 @@ class Setting:
                 m &= col.astype(str) == str(v)
         if profile is not None and "profile" in d.columns:
             m &= d["profile"].map(profile_name) == profile
+        if "topology" not in vals and "topology" in d.columns:  # a one-way setting: no conversation rows
+            m &= d["topology"].isna() | (d["topology"].astype(object).map(str) == "None")
         return d[m.to_numpy(dtype=bool)]
 
     def describe(self) -> str:

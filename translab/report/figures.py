@@ -579,6 +579,7 @@ def conversation_figure(df: pd.DataFrame, run_dir: str | Path | None = None) -> 
     fig = Figure(figsize=(11, 4.2), dpi=100, layout="constrained")
     axes = fig.subplots(1, 3)
     width = 0.8 / max(1, len(topos))
+    top = 0.0
     for j, topo in enumerate(topos):
         pos = [i + (j - (len(topos) - 1) / 2) * width for i in range(len(profs))]
         lat, stop, bottoms = [], [], np.zeros(len(profs))
@@ -608,6 +609,7 @@ def conversation_figure(df: pd.DataFrame, run_dir: str | Path | None = None) -> 
             axes[1].bar(pos, vals, width * 0.9, bottom=bottoms, color=pc, edgecolor=color, linewidth=1.2,
                         label=part if j == 0 else None)
             bottoms += vals
+        top = max(top, float(bottoms.max()) if len(bottoms) else 0.0)
         axes[0].plot([], [], color=color, lw=6, alpha=0.6, label=topo)
     for ax, title, unit in ((axes[0], "turn latency (end of speech -> agent heard)", "ms"),
                             (axes[1], "mean turn budget (edge colour: topology)", "ms"),
@@ -617,5 +619,6 @@ def conversation_figure(df: pd.DataFrame, run_dir: str | Path | None = None) -> 
         ax.set_ylabel(unit)
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(fontsize=8, loc="upper left")
-    axes[1].legend(fontsize=8, loc="upper left")
+    axes[1].set_ylim(0, 1.3 * top if top > 0 else 1.0)  # room for the legend above the bars
+    axes[1].legend(fontsize=8, loc="upper left", ncol=4, handlelength=1.0, columnspacing=0.8)
     return fig
