@@ -47,6 +47,22 @@ full-cone, restricted-cone, port-restricted-cone, symmetric), ``firewall`` and `
 The backend and the netns keys are stored in a cell only when its backend is netns, so cells of the
 other backend keep the hashes (and results) they had before these keys existed.
 
+Protection keys (WebRTC only, see translab.protection): ``nack`` (true/false), ``red`` (0, 1, 2),
+``abr`` (true/false), ``fec_loss`` ("fixed" or "measured"); ``data/experiments/protection.toml``.
+
+Conversation cells: a cell with a ``topology`` (direct-ws, webrtc-gateway, twilio) is a simulated
+voice-agent conversation (translab.conversation.simulate, run by translab.lab.cells.conversation_cell)
+with the keys of :data:`CONVERSATION_KEYS`: ``dc_profile`` (the datacenter legs), ``turns``,
+``bargein_every`` (0: never), ``wer`` (recognise what the model heard; the row's ``wer`` column is then
+the word error rate), ``pacing`` (burst, realtime) and ``think_ms`` (median think time); ``profile`` is
+the caller's access leg, ``seed`` seeds everything. Other call keys mean nothing to a conversation and
+are removed (cells that differ only in them merge); ``data/experiments/conversation.toml``::
+
+    [[grid]]
+    topology = ["direct-ws", "webrtc-gateway", "twilio"]
+    profile = ["clean-lan", "4g"]
+    seed = [1, 2, 3, 4, 5]
+
 Combinations that make no sense are handled by a built-in validity check, :func:`normalise_cell`,
 applied to every product cell before ``[[exclude]]``. Its rules (:data:`RULES`, in order) are of two
 kinds:
@@ -57,6 +73,10 @@ kinds:
 * *contradictions* are dropped (a non-Opus codec over WebRTC; "rtp" framing over WebSocket; Opus in a
   JSON framing; Opus concealment for PCM and PCM concealment for Opus; opus-fec without FEC; 100 ms Opus
   frames; relay_only without a TURN ice option; anything else :meth:`CallConfig.resolved` refuses).
+* protection-webrtc: NACK, RED, ABR and measured FEC loss over WebSocket are dropped;
+* conversation (applied first): conversation keys are removed from one-way cells (so their hashes are
+  unchanged); a conversation cell keeps only its keys, profile, seed and mode; live or netns
+  conversation cells are dropped;
 * netns: netns keys mean nothing on the in-process backend (removed, merged); a netns cell is a live
   call (mode set to "live"); a WebSocket netns cell talks to a public server, so callee_nat,
   callee_firewall, ice and relay_only are reset (merged).
