@@ -241,24 +241,40 @@ def test_simulate_cli_takes_the_protection_options(tmp_path, capsys):
 # ------------------------------------------------------------------------------ cost / gain (library)
 
 
-def test_paired_bootstrap_interval():
-    from translab.lab.protection import paired_bootstrap_ci
+def test_summarise_pairs_uses_the_statistics_module_and_pairs_within_keys():
+    import pandas as pd
 
-    assert paired_bootstrap_ci(np.full(7, 0.25)) == (0.25, 0.25, 0.25)
-    m, lo, hi = paired_bootstrap_ci(np.arange(20.0))
-    assert m == pytest.approx(9.5) and 6.5 < lo < m < hi < 12.5
-    assert all(x != x for x in paired_bootstrap_ci(np.array([np.nan])))
+    from translab.lab.protection import FIGURES, summarise_pairs
+    from translab.metrics import statistics as st
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for seed in range(6):
+        for rate in (32000, 64000):
+            base = rng.normal(4.0, 0.3)
+            for option, gain in (("none", 0.0), ("red1", 0.2 if rate == 32000 else -0.1)):
+                rows.append({"profile": "p", "option": option, "seed": seed, "clip": "c", "bitrate_bps": rate,
+                             **{f: np.nan for f in FIGURES}, "plcmos": base + gain + rng.normal(0, 0.01)})
+    calls = pd.DataFrame(rows)
+    s = summarise_pairs(calls, keys=("bitrate_bps",)).set_index("bitrate_bps")
+    for rate, want in ((32000, 0.2), (64000, -0.1)):
+        g = calls[calls["bitrate_bps"] == rate]
+        e = st.paired(g[g.option == "red1"]["plcmos"].to_numpy(), g[g.option == "none"]["plcmos"].to_numpy())
+        r = s.loc[rate]
+        assert r["n"] == 6 and (r["plcmos_diff"], r["plcmos_lo"], r["plcmos_hi"]) == (e.value, e.lo, e.hi)
+        assert r["plcmos_lo"] < want < r["plcmos_hi"]
+    assert np.isnan(s.loc[32000, "stoi_diff"])  # a figure without values has no difference
 
 
 def test_cost_gain_pairs_each_option_with_the_same_seed_and_clip():
     from translab.lab.protection import CostGainPlan, cost_gain
 
-    plan = CostGainPlan(profiles=("sfu-10pct-loss",), options=("red1", "nack"), seeds=(1, 2),
+    plan = CostGainPlan(profiles=("sfu-10pct-loss",), options=("red1", "nack"), seeds=(1, 2, 3),
                         clips=("rms-order",), metrics=(), duration_s=3.0)
     calls, summary = cost_gain(plan)
-    assert len(calls) == 2 * 3 and set(calls["option"]) == {"none", "red1", "nack"}
+    assert len(calls) == 3 * 3 and set(calls["option"]) == {"none", "red1", "nack"}
     red = summary.set_index("option").loc["red1"]
-    assert red["n"] == 2
+    assert red["n"] == 3  # translab.metrics.statistics gives an interval from 3 pairs on
     assert red["loss_rate_diff"] == 0.0  # same draws for the original packets on both sides
     assert red["wire_kbps_up_diff"] > 10 and red["wire_kbps_up_lo"] <= red["wire_kbps_up_diff"] <= red["wire_kbps_up_hi"]
 

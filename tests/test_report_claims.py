@@ -160,3 +160,99 @@ def test_claims_do_not_rank_transports_on_the_emodel() -> None:
     d = transport_table().assign(emodel_mos=lambda x: np.where(x["transport"] == "webrtc", 1.0, 4.5))
     flipped = d.assign(emodel_mos=5.0 - d["emodel_mos"])
     assert [(v.verdict, v.detail) for v in C.evaluate(d)] == [(v.verdict, v.detail) for v in C.evaluate(flipped)]
+
+
+# ------------------------------------------------------------------ protection and conversation claims
+
+NONE = C.setting("none", transport="webrtc", codec="opus", bitrate_bps=64000, fec=True, frame_ms=20,
+                 playout="adaptive", conceal="opus-fec", nack=False, red=0, abr=False, fec_loss="fixed")
+ABR = NONE.with_("abr", abr=True)
+
+
+def protection_table(loss_gain: float = 3.0, delay_gain: float = 80.0, harm: float = 0.0) -> pd.DataFrame:
+    return table(
+        cells(NONE, "capacity-drop", RNG(20), effective_loss_rate=(0.06, 0.01, 0.01), m2e_p95_ms=(300.0, 20.0, 30.0)),
+        cells(ABR, "capacity-drop", RNG(21), effective_loss_rate=(0.06 - loss_gain / 100, 0.01, 0.01),
+              m2e_p95_ms=(300.0 - delay_gain, 20.0, 30.0)),
+        cells(NONE, "4g", RNG(22), plcmos=(4.0, 0.05, 0.3)),
+        cells(ABR, "4g", RNG(23), plcmos=(4.0 - harm, 0.05, 0.3)))
+
+
+def test_adaptive_bitrate_verdict_has_parts_with_intervals_and_cells() -> None:
+    d = protection_table()
+    v = C.claim_adaptive_bitrate(d)
+    assert v.verdict == C.SUPPORTED, v.detail
+    names = [t.name for t in v.tests]
+    assert names == ["4g: ABR does no harm", "capacity-drop: ABR lowers the effective loss",
+                     "capacity-drop: ABR lowers the delay"]
+    loss = v.tests[1]
+    assert loss.unit == "pp" and loss.estimate.value == pytest.approx(-3.0, abs=0.6) and loss.estimate.n == 20
+    for t in v.tests:
+        assert t.estimate.has_interval and len(t.cells) == 40 and set(t.cells) <= set(d["cell_hash"])
+    assert "aiortc" in v.detail
+    # ABR costs 0.5 MOS on 4g: that part is refuted while the capacity drop still supports: depends
+    assert C.claim_adaptive_bitrate(protection_table(harm=0.5)).verdict == C.DEPENDS
+    # no effect on the capacity drop: inconclusive there, not supported
+    v0 = C.claim_adaptive_bitrate(protection_table(loss_gain=0.0, delay_gain=0.0))
+    assert v0.tests[1].verdict != C.SUPPORTED and v0.verdict != C.SUPPORTED
+    # websocket rows and rows without protection columns: not measured
+    assert C.claim_adaptive_bitrate(transport_table()).verdict == C.NOT_MEASURED
+
+
+def conv(topology: str) -> C.Setting:
+    return C.setting(topology, topology=topology, dc_profile="colocated", turns=4, bargein_every=2,
+                     pacing="burst", think_ms=315.0)
+
+
+def conversation_table(ws_lat: float = 900.0, gw_lat: float = 1050.0, ws_stop: float = 50.0) -> pd.DataFrame:
+    rows = []
+    for i, prof in enumerate(("clean-lan", "4g")):
+        rows += cells(conv("direct-ws"), prof, RNG(30 + i), turn_latency_p50_ms=(ws_lat, 20.0, 50.0),
+                      turn_latency_p95_ms=(ws_lat + 100, 30.0, 50.0), bargein_stop_p50_ms=(ws_stop, 10.0),
+                      underruns=(0.2, 0.3), wer=(0.30, 0.01, 0.1))
+        rows += cells(conv("webrtc-gateway"), prof, RNG(40 + i), turn_latency_p50_ms=(gw_lat, 20.0, 50.0),
+                      turn_latency_p95_ms=(gw_lat + 100, 30.0, 50.0), bargein_stop_p50_ms=(150.0, 10.0),
+                      underruns=(0.4, 0.3), wer=(0.30, 0.01, 0.1))
+    return pd.DataFrame(rows)
+
+
+def test_websocket_first_and_engineering_time_from_conversations() -> None:
+    d = conversation_table()
+    v = C.claim_websocket_first(d)
+    assert v.verdict == C.SUPPORTED and len(v.tests) == 4, v.detail
+    for t in v.tests:
+        assert t.estimate.has_interval and t.estimate.value == pytest.approx(-150.0, abs=25) and len(t.cells) == 40
+    # direct-ws 300 ms slower: refuted
+    assert C.claim_websocket_first(conversation_table(ws_lat=1350.0)).verdict == C.REFUTED
+    e = C.claim_engineering_time(d)
+    # turn latency and barge-in differ by more than 100 ms: refuted (the whole interval outside the margin);
+    # underruns and WER within their margins: supported parts
+    by = {t.name: t for t in e.tests}
+    assert by["clean-lan: turn_latency_p95_ms the same"].verdict == C.REFUTED
+    assert by["clean-lan: wer the same"].verdict == C.SUPPORTED
+    assert by["clean-lan: underruns the same"].verdict == C.SUPPORTED
+    assert e.verdict == C.DEPENDS and all(t.estimate.has_interval and t.cells for t in e.tests)
+    same = C.claim_engineering_time(conversation_table(ws_lat=1040.0, gw_lat=1050.0, ws_stop=140.0))
+    assert same.verdict == C.SUPPORTED, same.detail
+    # a conversation with another script does not pair
+    other = d.copy()
+    other.loc[other["topology"] == "webrtc-gateway", "turns"] = 6
+    assert C.claim_websocket_first(other).verdict == C.NOT_MEASURED
+
+
+def test_within_is_an_equivalence_judgement() -> None:
+    from translab.metrics import statistics as st
+
+    e = st.Estimate(1.0, -2.0, 3.0, 10, "mean")
+    assert st.judge(e, 5.0, "within") == C.SUPPORTED
+    assert st.judge(e, 2.5, "within") == C.INCONCLUSIVE
+    assert st.judge(st.Estimate(9.0, 6.0, 12.0, 10, "mean"), 5.0, "within") == C.REFUTED
+    assert st.judge(st.Estimate(-9.0, -12.0, -6.0, 10, "mean"), 5.0, "within") == C.REFUTED
+
+
+def test_conversation_rows_never_count_as_one_way_cells() -> None:
+    conv_only = conversation_table()
+    assert len(C.WEBRTC.rows(conv_only)) == 0 and len(C.WS_BINARY.rows(conv_only)) == 0
+    mixed = pd.concat([transport_table(), conv_only], ignore_index=True)
+    assert C.compare(mixed, C.WEBRTC, C.WS_BINARY, "plcmos", "clean-lan").n == 20
+    assert C.claim_websocket_first(mixed).verdict == C.SUPPORTED

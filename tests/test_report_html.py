@@ -223,3 +223,68 @@ def test_report_renders_in_headless_chromium(real_run: Path, tmp_path: Path) -> 
     assert check["images"] == len(figs.FIGURES) - len(SETUP_FIGURES) and check["broken"] == 0, check
     assert check["errors"] == [], check
     assert check["height"] > 2000  # the report shows (is laid out), not a blank page
+
+
+@pytest.fixture(scope="module")
+def protection_conversation_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real run with protection cells (no protection, NACK, ABR on the SFU profile, 3 s, 3 seeds) and
+    conversation cells (direct-ws and webrtc-gateway on clean-lan, 2 turns, 3 seeds): 15 short cells."""
+    out = tmp_path_factory.mktemp("run-prot-conv")
+    exp = ex.from_dict({
+        "name": "report-prot-conv", "description": "protection and conversation", "metrics": ["plcmos"],
+        "defaults": {"clip": "rms-order", "duration_s": 3.0, "seed": [1, 2, 3]},
+        "grid": [
+            {"transport": "webrtc", "profile": "sfu-10pct-loss", "nack": [False, True]},
+            {"transport": "webrtc", "profile": "sfu-10pct-loss", "abr": True},
+            {"topology": ["direct-ws", "webrtc-gateway"], "profile": "clean-lan", "turns": 2, "bargein_every": 2},
+        ]})
+    res = run_experiment(exp, out, progress=False, code="t", executor="local", workers=2)
+    assert res.n_failed == 0, res.failed
+    return out
+
+
+def test_protection_and_conversation_sections(protection_conversation_run: Path) -> None:
+    from translab.report.html import conversation_table, protection_table
+
+    df = load_results(protection_conversation_run)
+    text = html.unescape(build_html(protection_conversation_run))
+    assert text.index("id='protection'") < text.index("id='conversation'") < text.index("id='provenance'")
+    prot = protection_table(df)
+    assert set(prot["option"]) == {"nack", "abr"} and (prot["n"] == 3).all()
+    for _, r in prot.iterrows():
+        e = r["wire up (kbit/s)"]
+        assert e.has_interval and e.lo <= e.value <= e.hi
+    nack = prot.set_index("option").loc["nack"]
+    assert nack["effective loss (pp)"].value < 0 < nack["feedback down (kbit/s)"].value  # NACK recovers, costs feedback
+    section = text[text.index("id='protection'"):text.index("id='conversation'")]
+    assert "aiortc" in section and "effective loss (pp)" in section
+    conv = conversation_table(df)
+    assert {(r.profile, r.topology) for r in conv.itertuples()} == {("clean-lan", "direct-ws"), ("clean-lan", "webrtc-gateway")}
+    csec = text[text.index("id='conversation'"):text.index("id='provenance'")]
+    assert "<figure id='fig-conversation'>" in csec and "turn latency p50 (ms)" in csec
+    # the claims table judges the conversation claims from these cells, each part with interval and cells
+    claims = text[text.index("id='claims'"):text.index("id='headline'")]
+    for key in ("websocket_first", "engineering_time", "adaptive_bitrate"):
+        v = next(v for v in C.evaluate(df) if v.key == key)
+        assert v.verdict != C.NOT_MEASURED and v.claim in claims and f"{len(v.cells)} cells" in claims, key
+        for t in v.tests:
+            if "not measured" in t.name:
+                continue
+            assert t.estimate.has_interval and t.cells and t.text() in claims, (key, t.name)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed")
+def test_protection_and_conversation_report_renders_in_headless_chromium(protection_conversation_run: Path,
+                                                                       tmp_path: Path) -> None:
+    text = build_html(protection_conversation_run)
+    probe = tmp_path / "probe.html"
+    probe.write_text(text.replace("<head>", "<head>" + CHECKER, 1))
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom",
+           probe.as_uri()]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+    m = re.search(r'<pre id="translab-check">(.*?)</pre>', proc.stdout, re.S)
+    assert m, proc.stderr[-2000:]
+    check = json.loads(m.group(1).replace("&quot;", '"'))
+    assert check["images"] >= 1 and check["broken"] == 0 and check["errors"] == [], check

@@ -52,6 +52,9 @@ GROUPS: dict[str, tuple[str, str]] = {
     "sender": ("engine", "the sender's pacing and DTX"),
     "aiortc_stock": ("engine", "what aiortc's own receiver delivered (live WebRTC calls)"),
     "transport": ("engine", "engine- and transport-specific counters"),
+    "conversation": ("conversation", ("a simulated voice-agent conversation (translab.conversation.simulate), one "
+                                      "row per conversation; mode, profile (the caller's access leg), seed and "
+                                      "duration_s as above")),
 }
 
 _C = Column
@@ -178,6 +181,36 @@ COLUMNS: tuple[Column, ...] = (
     _C("echo_dropped", "messages", "transport", "echo messages the server dropped"),
     _C("error_events", "count", "transport", "error events a served WebSocket call sent"),
     _C("clock", "", "transport", "receiver-estimated when the sender's clock is unknown (served calls)"),
+    # conversation
+    _C("topology", "", "conversation", "direct-ws, webrtc-gateway or twilio"),
+    _C("dc_profile", "", "conversation", "profile of every datacenter leg"),
+    _C("turns", "count", "conversation", "caller turns in the script"),
+    _C("turns_answered", "count", "conversation", "turns whose reply was heard at the caller's ear"),
+    _C("vad_turns", "count", "conversation", "turns the model's server VAD detected"),
+    _C("bargein_every", "", "conversation", "the caller interrupts every k-th reply (0: never)"),
+    _C("turn_latency_", "ms", "conversation", "end of caller speech -> first agent audio at the caller's "
+       "ear: p50, p95 and mean over the turns", family=True),
+    _C("uplink_", "ms", "conversation", "budget part: caller's end -> the model has that audio (p50, mean)",
+       family=True),
+    _C("vad_", "ms", "conversation", "budget part: VAD end-pointing (p50, mean)", family=True),
+    _C("think_", "ms", "conversation", "budget part: model + TTS to the first reply delta (p50, mean; "
+       "think_median_ms: the configured median)", family=True),
+    _C("downlink_", "ms", "conversation", "budget part: first delta sent -> heard at the ear (p50, mean)",
+       family=True),
+    _C("bargeins", "count", "conversation", "turns that interrupt the agent"),
+    _C("bargein_stop_", "ms", "conversation", "caller onset -> agent audio stops at the ear, p50 / p95",
+       family=True),
+    _C("agent_after_p50_ms", "ms", "conversation", "agent audio heard after the caller's onset, median"),
+    _C("underruns", "count", "conversation", "gaps inside agent speech at the caller's ear"),
+    _C("underrun_ms", "ms", "conversation", "total length of those gaps"),
+    _C("wer", "ratio", "conversation", "word error rate of PocketSphinx on what the model received (mean over turns)"),
+    _C("wer_clean", "ratio", "conversation", "the same recogniser on the clean caller audio (its own baseline)"),
+    _C("pacing", "", "conversation", "reply pacing: burst (TTS faster than real time) or realtime"),
+    _C("lead_ms", "ms", "conversation", "burst: how far ahead of real time the model may send (inf: no limit)"),
+    _C("flush", "", "conversation", "the listener's side flushes buffered reply audio on barge-in"),
+    _C("up_", "", "conversation", "quality of what the model received (up_<metric>)", family=True),
+    _C("down_plcmos", "MOS", "conversation", "PLCMOS of the agent's speech at the caller's ear"),
+    _C("conversation_wall_s", "s", "conversation", "wall time of the simulation"),
 )
 
 

@@ -491,6 +491,11 @@ def _summary(cfg: ConversationConfig, rows: list[TurnResult], model: RealtimeMod
     }
     for part in ("uplink", "vad", "think", "downlink"):
         s[f"{part}_p50_ms"] = _percentile([getattr(r, f"{part}_ms") for r in rows], 50)
+    # means over the answered turns: the parts add up exactly to the mean turn latency
+    answered = [r for r in rows if math.isfinite(r.turn_latency_ms)]
+    s["turn_latency_mean_ms"] = float(np.mean([r.turn_latency_ms for r in answered])) if answered else math.nan
+    for part in ("uplink", "vad", "think", "downlink"):
+        s[f"{part}_mean_ms"] = float(np.mean([getattr(r, f"{part}_ms") for r in answered])) if answered else math.nan
     s.update({
         "bargeins": int(sum(r.interrupts for r in rows)),
         "bargein_stop_p50_ms": _percentile(stops, 50),

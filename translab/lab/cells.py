@@ -8,6 +8,7 @@ Dask) can unpickle them.
 
 * :func:`run_cell` (the default) picks the engine from ``mode`` and ``backend``
   (:func:`engine_for`) and runs the call with :func:`translab.call.run_call`.
+* A cell with a ``topology`` is a simulated conversation (:func:`conversation_cell`).
 * :func:`netns_cell` runs every cell on the namespace backend (``translab run --cell-function
   translab.lab.cells:netns_cell``).
 
@@ -25,6 +26,8 @@ from translab.config import NETNS_FIELDS, CallConfig
 
 #: Keys of a cell that are not CallConfig fields.
 RUNNER_KEYS = ("mode", "backend", *NETNS_FIELDS)
+#: Where a conversation cell writes its per-turn table (one row per caller turn, ms).
+TURNS_FILE = "turns.parquet"
 
 
 def call_config(cell: dict[str, Any]) -> CallConfig:
@@ -54,8 +57,41 @@ def engine_for(cell: dict[str, Any]) -> Engine:
 def run_cell(cell: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     """The default cell function: the cell's call with its engine (see :func:`engine_for`); writes
     trace.parquet, output.wav, frames.parquet and summary.json into ``out_dir``. Live calls are never
-    run in parallel by the runner."""
+    run in parallel by the runner. A conversation cell (``topology`` set) runs :func:`conversation_cell`."""
+    if cell.get("topology") is not None:
+        return conversation_cell(cell, out_dir)
     return run_call(call_config(cell), engine_for(cell), out_dir).summary
+
+
+def conversation_config(cell: dict[str, Any]) -> Any:
+    """The :class:`translab.conversation.simulate.ConversationConfig` of a conversation cell: its
+    ``profile`` is the caller's access leg, ``dc_profile`` the datacenter legs; ``think_ms`` the
+    median think time (log-sd as the stand-in's default); the cell's ``metrics`` the quality of both
+    directions."""
+    from translab.conversation.model import ReplyPacing, ThinkTime
+    from translab.conversation.simulate import ConversationConfig
+
+    return ConversationConfig(
+        topology=cell["topology"], profile=cell.get("profile"), dc_profile=cell.get("dc_profile", "colocated"),
+        turns=int(cell.get("turns", 4)), bargein_every=int(cell.get("bargein_every", 0)),
+        wer=bool(cell.get("wer", False)), seed=int(cell.get("seed", 7)),
+        think=ThinkTime(median_ms=float(cell.get("think_ms", ThinkTime().median_ms))),
+        pacing=ReplyPacing(mode=cell.get("pacing", "burst")), metrics=tuple(cell.get("metrics") or ()))
+
+
+def conversation_cell(cell: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    """One simulated conversation (translab.conversation.simulate.converse): writes the per-turn table
+    (:data:`TURNS_FILE`) and summary.json into ``out_dir``; returns the conversation's summary row
+    (columns of the ``conversation`` group of translab.call.row)."""
+    from translab.conversation.simulate import converse
+    from translab.jsonio import write_json
+
+    res = converse(conversation_config(cell))
+    turns = res.turns.drop(columns=["heard_text"], errors="ignore")
+    turns.to_parquet(Path(out_dir) / TURNS_FILE, index=False)
+    summary = {**res.summary, "conversation_wall_s": res.wall_s}
+    write_json(Path(out_dir) / "summary.json", summary)
+    return summary
 
 
 def netns_cell(cell: dict[str, Any], out_dir: Path) -> dict[str, Any]:

@@ -47,6 +47,22 @@ full-cone, restricted-cone, port-restricted-cone, symmetric), ``firewall`` and `
 The backend and the netns keys are stored in a cell only when its backend is netns, so cells of the
 other backend keep the hashes (and results) they had before these keys existed.
 
+Protection keys (WebRTC only, see translab.protection): ``nack`` (true/false), ``red`` (0, 1, 2),
+``abr`` (true/false), ``fec_loss`` ("fixed" or "measured"); ``data/experiments/protection.toml``.
+
+Conversation cells: a cell with a ``topology`` (direct-ws, webrtc-gateway, twilio) is a simulated
+voice-agent conversation (translab.conversation.simulate, run by translab.lab.cells.conversation_cell)
+with the keys of :data:`CONVERSATION_KEYS`: ``dc_profile`` (the datacenter legs), ``turns``,
+``bargein_every`` (0: never), ``wer`` (recognise what the model heard; the row's ``wer`` column is then
+the word error rate), ``pacing`` (burst, realtime) and ``think_ms`` (median think time); ``profile`` is
+the caller's access leg, ``seed`` seeds everything. Other call keys mean nothing to a conversation and
+are removed (cells that differ only in them merge); ``data/experiments/conversation.toml``::
+
+    [[grid]]
+    topology = ["direct-ws", "webrtc-gateway", "twilio"]
+    profile = ["clean-lan", "4g"]
+    seed = [1, 2, 3, 4, 5]
+
 Combinations that make no sense are handled by a built-in validity check, :func:`normalise_cell`,
 applied to every product cell before ``[[exclude]]``. Its rules (:data:`RULES`, in order) are of two
 kinds:
@@ -57,6 +73,10 @@ kinds:
 * *contradictions* are dropped (a non-Opus codec over WebRTC; "rtp" framing over WebSocket; Opus in a
   JSON framing; Opus concealment for PCM and PCM concealment for Opus; opus-fec without FEC; 100 ms Opus
   frames; relay_only without a TURN ice option; anything else :meth:`CallConfig.resolved` refuses).
+* protection-webrtc: NACK, RED, ABR and measured FEC loss over WebSocket are dropped;
+* conversation (applied first): conversation keys are removed from one-way cells (so their hashes are
+  unchanged); a conversation cell keeps only its keys, profile, seed and mode; live or netns
+  conversation cells are dropped;
 * netns: netns keys mean nothing on the in-process backend (removed, merged); a netns cell is a live
   call (mode set to "live"); a WebSocket netns cell talks to a public server, so callee_nat,
   callee_firewall, ice and relay_only are reset (merged).
@@ -87,8 +107,12 @@ from translab.paths import CLIPS_DIR, EXPERIMENTS_DIR, PROFILES_DIR
 
 #: The allowed values are CallConfig's (translab.config): one declaration, derived here.
 NETNS_KEYS: dict[str, Any] = dict(NETNS_FIELDS)
+#: Keys of a conversation cell (translab.conversation.simulate.ConversationConfig) and their defaults;
+#: ``topology`` None means "not a conversation" (a one-way call).
+CONVERSATION_KEYS: dict[str, Any] = {"topology": None, "dc_profile": "colocated", "turns": 4, "bargein_every": 2,
+                                     "wer": False, "pacing": "burst", "think_ms": 315.0}
 #: Keys of a cell that are not CallConfig fields.
-EXTRA_FIELDS: dict[str, Any] = {"mode": "simulate", "backend": "inprocess", **NETNS_KEYS}
+EXTRA_FIELDS: dict[str, Any] = {"mode": "simulate", "backend": "inprocess", **NETNS_KEYS, **CONVERSATION_KEYS}
 CONCEALS = CONCEALMENTS
 QUALITY_METRICS = METRICS
 DEFAULT_METRICS = ("plcmos", "stoi")
@@ -310,9 +334,29 @@ def _check_value(key: str, v: Any, label: str, where: str, base: Path) -> Any:
     elif key == "ice":
         if v not in ICE_OPTIONS:
             raise bad(", ".join(ICE_OPTIONS))
-    elif key == "relay_only":
+    elif key in ("relay_only", "wer"):
         if not isinstance(v, bool):
             raise bad("true or false")
+    elif key == "topology":
+        from translab.conversation.simulate import TOPOLOGIES
+
+        if v not in TOPOLOGIES:
+            raise bad(", ".join(TOPOLOGIES))
+    elif key == "pacing":
+        from translab.conversation.model import PACINGS
+
+        if v not in PACINGS:
+            raise bad(", ".join(PACINGS))
+    elif key in ("turns", "bargein_every"):
+        if isinstance(v, bool) or not isinstance(v, int) or not (0 if key == "bargein_every" else 1) <= v <= 200:
+            raise bad(f"an integer {0 if key == 'bargein_every' else 1} to 200")
+    elif key == "think_ms":
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 60000:
+            raise bad("a number of ms, 0 to 60000")
+        return float(v)
+    elif key == "dc_profile":
+        if not isinstance(v, str) or v not in known_profiles():
+            raise bad(", ".join(known_profiles()))
     elif key == "conceal":
         if v not in CONCEALS:
             raise bad(", ".join(CONCEALS))
@@ -468,6 +512,33 @@ def _rule_netns(c: dict[str, Any]) -> dict[str, Any] | None:
     return c
 
 
+def _rule_protection(c: dict[str, Any]) -> dict[str, Any] | None:
+    """NACK, RED, ABR and measured FEC loss are WebRTC (RTP/Opus) mechanisms: a WebSocket cell with
+    any of them is dropped (TCP retransmits by itself; there is no RTP to repair or adapt)."""
+    if c["transport"] == "webrtc":
+        return c
+    on = bool(c.get("nack")) or bool(c.get("red")) or bool(c.get("abr")) or c.get("fec_loss", "fixed") != "fixed"
+    return None if on else c
+
+
+#: The CallConfig keys a conversation cell keeps (the caller's access profile and the seed); the
+#: others describe a one-way call and are removed.
+CONVERSATION_CALL_KEYS = ("profile", "seed")
+
+
+def _rule_conversation(c: dict[str, Any]) -> dict[str, Any] | None:
+    """One-way cells lose the conversation keys (merged, so their hashes are those of before the keys
+    existed); a conversation cell (``topology`` set) keeps only the conversation keys, profile, seed
+    and mode, and is dropped when live or on the netns backend (experiments run simulated
+    conversations; a live conversation is `translab converse --live`)."""
+    if c.get("topology") is None:
+        return {k: v for k, v in c.items() if k not in CONVERSATION_KEYS}
+    if c.get("mode", "simulate") != "simulate" or c.get("backend", "inprocess") != "inprocess":
+        return None
+    return {**{k: c[k] for k in CONVERSATION_CALL_KEYS}, "mode": "simulate",
+            **{k: c.get(k, v) for k, v in CONVERSATION_KEYS.items()}}
+
+
 def _rule_callconfig(c: dict[str, Any]) -> dict[str, Any] | None:
     """The engine's own check (CallConfig.resolved): fills transport/codec-dependent defaults."""
     from translab.config import CallConfig  # noqa: PLC0415
@@ -504,20 +575,31 @@ RULES: tuple[Rule, ...] = (
     Rule("netns", "netns keys are removed from in-process cells (merged); a netns cell is live; "
          "WebSocket netns cells reset callee_nat, callee_firewall, ice, relay_only (merged); relay_only "
          "without a TURN ice option dropped", _rule_netns),
+    Rule("protection-webrtc", "nack, red, abr and fec_loss=measured are WebRTC (RTP) mechanisms: WebSocket "
+         "cells with any of them dropped", _rule_protection),
     Rule("callconfig", "anything else CallConfig.resolved() refuses is dropped; defaults that depend "
          "on transport and codec (codec, sample_rate, framing, conceal) are filled in",
          _rule_callconfig),
 )
 
 
+#: The rule of conversation cells: applied first; a conversation cell is checked by it alone (the other
+#: rules are about one-way calls).
+CONVERSATION_RULE = Rule("conversation", "conversation keys removed from one-way cells (merged); a "
+                         "conversation cell keeps profile, seed and its conversation keys (merged); live or "
+                         "netns conversation cells dropped", _rule_conversation)
+
+
 def normalise_cell(cell: dict[str, Any], counts: dict[str, int] | None = None) -> dict[str, Any] | None:
-    """Apply :data:`RULES` in order; returns the normalised cell or None when a rule drops it.
+    """Apply :data:`CONVERSATION_RULE`, then (one-way cells) :data:`RULES` in order; returns the
+    normalised cell or None when a rule drops it.
 
     ``counts`` (optional) is incremented for the rule that dropped the cell. Cells a rule normalised
     into the same cell as another are merged later and counted as "duplicate" by :func:`expand`.
     """
+    conversation = cell.get("topology") is not None
     c: dict[str, Any] | None = dict(cell)
-    for rule in RULES:
+    for rule in (CONVERSATION_RULE,) if conversation else (CONVERSATION_RULE, *RULES):
         assert c is not None
         c = rule.apply(c)
         if c is None:
@@ -591,7 +673,8 @@ def expand(exp: Experiment) -> Expansion:
         for combo in itertools.product(*(block[k] for k in keys)):
             total += 1
             cell = {**base, **dict(zip(keys, combo))}
-            cell["bitrate"] = parse_bitrate(cell["bitrate"])
+            if cell.get("bitrate") is not None:
+                cell["bitrate"] = parse_bitrate(cell["bitrate"])
             norm = normalise_cell(cell, counts)
             if norm is None:
                 continue
@@ -624,7 +707,7 @@ def grid_summary(exp: Experiment) -> dict[str, list[Any]]:
 
 def describe_rules() -> list[tuple[str, str]]:
     """(name, description) of every validity rule, for documentation and the report."""
-    return [(r.name, r.doc) for r in RULES]
+    return [(r.name, r.doc) for r in (CONVERSATION_RULE, *RULES)]
 
 
 def iter_cells(paths: Iterable[str | Path]) -> Iterable[dict[str, Any]]:

@@ -123,11 +123,18 @@ def paired(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, sta
 def judge(est: Estimate, threshold: float, side: str = "above") -> str:
     """The verdict on the claim "the effect is ``side`` (above / below) ``threshold``": supported when
     the whole interval is on that side, refuted when it is wholly on the other side, else inconclusive
-    (also without an interval)."""
-    if side not in ("above", "below"):
-        raise ValueError(f"side: {side!r} is not allowed (allowed: above, below)")
+    (also without an interval). ``side="within"`` is an equivalence claim "the effect is within
+    +-``threshold``": supported when the whole interval is inside, refuted when it lies wholly beyond
+    one end, else inconclusive."""
+    if side not in ("above", "below", "within"):
+        raise ValueError(f"side: {side!r} is not allowed (allowed: above, below, within)")
     if not est.has_interval:
         return INCONCLUSIVE
+    if side == "within":
+        m = abs(threshold)
+        if -m <= est.lo and est.hi <= m:
+            return SUPPORTED
+        return REFUTED if est.lo > m or est.hi < -m else INCONCLUSIVE
     if est.lo > threshold:
         return SUPPORTED if side == "above" else REFUTED
     if est.hi < threshold:

@@ -535,3 +535,90 @@ def to_png_base64(fig: Figure, dpi: int = 90) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+# --------------------------------------------------------------------------------------------------
+# conversations (data/experiments/conversation.toml): not in FIGURES, shown in the report's
+# "Conversation" section when the run has conversation cells
+
+TOPOLOGY_COLORS = {"direct-ws": "#d62728", "webrtc-gateway": "#1f77b4", "twilio": "#2ca02c"}
+BUDGET_PARTS = (("uplink", "#9ecae1"), ("vad", "#fdae6b"), ("think", "#bcbddc"), ("downlink", "#a1d99b"))
+
+
+def conversation_turns(df: pd.DataFrame, run_dir: str | Path | None) -> pd.DataFrame:
+    """The per-turn tables of the conversation cells (``cells/<hash>/turns.parquet``) with topology,
+    profile and seed; empty without a run directory or tables."""
+    from translab.report.claims import conversation_rows
+
+    d = conversation_rows(df)
+    if run_dir is None or not len(d) or "cell_hash" not in d.columns:
+        return pd.DataFrame()
+    parts = []
+    for _, r in d.iterrows():
+        f = Path(run_dir) / "cells" / str(r["cell_hash"]) / "turns.parquet"
+        if f.exists():
+            t = pd.read_parquet(f)
+            t["topology"], t["profile"], t["seed"] = r["topology"], profile_name(r["profile"]), r["seed"]
+            parts.append(t)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def conversation_figure(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figure | None:
+    """Three panels per caller access profile and topology: the turn latency of every answered turn
+    (box, ms; per-conversation p50 when the per-turn tables are not at hand), the mean turn budget
+    stacked (uplink, VAD, think, downlink, ms; they add up to the mean turn latency) and the barge-in
+    stop times (box, ms)."""
+    from translab.report.claims import conversation_rows
+
+    d = conversation_rows(df)
+    if not len(d):
+        return None
+    turns = conversation_turns(d, run_dir)
+    profs = sorted(set(d["profile"].map(profile_name)), key=lambda p: (not is_clean(p), p))
+    topos = [t for t in TOPOLOGY_COLORS if t in set(d["topology"])]
+    fig = Figure(figsize=(11, 4.2), dpi=100, layout="constrained")
+    axes = fig.subplots(1, 3)
+    width = 0.8 / max(1, len(topos))
+    top = 0.0
+    for j, topo in enumerate(topos):
+        pos = [i + (j - (len(topos) - 1) / 2) * width for i in range(len(profs))]
+        lat, stop, bottoms = [], [], np.zeros(len(profs))
+        for p in profs:
+            if len(turns):
+                t = turns[(turns["topology"] == topo) & (turns["profile"] == p)]
+                lat.append(_num(t["turn_latency_ms"]).dropna().to_numpy())
+                stop.append(_num(t["bargein_stop_ms"]).dropna().to_numpy())
+            else:
+                r = d[(d["topology"] == topo) & (d["profile"].map(profile_name) == p)]
+                lat.append(_num(r["turn_latency_p50_ms"]).dropna().to_numpy())
+                stop.append(_num(r.get("bargein_stop_p50_ms", pd.Series(dtype=float))).dropna().to_numpy())
+        color = TOPOLOGY_COLORS[topo]
+        for ax, data in ((axes[0], lat), (axes[2], stop)):
+            keep = [k for k, x in enumerate(data) if len(x)]
+            if keep:
+                b = ax.boxplot([data[k] for k in keep], positions=[pos[k] for k in keep], widths=width * 0.8,
+                               patch_artist=True, showfliers=True, manage_ticks=False)
+                for box in b["boxes"]:
+                    box.set_facecolor(color)
+                    box.set_alpha(0.6)
+        for part, pc in BUDGET_PARTS:
+            col = f"{part}_mean_ms"
+            vals = np.array([_num(d[(d["topology"] == topo) & (d["profile"].map(profile_name) == p)].get(
+                col, pd.Series(dtype=float))).mean() for p in profs], dtype=float)
+            vals = np.nan_to_num(vals)
+            axes[1].bar(pos, vals, width * 0.9, bottom=bottoms, color=pc, edgecolor=color, linewidth=1.2,
+                        label=part if j == 0 else None)
+            bottoms += vals
+        top = max(top, float(bottoms.max()) if len(bottoms) else 0.0)
+        axes[0].plot([], [], color=color, lw=6, alpha=0.6, label=topo)
+    for ax, title, unit in ((axes[0], "turn latency (end of speech -> agent heard)", "ms"),
+                            (axes[1], "mean turn budget (edge colour: topology)", "ms"),
+                            (axes[2], "barge-in: onset -> agent stops at the ear", "ms")):
+        ax.set_xticks(range(len(profs)), profs)
+        ax.set_title(title, fontsize=9)
+        ax.set_ylabel(unit)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=8, loc="upper left")
+    axes[1].set_ylim(0, 1.3 * top if top > 0 else 1.0)  # room for the legend above the bars
+    axes[1].legend(fontsize=8, loc="upper left", ncol=4, handlelength=1.0, columnspacing=0.8)
+    return fig

@@ -8,7 +8,8 @@ article's claims with their verdicts, metrics, intervals and cells; the headline
 configuration per row, mean [interval], E-model only when every row shares one scale); listening
 pairs (like for like, same seed and clip); metric repeatability; the experiment's grid; the figures
 of notebooks 02-04; a NAT and firewall section when the run has netns cells (see
-translab.report.nat); failed cells; provenance (versions, machine, experiment file and hash, times).
+translab.report.nat); a loss-protection section when it has protection cells (cost/gain per profile
+and option, translab.lab.protection); a conversation section when it has conversation cells; failed cells; provenance (versions, machine, experiment file and hash, times).
 """
 
 from __future__ import annotations
@@ -160,7 +161,7 @@ def _durations(df: pd.DataFrame) -> str:
 def _grid_section(manifest: dict[str, Any], df: pd.DataFrame) -> str:
     varying = []
     skip = {"cell_hash", "metrics"}
-    keys = ["mode", "backend", "caller_nat", "callee_nat", "firewall", "ice", "relay_only", "transport", "codec", "bitrate", "frame_ms", "sample_rate", "fec", "dtx", "framing",
+    keys = ["mode", "backend", "topology", "caller_nat", "callee_nat", "firewall", "ice", "relay_only", "transport", "codec", "bitrate", "frame_ms", "sample_rate", "fec", "dtx", "framing",
             "profile", "playout", "conceal", "clip", "seed", "duration_s"]
     for k in keys:
         if k == "duration_s":
@@ -259,7 +260,7 @@ def nat_section(df: pd.DataFrame) -> str:
              "fig-nat-setup")):
         try:
             fig = fn(df)
-        except Exception as err:  # a figure must never take the report down
+        except Exception as err:  # noqa: BLE001 (a figure must never take the report down)
             errors.append(f"{title}: {type(err).__name__}: {err}")
             continue
         if fig is not None:
@@ -470,6 +471,131 @@ def incomplete_text(missing: int, manifest: dict[str, Any]) -> str:
             f"the {total - missing} that have. Rerun `translab run` with the same --out to finish them.")
 
 
+#: The protection table's figures: (heading, column of translab.lab.protection.FIGURES, scale, decimals).
+PROTECTION_FIGURES: list[tuple[str, str, float, int]] = [
+    ("wire up (kbit/s)", "wire_kbps_up", 1.0, 1),
+    ("feedback down (kbit/s)", "feedback_kbps_down", 1.0, 2),
+    ("added delay mean (ms)", "m2e_mean_ms", 1.0, 1),
+    ("added delay p95 (ms)", "m2e_p95_ms", 1.0, 1),
+    ("effective loss (pp)", "effective_loss_rate", 100.0, 2),
+    ("PLCMOS gain", "plcmos", 1.0, 2),
+    ("PESQ-WB gain", "pesq_wb", 1.0, 2),
+    ("STOI gain", "stoi", 1.0, 3),
+]
+
+
+def protection_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per profile, start bitrate and protection option: n seed x clip pairs, the baseline's mean wire
+    kbit/s and effective loss (%), and every figure of :data:`PROTECTION_FIGURES` as option - none
+    (an :class:`translab.metrics.statistics.Estimate`: mean paired difference with its 95 % interval);
+    empty without protection cells."""
+    from translab.lab.protection import PAIR_KEYS, calls_from_results, summarise_pairs
+
+    calls = calls_from_results(df)
+    if not len(calls):
+        return pd.DataFrame()
+    summ = summarise_pairs(calls, keys=PAIR_KEYS)
+    rows = []
+    for _, r in summ.iterrows():
+        n = int(r["n"])
+        out: dict[str, Any] = {"profile": r["profile"], "option": r["option"],
+                               "bitrate (kbit/s)": _kbps(r["bitrate_bps"]), "n": n,
+                               "none: wire (kbit/s)": r["wire_kbps_up_base"],
+                               "none: effective loss (%)": 100 * r["effective_loss_rate_base"]}
+        for name, f, scale, _ in PROTECTION_FIGURES:
+            out[name] = st.Estimate(scale * r[f"{f}_diff"], scale * r[f"{f}_lo"], scale * r[f"{f}_hi"], n,
+                                    "mean difference")
+        rows.append(out)
+    return pd.DataFrame(rows)
+
+
+def _kbps(bps: Any) -> str:
+    try:
+        return f"{float(bps) / 1000:g}"
+    except (TypeError, ValueError):
+        return str(bps)
+
+
+def protection_section(df: pd.DataFrame) -> str:
+    """The "Loss protection" section (empty string when the run has no protection cells)."""
+    t = protection_table(df)
+    if not len(t):
+        return ""
+    fmts = {name: f".{nd}f" for name, _, _, nd in PROTECTION_FIGURES} | {
+        "none: wire (kbit/s)": ".1f", "none: effective loss (%)": ".2f"}
+    return ("<h2 id='protection'>Loss protection</h2><p>What each protection option on the WebRTC path costs and "
+            "buys, against the same sender without it (Opus in-band FEC at 10 % expected loss, adaptive "
+            "playout, FEC then PLC): each figure is <i>option - none</i>, the mean over seed x clip pairs "
+            "(same seed, clip and start bitrate on both sides) with its 95 % interval. <b>nack</b>: the receiver "
+            "asks for lost packets (RFC 4585 generic NACK) and the sender retransmits them on an RTX stream "
+            "(RFC 4588), useful while the round trip fits in the jitter buffer; <b>red1/red2</b>: each packet "
+            "also carries the previous one or two frames (RFC 2198, Chrome's red/48000); <b>abr</b>: a "
+            "sender-side controller modelled on libwebrtc's audio network adaptor sets bitrate and FEC from "
+            "RTCP loss and RTT. Simulated only: aiortc's live audio path has none of them.</p>"
+            + _table(t, fmts, left=("profile", "option"))
+            + "<p class='muted'>wire: uplink bytes on the wire incl. retransmissions, redundancy and RTCP; "
+              "feedback: NACKs and reports towards the sender; added delay: mouth-to-ear (mean, p95) of "
+              "played frames; effective loss: frames never heard (lost and not recovered by FEC, RTX or "
+              "RED), in percentage points; gains: quality of the played audio against the clip.</p>")
+
+
+def conversation_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per caller access profile and topology: n conversations and, each the mean over them with its
+    95 % interval, turn latency p50/p95, the mean budget parts (ms), barge-in stop p50/p95 (ms),
+    underruns per conversation, and WER on what the model heard beside the recogniser's clean
+    baseline; empty without conversation cells."""
+    d = claims_mod.conversation_rows(df)
+    if not len(d):
+        return pd.DataFrame()
+    cols = [("turn latency p50 (ms)", "turn_latency_p50_ms"), ("turn latency p95 (ms)", "turn_latency_p95_ms"),
+            ("uplink (ms)", "uplink_mean_ms"), ("VAD (ms)", "vad_mean_ms"), ("think (ms)", "think_mean_ms"),
+            ("downlink (ms)", "downlink_mean_ms"), ("barge-in stop p50 (ms)", "bargein_stop_p50_ms"),
+            ("barge-in stop p95 (ms)", "bargein_stop_p95_ms"), ("underruns", "underruns"),
+            ("WER", "wer"), ("WER clean", "wer_clean")]
+    profs = sorted(set(d["profile"].map(claims_mod.profile_name)), key=lambda p: (not claims_mod.is_clean(p), p))
+    rows = []
+    for p in profs:
+        for topo in ("direct-ws", "webrtc-gateway", "twilio"):
+            g = d[(d["topology"] == topo) & (d["profile"].map(claims_mod.profile_name) == p)]
+            if not len(g):
+                continue
+            r: dict[str, Any] = {"profile": p, "topology": topo, "n": len(g)}
+            for name, c in cols:
+                r[name] = st.estimate(pd.to_numeric(g[c], errors="coerce").to_numpy()) if c in g else None
+            rows.append(r)
+    return pd.DataFrame(rows)
+
+
+def conversation_section(df: pd.DataFrame, run_dir: str | Path | None = None) -> str:
+    """The "Conversation" section (empty string when the run has no conversation cells)."""
+    t = conversation_table(df)
+    if not len(t):
+        return ""
+    fmts = {c: (".2f" if c.startswith("WER") or c == "underruns" else ".0f") for c in t.columns}
+    parts = ["<h2 id='conversation'>Conversation</h2><p>Simulated voice-agent conversations "
+             "(translab.conversation): a scripted caller, the realtime-model stand-in (Silero server VAD, seeded "
+             "think time, streamed replies) and the topology's legs; the caller's access network is the profile, "
+             "datacenter legs co-located. Turn latency: end of the caller's speech to the agent's first audio at "
+             "the caller's ear, split into uplink, VAD end-pointing, think and downlink (the mean parts add up to "
+             "the mean turn latency). Each figure: mean over the conversations [95 % interval]; WER beside the "
+             "same recogniser on the clean caller audio.</p>"
+             + _table(t, fmts, left=("profile", "topology"))]
+    try:
+        fig = figs.conversation_figure(df, run_dir)
+    except Exception as err:  # noqa: BLE001 (a figure must never take the report down)
+        parts.append(f"<p class='muted'>Figure not shown: {_e(type(err).__name__)}: {_e(err)}.</p>")
+        fig = None
+    if fig is not None:
+        parts.append(_img(fig, "Turn latency, budget and barge-in per topology",
+                          "Left: every answered turn's latency (box: quartiles, whiskers 1.5 IQR). Middle: mean "
+                          "budget per turn, stacked. Right: caller onset to the agent's audio stopping at the "
+                          "caller's ear, per barge-in.", "fig-conversation"))
+    parts.append("<p class='muted'>The claims \"WebSocket first\" and \"the cost of getting it wrong is mostly "
+                 "engineering time\" are judged from these cells in the claims table (paired by seed and "
+                 "script).</p>")
+    return "".join(parts)
+
+
 def build_html(run_dir: str | Path) -> str:
     """The report of ``run_dir`` as an HTML string."""
     run = Path(run_dir)
@@ -515,6 +641,8 @@ def build_html(run_dir: str | Path) -> str:
                      f"src='data:image/png;base64,{b64}'><figcaption>{_e(caption)}</figcaption></figure>")
 
     parts.append(nat_section(df))
+    parts.append(protection_section(df))
+    parts.append(conversation_section(df, run))
 
     if n_failed:
         failed = df[df["status"] != "ok"]
