@@ -348,19 +348,32 @@ async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: flo
         mark("offer_ready")
         if emu is not None:
             emu.attach_peer(caller, egress="up")
-            try:
+            from translab.transport.signalling import post_offer
+
+            stage = ["TCP connect"]
+
+            async def exchange() -> dict[str, Any]:
                 sock, t_tcp = await relay.connect(connect_timeout_s)
                 mark("tcp_connected", t_tcp)
-                from translab.transport.signalling import post_offer
+                stage[0] = "TLS handshake" if client_ssl is not None else "HTTP POST of the offer"
 
-                answer = await asyncio.wait_for(post_offer(
+                def ready() -> None:
+                    mark("tls_done")
+                    stage[0] = "HTTP POST of the offer"
+
+                return await post_offer(
                     sock, {"sdp": caller.localDescription.sdp, "type": "offer"},
                     host=f"localhost:{signalling.address[1]}", timeout_s=connect_timeout_s,
                     ssl_context=client_ssl, server_hostname="localhost",
-                    on_connected=(lambda: mark("tls_done")) if client_ssl is not None else None),
-                    connect_timeout_s)
-            except (ConnectionError, OSError, asyncio.TimeoutError, ssl.SSLError) as err:
-                return rec.fail(f"signalling (HTTP POST of the offer) failed: {type(err).__name__} {err}".strip())
+                    on_connected=ready if client_ssl is not None else None)
+
+            try:  # one deadline for the whole exchange; ICE + DTLS then get their own
+                answer = await asyncio.wait_for(exchange(), connect_timeout_s)
+            except asyncio.TimeoutError:
+                return rec.fail(f"signalling not done within {connect_timeout_s:g} s (stuck in {stage[0]} "
+                                "over the emulated TCP path)")
+            except (ConnectionError, OSError, ssl.SSLError) as err:
+                return rec.fail(f"signalling failed in {stage[0]}: {type(err).__name__} {err}".strip())
             mark("answer_received")
             answer_desc = RTCSessionDescription(sdp=answer["sdp"], type="answer")
         else:  # no emulated path (netns backend, tests): offer/answer exchanged in this process
