@@ -73,7 +73,8 @@ def test_refused_websocket_connection_fails_fast_and_leaves_nothing_behind() -> 
 
 
 def test_webrtc_that_cannot_connect_fails_within_timeout_and_cleans_up(tmp_path) -> None:
-    """A link that loses everything: ICE never succeeds; the call reports failed with a reason."""
+    """A link that loses everything: the offer's TCP connection never opens (signalling crosses the
+    link); the call reports failed with a reason within the timeout."""
     from translab.link.loss import BernoulliLoss
     from translab.live import live_call
 
@@ -83,7 +84,7 @@ def test_webrtc_that_cannot_connect_fails_within_timeout_and_cleans_up(tmp_path)
     res = live_call(cfg, tmp_path / "out", connect_timeout_s=2, chain_factory=lambda d: BernoulliLoss(1.0))
     assert time.monotonic() - t < 6
     assert res.summary["status"] == "failed"
-    assert "not connected within 2 s" in res.summary["reason"]
+    assert "signalling not done within 2 s (stuck in TCP connect" in res.summary["reason"]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["status"] == "failed" and summary["mode"] == "live"
     time.sleep(0.2)

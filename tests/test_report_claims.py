@@ -76,15 +76,53 @@ def test_clean_latency_set_up_not_measured_without_ten_live_calls() -> None:
     assert C.claim_clean_latency(transport_table(clean_gap=10.0)).verdict == C.REFUTED
 
 
-def test_set_up_is_judged_with_ten_live_calls_per_transport() -> None:
+def _live_setup_rows(n: int, rtc_ms: float = 300.0, ws_ms: float = 100.0, over_link: bool = True,
+                     profile: str = "clean-lan") -> pd.DataFrame:
+    """``n`` seeds of live calls per transport; WebRTC's signalling crossed the link when ``over_link``
+    (the row has ``setup_answer_received_ms``)."""
     live = []
-    for i in range(10):
-        for tr, col, v in (("webrtc", "setup_first_rtp_received_ms", 300.0), ("websocket", "setup_first_frame_received_ms", 100.0)):
-            live.append({"status": "ok", "mode": "live", "transport": tr, "profile": "clean-lan", "seed": i,
-                         "clip": "a", col: v + i, "cell_hash": f"{tr}{i}"})
-    d = pd.concat([transport_table(), pd.DataFrame(live)], ignore_index=True)
+    for i in range(n):
+        for tr, col, v in (("webrtc", "setup_first_rtp_received_ms", rtc_ms), ("websocket", "setup_first_frame_received_ms", ws_ms)):
+            row = {"status": "ok", "mode": "live", "transport": tr, "profile": profile, "seed": i,
+                   "clip": "a", col: v + i * (1 + (tr == "webrtc")), "cell_hash": f"{profile}{tr}{i}"}
+            if tr == "webrtc" and over_link:
+                row["setup_answer_received_ms"] = v / 2
+            live.append(row)
+    return pd.DataFrame(live)
+
+
+def test_set_up_is_judged_with_ten_live_calls_per_transport() -> None:
+    d = pd.concat([transport_table(), _live_setup_rows(10)], ignore_index=True)
     t = C.setup_test(d, "clean-lan")
-    assert t.verdict == C.SUPPORTED and t.estimate.value == pytest.approx(-200.0) and len(t.cells) == 20
+    # differences -200 - i for i = 0..9: median -204.5, interval wholly below 0
+    assert t.verdict == C.SUPPORTED and t.estimate.value == pytest.approx(-204.5) and len(t.cells) == 20
+    assert t.estimate.lo < -204.5 < t.estimate.hi < 0
+    assert t.estimate.stat == "median difference"
+    # nine pairs: not judged, says how many
+    t9 = C.setup_test(pd.concat([transport_table(), _live_setup_rows(9)], ignore_index=True), "clean-lan")
+    assert t9.verdict == C.INCONCLUSIVE and "9 WebSocket and 9 WebRTC calls" in t9.name
+
+
+def test_set_up_ignores_webrtc_calls_whose_signalling_did_not_cross_the_link() -> None:
+    d = pd.concat([transport_table(), _live_setup_rows(12, over_link=False)], ignore_index=True)
+    t = C.setup_test(d, "clean-lan")
+    assert t.verdict == C.INCONCLUSIVE and "12 WebSocket and 0 WebRTC calls" in t.name
+    assert C.setup_profiles(d) == [] and C.setup_table(d).empty
+
+
+def test_set_up_only_run_gets_a_set_up_verdict_and_table() -> None:
+    """A run of data/experiments/setup.toml has no simulated cells: the clean-latency claim still
+    judges its set-up part, and the table has each transport's median with its interval."""
+    d = pd.concat([_live_setup_rows(10), _live_setup_rows(10, rtc_ms=900.0, ws_ms=800.0, profile="4g")],
+                  ignore_index=True)
+    v = C.claim_clean_latency(d)
+    assert [t.name for t in v.tests] == ["clean-lan set-up (live calls)"] and v.verdict == C.SUPPORTED
+    assert v.figure == "setup_time"
+    tab = C.setup_table(d).set_index("profile")
+    assert list(tab.index) == ["clean-lan", "4g"] and (tab["n"] == 10).all()
+    assert tab.loc["4g", "webrtc_ms"] == pytest.approx(909.0) and tab.loc["4g", "websocket_ms"] == pytest.approx(804.5)
+    assert tab.loc["4g", "webrtc_lo"] <= 909.0 <= tab.loc["4g", "webrtc_hi"]
+    assert tab.loc["4g", "diff_hi"] < 0
 
 
 def plc_table(plc_gain: float = 0.5) -> pd.DataFrame:

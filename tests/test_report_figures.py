@@ -93,14 +93,19 @@ def test_bandwidth_labels_the_downlink_control_as_downlink() -> None:
     assert not any("reverse" in lab and "DOWNLINK" not in lab for lab in labels)
 
 
-def test_setup_time_shows_n_and_spread() -> None:
-    d = pd.DataFrame([row(mode="live", profile="clean-lan", setup_first_rtp_received_ms=v) for v in (100.0, 140.0)]
-                     + [row(mode="live", profile="clean-lan", transport="websocket", setup_first_frame_received_ms=80.0)])
-    ax = F.setup_time(d).axes[0]
+def test_setup_time_shows_n_spread_and_the_medians_interval() -> None:
+    rtc = [row(mode="live", profile="clean-lan", setup_first_rtp_received_ms=v, setup_answer_received_ms=20.0, seed=i)
+           for i, v in enumerate((100.0, 140.0, 120.0, 130.0))]
+    in_process = [row(mode="live", profile="clean-lan", setup_first_rtp_received_ms=30.0, seed=9)]  # not like for like
+    ws = [row(mode="live", profile="clean-lan", transport="websocket", setup_first_frame_received_ms=80.0)]
+    ax = F.setup_time(pd.DataFrame(rtc + in_process + ws)).axes[0]
     ticks = [t.get_text() for t in ax.get_xticklabels()]
-    assert any("n=2" in t for t in ticks) and any("n=1" in t for t in ticks)
-    assert ax.containers and any(type(c).__name__ == "ErrorbarContainer" for c in ax.containers)
-    assert "0.3 ms" in F.FIGURES["setup_time"][2]
+    assert any("webrtc" in t and "n=4" in t for t in ticks) and any("websocket" in t and "n=1" in t for t in ticks)
+    # every call is a dot (the in-process WebRTC call is left out); the median's interval is a whisker
+    dots = sorted(float(y) for ln in ax.lines if ln.get_marker() == "." for y in ln.get_ydata())
+    assert dots == [80.0, 100.0, 120.0, 130.0, 140.0]
+    assert sum(type(c).__name__ == "ErrorbarContainer" for c in ax.containers) == 1  # n=1 has no interval
+    assert "median's 95 %" in F.FIGURES["setup_time"][2] and "HTTPS POST" in F.FIGURES["setup_time"][2]
 
 
 def test_captions_state_the_filters() -> None:

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure  # figures are built without pyplot: no GUI
 
 from translab.metrics import statistics as st
 from translab.report.claims import (OPUS_PLC, OPUS_ZERO, WEBRTC, WEBRTC_FIXED, WS_BINARY, WS_FIXED, WS_FIXED_ZERO,
-                                    Setting, is_clean, ok_rows, opus_no_fec, profile_name, setup_ms)
+                                    Setting, is_clean, ok_rows, opus_no_fec, profile_name, setup_rows)
 
 TRANSPORT_COLORS = {"webrtc": "#1f77b4", "websocket": "#d62728"}
 LINESTYLES = ["-", "--", ":", "-."]
@@ -241,30 +241,32 @@ def playout_policy(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figur
 
 
 def setup_time(df: pd.DataFrame, run_dir: str | Path | None = None) -> Figure | None:
-    """Live calls: time from call start to first media received, per transport and profile (bars:
-    median; dots: each call; whiskers: min-max when a group has more than one call; n under each bar)."""
-    d = ok_rows(df)
-    s = setup_ms(d)
-    live = d[s.notna()].assign(setup=s[s.notna()], pname=lambda x: x["profile"].map(profile_name))
+    """Live calls: time from dialling to the first media packet received, per transport and profile
+    (like-for-like rows only, :func:`translab.report.claims.setup_rows`): every call as a dot (the
+    spread), a bar at the median, the median's 95 % interval as a black whisker, n under each bar."""
+    live = setup_rows(df)
     if not len(live):
         return None
-    groups = sorted(live.groupby(["pname", "transport"]).groups)
-    fig, ax = _fig(1.6 + 1.1 * len(groups), 3.2)
+    live = live.assign(setup=live["setup_ms"], pname=live["profile"].map(profile_name))
+    groups = sorted(live.groupby(["pname", "transport"]).groups, key=lambda g: (not is_clean(g[0]), g))
+    fig, ax = _fig(1.6 + 1.1 * len(groups), 3.4)
+    jitter = np.random.default_rng(0)
     for i, (prof, tr) in enumerate(groups):
-        v = live[(live["pname"] == prof) & (live["transport"] == tr)]["setup"]
-        ax.bar(i, v.median(), color=TRANSPORT_COLORS.get(tr, "gray"), alpha=0.7)
-        ax.plot(np.full(len(v), i), v, "k.", ms=6)
-        if len(v) > 1:
-            ax.errorbar(i, v.median(), yerr=[[v.median() - v.min()], [v.max() - v.median()]], color="k",
-                        capsize=4, lw=1)
-        top = float(v.max())
-        ax.annotate(f"{v.median():.0f} ms", (i, top), ha="center", va="bottom", fontsize=8)
+        v = live[(live["pname"] == prof) & (live["transport"] == tr)]["setup"].to_numpy(dtype=float)
+        med = st.estimate(v, "median")
+        ax.bar(i, med.value, color=TRANSPORT_COLORS.get(tr, "gray"), alpha=0.6, width=0.7)
+        ax.plot(i + jitter.uniform(-0.2, 0.2, len(v)), v, "k.", ms=5, alpha=0.7)
+        if med.has_interval:
+            ax.errorbar(i, med.value, yerr=[[med.value - med.lo], [med.hi - med.value]], color="k",
+                        capsize=5, lw=1.5)
+        ax.annotate(f"{med.value:.0f} ms", (i, float(np.max(v))), ha="center", va="bottom", fontsize=8)
     ax.set_xticks(range(len(groups)), [f"{tr}\n{prof}\nn={int(((live['pname'] == prof) & (live['transport'] == tr)).sum())}"
                                        for prof, tr in groups], fontsize=8)
-    ax.set_ylabel("set-up to first media (ms)")
+    ax.set_ylabel("dial to first media received (ms)")
+    ax.set_ylim(bottom=0)
     ax.grid(axis="y", alpha=0.3)
     ax.margins(y=0.15)
-    ax.set_title("Call set-up time (live calls)")
+    ax.set_title("Call set-up time (live calls; dots: calls, whisker: median's 95 % CI)", fontsize=9)
     return fig
 
 
@@ -482,12 +484,13 @@ FIGURES: dict[str, tuple[FigureFn, str, str]] = {
                        f"configurations ({WEBRTC.label} vs {WS_BINARY.label}); means add up, so the bars end at the measured mean "
                        f"mouth-to-ear (the tick); n = cells per group (notebook 02)."),
     "setup_time": (setup_time, "Call set-up time",
-                   "Live calls only: from call start (offer / TCP dial) to the first media packet "
-                   "received, which includes the sender's 50 ms start once connected and one frame of "
-                   "capture on both transports; the milestones below split it. n = calls per bar (one call "
-                   "is one sample, not a distribution); whiskers show min-max when n > 1. On clean-lan the "
-                   "link is ~0.3 ms one way, so the extra round trips of ICE/DTLS or TCP/TLS/upgrade cost "
-                   "next to nothing there: the difference is processing, not the network (notebook 02)."),
+                   "Live calls only: from call start (WebRTC: building the offer, then the HTTPS POST over "
+                   "the emulated TCP path; WebSocket: the TCP dial) to the first media packet received, which "
+                   "includes the sender's 50 ms start once connected and one frame of capture on both "
+                   "transports; the milestones below split it. Dots are calls (the spread), bars the median, "
+                   "black whiskers the median's 95 % bootstrap interval (n >= 3); n = calls per bar. WebRTC "
+                   "rows whose offer/answer did not cross the emulated link are left out. Run "
+                   "data/experiments/setup.toml for >= 10 calls per bar (notebook 02)."),
     "setup_breakdown": (setup_breakdown, "Call set-up milestones",
                         "Live calls only: when each set-up step completed (notebook 02)."),
     "playout_policy": (playout_policy, "Jitter-buffer policies",

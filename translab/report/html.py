@@ -330,10 +330,32 @@ def answer_section(df: pd.DataFrame) -> str:
             "when it is better beyond the threshold (p95 5 ms, PLCMOS/PESQ 0.1, wire 10 %) on some figure and "
             "worse on none.</p><table><thead><tr><th class='l'>profile</th><th class='l'>decision</th>"
             "<th class='l'>options</th><th class='l'>use</th><th class='l'>deciding numbers (first - second)</th>"
-            "<th class='l'>cells</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
-            "<p class='muted'>Set-up time is not part of any decision: it needs at least "
-            f"{claims_mod.MIN_SETUP_CALLS} live calls per transport and profile with WebRTC's offer/answer "
-            "crossing the emulated link, which this run does not have.</p>")
+            "<th class='l'>cells</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+
+
+def setup_section(df: pd.DataFrame) -> str:
+    """Call set-up per profile (:func:`translab.report.claims.setup_table`): each transport's median
+    dial-to-first-media with its interval and the paired difference; or why it is not measured."""
+    tab = claims_mod.setup_table(df)
+    if tab.empty:
+        return ("<p class='muted'>Set-up time is not measured in this run: it needs at least "
+                f"{claims_mod.MIN_SETUP_CALLS} live calls per transport and profile with WebRTC's offer/answer "
+                "crossing the emulated link (run <code>data/experiments/setup.toml</code>).</p>")
+
+    def ci(v: float, lo: float, hi: float, signed: bool = False) -> str:
+        f = "{:+.0f}" if signed else "{:.0f}"
+        return f"{f.format(v)} [{f.format(lo)}, {f.format(hi)}]"
+
+    rows = "".join(
+        f"<tr><td class='l'>{_e(r.profile)}</td><td>{ci(r.websocket_ms, r.websocket_lo, r.websocket_hi)}</td>"
+        f"<td>{ci(r.webrtc_ms, r.webrtc_lo, r.webrtc_hi)}</td><td>{ci(r.diff_ms, r.diff_lo, r.diff_hi, True)}</td>"
+        f"<td>{int(r.n)}</td></tr>" for r in tab.itertuples())
+    return ("<p>Call set-up: dial to the first audio packet received (ms), median over live calls with its 95 % "
+            "interval. WebSocket: TCP + TLS + HTTP upgrade over the emulated path; WebRTC: the offer as an HTTPS "
+            "POST over the same path (ICE gathered before it is sent), the answer back, then ICE and DTLS over "
+            "UDP. The difference is the median of per-seed differences (same link draws on both sides).</p>"
+            "<table><thead><tr><th class='l'>profile</th><th>WebSocket</th><th>WebRTC</th>"
+            "<th>WebSocket - WebRTC</th><th>n pairs</th></tr></thead><tbody>" + rows + "</tbody></table>")
 
 
 def _detail_around_parts(v: claims_mod.Verdict) -> str:
@@ -617,6 +639,7 @@ def build_html(run_dir: str | Path) -> str:
         parts.append(f"<p class='warning'><b>Run incomplete:</b> {_e(incomplete_text(missing, manifest))}</p>")
     parts.append(f"<p id='question'><b>{_e(exp.get('question') or exp.get('description') or '')}</b></p>")
     parts.append("<h2 id='answer'>The answer: what to use on each network</h2>" + answer_section(df))
+    parts.append("<h3 id='setup'>Call set-up</h3>" + setup_section(df))
     parts.append(f"<p class='muted' id='statistics'>{_e(STATS_NOTE)}</p>")
     parts.append("<h2 id='claims'>The article's claims</h2>" + claims_section(df))
     parts.append("<h2 id='headline'>Headline: per profile and configuration</h2>" + headline_section(df))

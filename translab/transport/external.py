@@ -222,47 +222,13 @@ def _client_ssl() -> ssl.SSLContext:
 
 async def _post_offer(target: Target, sock: socket.socket, offer: dict[str, str], timeout_s: float
                       ) -> dict[str, Any]:
-    """POST ``offer`` as JSON over ``sock`` (HTTP/1.1, one request); return the JSON answer.
-    Raises ConnectionError with the reason on any HTTP or JSON problem."""
-    ctx = _client_ssl() if target.tls else None
-    reader, writer = await asyncio.open_connection(
-        sock=sock, ssl=ctx, server_hostname=target.host if ctx else None)
-    body = json.dumps(offer).encode()
+    """POST ``offer`` as JSON to ``target`` over ``sock``; the JSON answer
+    (:func:`translab.transport.signalling.post_offer`). Raises ConnectionError on any HTTP or JSON problem."""
+    from translab.transport.signalling import post_offer
+
     host = target.host if target.port in (80, 443) else f"{target.host}:{target.port}"
-    writer.write((f"POST {target.path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-                  f"Accept: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-                  ).encode("ascii") + body)
-    await writer.drain()
-    try:
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout_s)
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ", 2)[1])
-        headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
-        if "content-length" in headers:
-            data = await asyncio.wait_for(reader.readexactly(int(headers["content-length"])), timeout_s)
-        elif headers.get("transfer-encoding", "").lower() == "chunked":
-            data = b""
-            while True:
-                size = int((await asyncio.wait_for(reader.readline(), timeout_s)).strip() or b"0", 16)
-                if size == 0:
-                    break
-                data += await asyncio.wait_for(reader.readexactly(size + 2), timeout_s)
-                data = data[:-2]
-        else:
-            data = await asyncio.wait_for(reader.read(), timeout_s)
-    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, IndexError) as err:
-        raise ConnectionError(f"malformed HTTP answer: {type(err).__name__}") from None
-    finally:
-        writer.close()
-    if status != 200:
-        raise ConnectionError(f"HTTP {status}: {data[:200].decode('utf-8', 'replace').strip()}")
-    try:
-        answer = json.loads(data)
-        if answer.get("type") != "answer" or not isinstance(answer.get("sdp"), str):
-            raise ValueError
-    except (ValueError, AttributeError):
-        raise ConnectionError("the answer is not JSON {sdp, type: answer}") from None
-    return dict(answer)
+    return await post_offer(sock, offer, host=host, path=target.path, timeout_s=timeout_s,
+                            ssl_context=_client_ssl() if target.tls else None, server_hostname=target.host)
 
 
 async def external_leg(stream: Any, cfg: Any, emu: Any, target: Target, *, connect_timeout_s: float = 10.0,

@@ -16,19 +16,25 @@ the check on every request, not only on preflights). Loopback origins (``localho
 Requests without an ``Origin`` (curl, aiortc, any non-browser client) are not affected.
 
 Bodies above ``max_body_bytes`` get 413. An offer handler's ``ValueError`` (a bad SDP) becomes 400
-with the message.
+with the message. ``ssl_context``: serve HTTPS.
+
+The client side is :func:`post_offer`: one HTTP/1.1 ``POST`` of a JSON offer over a socket the
+caller has already connected (through the emulator's TCP relay, so the exchange crosses the link).
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
+import socket
+import ssl
 from typing import Any, Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
 
 from translab.errors import ConfigError
 
-__all__ = ["SignallingServer", "check_origin", "is_loopback_origin", "CORS_ALLOW_METHODS",
+__all__ = ["SignallingServer", "post_offer", "check_origin", "is_loopback_origin", "CORS_ALLOW_METHODS",
            "CORS_ALLOW_HEADERS", "CORS_MAX_AGE_S"]
 
 #: what a preflight for ``/offer`` is told it may send
@@ -98,8 +104,9 @@ class SignallingServer:
     def __init__(self, on_offer: Callable[[str], Awaitable[str]], *, host: str = "127.0.0.1",
                  port: int = 0, info: Callable[[], Any] | None = None, help_text: str = "",
                  page: str | None = None, allow_origins: Iterable[str] = (),
-                 max_body_bytes: int = 64 * 1024) -> None:
+                 max_body_bytes: int = 64 * 1024, ssl_context: ssl.SSLContext | None = None) -> None:
         self.on_offer = on_offer
+        self.ssl_context = ssl_context
         self.host, self.port = host, port
         self.info = info
         self.help_text = help_text
@@ -125,7 +132,7 @@ class SignallingServer:
         app.router.add_route("*", "/offer", self._offer)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
         await site.start()
         sock = self._runner.addresses[0]  # the bound (host, port[, ...]): port 0 picked one
         self.address = (str(sock[0]), int(sock[1]))
@@ -216,3 +223,54 @@ class SignallingServer:
         if as_json:
             return web.json_response({"type": "answer", "sdp": answer})
         return web.Response(text=answer, content_type="application/sdp")
+
+
+async def post_offer(sock: socket.socket, offer: dict[str, str], *, host: str, path: str = "/offer",
+                     timeout_s: float = 10.0, ssl_context: ssl.SSLContext | None = None,
+                     server_hostname: str | None = None, on_connected: Callable[[], None] | None = None) -> dict[str, Any]:
+    """POST ``offer`` (JSON ``{"sdp", "type"}``) over the connected ``sock`` (HTTP/1.1, one request,
+    ``Connection: close``; TLS first when ``ssl_context`` is given, the certificate checked against
+    ``server_hostname``) and return the JSON answer. ``host`` is the Host header (``name`` or
+    ``name:port``).
+    ``on_connected()`` is called once the connection is ready for the request (after the TLS
+    handshake when there is one). Raises ConnectionError with the reason on any HTTP or JSON
+    problem."""
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(
+        sock=sock, ssl=ssl_context, server_hostname=server_hostname if ssl_context else None), timeout_s)
+    if on_connected is not None:
+        on_connected()
+    body = json.dumps(offer).encode()
+    writer.write((f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                  f"Accept: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+                  ).encode("ascii") + body)
+    await writer.drain()
+    try:
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout_s)
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
+        if "content-length" in headers:
+            data = await asyncio.wait_for(reader.readexactly(int(headers["content-length"])), timeout_s)
+        elif headers.get("transfer-encoding", "").lower() == "chunked":
+            data = b""
+            while True:
+                size = int((await asyncio.wait_for(reader.readline(), timeout_s)).strip() or b"0", 16)
+                if size == 0:
+                    break
+                data += await asyncio.wait_for(reader.readexactly(size + 2), timeout_s)
+                data = data[:-2]
+        else:
+            data = await asyncio.wait_for(reader.read(), timeout_s)
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, IndexError) as err:
+        raise ConnectionError(f"malformed HTTP answer: {type(err).__name__}") from None
+    finally:
+        writer.close()
+    if status != 200:
+        raise ConnectionError(f"HTTP {status}: {data[:200].decode('utf-8', 'replace').strip()}")
+    try:
+        answer = json.loads(data)
+        if answer.get("type") != "answer" or not isinstance(answer.get("sdp"), str):
+            raise ValueError
+    except (ValueError, AttributeError):
+        raise ConnectionError("the answer is not JSON {sdp, type: answer}") from None
+    return dict(answer)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fractions
+import ssl
 import struct
 from typing import Any, Callable, Iterator
 
@@ -261,6 +262,19 @@ async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: flo
     callee in this process. Returns the LegRecord; never raises for a network failure (the record
     says ``failed`` and why). Both peers are closed before returning.
 
+    Signalling, with an emulated path (``emu`` given): the caller POSTs its offer as JSON
+    ``{sdp, type}`` to the callee's ``/offer`` (HTTPS when ``cfg.tls``, as pipecat's SmallWebRTC and
+    WHIP take it) over a TCP connection through ``emu.tcp_relay``, so the TCP handshake, the TLS
+    handshake, the request and the answer all cross the emulated link, as WebSocket's TCP + TLS +
+    upgrade do. ICE does not trickle: aiortc gathers every candidate inside ``setLocalDescription``,
+    so gathering completes before the offer is sent (and the callee's before the answer). Set-up
+    milestones (ms since the caller started building its offer; the callee's endpoint is already
+    listening): ``offer_ready``, ``tcp_connected``, ``tls_done`` (HTTPS only), ``answer_received``,
+    ``signalling_done`` (answer applied), ``ice_connected``, ``dtls_connected``, ``first_rtp_sent``,
+    ``first_rtp_received``, ``first_stock_frame``. Without a path (``emu=None``: the netns backend,
+    whose peers live in namespaces, and loopback tests) the offer and answer are exchanged in this
+    process and never cross a link; only ``offer_ready`` and ``signalling_done`` are recorded.
+
     ``connect_timeout_s``: how long ICE + DTLS may take. ``drain_s``: how long to wait after the last
     packet for stragglers. ``progress(fraction)`` is called about every second during media.
     ``emu``: the network path (:class:`translab.transport.path.NetworkPath`, None: none).
@@ -269,14 +283,26 @@ async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: flo
     import aiortc  # noqa: F401  (importing aiortc takes ~140 ms once per process: not the call's set-up)
 
     rec = LegRecord()
-    t_start = now()
     loop = asyncio.get_running_loop()
-
-    def mark(name: str) -> None:
-        rec.setup_ms.setdefault(name, (now() - t_start) * 1e3)
-
     make = peer_factory or new_peer
     caller, callee = make(), make()
+    ip_version = int(getattr(cfg, "ip_version", 4))
+    signalling: Any = None
+    relay: Any = None
+    client_ssl: ssl.SSLContext | None = None
+    if emu is not None:
+        # the callee's signalling endpoint is already listening when the caller dials (like the
+        # WebSocket server): its start-up is not the call's set-up
+        try:
+            signalling, relay, client_ssl = await _start_signalling(callee, cfg, emu, ip_version)
+        except BaseException:
+            await asyncio.gather(caller.close(), callee.close(), return_exceptions=True)
+            raise
+    t_start = now()
+
+    def mark(name: str, t: float | None = None) -> None:
+        rec.setup_ms.setdefault(name, ((now() if t is None else t) - t_start) * 1e3)
+
     start: asyncio.Future[float] = loop.create_future()
     connected: asyncio.Future[None] = loop.create_future()
     # a failure reported after we stopped waiting must not log "exception never retrieved"
@@ -311,22 +337,55 @@ async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: flo
         stock = StockRecorder(remote)
 
     try:
+        from aiortc import RTCSessionDescription
+
         with advertised_opus(opus_fmtp(cfg)):
             caller.addTransceiver(track, direction="sendonly")
-            restrict_ip_version(caller, int(getattr(cfg, "ip_version", 4)))
-            offer = await caller.createOffer()
-            await caller.setLocalDescription(offer)
-            if emu is not None:
-                emu.attach_peer(caller, egress="up")
-            await callee.setRemoteDescription(caller.localDescription)
-            restrict_ip_version(callee, int(getattr(cfg, "ip_version", 4)))
-            answer = await callee.createAnswer()
-            await callee.setLocalDescription(answer)
-            if emu is not None:
-                emu.attach_peer(callee, egress="down")
-            rec.extra["sdp_offer_opus_fmtp"] = _fmtp_line(caller.localDescription.sdp)
-            rec.extra["sdp_answer_opus_fmtp"] = _fmtp_line(callee.localDescription.sdp)
-            await caller.setRemoteDescription(callee.localDescription)
+            restrict_ip_version(caller, ip_version)
+            # aiortc gathers every host candidate inside setLocalDescription (no trickle ICE): the
+            # offer below is complete when this returns
+            await caller.setLocalDescription(await caller.createOffer())
+        mark("offer_ready")
+        if emu is not None:
+            emu.attach_peer(caller, egress="up")
+            from translab.transport.signalling import post_offer
+
+            stage = ["TCP connect"]
+
+            async def exchange() -> dict[str, Any]:
+                sock, t_tcp = await relay.connect(connect_timeout_s)
+                mark("tcp_connected", t_tcp)
+                stage[0] = "TLS handshake" if client_ssl is not None else "HTTP POST of the offer"
+
+                def ready() -> None:
+                    mark("tls_done")
+                    stage[0] = "HTTP POST of the offer"
+
+                return await post_offer(
+                    sock, {"sdp": caller.localDescription.sdp, "type": "offer"},
+                    host=f"localhost:{signalling.address[1]}", timeout_s=connect_timeout_s,
+                    ssl_context=client_ssl, server_hostname="localhost",
+                    on_connected=ready if client_ssl is not None else None)
+
+            try:  # one deadline for the whole exchange; ICE + DTLS then get their own
+                answer = await asyncio.wait_for(exchange(), connect_timeout_s)
+            except asyncio.TimeoutError:
+                return rec.fail(f"signalling not done within {connect_timeout_s:g} s (stuck in {stage[0]} "
+                                "over the emulated TCP path)")
+            except (ConnectionError, OSError, ssl.SSLError) as err:
+                return rec.fail(f"signalling failed in {stage[0]}: {type(err).__name__} {err}".strip())
+            mark("answer_received")
+            answer_desc = RTCSessionDescription(sdp=answer["sdp"], type="answer")
+        else:  # no emulated path (netns backend, tests): offer/answer exchanged in this process
+            with advertised_opus(opus_fmtp(cfg)):
+                await callee.setRemoteDescription(caller.localDescription)
+                restrict_ip_version(callee, ip_version)
+                await callee.setLocalDescription(await callee.createAnswer())
+            answer_desc = callee.localDescription
+        rec.extra["sdp_offer_opus_fmtp"] = _fmtp_line(caller.localDescription.sdp)
+        rec.extra["sdp_answer_opus_fmtp"] = _fmtp_line(answer_desc.sdp)
+        with advertised_opus(opus_fmtp(cfg)):
+            await caller.setRemoteDescription(answer_desc)
         mark("signalling_done")
         send_tap = RtpSendTap(caller.getSenders()[0].transport)
 
@@ -377,6 +436,44 @@ async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: flo
             await stock.stop()
         track.stop()
         await asyncio.gather(caller.close(), callee.close(), return_exceptions=True)
+        if signalling is not None:
+            await signalling.close()
+
+
+async def _start_signalling(callee: Any, cfg: Any, emu: Any, ip_version: int) -> tuple[Any, Any, Any]:
+    """The callee's HTTP(S) signalling endpoint (:class:`translab.transport.signalling.SignallingServer`
+    on loopback, ``POST /offer`` with JSON ``{sdp, type}``) behind a TCP relay of ``emu``, so the
+    caller's POST and the answer cross the emulated TCP path. HTTPS when ``cfg.tls`` (a voice
+    endpoint serves its offer URL over TLS, as it serves wss). Returns (server, relay, the client's
+    TLS context or None). Answering attaches the callee's sockets to the "down" link."""
+    from aiortc import RTCSessionDescription
+
+    from translab.transport.signalling import SignallingServer
+
+    async def on_offer(sdp: str) -> str:
+        with advertised_opus(opus_fmtp(cfg)):
+            try:
+                await callee.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            except Exception as err:  # aiortc raises several kinds for an SDP it cannot use
+                raise ValueError(str(err)) from None
+            restrict_ip_version(callee, ip_version)
+            await callee.setLocalDescription(await callee.createAnswer())
+        emu.attach_peer(callee, egress="down")
+        return str(callee.localDescription.sdp)
+
+    server_ssl = client_ssl = None
+    if bool(getattr(cfg, "tls", False)):
+        from translab.transport.tls import self_signed_contexts
+
+        server_ssl, client_ssl = self_signed_contexts()
+    server = SignallingServer(on_offer, ssl_context=server_ssl)
+    target = await server.start()
+    try:
+        relay = await emu.tcp_relay(target)
+    except BaseException:
+        await server.close()
+        raise
+    return server, relay, client_ssl
 
 
 def _fmtp_line(sdp: str) -> str:
