@@ -77,7 +77,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from translab.config import (BACKENDS, CODECS, CONCEALMENTS, FIREWALLS, FRAME_MS, FRAMINGS, ICE_OPTIONS,
-                             METRICS, MODES, NAT_CHOICES, NETNS_FIELDS, OPUS_FRAME_MS, PLAYOUTS, SAMPLE_RATES,
+                             METRICS, MODES, NAT_CHOICES, PEERS, NETNS_FIELDS, OPUS_FRAME_MS, PLAYOUTS, SAMPLE_RATES,
                              TRANSPORTS, TURN_ICE, check_playout, parse_bitrate)
 from translab.errors import ConfigError
 from translab.paths import CLIPS_DIR, EXPERIMENTS_DIR, PROFILES_DIR
@@ -88,7 +88,8 @@ from translab.paths import CLIPS_DIR, EXPERIMENTS_DIR, PROFILES_DIR
 #: The allowed values are CallConfig's (translab.config): one declaration, derived here.
 NETNS_KEYS: dict[str, Any] = dict(NETNS_FIELDS)
 #: Keys of a cell that are not CallConfig fields.
-EXTRA_FIELDS: dict[str, Any] = {"mode": "simulate", "backend": "inprocess", **NETNS_KEYS}
+EXTRA_FIELDS: dict[str, Any] = {"mode": "simulate", "backend": "inprocess", "peer": "aiortc",
+                                 **NETNS_KEYS}
 CONCEALS = CONCEALMENTS
 QUALITY_METRICS = METRICS
 DEFAULT_METRICS = ("plcmos", "stoi")
@@ -301,6 +302,9 @@ def _check_value(key: str, v: Any, label: str, where: str, base: Path) -> Any:
     elif key == "backend":
         if v not in BACKENDS:
             raise bad(", ".join(BACKENDS))
+    elif key == "peer":
+        if v not in PEERS:
+            raise bad(", ".join(PEERS))
     elif key in ("caller_nat", "callee_nat"):
         if v not in NAT_CHOICES:
             raise bad(", ".join(NAT_CHOICES))
@@ -468,6 +472,14 @@ def _rule_netns(c: dict[str, Any]) -> dict[str, Any] | None:
     return c
 
 
+def _rule_peer(c: dict[str, Any]) -> dict[str, Any] | None:
+    if c.get("peer", "aiortc") == "aiortc":
+        return {k: v for k, v in c.items() if k != "peer"}
+    if c["transport"] != "webrtc" or c.get("backend", "inprocess") != "inprocess":
+        return None
+    return _set(c, mode="live")
+
+
 def _rule_callconfig(c: dict[str, Any]) -> dict[str, Any] | None:
     """The engine's own check (CallConfig.resolved): fills transport/codec-dependent defaults."""
     from translab.config import CallConfig  # noqa: PLC0415
@@ -504,6 +516,8 @@ RULES: tuple[Rule, ...] = (
     Rule("netns", "netns keys are removed from in-process cells (merged); a netns cell is live; "
          "WebSocket netns cells reset callee_nat, callee_firewall, ice, relay_only (merged); relay_only "
          "without a TURN ice option dropped", _rule_netns),
+    Rule("peer", "peer aiortc is the default and removed (merged); a chromium cell is live, WebRTC on the "
+         "in-process emulator: WebSocket or netns chromium cells dropped", _rule_peer),
     Rule("callconfig", "anything else CallConfig.resolved() refuses is dropped; defaults that depend "
          "on transport and codec (codec, sample_rate, framing, conceal) are filled in",
          _rule_callconfig),

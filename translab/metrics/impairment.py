@@ -64,13 +64,17 @@ def speech_overlap(
     }
 
 
-def impairment_summary(profile: str, seed: int, clip: str, trace: pd.DataFrame) -> dict[str, Any]:
+def impairment_summary(profile: str, seed: int, clip: str | None, trace: pd.DataFrame) -> dict[str, Any]:
     """:func:`speech_overlap` for a call on ``profile`` with ``seed`` sending ``clip``: the windows
     are the ones that call's uplink drew (:func:`translab.link.profiles.scheduled_windows`), the
-    segments the clip's stored Silero VAD activity."""
+    segments the clip's stored Silero VAD activity. ``clip`` None (a caller outside translab, whose
+    audio is unknown): the windows and losses are counted, the speech figures are None."""
     from translab.link.profiles import load_profile, scheduled_windows
     from translab.media.clips import clip_activity
 
     until_s = float(np.nanmax(trace["send_s"].to_numpy(dtype=float))) if len(trace) else 0.0
     windows = scheduled_windows(load_profile(profile), int(seed), until_s + 1e-9, "up")
-    return speech_overlap(trace, windows, clip_activity(clip))
+    out = speech_overlap(trace, windows, clip_activity(clip) if clip is not None else [])
+    if clip is None:
+        out.update(impair_speech_ms=None, impair_speech_share=None, lost_speech_share=None, clip_speech_share=None)
+    return out
