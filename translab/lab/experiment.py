@@ -47,6 +47,10 @@ full-cone, restricted-cone, port-restricted-cone, symmetric), ``firewall`` and `
 The backend and the netns keys are stored in a cell only when its backend is netns, so cells of the
 other backend keep the hashes (and results) they had before these keys existed.
 
+``peer = "chromium"`` makes the caller headless Chromium (translab.call.browser.BrowserEngine, as
+``translab call --peer chromium``): a live WebRTC cell on the in-process emulator; the default
+``"aiortc"`` is not stored in a cell (hashes unchanged).
+
 Combinations that make no sense are handled by a built-in validity check, :func:`normalise_cell`,
 applied to every product cell before ``[[exclude]]``. Its rules (:data:`RULES`, in order) are of two
 kinds:
@@ -60,6 +64,7 @@ kinds:
 * netns: netns keys mean nothing on the in-process backend (removed, merged); a netns cell is a live
   call (mode set to "live"); a WebSocket netns cell talks to a public server, so callee_nat,
   callee_firewall, ice and relay_only are reset (merged).
+* peer: a chromium cell is live; chromium with WebSocket or on the netns backend is dropped.
 
 :func:`expand` reports how many product cells each rule dropped and how many merged as duplicates;
 the report prints it.
