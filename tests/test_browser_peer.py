@@ -24,12 +24,13 @@ pytestmark = [pytest.mark.live, pytest.mark.skipif(unavailable_reason() is not N
 
 
 def _reply_server(tmp_path: Path, profile: str = "clean-lan", seconds: float = 2.0, **kw):  # noqa: ANN003, ANN202
-    from translab.config import CallConfig
-    from translab.simulate import prepare_call
+    from translab.call.prepare import prepare_call
     from translab.call.served import ServeConfig, TranslabServer
+    from translab.config import CallConfig
     from translab.transport.webrtc import opus_fmtp
 
-    cfg, ref, stream = prepare_call(CallConfig(transport="webrtc", duration_s=seconds, profile=profile))
+    call = prepare_call(CallConfig(transport="webrtc", duration_s=seconds, profile=profile))
+    cfg, ref, stream = call.cfg, call.reference, call.stream
     return TranslabServer(ServeConfig(http_port=0, ws_port=0, profile=profile, out_dir=tmp_path / "serve",
                                       reply="clip", reply_stream=stream, reply_fmtp=opus_fmtp(cfg),
                                       inactivity_s=1.0, **kw)), ref
@@ -221,9 +222,13 @@ def test_call_peer_chromium_both_directions_on_a_lossy_profile(tmp_path: Path) -
     assert down["neteq_packetsLost"] == lost - tail
     assert down["neteq_packetsReceived"] == len(trace) - lost
     for k in ("concealed_share", "mean_buffer_delay_ms"):
-        assert np.isfinite(down[f"neteq_{k}"]) and np.isfinite(down[f"model_{k}"])
+        assert np.isfinite(down[f"neteq_{k}"]) and np.isfinite(s[f"down_model_{k}"])
+        assert s[f"gap_{k}"] == pytest.approx(s[f"down_model_{k}"] - s[f"down_neteq_{k}"])
+    # the reply leg went through the one analysis: translab's playout of the browser's arrivals
+    assert down["status"] == "ok" and down["peer"] == "chromium" and down["loss_rate"] == s["down_loss_rate"]
     assert 0 < down["neteq_mean_buffer_delay_ms"] < 500
-    assert down["browser_stoi"] > 0.5 and (out / "down" / "output.wav").stat().st_size > 48000 * 2
+    assert down["browser_stoi"] > 0.5 and (out / "down" / "browser_output.wav").stat().st_size > 48000 * 2
+    assert (out / "down" / "output.wav").exists() and (out / "down" / "frames.parquet").exists()
     assert (out / "trace.parquet").exists() and (out / "output.wav").exists()
 
 
@@ -253,3 +258,23 @@ def tempfile_dir() -> str:
     import tempfile
 
     return tempfile.gettempdir()
+
+
+def test_a_grid_cell_with_peer_chromium_runs(tmp_path: Path) -> None:
+    """``peer = "chromium"`` in an experiment: the cell is live and runs the BrowserEngine through
+    run_call, uplink and reply leg written like a CLI call."""
+    from translab.lab import experiment as ex
+    from translab.lab.cells import run_cell
+
+    exp = ex.from_dict({"name": "t", "description": "", "metrics": [],
+                        "defaults": {"duration_s": 2, "profile": "4g"},
+                        "grid": {"peer": ["chromium"], "transport": ["webrtc", "websocket"]}})
+    cells = exp.cells()
+    assert len(cells) == 1 and cells[0]["peer"] == "chromium" and cells[0]["mode"] == "live"
+    s = run_cell(cells[0], tmp_path / "cell")
+    assert s["status"] == "ok", s.get("reason")
+    assert s["peer"] == "chromium" and s["mode"] == "live" and s["packets_sent"] > 50
+    assert np.isfinite(s["down_neteq_mean_buffer_delay_ms"]) and np.isfinite(s["gap_mean_buffer_delay_ms"])
+    down = json.loads((tmp_path / "cell" / "down" / "summary.json").read_text())
+    assert down["status"] == "ok" and down["packets_sent"] > 50 and down["neteq_packetsReceived"] > 50
+    assert json.loads((tmp_path / "cell" / "summary.json").read_text())["peer"] == "chromium"

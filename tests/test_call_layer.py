@@ -97,3 +97,35 @@ def test_no_import_cycles_in_translab() -> None:
     cycles = [(m, i) for m in sorted(g.modules) for i in g.find_modules_directly_imported_by(m)
               if g.chain_exists(importer=i, imported=m)]
     assert not cycles
+
+
+def test_peer_chromium_is_an_experiment_key_that_picks_the_browser_engine() -> None:
+    """``peer`` in a grid: chromium cells are live WebRTC cells run by the BrowserEngine (WebSocket
+    ones dropped); the default aiortc leaves no key behind (existing cells and their hashes unchanged)."""
+    from translab.call.browser import BrowserEngine
+    from translab.call.engine import Engine
+    from translab.errors import ConfigError
+    from translab.lab import experiment as ex
+    from translab.lab.cells import engine_for
+
+    e = ex.expand(ex.from_dict({"name": "t", "description": "",
+                                "grid": {"peer": ["aiortc", "chromium"], "transport": ["webrtc", "websocket"]}}))
+    chromium = [c for c in e.cells if c.get("peer") == "chromium"]
+    others = [c for c in e.cells if "peer" not in c]
+    assert len(chromium) == 1 and len(others) == 2 and len(e.cells) == 3
+    assert chromium[0]["transport"] == "webrtc" and chromium[0]["mode"] == "live"
+    assert e.dropped["peer"] == 1
+    engine = engine_for(chromium[0])
+    assert isinstance(engine, BrowserEngine) and isinstance(engine, Engine) and engine.mode == "live"
+    assert isinstance(engine_for(others[0]), SimulatedEngine)
+    with pytest.raises(ConfigError, match="firefox"):
+        ex.from_dict({"name": "t", "description": "", "grid": {"peer": ["firefox"]}})
+
+
+def test_browser_figures_are_declared_engine_columns() -> None:
+    figures = {"peer": "chromium", "browser_out_packetsSent": 200, "down_neteq_concealed_share": 0.01,
+               "down_model_mean_buffer_delay_ms": 60.0, "gap_concealed_share": 0.0, "neteq_concealmentEvents": 3}
+    check_engine_figures(figures, "browser")
+    assert {column(k).group for k in figures} == {"browser"}
+    with pytest.raises(TranslabError, match="computed group"):
+        check_engine_figures({"concealed_ratio": 0.0}, "browser")

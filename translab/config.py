@@ -40,6 +40,8 @@ BITRATE_RANGE: tuple[int, int] = (6000, 510000)  # Opus, bit/s
 IP_VERSIONS: tuple[int, ...] = (4, 6)
 MODES: tuple[str, ...] = ("simulate", "live")
 BACKENDS: tuple[str, ...] = ("inprocess", "netns")
+#: who calls translab in a live WebRTC call: aiortc (in-process) or headless Chromium (translab.call.browser)
+PEERS: tuple[str, ...] = ("aiortc", "chromium")
 
 _PLAYOUT_RE = re.compile(r"^(adaptive|elastic|aiortc-stock|fixed:\d+(\.\d+)?)$")
 

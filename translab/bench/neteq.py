@@ -1,12 +1,13 @@
 """translab's adaptive playout against Chromium's NetEq on the same arrival traces.
 
-Each run is a browser peer call (translab.call.browser): translab sends a clip to headless Chromium
-through the emulator; NetEq's W3C inbound-rtp counters (over the media window) are compared with
-translab's adaptive playout run on the emulator's delivery log of the same packets. Per profile:
-the mean NetEq and model figures over the seeds, the mean gap and its 95 % confidence interval
-(paired: same packets, same arrival times), and the gap in % of NetEq's mean; the quality heard
-(PESQ-WB, STOI of the browser's recording and of translab's playout, against the clip). Also the
-browser call's set-up times (ms). Skipped (``{"skipped": reason}``) without Chromium / playwright.
+Each run is a browser peer call (``run_call(cfg, BrowserEngine())``, translab.call.browser):
+translab sends a clip to headless Chromium through the emulator; NetEq's W3C inbound-rtp counters
+(over the media window) are compared with translab's adaptive playout run on the emulator's delivery
+log of the same packets. Per profile: the mean NetEq and model figures over the seeds, the mean gap
+and its 95 % confidence interval (paired: same packets, same arrival times), the gap in % of NetEq's
+mean, and the per-call figures (``calls``); the quality heard (PESQ-WB, STOI of the browser's
+recording and of translab's playout, against the clip). Also the browser call's set-up times (ms).
+Skipped (``{"skipped": reason}``) without Chromium / playwright.
 
 Real time: about 20-30 s per call on a shared 2-core machine (browser start included).
 """
@@ -41,7 +42,8 @@ def _ci95(x: np.ndarray) -> tuple[float, float]:
 def compare(profiles: tuple[str, ...] = PROFILES, seeds: tuple[int, ...] = SEEDS,
             duration_s: float = DURATION_S) -> dict[str, Any]:
     """Run the browser calls and summarise NetEq vs model per profile (see the module docstring)."""
-    from translab.call.browser import browser_call
+    from translab.call import run_call
+    from translab.call.browser import BrowserEngine
     from translab.config import CallConfig
 
     out: dict[str, Any] = {"duration_s": duration_s, "seeds": list(seeds), "clip": None}
@@ -51,7 +53,7 @@ def compare(profiles: tuple[str, ...] = PROFILES, seeds: tuple[int, ...] = SEEDS
         rows: list[dict[str, Any] | None] = []
         for seed in seeds:
             cfg = CallConfig(transport="webrtc", profile=profile, seed=seed, duration_s=duration_s, metrics=HEARD)
-            r = browser_call(cfg)
+            r = run_call(cfg, BrowserEngine())
             s = r.summary
             if s.get("status") != "ok" or "down_neteq_concealed_share" not in s:
                 rows.append(None)
@@ -82,6 +84,10 @@ def compare(profiles: tuple[str, ...] = PROFILES, seeds: tuple[int, ...] = SEEDS
             prof[f"gap_{q}"] = gap
             prof[f"gap_{q}_ci95"] = half
         prof["loss_rate"] = float(np.mean([s["down_loss_rate"] for s in ok])) if ok else math.nan
+        # per call (seed order; failed calls left out), so runs can be pooled and re-tested
+        prof["calls"] = [{"seed": s["seed"], "loss_rate": s["down_loss_rate"],
+                          **{f"{w}_{f}": s[f"down_{w}_{f}"] for f in FIGS for w in ("neteq", "model")}}
+                         for s in ok]
         out[profile] = prof
     out["setup_page_to_connected_ms_median"] = float(np.median(setups)) if setups else math.nan
     out["browser_launch_ms_median"] = float(np.nanmedian(launches)) if launches else math.nan

@@ -3,6 +3,7 @@ result row (columns declared in translab.call.row)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -12,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from translab import provenance
-from translab.call.prepare import PreparedCall, load_reference, stream_trace
+from translab.call.prepare import EXTERNAL_CLIP, PreparedCall, load_reference, stream_trace
 from translab.call.record import CallRecord, CallResult
 from translab.call.row import check_engine_figures
 from translab.config import CallConfig
@@ -206,6 +207,8 @@ def analyse(call: PreparedCall, record: CallRecord, mode: str, engine: str = "")
     translab.call.row), group by group; then the engine's own groups. A failed call gets the
     ``call``, engine and provenance groups only."""
     check_engine_figures(record.figures, engine or mode)
+    if record.reference is not None:
+        call = dataclasses.replace(call, reference=np.asarray(record.reference, dtype=np.float32))
     cfg, wire_trace = call.cfg, record.trace
     trace = original_packets(wire_trace)  # retransmissions (NACK/RTX) are wire-only rows
     if record.status != "ok":
@@ -231,7 +234,8 @@ def analyse(call: PreparedCall, record: CallRecord, mode: str, engine: str = "")
         "loss_rate": float(trace["arrival_s"].isna().to_numpy().mean()) if sent else 0.0,
         "late_rate": float(stats.get("packetsDiscarded", 0)) / sent if sent else 0.0,
         "effective_loss_rate": emodel.pop("effective_loss_rate"),
-        **impairment_summary(cfg.profile, cfg.seed, str(cfg.clip), trace),  # did it land on speech?
+        # did it land on speech? (unknown for an outside caller's audio)
+        **impairment_summary(cfg.profile, cfg.seed, None if cfg.clip == EXTERNAL_CLIP else str(cfg.clip), trace),
         **network_delay(trace),
         # receiver
         "concealed_ratio": concealed_ratio,

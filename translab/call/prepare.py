@@ -17,6 +17,10 @@ from translab.media.stream import SenderStream, encode_stream
 from translab.metrics.bandwidth import HeaderModel, rtp_wire_bytes, ws_wire_bytes
 
 
+#: the clip name of a call whose caller is outside translab and whose audio is unknown (a served call)
+EXTERNAL_CLIP = "external"
+
+
 @dataclass(frozen=True)
 class PreparedCall:
     """A call ready for an engine: ``cfg`` resolved (clip chosen), ``reference`` the audio that was

@@ -27,7 +27,7 @@ class CallRecord:
     clock started (``media_start_ms``, ms since the call started; NaN for simulated calls), the
     TCP model's counters (simulated WebSocket only, for the bandwidth figures), what aiortc's own
     receiver delivered, and the engine's figures for its own row groups (keys declared in
-    translab.call.row: setup, sender, aiortc_stock, transport)."""
+    translab.call.row: setup, sender, aiortc_stock, transport, browser)."""
 
     trace: pd.DataFrame
     status: str = "ok"
@@ -38,6 +38,10 @@ class CallRecord:
     tcp_acks: int | None = None
     stock: StockOutput | None = None
     figures: dict[str, Any] = field(default_factory=dict)
+    #: the audio the caller actually sent, when only the call could tell (a browser's microphone from
+    #: the moment the call connected; float32 at the codec rate): the quality metrics score against it
+    #: instead of the prepared clip. None: the prepared call's reference.
+    reference: np.ndarray | None = None
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Declared like :data:`translab.trace.COLUMNS`. A row is built by :func:`translab.call.analysis.analyse`
 from groups: the analysis fills ``call``, ``network``, ``receiver``, ``latency``, ``bandwidth``,
 ``quality``, ``emodel`` and ``provenance`` for every engine; an engine fills only its own groups
-(``setup``, ``sender``, ``aiortc_stock``, ``transport``) through its
+(``setup``, ``sender``, ``aiortc_stock``, ``transport``, ``browser``) through its
 :class:`translab.call.record.CallRecord`. A column an engine reports must be declared here, in one of
 its groups, and may not be one the analysis computes (:func:`check_engine_figures`), so no engine can
 overwrite a computed figure and nothing rewrites the row afterwards.
@@ -55,6 +55,8 @@ GROUPS: dict[str, tuple[str, str]] = {
     "conversation": ("conversation", ("a simulated voice-agent conversation (translab.conversation.simulate), one "
                                       "row per conversation; mode, profile (the caller's access leg), seed and "
                                       "duration_s as above")),
+    "browser": ("engine", "a browser peer (translab.call.browser): the browser's own stats, and the reply "
+                "direction played by its NetEq beside translab's model on the same arrivals"),
 }
 
 _C = Column
@@ -211,6 +213,22 @@ COLUMNS: tuple[Column, ...] = (
     _C("up_", "", "conversation", "quality of what the model received (up_<metric>)", family=True),
     _C("down_plcmos", "MOS", "conversation", "PLCMOS of the agent's speech at the caller's ear"),
     _C("conversation_wall_s", "s", "conversation", "wall time of the simulation"),
+    # browser peer
+    _C("peer", "", "browser", "who called: chromium (headless Chromium, libwebrtc)"),
+    _C("browser_", "", "browser", "the browser's getStats() (W3C names): browser_out_* outbound-rtp, "
+       "browser_remote_in_* remote-inbound-rtp, browser_pair_* candidate pair, browser_in_* inbound-rtp "
+       "(reply leg); its user agent and offered/answered Opus fmtp; on the reply leg the quality of what "
+       "it played (browser_<metric>, against the clip) and how long it recorded (browser_recorded_s, s)",
+       family=True),
+    _C("neteq_", "", "browser", "reply leg: NetEq's W3C inbound-rtp counters over the media window and the "
+       "compared figures (translab.playout.neteq_check: concealed_share ratio, *_ms ms, *_samples at "
+       "48 kHz, concealment_events count)", family=True),
+    _C("down_", "", "browser", "the reply leg's headline figures on the uplink row: down_neteq_<figure> "
+       "(NetEq), down_model_<figure> (translab's adaptive playout of the same arrivals; and "
+       "down_model_<metric>, its quality), down_browser_<metric> (what the browser played), "
+       "down_loss_rate (ratio), down_log_unmatched (packets)", family=True),
+    _C("gap_", "", "browser", "reply leg: model - NetEq per compared figure (unit of the figure)",
+       family=True),
 )
 
 

@@ -31,7 +31,7 @@ import numpy as np
 from translab import trace as trace_mod
 from translab.call.artefacts import write_summary
 from translab.call.engine import run_call
-from translab.call.prepare import PreparedCall, wire_bytes
+from translab.call.prepare import EXTERNAL_CLIP, PreparedCall, wire_bytes
 from translab.call.record import CallRecord
 from translab.config import OPUS_FRAME_MS, PCM_FRAME_MS, CallConfig
 from translab.emulate.scheduler import now
@@ -105,8 +105,11 @@ class ServeConfig:
     #: when the caller's audio is known (a browser peer whose fake microphone plays a clip): the
     #: reference (float32, 48 kHz) WebRTC calls are scored against, its name, and the metrics
     caller_reference: Any = None
-    caller_clip: str = "external"
+    caller_clip: str = EXTERNAL_CLIP
     metrics: tuple[str, ...] = ()
+    #: False: a finished WebRTC call is not analysed here; its uplink trace columns are kept in
+    #: ``rtc_done[id]["up"]`` (cols, frame_ms, figures) for the engine that owns the call (the browser peer)
+    analyse_calls: bool = True
 
 
 def _unwrap(values: np.ndarray, bits: int) -> np.ndarray:
@@ -348,6 +351,9 @@ class TranslabServer:
             return
         cols, frame_ms = rtp_trace_rows(tap.received, self.emu.udp["up"].rtp_entry or {}, tap.ssrc)
         extra = {"ended": reason, **stats, **self.emu.report()}
+        if not self.cfg.analyse_calls:
+            call["up"] = (cols, frame_ms, {**extra, "clock": "receiver-estimated"})
+            return
         self._summarise(call["id"], "webrtc", cols, codec="opus", rate=48000, frame_ms=frame_ms,
                         framing="rtp", extra=extra)
 
@@ -375,7 +381,7 @@ class TranslabServer:
         known = transport == "webrtc" and self.cfg.caller_reference is not None and rate == 48000
         choices = OPUS_FRAME_MS if codec == "opus" else PCM_FRAME_MS
         frame_cfg = min(choices, key=lambda c: abs(c - frame_ms))
-        clip = self.cfg.caller_clip if known else "external"
+        clip = self.cfg.caller_clip if known else EXTERNAL_CLIP
         cfg = CallConfig(transport=transport, codec=codec, sample_rate=rate, frame_ms=frame_cfg,
                          framing=None if transport == "webrtc" else framing, profile=self.cfg.profile,
                          seed=self.cfg.seed, playout=self.cfg.playout, clip=clip,

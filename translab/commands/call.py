@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from translab.commands.simulate import add_call_options, config_from_args, format_summary
-from translab.config import BACKENDS, NETNS_FIELDS
+from translab.config import BACKENDS, NETNS_FIELDS, PEERS
 from translab.jsonio import dumps
 
 
@@ -39,7 +39,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--out", default="results/call", help="output directory (default %(default)s)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    p.add_argument("--peer", default="aiortc", choices=("aiortc", "chromium"),
+    p.add_argument("--peer", default="aiortc", choices=PEERS,
                    help="the other end: aiortc (translab on both ends, default) or chromium (headless "
                    "system Chromium calls translab: its Opus, its NetEq; both directions cross the "
                    "emulator; see translab.call.browser)")

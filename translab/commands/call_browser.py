@@ -15,7 +15,8 @@ def run(args: argparse.Namespace, cfg: CallConfig) -> int:
     """``translab call --peer chromium``: run, print the summary (or ``--json``: exactly one JSON
     object), write ``--out``. Exit 0 when the call succeeded, 1 when it failed, 2 when a browser
     cannot run here."""
-    from translab.call.browser import browser_call, check_browser_config
+    from translab.call import run_call
+    from translab.call.browser import BrowserEngine, check_browser_config
     from translab.errors import ConfigError
     from translab.transport.chromium import unavailable_reason
 
@@ -36,7 +37,8 @@ def run(args: argparse.Namespace, cfg: CallConfig) -> int:
     if not args.quiet:
         print(f"call: headless Chromium <-> translab over {cfg.profile} (seed {cfg.seed}), starting the browser ...",
               file=sys.stderr, flush=True)
-    result = browser_call(cfg, args.out, connect_timeout_s=max(args.connect_timeout, 20.0), progress=progress)
+    engine = BrowserEngine(connect_timeout_s=max(args.connect_timeout, 20.0), progress=progress)
+    result = run_call(cfg, engine, args.out)
     if not args.quiet:
         print("", file=sys.stderr)
     s = result.summary

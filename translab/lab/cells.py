@@ -25,7 +25,7 @@ from translab.call import Engine, run_call
 from translab.config import NETNS_FIELDS, CallConfig
 
 #: Keys of a cell that are not CallConfig fields.
-RUNNER_KEYS = ("mode", "backend", *NETNS_FIELDS)
+RUNNER_KEYS = ("mode", "backend", "peer", *NETNS_FIELDS)
 #: Where a conversation cell writes its per-turn table (one row per caller turn, ms).
 TURNS_FILE = "turns.parquet"
 
@@ -36,9 +36,14 @@ def call_config(cell: dict[str, Any]) -> CallConfig:
 
 
 def engine_for(cell: dict[str, Any]) -> Engine:
-    """The engine of a cell: netns (``backend = "netns"``), live (``mode = "live"``) or simulated.
+    """The engine of a cell: a headless Chromium caller (``peer = "chromium"``), netns
+    (``backend = "netns"``), live (``mode = "live"``) or simulated.
     Cells on the netns backend get 5 s to connect, as `translab nat-matrix`: a cell that cannot connect
     (an expected outcome of the NAT matrix) should not hold the run up longer."""
+    if cell.get("peer", "aiortc") == "chromium":
+        from translab.call.browser import BrowserEngine
+
+        return BrowserEngine()
     if cell.get("backend", "inprocess") == "netns":
         from translab.call.netns import NetnsEngine
         from translab.emulate.netns.call import NetnsOptions

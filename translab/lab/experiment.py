@@ -63,6 +63,10 @@ are removed (cells that differ only in them merge); ``data/experiments/conversat
     profile = ["clean-lan", "4g"]
     seed = [1, 2, 3, 4, 5]
 
+``peer = "chromium"`` makes the caller headless Chromium (translab.call.browser.BrowserEngine, as
+``translab call --peer chromium``): a live WebRTC cell on the in-process emulator; the default
+``"aiortc"`` is not stored in a cell (hashes unchanged).
+
 Combinations that make no sense are handled by a built-in validity check, :func:`normalise_cell`,
 applied to every product cell before ``[[exclude]]``. Its rules (:data:`RULES`, in order) are of two
 kinds:
@@ -80,6 +84,7 @@ kinds:
 * netns: netns keys mean nothing on the in-process backend (removed, merged); a netns cell is a live
   call (mode set to "live"); a WebSocket netns cell talks to a public server, so callee_nat,
   callee_firewall, ice and relay_only are reset (merged).
+* peer: a chromium cell is live; chromium with WebSocket or on the netns backend is dropped.
 
 :func:`expand` reports how many product cells each rule dropped and how many merged as duplicates;
 the report prints it.
@@ -97,7 +102,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from translab.config import (BACKENDS, CODECS, CONCEALMENTS, FIREWALLS, FRAME_MS, FRAMINGS, ICE_OPTIONS,
-                             METRICS, MODES, NAT_CHOICES, NETNS_FIELDS, OPUS_FRAME_MS, PLAYOUTS, SAMPLE_RATES,
+                             METRICS, MODES, NAT_CHOICES, PEERS, NETNS_FIELDS, OPUS_FRAME_MS, PLAYOUTS, SAMPLE_RATES,
                              TRANSPORTS, TURN_ICE, check_playout, parse_bitrate)
 from translab.errors import ConfigError
 from translab.paths import CLIPS_DIR, EXPERIMENTS_DIR, PROFILES_DIR
@@ -112,7 +117,8 @@ NETNS_KEYS: dict[str, Any] = dict(NETNS_FIELDS)
 CONVERSATION_KEYS: dict[str, Any] = {"topology": None, "dc_profile": "colocated", "turns": 4, "bargein_every": 2,
                                      "wer": False, "pacing": "burst", "think_ms": 315.0}
 #: Keys of a cell that are not CallConfig fields.
-EXTRA_FIELDS: dict[str, Any] = {"mode": "simulate", "backend": "inprocess", **NETNS_KEYS, **CONVERSATION_KEYS}
+EXTRA_FIELDS: dict[str, Any] = {"mode": "simulate", "backend": "inprocess", "peer": "aiortc",
+                                 **NETNS_KEYS, **CONVERSATION_KEYS}
 CONCEALS = CONCEALMENTS
 QUALITY_METRICS = METRICS
 DEFAULT_METRICS = ("plcmos", "stoi")
@@ -325,6 +331,9 @@ def _check_value(key: str, v: Any, label: str, where: str, base: Path) -> Any:
     elif key == "backend":
         if v not in BACKENDS:
             raise bad(", ".join(BACKENDS))
+    elif key == "peer":
+        if v not in PEERS:
+            raise bad(", ".join(PEERS))
     elif key in ("caller_nat", "callee_nat"):
         if v not in NAT_CHOICES:
             raise bad(", ".join(NAT_CHOICES))
@@ -539,6 +548,14 @@ def _rule_conversation(c: dict[str, Any]) -> dict[str, Any] | None:
             **{k: c.get(k, v) for k, v in CONVERSATION_KEYS.items()}}
 
 
+def _rule_peer(c: dict[str, Any]) -> dict[str, Any] | None:
+    if c.get("peer", "aiortc") == "aiortc":
+        return {k: v for k, v in c.items() if k != "peer"}
+    if c["transport"] != "webrtc" or c.get("backend", "inprocess") != "inprocess":
+        return None
+    return _set(c, mode="live")
+
+
 def _rule_callconfig(c: dict[str, Any]) -> dict[str, Any] | None:
     """The engine's own check (CallConfig.resolved): fills transport/codec-dependent defaults."""
     from translab.config import CallConfig  # noqa: PLC0415
@@ -577,6 +594,8 @@ RULES: tuple[Rule, ...] = (
          "without a TURN ice option dropped", _rule_netns),
     Rule("protection-webrtc", "nack, red, abr and fec_loss=measured are WebRTC (RTP) mechanisms: WebSocket "
          "cells with any of them dropped", _rule_protection),
+    Rule("peer", "peer aiortc is the default and removed (merged); a chromium cell is live, WebRTC on the "
+         "in-process emulator: WebSocket or netns chromium cells dropped", _rule_peer),
     Rule("callconfig", "anything else CallConfig.resolved() refuses is dropped; defaults that depend "
          "on transport and codec (codec, sample_rate, framing, conceal) are filled in",
          _rule_callconfig),

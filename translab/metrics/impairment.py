@@ -32,8 +32,6 @@ COLUMNS = ("impair_events", "impair_ms", "impair_speech_ms", "impair_speech_shar
            "lost_speech_share", "clip_speech_share")
 #: the columns that need the clip's speech activity (None when the caller's audio is unknown)
 SPEECH_COLUMNS = ("impair_speech_ms", "impair_speech_share", "lost_speech_share", "clip_speech_share")
-#: the clip name of calls whose caller is outside translab (translab.call.served)
-EXTERNAL_CLIP = "external"
 
 
 def speech_overlap(
@@ -68,16 +66,17 @@ def speech_overlap(
     }
 
 
-def impairment_summary(profile: str, seed: int, clip: str, trace: pd.DataFrame) -> dict[str, Any]:
+def impairment_summary(profile: str, seed: int, clip: str | None, trace: pd.DataFrame) -> dict[str, Any]:
     """:func:`speech_overlap` for a call on ``profile`` with ``seed`` sending ``clip``: the windows
     are the ones that call's uplink drew (:func:`translab.link.profiles.scheduled_windows`), the
-    segments the clip's stored Silero VAD activity."""
+    segments the clip's stored Silero VAD activity. ``clip`` None (a caller outside translab, whose
+    audio is unknown): the windows and losses are counted, the speech figures are None."""
     from translab.link.profiles import load_profile, scheduled_windows
     from translab.media.clips import clip_activity
 
     until_s = float(np.nanmax(trace["send_s"].to_numpy(dtype=float))) if len(trace) else 0.0
     windows = scheduled_windows(load_profile(profile), int(seed), until_s + 1e-9, "up")
-    if clip == EXTERNAL_CLIP:  # a caller outside translab (served calls): its speech is unknown
-        row = speech_overlap(trace, windows, [])
-        return {**row, **{c: None for c in SPEECH_COLUMNS}}
-    return speech_overlap(trace, windows, clip_activity(clip))
+    out = speech_overlap(trace, windows, clip_activity(clip) if clip is not None else [])
+    if clip is None:  # a caller outside translab (served calls): its speech is unknown
+        out.update({c: None for c in SPEECH_COLUMNS})
+    return out
