@@ -5,7 +5,7 @@ import base64
 import pytest
 
 from translab.conversation import protocol as p
-from translab.transport.framing import encode_message
+from translab.media.framing import encode_message
 
 PCM = bytes(range(8))
 B64 = base64.b64encode(PCM).decode()
