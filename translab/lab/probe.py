@@ -83,9 +83,9 @@ def _warm_up() -> None:
     from translab.metrics.quality import plcmos
 
     for module in ("translab.simulate", "translab.emulate.emulator", "translab.transport.webrtc", "aiortc",
-                   "websockets.asyncio.client", "translab.lab.provenance"):
+                   "websockets.asyncio.client", "translab.provenance"):
         importlib.import_module(module)
-    from translab.lab.provenance import versions
+    from translab.provenance import versions
 
     versions()
     plcmos(np.zeros(16000, dtype=np.float32), 16000)
