@@ -55,8 +55,9 @@ def prepare_call(cfg: CallConfig) -> PreparedCall:
     return PreparedCall(cfg, stream.reference, stream)
 
 
-def trace_attrs(cfg: CallConfig, stream: SenderStream, mode: str) -> dict[str, Any]:
-    """The metadata every arrival trace carries (see translab.trace)."""
+def trace_attrs(cfg: CallConfig, stream: SenderStream | None, mode: str) -> dict[str, Any]:
+    """The metadata every arrival trace carries (see translab.trace). ``stream``: the sender's
+    encoded stream, for the codec look-ahead (ms); None when translab did not encode it (0 ms)."""
     return {
         "codec": cfg.codec,
         "sample_rate": int(cfg.sample_rate or 0),
@@ -68,7 +69,7 @@ def trace_attrs(cfg: CallConfig, stream: SenderStream, mode: str) -> dict[str, A
         "seed": int(cfg.seed),
         "profile": cfg.profile,
         "mode": mode,
-        "lookahead_ms": float(stream.lookahead_ms),
+        "lookahead_ms": float(stream.lookahead_ms) if stream is not None else 0.0,
         "bitrate_bps": int(cfg.bitrate) if cfg.codec == "opus" else None,
     }
 
