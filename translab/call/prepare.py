@@ -75,16 +75,17 @@ def trace_attrs(cfg: CallConfig, stream: SenderStream | None, mode: str) -> dict
 
 
 def stream_trace(cfg: CallConfig, stream: SenderStream, *, send_s: np.ndarray, arrival_s: np.ndarray,
-                 wire_bytes: np.ndarray, duplicates: np.ndarray, mode: str) -> pd.DataFrame:
-    """The arrival trace of ``stream``'s packets (uplink) given what the engine measured per packet:
-    ``send_s`` / ``arrival_s`` on the call clock (s, NaN = lost), ``wire_bytes`` under the header
-    model, ``duplicates`` (extra copies that arrived)."""
+                 wire_bytes: np.ndarray, duplicates: np.ndarray, mode: str, direction: str = "up") -> pd.DataFrame:
+    """The arrival trace of ``stream``'s packets (``direction``: the uplink unless a conversation's
+    agent leg) given what the engine measured per packet: ``send_s`` / ``arrival_s`` on the call
+    clock (s, NaN = lost), ``wire_bytes`` under the header model, ``duplicates`` (extra copies that
+    arrived)."""
     n = len(stream.seq)
     rows = {
         "seq": stream.seq, "media_ts": stream.media_ts, "frame_samples": stream.frame_samples,
         "capture_s": stream.capture_s, "send_s": send_s, "arrival_s": arrival_s,
         "payload_bytes": stream.payload_bytes, "message_bytes": stream.message_bytes,
-        "wire_bytes": wire_bytes, "transport": [cfg.transport] * n, "direction": ["up"] * n,
+        "wire_bytes": wire_bytes, "transport": [cfg.transport] * n, "direction": [direction] * n,
         "fec": stream.fec, "duplicates": duplicates, "payload": stream.payload,
     }
     return trace_mod.make_trace(rows, trace_attrs(cfg, stream, mode))
