@@ -231,7 +231,7 @@ def analyse(call: PreparedCall, record: CallRecord, mode: str, engine: str = "")
         "loss_rate": float(trace["arrival_s"].isna().to_numpy().mean()) if sent else 0.0,
         "late_rate": float(stats.get("packetsDiscarded", 0)) / sent if sent else 0.0,
         "effective_loss_rate": emodel.pop("effective_loss_rate"),
-        **impairment_summary(cfg.profile, cfg.seed, str(cfg.clip), trace),  # did it land on speech?
+        **impairment_summary(cfg.profile, cfg.seed, cfg.clip, trace),  # did it land on speech?
         **network_delay(trace),
         # receiver
         "concealed_ratio": concealed_ratio,

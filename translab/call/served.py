@@ -374,7 +374,7 @@ class TranslabServer:
         known = transport == "webrtc" and self.cfg.caller_reference is not None and rate == 48000
         choices = OPUS_FRAME_MS if codec == "opus" else PCM_FRAME_MS
         frame_cfg = min(choices, key=lambda c: abs(c - frame_ms))
-        clip = self.cfg.caller_clip if known else "external"
+        clip = self.cfg.caller_clip if known else None  # an outside caller's audio: no clip
         cfg = CallConfig(transport=transport, codec=codec, sample_rate=rate, frame_ms=frame_cfg,
                          framing=None if transport == "webrtc" else framing, profile=self.cfg.profile,
                          seed=self.cfg.seed, playout=self.cfg.playout, clip=clip,

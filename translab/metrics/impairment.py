@@ -30,6 +30,8 @@ from translab.media.vad import SpeechSegment, speech_overlap_ms
 
 COLUMNS = ("impair_events", "impair_ms", "impair_speech_ms", "impair_speech_share", "lost_packets",
            "lost_speech_share", "clip_speech_share")
+#: the columns that need the clip's speech activity
+SPEECH_COLUMNS = ("impair_speech_ms", "impair_speech_share", "lost_speech_share", "clip_speech_share")
 
 
 def speech_overlap(
@@ -64,13 +66,17 @@ def speech_overlap(
     }
 
 
-def impairment_summary(profile: str, seed: int, clip: str, trace: pd.DataFrame) -> dict[str, Any]:
+def impairment_summary(profile: str, seed: int, clip: str | None, trace: pd.DataFrame) -> dict[str, Any]:
     """:func:`speech_overlap` for a call on ``profile`` with ``seed`` sending ``clip``: the windows
     are the ones that call's uplink drew (:func:`translab.link.profiles.scheduled_windows`), the
-    segments the clip's stored Silero VAD activity."""
+    segments the clip's stored Silero VAD activity. ``clip`` None: the caller's audio is not a
+    translab clip (a call served to an outside caller), so its speech is unknown and the speech
+    columns are None."""
     from translab.link.profiles import load_profile, scheduled_windows
     from translab.media.clips import clip_activity
 
     until_s = float(np.nanmax(trace["send_s"].to_numpy(dtype=float))) if len(trace) else 0.0
     windows = scheduled_windows(load_profile(profile), int(seed), until_s + 1e-9, "up")
+    if clip is None:
+        return {**speech_overlap(trace, windows, []), **dict.fromkeys(SPEECH_COLUMNS)}
     return speech_overlap(trace, windows, clip_activity(clip))
