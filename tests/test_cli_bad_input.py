@@ -172,6 +172,7 @@ def test_error_line_through_a_real_process(files: dict[str, Path], busy_port: in
         f"(port {busy_port} on 127.0.0.1 is in use))"]
 
 
+@pytest.mark.netns
 def test_nat_matrix_whose_every_cell_failed_writes_no_finished_looking_table(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """A sweep whose every cell raised (as --duration -1 made all 105 do) leaves matrix.jsonl (the log)
@@ -180,10 +181,6 @@ def test_nat_matrix_whose_every_cell_failed_writes_no_finished_looking_table(
     import dataclasses
 
     import translab.lab.nat_matrix as matrix
-    from translab.emulate.netns.system import unavailable_reason
-
-    if unavailable_reason():
-        pytest.skip(unavailable_reason() or "")
 
     def broken(cell, base_cfg, connect_timeout_s):  # type: ignore[no-untyped-def]
         return {"key": cell.key, **dataclasses.asdict(cell), "expected_connected": True,

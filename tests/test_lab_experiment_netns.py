@@ -4,18 +4,15 @@ unchanged hashes for in-process cells, and one real netns cell through the runne
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from translab.emulate.netns.system import unavailable_reason
 from translab.errors import ConfigError
 from translab.lab import experiment as ex
 from translab.lab.runner import cell_hash, run_experiment
 from translab.lab.store import load_results
 
-_reason = unavailable_reason() or (None if shutil.which("turnserver") else "coturn not installed")
 
 
 def _exp(grid: dict, **defaults) -> ex.Experiment:
@@ -88,8 +85,8 @@ def test_exclude_can_name_the_backend() -> None:
 
 
 @pytest.mark.netns
+@pytest.mark.coturn
 @pytest.mark.live
-@pytest.mark.skipif(_reason is not None, reason=str(_reason))
 def test_one_netns_cell_runs_through_the_runner(tmp_path: Path) -> None:
     e = _exp({"transport": ["webrtc"]}, backend="netns", caller_nat="symmetric", callee_nat="symmetric",
              ice="turn-udp", profile="clean-lan", duration_s=1.0, seed=2)

@@ -41,3 +41,16 @@ def test_cache_off_and_uncached_calls_write_nothing(tmp_path: Path, monkeypatch:
     monkeypatch.setenv(q.CACHE_ENV, str(tmp_path))
     b = q.quality(ref, ref, 16000, metrics=("stoi",), cache=False)
     assert a == b and not list(tmp_path.rglob("*.json"))
+
+
+def test_a_missing_metric_package_is_not_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PESQ's None (package missing) is a fact of this machine, not of the audio, and JSON null would
+    read back as NaN: such a result is returned as None every time and never stored."""
+    import sys
+
+    monkeypatch.setenv(q.CACHE_ENV, str(tmp_path))
+    monkeypatch.setitem(sys.modules, "pesq", None)  # makes `import pesq` raise ImportError
+    ref = _audio(3)
+    for _ in range(2):
+        assert q.quality(ref, ref, 16000, metrics=("pesq_wb",))["pesq_wb"] is None
+    assert not list(tmp_path.rglob("*.json"))

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from translab.emulate.netns.system import unavailable_reason
-
 pytestmark = pytest.mark.netns
 
 
-@pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
 def test_bench_runs_and_counts_every_probe() -> None:
     from translab.bench import netns
 

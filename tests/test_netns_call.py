@@ -3,16 +3,11 @@ kernel stacks behind NATs and firewalls, with coturn. Short calls (1 s of audio)
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
-from translab.emulate.netns.system import unavailable_reason
 from translab.errors import ConfigError
 
-pytestmark = [pytest.mark.netns, pytest.mark.live]
-
-_reason = unavailable_reason() or (None if shutil.which("turnserver") else "coturn not installed")
+pytestmark = pytest.mark.live
 
 
 def test_options_are_validated() -> None:
@@ -33,7 +28,8 @@ def _call(transport: str, **opts):
     return netns_call(cfg, NetnsOptions(connect_timeout_s=4.0, drain_s=0.5, **opts))
 
 
-@pytest.mark.skipif(_reason is not None, reason=str(_reason))
+@pytest.mark.netns
+@pytest.mark.coturn
 def test_webrtc_symmetric_to_restricted_cone_connects_with_stun() -> None:
     r = _call("webrtc", caller_nat="symmetric", callee_nat="restricted-cone", ice="stun")
     s = r.summary
@@ -47,7 +43,8 @@ def test_webrtc_symmetric_to_restricted_cone_connects_with_stun() -> None:
     assert r.trace["arrival_s"].notna().all()
 
 
-@pytest.mark.skipif(_reason is not None, reason=str(_reason))
+@pytest.mark.netns
+@pytest.mark.coturn
 def test_webrtc_symmetric_to_symmetric_fails_without_relay_and_leaves_nothing() -> None:
     from translab.emulate.netns.cleanup import leftovers
 
@@ -57,7 +54,7 @@ def test_webrtc_symmetric_to_symmetric_fails_without_relay_and_leaves_nothing() 
     assert leftovers(r.summary["netns_prefix"]) == {"netns": [], "devices": [], "pids": []}
 
 
-@pytest.mark.skipif(_reason is not None, reason=str(_reason))
+@pytest.mark.netns
 def test_websocket_wss_443_through_only_443_firewall_and_symmetric_nat() -> None:
     r = _call("websocket", caller_nat="symmetric", firewall="only-443")
     s = r.summary
@@ -65,7 +62,7 @@ def test_websocket_wss_443_through_only_443_firewall_and_symmetric_nat() -> None
     assert s["loss_rate"] == 0.0 and s["netns_bytes_to_pub"] > 0
 
 
-@pytest.mark.skipif(_reason is not None, reason=str(_reason))
+@pytest.mark.netns
 def test_cli_netns_call_writes_artefacts(tmp_path, capsys) -> None:
     import json
 
@@ -81,7 +78,7 @@ def test_cli_netns_call_writes_artefacts(tmp_path, capsys) -> None:
     assert (out / "trace.parquet").exists() and (tmp_path / "c.pcap").stat().st_size > 24
 
 
-@pytest.mark.skipif(_reason is not None, reason=str(_reason))
+@pytest.mark.netns
 def test_runner_cell_function(tmp_path) -> None:
     from translab.lab.cells import netns_cell
 

@@ -4,19 +4,15 @@ calls, 1 s of audio), its one-line refusal without root, and netns options refus
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from translab.emulate.netns.system import unavailable_reason
-
-pytestmark = [pytest.mark.netns, pytest.mark.live]
+pytestmark = pytest.mark.live
 
 TRANSLAB = [sys.executable, "-m", "translab.cli"]
-_reason = unavailable_reason() or (None if shutil.which("turnserver") else "coturn not installed")
 
 
 def test_without_root_the_backend_says_so_in_one_line(monkeypatch, tmp_path: Path, capsys) -> None:
@@ -50,7 +46,8 @@ def _cli(tmp_path: Path, *args: str) -> dict:
     return {"rc": r.returncode, **s}
 
 
-@pytest.mark.skipif(_reason is not None, reason=str(_reason))
+@pytest.mark.netns
+@pytest.mark.coturn
 def test_cli_webrtc_symmetric_nats_connect_through_turn(tmp_path: Path) -> None:
     s = _cli(tmp_path, "--transport", "webrtc", "--caller-nat", "symmetric", "--callee-nat", "symmetric",
              "--ice", "turn-udp")
@@ -60,7 +57,7 @@ def test_cli_webrtc_symmetric_nats_connect_through_turn(tmp_path: Path) -> None:
     assert "relay" in s["netns_pair"] and s["netns_relay_bytes"] > 0
 
 
-@pytest.mark.skipif(_reason is not None, reason=str(_reason))
+@pytest.mark.netns
 def test_cli_websocket_behind_only_443_connects_on_kernel_tcp(tmp_path: Path) -> None:
     s = _cli(tmp_path, "--transport", "websocket", "--caller-nat", "port-restricted-cone", "--firewall", "only-443")
     assert s["rc"] == 0 and s["status"] == "ok", s.get("reason")
@@ -68,7 +65,8 @@ def test_cli_websocket_behind_only_443_connects_on_kernel_tcp(tmp_path: Path) ->
     assert s["kernel_tcp_out_segs"] > 0  # the client's own kernel TCP carried the stream
 
 
-@pytest.mark.skipif(_reason is not None, reason=str(_reason))
+@pytest.mark.netns
+@pytest.mark.coturn
 def test_cli_webrtc_host_only_behind_symmetric_nats_fails_with_exit_1(tmp_path: Path) -> None:
     s = _cli(tmp_path, "--transport", "webrtc", "--caller-nat", "symmetric", "--callee-nat", "symmetric",
              "--connect-timeout", "3")

@@ -8,7 +8,6 @@ import base64
 import hashlib
 import hmac
 import secrets
-import shutil
 import ssl
 import struct
 from pathlib import Path
@@ -16,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from translab.emulate.coturn import config_text, relay_usage, turn_rest_credentials
-from translab.emulate.netns.system import unavailable_reason
 
 
 def test_rest_credentials_follow_the_turn_rest_convention() -> None:
@@ -62,12 +60,8 @@ async def _allocate(lab, user: str, pw: str) -> list[tuple[str, int]]:
     return out
 
 
-_reason = unavailable_reason() or (None if shutil.which("turnserver") and shutil.which("turnutils_uclient")
-                                   else "coturn not installed")
-
-
 @pytest.mark.netns
-@pytest.mark.skipif(_reason is not None, reason=str(_reason))
+@pytest.mark.coturn
 def test_coturn_relays_with_rest_credentials_behind_symmetric_nat(tmp_path) -> None:
     from translab.emulate.coturn import Coturn
     from translab.emulate.netns.lab import Lab, LabConfig

@@ -12,16 +12,11 @@ import time
 
 import pytest
 
-from translab.emulate.netns.system import unavailable_reason
+from translab.emulate.netns.cleanup import leftovers
+from translab.emulate.netns.lab import Lab, LabConfig
+from translab.emulate.netns.names import new_run_id
 
 pytestmark = pytest.mark.netns
-_reason = unavailable_reason()
-if _reason:
-    pytest.skip(_reason, allow_module_level=True)
-
-from translab.emulate.netns.cleanup import leftovers  # noqa: E402
-from translab.emulate.netns.lab import Lab, LabConfig  # noqa: E402
-from translab.emulate.netns.names import new_run_id  # noqa: E402
 
 PY = sys.executable
 
@@ -180,6 +175,7 @@ def test_sigkill_mid_run_then_cleanup_command_leaves_nothing() -> None:
     assert leftovers(f"tl-{runid}-") == {"netns": [], "devices": [], "pids": []}
 
 
+@pytest.mark.coturn
 def test_sigkill_mid_call_then_cleanup_leaves_nothing() -> None:
     runid = new_run_id()
     p = subprocess.Popen([PY, "-c", _CALL_CHILD, runid], stdout=subprocess.PIPE, text=True)
@@ -198,6 +194,7 @@ def test_sigkill_mid_call_then_cleanup_leaves_nothing() -> None:
     assert leftovers(f"tl-{runid}-") == {"netns": [], "devices": [], "pids": []}
 
 
+@pytest.mark.coturn
 def test_ctrl_c_mid_call_cleans_up_by_itself() -> None:
     runid = new_run_id()
     p = subprocess.Popen([PY, "-c", _CALL_CHILD, runid], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -3,12 +3,9 @@ against coturn with two public addresses, reports the configured mapping and fil
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from translab.emulate.netns.natdiscovery import parse_report
-from translab.emulate.netns.system import unavailable_reason
 from translab.link.nat import AD, APD, EI, PRESETS
 
 SAMPLE = """
@@ -27,16 +24,13 @@ def test_parse_report() -> None:
     assert parse_report("") == {"mapping": None, "filtering": None}
 
 
-_reason = unavailable_reason() or (None if shutil.which("turnutils_natdiscovery") and shutil.which("turnserver")
-                                   else "coturn not installed")
-
 CASES = [(name, name, cfg.mapping, cfg.filtering) for name, cfg in PRESETS.items()] + [
     ("address-dependent-mapping", {"mapping": AD, "filtering": EI}, AD, EI),
 ]
 
 
 @pytest.mark.netns
-@pytest.mark.skipif(_reason is not None, reason=str(_reason))
+@pytest.mark.coturn
 @pytest.mark.parametrize("label, nat, mapping, filtering", CASES, ids=[c[0] for c in CASES])
 def test_natdiscovery_reports_configured_behaviour(tmp_path, label, nat, mapping, filtering) -> None:
     from translab.emulate.coturn import Coturn
@@ -50,7 +44,7 @@ def test_natdiscovery_reports_configured_behaviour(tmp_path, label, nat, mapping
 
 
 @pytest.mark.netns
-@pytest.mark.skipif(_reason is not None, reason=str(_reason))
+@pytest.mark.coturn
 @pytest.mark.parametrize("hairpinning", [True, False])
 def test_natdiscovery_sees_hairpinning_as_configured(tmp_path, hairpinning) -> None:
     from translab.emulate.coturn import Coturn

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from translab.emulate.netns.system import unavailable_reason
 
 pytestmark = [pytest.mark.netns, pytest.mark.live]
 
@@ -52,8 +51,7 @@ def _run_prefix(pids: list[int]) -> str | None:
     return None
 
 
-@pytest.mark.skipif(bool(unavailable_reason()), reason=unavailable_reason() or "")
-@pytest.mark.parametrize("transport", ["webrtc", "websocket"])
+@pytest.mark.parametrize("transport", [pytest.param("webrtc", marks=pytest.mark.coturn), "websocket"])
 def test_sigterm_mid_call_ends_cleanly(tmp_path: Path, transport: str) -> None:
     err_path = tmp_path / "stderr"
     with open(err_path, "w") as err:

@@ -48,9 +48,9 @@ def test_committed_without_outputs_and_parameterised(name: str) -> None:
         assert f"{key} =" in params[0].source, f"{name}: parameter {key} not in the parameters cell"
 
 
-#: notebooks that make live calls on the netns backend (root, coturn) carry its markers
+#: notebooks that make live calls on the netns backend (root, coturn) carry its markers (tests/conftest.py skips)
 NETNS_NOTEBOOKS = ("06_nat_traversal",)
-RUNS = [pytest.param(n, marks=[pytest.mark.netns, pytest.mark.live]) if n in NETNS_NOTEBOOKS else n
+RUNS = [pytest.param(n, marks=[pytest.mark.netns, pytest.mark.coturn, pytest.mark.live]) if n in NETNS_NOTEBOOKS else n
         for n in sorted(SMALL)]
 
 
@@ -58,14 +58,6 @@ RUNS = [pytest.param(n, marks=[pytest.mark.netns, pytest.mark.live]) if n in NET
 def test_notebook_runs(name: str, tmp_path: Path) -> None:
     if name in ("01_quickstart", "02_latency", "06_nat_traversal"):
         pytest.importorskip("aiortc")
-    if name in NETNS_NOTEBOOKS:
-        import shutil
-
-        from translab.emulate.netns.system import unavailable_reason
-
-        reason = unavailable_reason() or (None if shutil.which("turnserver") else "coturn not installed")
-        if reason:
-            pytest.skip(reason)
     out = tmp_path / f"{name}.ipynb"
     papermill.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(out), parameters=SMALL[name],
                                kernel_name="python3", cwd=str(tmp_path), progress_bar=False,

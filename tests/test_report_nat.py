@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import html
 import re
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from translab.emulate.netns.system import unavailable_reason
 from translab.lab import experiment as ex
 from translab.lab.runner import run_experiment
 from translab.lab.store import load_results
@@ -20,8 +18,7 @@ from translab.report import claims as C
 from translab.report import nat
 from translab.report.html import build_html, nat_section
 
-pytestmark = [pytest.mark.netns, pytest.mark.live]
-_reason = unavailable_reason() or (None if shutil.which("turnserver") else "coturn not installed")
+pytestmark = [pytest.mark.netns, pytest.mark.coturn, pytest.mark.live]
 
 
 def small_nat_experiment() -> ex.Experiment:
@@ -39,8 +36,6 @@ def small_nat_experiment() -> ex.Experiment:
 
 @pytest.fixture(scope="module")
 def nat_run(tmp_path_factory) -> Path:
-    if _reason is not None:
-        pytest.skip(str(_reason))
     out = tmp_path_factory.mktemp("nat-run")
     run_experiment(small_nat_experiment(), out, executor="serial", progress=False)
     return out

@@ -78,7 +78,10 @@ async def _measure(delay_ms: float, rate_pps: float, duration_s: float, use_time
         await asyncio.sleep(max(0.0, start + i * period - loop.time()))
         for link, tr, dst in ((emu.udp["up"], ta, addr_b), (emu.udp["down"], tb, addr_a)):
             msg = struct.pack("!d", time.monotonic()) + b"\0" * 56
-            link.submit(msg, lambda d, tr=tr, dst=dst: tr.sendto(d, dst))
+            def forward(d: bytes, tr: Any = tr, dst: Any = dst) -> None:
+                tr.sendto(d, dst)
+
+            link.submit(msg, forward)
     await asyncio.sleep(delay_ms / 1e3 + 0.1)
     cpu = time.process_time() - cpu0
     wall = time.perf_counter() - wall0
@@ -193,9 +196,9 @@ def live_vs_sim_once(transport: str, profile: str = "hotel-wifi", duration_s: fl
     from translab.live import live_call
     from translab.simulate import simulate
 
-    extra = {"sample_rate": 16000} if transport == "websocket" else {}
     cfg = CallConfig(transport=transport, profile=profile, duration_s=duration_s, seed=seed,
-                     playout=playout, metrics=(), clip=long_clip(duration_s), **extra)
+                     playout=playout, metrics=(), clip=long_clip(duration_s),
+                     sample_rate=16000 if transport == "websocket" else None)
     load0 = os.getloadavg()[0]
     live = live_call(cfg, drain_s=1.0, realtime=realtime).summary
     sim_res = simulate(cfg)

@@ -67,6 +67,7 @@ def model_variant_figures(cfg: Any, stream: Any, frame_ms: float, _counters: dic
     from translab.metrics.bandwidth import HeaderModel, ws_tcp_payload_bytes
 
     hm = HeaderModel(ip_version=cfg.ip_version, tls=cfg.tls)
+    assert hm.mss is not None  # filled in by HeaderModel
     prof = load_profile(cfg.profile)
     rngs = direction_rngs(cfg.seed)
     nbytes = np.array([ws_tcp_payload_bytes(int(b), True, hm) for b in stream.message_bytes], dtype=np.int64)

@@ -41,8 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from translab.call.artefacts import write_summary
 from translab.config import CallConfig
-from translab.jsonio import write_json
 from translab.transport.external import ExternalRecord, Target, audible_span, external_leg, parse_target
 
 __all__ = ["ExternalResult", "target_config", "external_call_async", "external_call", "summarise_external",
@@ -204,5 +204,5 @@ def write_external(result: ExternalResult, out_dir: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     if len(result.audio):
         write_wav(out / "received.wav", np.clip(result.audio, -1.0, 1.0), result.rate)
-    write_json(out / "summary.json", result.summary, sort_keys=True)
+    write_summary(result.summary, out)
     return out

@@ -59,8 +59,9 @@ def prepare_call(cfg: CallConfig) -> PreparedCall:
     return PreparedCall(cfg, stream.reference, stream)
 
 
-def trace_attrs(cfg: CallConfig, stream: SenderStream, mode: str) -> dict[str, Any]:
-    """The metadata every arrival trace carries (see translab.trace)."""
+def trace_attrs(cfg: CallConfig, stream: SenderStream | None, mode: str) -> dict[str, Any]:
+    """The metadata every arrival trace carries (see translab.trace). ``stream``: the sender's
+    encoded stream, for the codec look-ahead (ms); None when translab did not encode it (0 ms)."""
     return {
         "codec": cfg.codec,
         "sample_rate": int(cfg.sample_rate or 0),
@@ -72,22 +73,23 @@ def trace_attrs(cfg: CallConfig, stream: SenderStream, mode: str) -> dict[str, A
         "seed": int(cfg.seed),
         "profile": cfg.profile,
         "mode": mode,
-        "lookahead_ms": float(stream.lookahead_ms),
+        "lookahead_ms": float(stream.lookahead_ms) if stream is not None else 0.0,
         "bitrate_bps": int(cfg.bitrate) if cfg.codec == "opus" else None,
     }
 
 
 def stream_trace(cfg: CallConfig, stream: SenderStream, *, send_s: np.ndarray, arrival_s: np.ndarray,
-                 wire_bytes: np.ndarray, duplicates: np.ndarray, mode: str) -> pd.DataFrame:
-    """The arrival trace of ``stream``'s packets (uplink) given what the engine measured per packet:
-    ``send_s`` / ``arrival_s`` on the call clock (s, NaN = lost), ``wire_bytes`` under the header
-    model, ``duplicates`` (extra copies that arrived)."""
+                 wire_bytes: np.ndarray, duplicates: np.ndarray, mode: str, direction: str = "up") -> pd.DataFrame:
+    """The arrival trace of ``stream``'s packets (``direction``: the uplink unless a conversation's
+    agent leg) given what the engine measured per packet: ``send_s`` / ``arrival_s`` on the call
+    clock (s, NaN = lost), ``wire_bytes`` under the header model, ``duplicates`` (extra copies that
+    arrived)."""
     n = len(stream.seq)
     rows = {
         "seq": stream.seq, "media_ts": stream.media_ts, "frame_samples": stream.frame_samples,
         "capture_s": stream.capture_s, "send_s": send_s, "arrival_s": arrival_s,
         "payload_bytes": stream.payload_bytes, "message_bytes": stream.message_bytes,
-        "wire_bytes": wire_bytes, "transport": [cfg.transport] * n, "direction": ["up"] * n,
+        "wire_bytes": wire_bytes, "transport": [cfg.transport] * n, "direction": [direction] * n,
         "fec": stream.fec, "duplicates": duplicates, "payload": stream.payload,
     }
     return trace_mod.make_trace(rows, trace_attrs(cfg, stream, mode))

@@ -31,7 +31,7 @@ import numpy as np
 from translab import trace as trace_mod
 from translab.call.artefacts import write_summary
 from translab.call.engine import run_call
-from translab.call.prepare import EXTERNAL_CLIP, PreparedCall, wire_bytes
+from translab.call.prepare import EXTERNAL_CLIP, PreparedCall, trace_attrs, wire_bytes
 from translab.call.record import CallRecord
 from translab.config import OPUS_FRAME_MS, PCM_FRAME_MS, CallConfig
 from translab.emulate.scheduler import now
@@ -71,10 +71,9 @@ class ServedEngine:
         n = len(cols["seq"])
         rows = {**cols, "wire_bytes": wire_bytes(cfg, cols["message_bytes"]), "transport": [cfg.transport] * n,
                 "direction": ["up"] * n, "fec": np.zeros(n, dtype=bool)}
-        attrs = {"codec": cfg.codec, "sample_rate": int(cfg.sample_rate or 0), "channels": 1,
-                 "frame_ms": self.frame_ms, "framing": cfg.framing, "transport": cfg.transport,
-                 "clip": cfg.clip, "seed": cfg.seed, "profile": cfg.profile, "mode": "live",
-                 "lookahead_ms": 0.0, "clock": "receiver-estimated", "bitrate_bps": None}
+        # the caller's encoder is not ours: frame length as received, its bitrate unknown
+        attrs = {**trace_attrs(cfg, None, "live"), "frame_ms": self.frame_ms, "bitrate_bps": None,
+                 "clock": "receiver-estimated"}
         return CallRecord(trace=trace_mod.make_trace(rows, attrs), figures=dict(self.figures))
 
 

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from translab import trace as trace_mod
+from translab.call.prepare import stream_trace, wire_bytes
 from translab.config import CallConfig
 from translab.link.profiles import load_profile
 from translab.link.tcp import TcpDeliveryModel
 from translab.media.stream import SenderStream, encode_stream
-from translab.metrics.bandwidth import HeaderModel, rtp_wire_bytes, ws_tcp_payload_bytes
+from translab.metrics.bandwidth import HeaderModel, ws_tcp_payload_bytes
 from translab.playout import PlayoutResult, play
 from translab.playout.stats import PLAYED_KINDS
 
@@ -69,7 +69,7 @@ def rtp_leg(audio: np.ndarray, call: CallConfig, profile: str, direction: str, s
     ``playout`` receiver with the codec's default concealment."""
     cfg = call.resolved()
     stream = encode_stream(audio, cfg)
-    wire = np.array([rtp_wire_bytes(int(b), HEADERS) for b in stream.payload_bytes], dtype=np.int64)
+    wire = wire_bytes(cfg, stream.message_bytes)
     send = stream.capture_s.astype(float)
     idx, arr = load_profile(profile).chain(direction).apply(send, wire, leg_rng(seed, name))
     arrival = np.full(len(send), np.nan)
@@ -78,17 +78,9 @@ def rtp_leg(audio: np.ndarray, call: CallConfig, profile: str, direction: str, s
         first = np.ones(len(order), dtype=bool)
         first[1:] = idx[order][1:] != idx[order][:-1]
         arrival[idx[order][first]] = arr[order][first]
-    n = len(send)
-    rows = {
-        "seq": stream.seq, "media_ts": stream.media_ts, "frame_samples": stream.frame_samples,
-        "capture_s": stream.capture_s, "send_s": send, "arrival_s": arrival,
-        "payload_bytes": stream.payload_bytes, "message_bytes": stream.payload_bytes, "wire_bytes": wire,
-        "transport": ["webrtc"] * n, "direction": [direction] * n, "fec": stream.fec,
-        "duplicates": np.zeros(n, dtype=np.int64), "payload": stream.payload,
-    }
-    attrs = {"codec": cfg.codec, "sample_rate": int(cfg.sample_rate or 0), "channels": 1, "frame_ms": float(cfg.frame_ms),
-             "lookahead_ms": float(stream.lookahead_ms), "mode": "simulate", "profile": profile}
-    trace = trace_mod.make_trace(rows, attrs)
+    trace = stream_trace(cfg, stream, send_s=send, arrival_s=arrival, wire_bytes=wire,
+                         duplicates=np.zeros(len(send), dtype=np.int64), mode="simulate", direction=direction)
+    trace.attrs["profile"] = profile  # the leg's network, not the call config's
     out = play(trace, policy=playout, conceal=str(cfg.conceal))
     return RtpLeg(stream, trace, out, int(stream.frame_samples[0]))
 

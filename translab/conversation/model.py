@@ -95,7 +95,8 @@ class ReplyPacing:
         if self.mode == "realtime":
             return due
         made = due / self.speed
-        return np.maximum(made, due - self.lead_ms / 1000.0)
+        out: np.ndarray = np.maximum(made, due - self.lead_ms / 1000.0)
+        return out
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ class StreamResampler:
         from scipy.signal import lfilter
 
         y, self.zi = lfilter(self.h, 1.0, u, zi=self.zi)
-        out = y[self.phase :: self.down]
+        out: np.ndarray = y[self.phase :: self.down]
         self.phase = (self.phase - len(u)) % self.down
         return out
 

@@ -505,7 +505,7 @@ def _error(d: dict[str, Any]) -> ErrorEvent:
 
 
 def _status(d: dict[str, Any]) -> str:
-    status = _get(d, "response.status", str)
+    status: str = _get(d, "response.status", str)
     if status not in RESPONSE_STATUSES:
         raise ProtocolError("response.status", f"{status!r} is not one of {', '.join(RESPONSE_STATUSES)}")
     return status

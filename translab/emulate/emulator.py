@@ -231,9 +231,12 @@ class LiveEmulator:
         while True:
             done: asyncio.Future[None] = loop.create_future()
 
-            def synack(_: bytes, fut: asyncio.Future[None] = done) -> None:
-                self.udp["down"].submit(b"\x00" * (size - self.udp["down"].ip_overhead),
-                                        lambda _b: fut.done() or fut.set_result(None),
+            def synack_arrived(_: bytes, fut: asyncio.Future[None] = done) -> None:
+                if not fut.done():
+                    fut.set_result(None)
+
+            def synack(_: bytes, arrived: Callable[[bytes], None] = synack_arrived) -> None:  # this attempt's
+                self.udp["down"].submit(b"\x00" * (size - self.udp["down"].ip_overhead), arrived,
                                         kind="tcp-handshake")
 
             self.udp["up"].submit(b"\x00" * (size - self.udp["up"].ip_overhead), synack,

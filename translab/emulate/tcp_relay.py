@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from typing import Any, Callable, Protocol
+from typing import Any, Awaitable, Callable, Protocol
 
 import numpy as np
 
@@ -229,7 +229,7 @@ class TcpRelay:
                                                  tuple[Any, Any]]],
                  *, listen: tuple[str, int] = ("127.0.0.1", 0), t0: float | None = None,
                  high_water: int = 256 * 1024, pcap: PcapWriter | None = None,
-                 handshake: Callable[[], "asyncio.Future[float]"] | None = None,
+                 handshake: Callable[[], Awaitable[float]] | None = None,
                  ip_version: int = 4) -> None:
         self.scheduler = scheduler
         self.target = target

@@ -324,7 +324,8 @@ class TraceCapacity:
     def apply_one(self, t_s: float, size: int, rng: np.random.Generator) -> list[float]:
         """One packet: ``[exit_s]`` or ``[]`` if the queue is full."""
         _, e = self.apply(np.array([t_s]), np.array([size]), rng)
-        return e.tolist()
+        out: list[float] = e.tolist()
+        return out
 
     def __repr__(self) -> str:
         src = str(self.path) if self.path else f"{self.opportunities_ms.size} opportunities"

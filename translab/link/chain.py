@@ -24,7 +24,7 @@ hold for its stage; an empty chain passes every packet unchanged.
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence, cast
 
 import numpy as np
 
@@ -105,7 +105,7 @@ class LinkChain:
     def __len__(self) -> int:
         return len(self.models)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[LinkModel]:
         return iter(self.models)
 
     def __repr__(self) -> str:
@@ -120,4 +120,4 @@ def as_chain(model: "LinkChain | LinkModel | Sequence[LinkModel] | None") -> Lin
         return model
     if isinstance(model, (list, tuple)):
         return LinkChain(model)
-    return LinkChain([model])
+    return LinkChain([cast(LinkModel, model)])  # not a list or tuple: one model

@@ -55,7 +55,8 @@ def paretonormal_deviate(q: "np.ndarray | float") -> np.ndarray:
     """netem's Pareto-normal deviate for quantiles ``q`` in [0, 1): (z(q) + 3 * pareto(1 - q)) / 4."""
     z = np.minimum(np.maximum(ndtri(q), _TABLE_MIN), _TABLE_MAX)
     t = pareto_deviate(1.0 - q)
-    return np.minimum(np.maximum((z + 3.0 * t) / 4.0, _TABLE_MIN), _TABLE_MAX)
+    out: np.ndarray = np.minimum(np.maximum((z + 3.0 * t) / 4.0, _TABLE_MIN), _TABLE_MAX)
+    return out
 
 
 def _pareto_one(u: float) -> float:

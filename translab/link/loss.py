@@ -294,7 +294,8 @@ class FourStateLoss:
     def apply_one(self, t_s: float, size: int, rng: np.random.Generator) -> list[float]:
         """One packet: ``[t_s]`` or ``[]`` if lost (one uniform)."""
         _, kept = self.apply(np.array([t_s]), np.array([size]), rng)
-        return kept.tolist()
+        out: list[float] = kept.tolist()
+        return out
 
     def expected(self) -> tuple[float, float]:
         """(long-run loss rate, mean burst length in packets). A packet is lost when the chain

@@ -83,6 +83,11 @@ def preset(name: str, **overrides: object) -> NatConfig:
     return replace(PRESETS[name], **overrides)  # type: ignore[arg-type]
 
 
+#: what a mapping is keyed by: (proto, internal ip, internal port), plus the remote ip (address-
+#: dependent mapping) or remote ip and port (address-and-port-dependent)
+MappingKey = tuple[int | str, ...]
+
+
 @dataclass
 class NatMapping:
     """One mapping: internal endpoint <-> external port, and the remote endpoints it has sent to."""
@@ -91,7 +96,7 @@ class NatMapping:
     internal_ip: str
     internal_port: int
     external_port: int
-    key: tuple
+    key: MappingKey
     created_s: float
     last_used_s: float
     permissions: set[tuple[str, int]] = field(default_factory=set)
@@ -111,7 +116,7 @@ class Nat:
         self.config = config
         self.public_ip = public_ip
         self.rng = rng
-        self._by_key: dict[tuple, NatMapping] = {}
+        self._by_key: dict[MappingKey, NatMapping] = {}
         self._by_port: dict[tuple[int, int], NatMapping] = {}
         self.dropped_inbound = 0
         self.dropped_outbound = 0
@@ -138,7 +143,7 @@ class Nat:
         """Current mappings (live or not yet expired by :meth:`expire`)."""
         return list(self._by_key.values())
 
-    def _key(self, ft: FiveTuple) -> tuple:
+    def _key(self, ft: FiveTuple) -> MappingKey:
         base = (ft.proto, ft.src_ip, ft.src_port)
         if self.config.mapping == EI:
             return base

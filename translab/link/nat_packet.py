@@ -57,7 +57,8 @@ def ones_complement_sum(data: bytes, initial: int = 0) -> int:
     """16-bit ones' complement sum of ``data`` (odd length padded with a zero byte), folded."""
     if len(data) % 2:
         data = bytes(data) + b"\x00"
-    total = initial + sum(struct.unpack(f"!{len(data) // 2}H", data))
+    words: tuple[int, ...] = struct.unpack(f"!{len(data) // 2}H", data)
+    total = initial + sum(words)
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return total
@@ -88,7 +89,7 @@ def protocol(pkt: bytes) -> int:
 
 def is_first_fragment_or_whole(pkt: bytes) -> bool:
     """True unless this is a non-first IPv4 fragment (which carries no L4 header)."""
-    frag = struct.unpack_from("!H", pkt, 6)[0]
+    frag: int = struct.unpack_from("!H", pkt, 6)[0]
     return (frag & 0x1FFF) == 0
 
 

@@ -87,6 +87,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -165,7 +166,7 @@ class TcpDeliveryModel:
 
     # ----------------------------------------------------------------- state
     def _init_state(self) -> None:
-        self._heap: list[tuple[float, int, int, tuple]] = []
+        self._heap: list[tuple[float, int, int, tuple[Any, ...]]] = []
         self._counter = 0
         self._n_writes = 0
         self._rng_fwd: "np.random.Generator | None" = None
@@ -228,7 +229,7 @@ class TcpDeliveryModel:
             self._rng_fwd = rng
             self._rng_rev = rng_rev if rng_rev is not None else rng.spawn(1)[0]
 
-    def _push(self, t: float, kind: int, payload: tuple, key: "int | None" = None) -> None:
+    def _push(self, t: float, kind: int, payload: tuple[Any, ...], key: "int | None" = None) -> None:
         if key is None:
             key = self._counter
             self._counter += 1
@@ -374,7 +375,8 @@ class TcpDeliveryModel:
             self._arm_timer(t)
 
     def _current_rto(self) -> float:
-        return min(self._rto * (2**self._backoff), self.max_rto_s)
+        rto: float = min(self._rto * (2**self._backoff), self.max_rto_s)
+        return rto
 
     def _arm_timer(self, t: float) -> None:
         self._timer_version += 1

@@ -67,7 +67,8 @@ def resample(x: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     g = gcd(int(from_rate), int(to_rate))
     from scipy.signal import resample_poly  # scipy is heavy: imported when audio is first resampled
 
-    return resample_poly(f, int(to_rate) // g, int(from_rate) // g).astype(np.float32)
+    out: np.ndarray = resample_poly(f, int(to_rate) // g, int(from_rate) // g).astype(np.float32)
+    return out
 
 
 def check_finite(x: np.ndarray, where: str = "samples") -> None:

@@ -246,7 +246,8 @@ def _lib() -> ctypes.CDLL:
 
 def libopus_version() -> str:
     """The loaded library's version string, e.g. ``"libopus 1.6.1"``."""
-    return _lib().opus_get_version_string().decode("ascii", "replace")
+    version: bytes = _lib().opus_get_version_string()
+    return version.decode("ascii", "replace")
 
 
 def libopus_path() -> str:

@@ -19,20 +19,20 @@ PCM_RATES: tuple[int, ...] = (8000, 16000, 24000, 48000)
 FRAME_MS_CHOICES: tuple[int, ...] = (10, 20, 40, 60, 100)
 
 
-def frame_samples(rate: int, frame_ms: int) -> int:
+def frame_samples(rate: int, frame_ms: float) -> int:
     """Samples per channel in one frame of ``frame_ms`` ms at ``rate`` Hz (e.g. 16000, 20 -> 320)."""
     check_choice("rate", rate, PCM_RATES)
     check_choice("frame_ms", frame_ms, FRAME_MS_CHOICES)
     return int(rate) * int(frame_ms) // 1000
 
 
-def frame_bytes(rate: int, frame_ms: int, channels: int = 1) -> int:
+def frame_bytes(rate: int, frame_ms: float, channels: int = 1) -> int:
     """Bytes in one PCM16 frame: ``frame_samples * channels * 2`` (e.g. 24 kHz, 100 ms -> 4800)."""
     check_choice("channels", channels, (1, 2))
     return frame_samples(rate, frame_ms) * channels * 2
 
 
-def split_frames(x_int16: np.ndarray, rate: int, frame_ms: int) -> np.ndarray:
+def split_frames(x_int16: np.ndarray, rate: int, frame_ms: float) -> np.ndarray:
     """Cut mono int16 samples into frames: int16 array ``(n_frames, frame_samples)``.
 
     The last frame is zero-padded; an empty input gives ``(0, frame_samples)``.

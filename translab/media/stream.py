@@ -93,6 +93,7 @@ def _encode_cached(key: str, audio: np.ndarray, cfg: CallConfig) -> SenderStream
 
 def _encode(audio: np.ndarray, cfg: CallConfig) -> SenderStream:
     """:func:`encode_stream` without the cache."""
+    assert cfg.sample_rate is not None and cfg.framing is not None, "encode a resolved CallConfig"
     rate = int(cfg.sample_rate)
     frames = pcm.split_frames(to_int16(audio), rate, cfg.frame_ms)
     n_frames, n = frames.shape

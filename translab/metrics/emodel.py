@@ -124,7 +124,8 @@ def idd(ta_ms: float, mt_ms: float = 100.0, st: float = 1.0) -> float:
         return 0.0
     x = math.log2(ta_ms / mt_ms)
     k = 6.0 * st
-    return 25.0 * ((1.0 + x**k) ** (1.0 / k) - 3.0 * (1.0 + (x / 3.0) ** k) ** (1.0 / k) + 2.0)
+    idd: float = 25.0 * ((1.0 + x**k) ** (1.0 / k) - 3.0 * (1.0 + (x / 3.0) ** k) ** (1.0 / k) + 2.0)
+    return idd
 
 
 def ie_eff(loss_pct: float, ie: float, bpl: float, burst_r: float = 1.0, ro: float = 95.0) -> float:

@@ -28,7 +28,8 @@ PLAYED_KINDS = ("decoded", "fec")
 
 
 def _carrying(frames: pd.DataFrame) -> np.ndarray:
-    return frames["kind"].isin(PLAYED_KINDS).to_numpy(dtype=bool) & frames["m2e_ms"].notna().to_numpy()
+    carrying: np.ndarray = frames["kind"].isin(PLAYED_KINDS).to_numpy(dtype=bool) & frames["m2e_ms"].notna().to_numpy()
+    return carrying
 
 
 def played_frames(frames: pd.DataFrame) -> pd.DataFrame:

@@ -95,7 +95,8 @@ def _resample(x: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     if from_rate == to_rate:
         return x
     g = gcd(int(from_rate), int(to_rate))
-    return signal.resample_poly(x, to_rate // g, from_rate // g).astype(np.float64)
+    out: np.ndarray = signal.resample_poly(x, to_rate // g, from_rate // g).astype(np.float64)
+    return out
 
 
 # --- alignment ------------------------------------------------------------------------------------
@@ -371,14 +372,15 @@ def _plcmos_score(model: Any, a: np.ndarray) -> float:
     if not _plcmos_split:
         return float(model(a)["plcmos"])
     audio, head = _plcmos_split
-    feats = np.float32(model.stft_transform(a))[np.newaxis, np.newaxis, ...]
+    feats = np.array(model.stft_transform(a), dtype=np.float32)[np.newaxis, np.newaxis, ...]
     emb = dict(zip(_PLCMOS_AUDIO_OUT, audio.run(None, {"degraded_audio": feats})))
     mos = 0.0
     for _ in range(model.embed_rounds):
         rater = np.random.normal(size=(1, 64))
         emb["rater_embed"] = np.array(rater, dtype=np.float32).reshape(1, -1)
         mos += float(head.run(None, emb)[0])
-    return mos / model.embed_rounds
+    rounds: int = model.embed_rounds
+    return mos / rounds
 
 
 def plcmos(x: np.ndarray, rate: int) -> float:
@@ -563,6 +565,8 @@ def quality(
     except (OSError, ValueError):
         pass
     out = score(ref, deg, rate, metrics, max_lag_s=max_lag_s, alignment=alignment)
+    if any(v is None for v in out.values()):
+        return out  # a metric package is missing here: not a property of the audio, and JSON null reads back as NaN
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # atomic strict JSON; a NaN score is stored as "nan" (null means a metric that is not installed)

@@ -68,7 +68,10 @@ def neteq_window(snapshots: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     tail = 0.0
     if e > 0:
         prev = snaps[e - 1]
-        played = lambda s: _num(s, "totalSamplesReceived") - _num(s, "concealedSamples")  # noqa: E731
+
+        def played(s: Mapping[str, Any]) -> float:
+            return _num(s, "totalSamplesReceived") - _num(s, "concealedSamples")
+
         # output after the last decoded sample = all concealment; T_end ~ prev total + what was
         # still played (decoded or stretched) between the two snapshots
         t_end = _num(prev, "totalSamplesReceived") + max(0.0, played(end) - played(prev))

@@ -89,7 +89,8 @@ class PcmPlc:
 
         def cyc(k: int, idx: np.ndarray) -> np.ndarray:
             length = min(k * p, hb.size)
-            return hb[hb.size - length + (idx % length)]
+            out: np.ndarray = hb[hb.size - length + (idx % length)]
+            return out
 
         # period count in force: 1 before 10 ms, 2 before 20 ms, 3 after
         k = np.where(j < ten, 1, np.where(j < twenty, 2, 3))
@@ -119,7 +120,7 @@ class PcmPlc:
         if self.erased == 0:
             self.pitch = estimate_pitch(self.history, self.rate)
             self.pitch_buf = self.history[-min(3 * self.pitch, self.history.size) :].copy()
-        y = self._synth(self.erased, n) * self._gain(self.erased, n)
+        y: np.ndarray = self._synth(self.erased, n) * self._gain(self.erased, n)
         self.erased += n
         return y
 

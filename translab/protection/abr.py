@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from translab.errors import ConfigError, check_range
+from translab.metrics.bandwidth import rtp_wire_bytes
 
 #: Opus bitrate limits in libwebrtc (bit/s).
 OPUS_MIN_BPS = 6000
@@ -297,13 +298,15 @@ class AudioNetworkAdaptor:
     """Bandwidth estimate + bitrate, FEC and frame-length controllers, applied on every report.
 
     ``max_bps``: the configured (SDP ``maxaveragebitrate``-like) Opus bitrate, also the start;
-    ``overhead_bytes``: per-packet bytes on the wire besides the Opus payload (IP, UDP, RTP, SRTP)."""
+    ``overhead_bytes``: per-packet bytes on the wire besides the Opus payload (IP, UDP, RTP with
+    extensions, SRTP tag); default: :func:`~translab.metrics.bandwidth.rtp_wire_bytes` of an empty
+    payload under the default header model (58 B over IPv4)."""
 
-    def __init__(self, max_bps: int, frame_ms: int = 20, overhead_bytes: int = 48,
+    def __init__(self, max_bps: int, frame_ms: int = 20, overhead_bytes: int | None = None,
                  fec: bool = True, min_bps: int = OPUS_MIN_BPS) -> None:
         check_range("bitrate", max_bps, OPUS_MIN_BPS, OPUS_MAX_BPS, "bit/s")
         self.frame_ms = frame_ms
-        self.overhead_bytes = int(overhead_bytes)
+        self.overhead_bytes = rtp_wire_bytes(0) if overhead_bytes is None else int(overhead_bytes)
         wire = max_bps + self.overhead_bytes * 8 * 1000.0 / frame_ms
         self.bwe = BandwidthEstimator(wire, min_bps=min(10000.0, wire), max_bps=wire)
         self.bitrate = BitrateController(min_bps=min_bps, max_bps=max_bps)

@@ -240,7 +240,9 @@ class VoiceServer:
         if spec.framing == "realtime-json":
             kind = event.get("type")
             if kind == "session.update":
-                session = event.get("session") if isinstance(event.get("session"), dict) else {}
+                session = event.get("session")
+                if not isinstance(session, dict):
+                    session = {}
                 fmt = session.get("input_audio_format", "pcm16")
                 if fmt != "pcm16":
                     await self._error_event(ws, call, "invalid_audio_format",
@@ -249,10 +251,14 @@ class VoiceServer:
             return kind in _REALTIME_IGNORED
         kind = event.get("event")
         if kind == "start":
-            start = event.get("start") if isinstance(event.get("start"), dict) else {}
-            fmt = start.get("mediaFormat") if isinstance(start.get("mediaFormat"), dict) else {}
-            enc, rate = fmt.get("encoding", "audio/x-mulaw"), fmt.get("sampleRate", 8000)
-            if enc != "audio/x-mulaw" or int(rate) != 8000 or int(fmt.get("channels", 1)) != 1:
+            start = event.get("start")
+            if not isinstance(start, dict):
+                start = {}
+            media_format = start.get("mediaFormat")
+            if not isinstance(media_format, dict):
+                media_format = {}
+            enc, rate = media_format.get("encoding", "audio/x-mulaw"), media_format.get("sampleRate", 8000)
+            if enc != "audio/x-mulaw" or int(rate) != 8000 or int(media_format.get("channels", 1)) != 1:
                 raise _Reject(CLOSE_UNSUPPORTED_DATA,
                               f"wrong audio format {enc} {rate} Hz: expected audio/x-mulaw 8000 Hz mono")
             return True
@@ -313,12 +319,17 @@ async def websocket_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: 
     echoes: list[float] = []
     scheduler = emu.scheduler if emu is not None else None
     first_rx: list[float] = []
+
+    def first_message(_: ServerCall) -> None:
+        if not first_rx:
+            first_rx.append(now())
+
     try:
         if target is None:
             server = VoiceServer(spec=spec, ssl_context=server_ctx, echo=echo,
                                  compression="deflate" if deflate else None,
                                  max_message_bytes=max(DEFAULT_MAX_MESSAGE_BYTES, 2 * biggest),
-                                 on_message=lambda c: first_rx or first_rx.append(now()))
+                                 on_message=first_message)
             target = await server.start()
         relay = await emu.tcp_relay(target) if emu is not None else None
         # the server's start-up (its self-signed certificate, listening socket, relay) happens once

@@ -102,7 +102,7 @@ def netns_sockets(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
         if ssl is True:
             ssl = ssl_mod.create_default_context(cafile=b.cafile) if b.cafile else ssl_mod.create_default_context()
             hostname = hostname or host
-        extra = {"server_hostname": hostname} if ssl else {}
+        extra: dict[str, Any] = {"server_hostname": hostname} if ssl else {}
         return await orig_cc(factory, sock=s, ssl=ssl, **extra)
 
     async def create_server(factory: Any, host: Any = None, port: Any = None, **kw: Any) -> Any:
@@ -122,9 +122,9 @@ def netns_sockets(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
             return orig_hosts(use_ipv4, use_ipv6)
         return [b.host_ip] if use_ipv4 else []
 
-    loop.create_datagram_endpoint = create_datagram_endpoint  # type: ignore[method-assign]
-    loop.create_connection = create_connection  # type: ignore[method-assign]
-    loop.create_server = create_server  # type: ignore[method-assign]
+    loop.create_datagram_endpoint = create_datagram_endpoint  # type: ignore[method-assign, assignment]
+    loop.create_connection = create_connection  # type: ignore[method-assign, assignment]
+    loop.create_server = create_server  # type: ignore[method-assign, assignment]
     aioice.ice.get_host_addresses = get_host_addresses
     try:
         yield
