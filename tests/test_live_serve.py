@@ -101,8 +101,8 @@ def test_serve_answers_webrtc_and_websocket_callers(tmp_path) -> None:
     assert by["webrtc"]["status"] == "ok" and by["webrtc"]["packets_sent"] >= len(range(70))
     s = json.loads((tmp_path / by["webrtc"]["call"] / "summary.json").read_text())
     assert s["mode"] == "live" and s["clock"] == "receiver-estimated"
-    # an outside caller's audio is no clip: no clip name, its speech unknown (not a failed analysis)
-    assert s["clip"] is None and s["clip_speech_share"] is None and s["impair_events"] == 0
+    # an outside caller's audio is no clip: clip "external", its speech unknown (not a failed analysis)
+    assert s["clip"] == "external" and s["clip_speech_share"] is None and s["impair_events"] == 0
     assert (tmp_path / by["websocket"]["call"] / "trace.parquet").exists()
 
 
