@@ -261,7 +261,7 @@ async def _webrtc_leg(stream: Any, cfg: Any, emu: Any, target: Target, timeout_s
 
     from translab.transport.webrtc import (
         RtpReceiveTap, RtpSendTap, StockRecorder, advertised_opus, make_packet_track, new_peer, opus_fmtp,
-        restrict_ip_version, rtc_stats,
+        restrict_ip_version, rtc_stats, watch_connection,
     )
 
     rec = ExternalRecord(rate=48000)
@@ -280,22 +280,7 @@ async def _webrtc_leg(stream: Any, cfg: Any, emu: Any, target: Target, timeout_s
                               start, scheduler)
     stock: list[StockRecorder] = []
 
-    @pc.on("iceconnectionstatechange")
-    def _ice() -> None:
-        if pc.iceConnectionState in ("connected", "completed"):
-            mark("ice_connected")
-        elif pc.iceConnectionState == "failed" and not connected.done():
-            connected.set_exception(ConnectionError("ice_failed"))
-
-    @pc.on("connectionstatechange")
-    def _conn() -> None:
-        if pc.connectionState == "connected":
-            mark("dtls_connected")
-            if not connected.done():
-                connected.set_result(None)
-        elif pc.connectionState == "failed" and not connected.done():
-            kind = "ice_failed" if "ice_connected" not in rec.setup_ms else "dtls_timeout"
-            connected.set_exception(ConnectionError(kind))
+    watch_connection(pc, mark, connected)
 
     @pc.on("track")
     def _track(remote: Any) -> None:

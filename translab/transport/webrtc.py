@@ -255,6 +255,32 @@ def rtc_stats(report: Any, prefix: str) -> dict[str, Any]:
     return out
 
 
+
+def watch_connection(pc: Any, mark: Callable[[str], None], connected: "asyncio.Future[None]") -> None:
+    """Follow ``pc``'s (an RTCPeerConnection) state: ``mark("ice_connected")`` and
+    ``mark("dtls_connected")`` when they happen, and settle ``connected`` -- its result once DTLS is
+    up, ``ConnectionError("ice_failed")`` when the connection fails before ICE connected, else
+    ``ConnectionError("dtls_timeout")``."""
+    ice_up: list[bool] = []
+
+    @pc.on("iceconnectionstatechange")
+    def _ice() -> None:
+        if pc.iceConnectionState in ("connected", "completed"):
+            ice_up.append(True)
+            mark("ice_connected")
+        elif pc.iceConnectionState == "failed" and not connected.done():
+            connected.set_exception(ConnectionError("ice_failed"))
+
+    @pc.on("connectionstatechange")
+    def _conn() -> None:
+        if pc.connectionState == "connected":
+            mark("dtls_connected")
+            if not connected.done():
+                connected.set_result(None)
+        elif pc.connectionState == "failed" and not connected.done():
+            connected.set_exception(ConnectionError("dtls_timeout" if ice_up else "ice_failed"))
+
+
 async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: float = 10.0,
                       drain_s: float = 1.0, progress: Callable[[float], None] | None = None,
                       start_delay_s: float = 0.05, peer_factory: Callable[[], Any] | None = None) -> LegRecord:
@@ -315,21 +341,7 @@ async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: flo
     send_tap: RtpSendTap | None = None
     first_rx: list[float] = []
 
-    @caller.on("iceconnectionstatechange")
-    def _ice() -> None:
-        if caller.iceConnectionState in ("connected", "completed"):
-            mark("ice_connected")
-        elif caller.iceConnectionState == "failed" and not connected.done():
-            connected.set_exception(ConnectionError("ICE failed"))
-
-    @caller.on("connectionstatechange")
-    def _conn() -> None:
-        if caller.connectionState == "connected":
-            mark("dtls_connected")
-            if not connected.done():
-                connected.set_result(None)
-        elif caller.connectionState == "failed" and not connected.done():
-            connected.set_exception(ConnectionError("connection failed (ICE or DTLS)"))
+    watch_connection(caller, mark, connected)
 
     @callee.on("track")
     def _track(remote: Any) -> None:
