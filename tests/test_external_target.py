@@ -78,6 +78,16 @@ def test_decode_downlink_per_framing() -> None:
     assert decode_downlink("binary", b"\x00", 16000)[0] == "other"  # odd byte count: not PCM16
 
 
+def test_delivery_times_of_messages_from_a_relay_log() -> None:
+    """A message has arrived when the relay has delivered its last byte; bytes come in order."""
+    from translab.transport.external import delivery_times
+
+    log = [(1.0, 100), (1.5, 250), (2.0, 250), (3.0, 400)]  # (s, bytes delivered so far)
+    got = delivery_times(np.array([100, 101, 250, 400, 401]), log)
+    assert got[:4].tolist() == [1.0, 1.5, 1.5, 3.0] and math.isnan(got[4])
+    assert np.isnan(delivery_times(np.array([1]), [])).all()
+
+
 def test_rfc3550_jitter() -> None:
     media = np.arange(100) * 0.02
     assert rfc3550_jitter(media + 0.05, media) == pytest.approx(0.0)
@@ -120,11 +130,11 @@ def _sample(text: str, name: str, **labels: str) -> float | None:
 
 def test_call_metrics_from_summaries() -> None:
     m = CallMetrics("translab_probe")
-    ok = {"status": "ok", "transport": "webrtc", "target": "http://h/offer", "profile": "4g", "setup_ms": 300.0,
-          "first_audio_out_ms": 900.0, "turn_latency_ms": None, "loss_up": 0.02, "loss_down": 0.0,
-          "jitter_ms": 5.0, "rtt_ms": 60.0, "quality_plcmos": 3.5}
+    ok = {"status": "ok", "transport": "webrtc", "target": "http://h/offer", "profile": "4g", "connect_ms": 300.0,
+          "first_audio_out_ms": 900.0, "turn_latency_ms": None, "loss_rate": 0.02, "reply_loss_rate": 0.0,
+          "reply_jitter_ms": 5.0, "rtt_ms": 60.0, "reply_plcmos": 3.5}
     m.observe(ok)
-    m.observe({**ok, "setup_ms": 2500.0})
+    m.observe({**ok, "connect_ms": 2500.0})
     m.observe({"status": "failed", "failure": "ice_failed", "transport": "webrtc", "target": "http://h/offer",
                "profile": "4g"})
     text = m.exposition()
@@ -198,26 +208,45 @@ def test_call_target_pipecat_bot_over_a_lossy_profile(pipecat_bot, which: str, t
     s = json.loads((tmp_path / "summary.json").read_text())
     assert json.loads(capsys.readouterr().out) == s  # --json: exactly one JSON object on stdout
     assert rc == 0, s.get("reason")
-    assert s["status"] == "ok" and s["mode"] == "external" and s["transport"] == which
-    assert s["profile"] == "hotel-wifi" and s["emu_profile"] == "hotel-wifi"
-    assert s["frames_sent"] == 200  # 2.5 s of clip + 1.5 s of silence while listening, 20 ms frames
+    assert s["status"] == "ok" and s["mode"] == "live" and s["transport"] == which and s["failure"] == ""
+    assert s["profile"] == "hotel-wifi" and s["emu_profile"] == "hotel-wifi" and s["target"] == url
+    assert s["packets_sent"] == 200  # 2.5 s of clip + 1.5 s of silence while listening, 20 ms frames
+    assert s["duration_s"] == pytest.approx(4.0)
     # the echo comes back after set-up; it starts while the caller still speaks, so no turn latency
-    assert 0 < s["setup_ms"] < s["first_audio_out_ms"] < s["setup_ms"] + 2500
+    assert 0 < s["connect_ms"] < s["first_audio_out_ms"] < s["connect_ms"] + 2500
     assert s["turn_latency_ms"] is None
-    assert 1.5 < s["rx_audio_s"] < 6.0
+    assert 1.5 < s["reply_audio_s"] < 6.0
     # hotel-wifi: 10 ms base +- Pareto jitter each way (0 ms at best); bare loopback is < 1 ms
     assert 2 < s["rtt_ms"] < 300
-    assert 1.0 < s["quality_plcmos"] <= 5.0
-    assert (tmp_path / "received.wav").stat().st_size > 1000
+    assert 1.0 < s["reply_plcmos"] <= 5.0
+    # the one analysis ran on the uplink as the endpoint's socket got it: the profile's delay is in it
+    assert 3 < s["net_delay_p50_ms"] < 300 and s["m2e_p50_ms"] > s["net_delay_p50_ms"]
+    for f in ("trace.parquet", "output.wav", "frames.parquet", "received.wav"):
+        assert (tmp_path / f).stat().st_size > 1000, f
     if which == "webrtc":
         for k in ("offer_ready", "tcp_connected", "answer_received", "ice_connected", "dtls_connected"):
             assert s[f"setup_{k}_ms"] is not None, k
         assert s["setup_answer_received_ms"] < s["setup_dtls_connected_ms"]
         assert s["emu_udp_up_packets_sent"] > 100 and s["emu_udp_down_packets_sent"] > 100
+        # the uplink loss the emulator caused, and the loss pipecat's aiortc reported in RTCP: one
+        # figure measured on two sides (RTCP's last report may miss the final second's packets)
+        assert s["lost_packets"] == round(s["loss_rate"] * 200)
+        assert abs(s["reported_loss_up"] - s["loss_rate"]) <= 0.03, (s["reported_loss_up"], s["loss_rate"])
+        # the emulator draws media from the simulator's streams: the simulated call with the same seed and
+        # packet count loses the same packets (hotel-wifi's loss is per packet, its queue never fills)
+        import pandas as pd
+
+        from translab.call import simulate
+
+        sim = simulate(profile="hotel-wifi", seed=s["seed"], duration_s=4.0, metrics=())
+        live = pd.read_parquet(tmp_path / "trace.parquet")
+        assert set(live.loc[live["arrival_s"].isna(), "seq"]) == set(sim.trace.loc[sim.trace["arrival_s"].isna(), "seq"])
+        assert abs(s["net_delay_p50_ms"] - sim.summary["net_delay_p50_ms"]) < 5
     else:
-        assert s["framing"] == "twilio-json" and s["codec"] == "pcmu" and s["rx_rate"] == 8000
+        assert s["framing"] == "twilio-json" and s["codec"] == "pcmu" and s["reply_rate"] == 8000
         assert s["setup_tcp_connected_ms"] < s["setup_upgrade_done_ms"]
-        assert s["loss_up"] == 0.0 and s["ws_pings"] >= 2
+        assert s["loss_rate"] == 0.0 and s["ws_pings"] >= 2  # TCP delivers every message, late or not
+        assert s["reported_loss_up"] is None  # no RTCP over WebSocket
 
 
 @pytest.mark.live
@@ -225,12 +254,12 @@ def test_call_target_pipecat_bot_over_a_lossy_profile(pipecat_bot, which: str, t
 def test_turn_latency_of_a_pipecat_bot_that_answers_turns(pipecat_parrot, which: str) -> None:
     """The parrot answers when pipecat's Silero VAD has heard 0.5 s of silence after the caller's
     speech: the turn latency the caller measures is at least that, plus transport both ways."""
+    from translab.call import run_call
+    from translab.call.external import ExternalEngine
     from translab.config import CallConfig
-    from translab.call.external import external_call
 
     url = pipecat_parrot[0] if which == "webrtc" else pipecat_parrot[1]
-    s = external_call(CallConfig(profile="4g", duration_s=2.5, metrics=()), url, listen_s=3.0,
-                      quality=False).summary
+    s = run_call(CallConfig(profile="4g", duration_s=2.5, metrics=()), ExternalEngine(url, listen_s=3.0)).summary
     assert s["status"] == "ok", s["reason"]
     assert s["speech_end_s"] == pytest.approx(2.5, abs=0.05)  # the cut is inside speech
     assert 500 < s["turn_latency_ms"] < 2500
@@ -323,16 +352,17 @@ def test_an_endpoint_that_sends_no_audio_back_is_a_no_audio_back_failure(serve_e
                "--quiet", "--out", str(tmp_path), "--metrics", "none"])
     s = json.loads((tmp_path / "summary.json").read_text())
     assert rc == 1 and s["status"] == "failed" and s["failure"] == "no_audio_back"
-    assert s["framing"] == "realtime-json" and s["frames_sent"] == 75 and s["setup_upgrade_done_ms"] > 0
+    assert s["framing"] == "realtime-json" and s["setup_upgrade_done_ms"] > 0
 
 
 @pytest.mark.live
 def test_a_plain_http_server_refuses_the_websocket_handshake(pipecat_bot) -> None:
+    from translab.call import run_call
+    from translab.call.external import ExternalEngine
     from translab.config import CallConfig
-    from translab.call.external import external_call
 
     http = pipecat_bot[0].replace("http://", "ws://")  # the bot's HTTP offer endpoint: no WebSocket there
-    s = external_call(CallConfig(profile="clean-lan", duration_s=0.5, metrics=()), http, listen_s=0.1).summary
+    s = run_call(CallConfig(profile="clean-lan", duration_s=0.5, metrics=()), ExternalEngine(http, listen_s=0.1)).summary
     assert s["status"] == "failed" and s["failure"] == "ws_handshake_refused", s["reason"]
     assert s["setup_tcp_connected_ms"] is not None and s.get("setup_upgrade_done_ms") is None
 
@@ -344,8 +374,9 @@ def test_an_answerer_that_goes_away_is_an_ice_failure() -> None:
     from aiohttp import web
     from aiortc import RTCSessionDescription
 
+    from translab.call.engine import run_call_async
+    from translab.call.external import ExternalEngine
     from translab.config import CallConfig
-    from translab.call.external import external_call_async
     from translab.transport.webrtc import new_peer
 
     async def main() -> dict:
@@ -366,9 +397,8 @@ def test_an_answerer_that_goes_away_is_an_ice_failure() -> None:
         await site.start()
         port = site._server.sockets[0].getsockname()[1]
         try:
-            r = await external_call_async(CallConfig(profile="clean-lan", duration_s=0.5, metrics=()),
-                                          f"http://127.0.0.1:{port}/api/offer", connect_timeout_s=2.0,
-                                          listen_s=0.1)
+            r = await run_call_async(CallConfig(profile="clean-lan", duration_s=0.5, metrics=()), ExternalEngine(
+                f"http://127.0.0.1:{port}/api/offer", connect_timeout_s=2.0, listen_s=0.1))
         finally:
             await runner.cleanup()
         return r.summary
@@ -459,3 +489,117 @@ def test_serve_exporter_labels_a_served_call_by_its_endpoint_and_failure(tmp_pat
     assert _sample(text, "translab_serve_quality_mos", estimator="emodel", **ws) == pytest.approx(4.1)
     assert _sample(text, "translab_serve_failures_total", reason="no_media", **rtc) == 1
     assert _sample(text, "translab_serve_calls_total", **rtc) == 1
+
+
+@pytest.mark.live
+def test_a_probe_of_an_answerer_whose_dtls_never_arrives_counts_dtls_timeout() -> None:
+    """A real aiortc answerer whose outgoing DTLS datagrams are dropped (STUN still passes): ICE
+    connects, the DTLS handshake never completes. The probe (every 4 s for 4 s, 1.5 s to connect)
+    counts one failure with reason dtls_timeout, ends within its interval, and ICE did connect."""
+    from aiohttp import web
+    from aiortc import RTCSessionDescription
+
+    from translab.config import CallConfig
+    from translab.emulate.datagram import classify_datagram, ice_connections_of
+    from translab.lab.probe import run_probes
+    from translab.transport.webrtc import new_peer
+
+    async def main() -> tuple[list[dict], str, list[int]]:
+        peers: list = []
+        dropped = [0]
+
+        def drop_dtls(transport) -> None:
+            send = transport.sendto
+
+            def sendto(data: bytes, addr=None) -> None:
+                if classify_datagram(data) == "dtls":
+                    dropped[0] += 1
+                    return
+                send(data, addr)
+
+            transport.sendto = sendto
+
+        async def offer(request: web.Request) -> web.Response:
+            body = await request.json()
+            pc = new_peer()
+            peers.append(pc)
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=body["sdp"], type="offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+            for conn in ice_connections_of(pc):
+                for protocol in conn._protocols:
+                    drop_dtls(protocol.transport)
+            return web.json_response({"sdp": pc.localDescription.sdp, "type": "answer"})
+
+        app = web.Application()
+        app.router.add_post("/api/offer", offer)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        cfg = ProbeConfig(targets=(parse_target(f"http://127.0.0.1:{port}/api/offer"),), every_s=4.0, for_s=4.0,
+                          listen_s=0.5, connect_timeout_s=1.5,
+                          call=CallConfig(profile="clean-lan", duration_s=0.5, metrics=()))
+        m = CallMetrics()
+        out: list[dict] = []
+        try:
+            await run_probes(cfg, m, on_result=lambda u, s: out.append(s))
+        finally:
+            for pc in peers:
+                await pc.close()
+            await runner.cleanup()
+        return out, m.exposition(), dropped
+
+    out, text, dropped = asyncio.run(main())
+    assert [s["failure"] for s in out] == ["dtls_timeout"], out
+    s = out[0]
+    assert s["setup_ice_connected_ms"] is not None and s.get("setup_dtls_connected_ms") is None
+    assert 1.5 < s["probe_wall_s"] < 4.0  # the connect timeout, then the call ended: within its interval
+    assert dropped[0] >= 1  # the answerer did try its DTLS handshake
+    lab = {"transport": "webrtc", "target": s["target"], "profile": "clean-lan"}
+    assert _sample(text, "translab_probe_failures_total", reason="dtls_timeout", **lab) == 1
+    assert _sample(text, "translab_probe_failures_total", reason="ice_failed", **lab) == 0
+
+
+def test_target_cells_are_live_follow_the_url_and_refuse_a_bad_url_naming_it() -> None:
+    from translab.lab import experiment as ex
+
+    def cells(grid: dict) -> list[dict]:
+        return ex.from_dict({"name": "t", "description": "d", "metrics": [], "grid": [grid]}).cells()
+
+    c = cells({"target": ["http://127.0.0.1:7860/api/offer", "ws://127.0.0.1:8765/#twilio-json"], "profile": "4g",
+               "transport": "websocket"})
+    assert [(x["target"], x["mode"], x["transport"], x["framing"], x["codec"]) for x in c] == [
+        ("http://127.0.0.1:7860/api/offer", "live", "webrtc", "rtp", "opus"),
+        ("ws://127.0.0.1:8765/#twilio-json", "live", "websocket", "twilio-json", "pcmu")]
+    assert "target" not in cells({"profile": "4g"})[0]  # cells without a target keep their hashes
+    with pytest.raises(ConfigError, match="no cells"):  # a browser cannot call a target: dropped
+        cells({"target": "ws://h:1/", "peer": "chromium"})
+    with pytest.raises(ConfigError) as err:
+        cells({"target": ["ws://127.0.0.1:1/", "ftp://x/"]})
+    assert (err.value.field, err.value.value) == ("grid[0].target", "ftp://x/")
+    assert "ws://HOST[:PORT]/PATH[#FRAMING]" in err.value.allowed
+
+
+@pytest.mark.live
+def test_an_experiment_with_a_target_cell_calls_translab_serve_over_a_lossy_profile(serve_echo, tmp_path: Path) -> None:
+    """The runner's default cell function calls the target with the external engine: one row with the
+    one analysis' columns (the uplink as serve received it) and the external group (serve echoes)."""
+    from translab.lab import experiment as ex
+    from translab.lab.runner import run_experiment
+    from translab.lab.store import load_results
+
+    url = serve_echo[0]
+    exp = ex.from_dict({"name": "target", "description": "d", "metrics": [],
+                        "grid": [{"target": url, "profile": "hotel-wifi", "duration_s": 1.5, "sample_rate": 16000}]})
+    run_experiment(exp, tmp_path / "run", progress=False, code="test", workers=1)
+    df = load_results(tmp_path / "run")
+    assert len(df) == 1
+    r = df.iloc[0]
+    assert r["status"] == "ok", r.get("reason")
+    assert (r["target"], r["mode"], r["transport"], r["framing"], r["profile"]) == (
+        url, "live", "websocket", "binary", "hotel-wifi")
+    assert r["packets_sent"] == 150  # 1.5 s of clip + 1.5 s listening, 20 ms frames
+    assert r["loss_rate"] == 0.0 and r["net_delay_p50_ms"] > 3  # TCP: late, never lost
+    assert r["emu_tcp_up_segments"] > 0
+    assert r["setup_upgrade_done_ms"] < r["first_audio_out_ms"] and r["reply_audio_s"] > 1.0

@@ -60,6 +60,32 @@ def run_call(config: CallConfig | None, engine: Engine, out_dir: str | Path | No
     t0 = time.perf_counter()
     call = engine.prepare(config or CallConfig())
     record = engine.run(call, Path(out_dir) if out_dir is not None else None)
+    return _finish(call, record, engine, out_dir, t0)
+
+
+class AsyncEngine(Engine, Protocol):
+    """An engine that can also make its call inside a running event loop (several calls at once in
+    one loop, as the prober does): ``run_async`` is ``run`` as a coroutine."""
+
+    async def run_async(self, call: PreparedCall, out_dir: Path | None = None) -> CallRecord: ...
+
+
+async def run_call_async(config: CallConfig | None, engine: AsyncEngine,
+                         out_dir: str | Path | None = None) -> CallResult:
+    """:func:`run_call` in the running event loop: the call with ``engine.run_async``, then the same
+    analysis and artefacts, in a worker thread so other calls in the loop keep their timing."""
+    import asyncio
+
+    t0 = time.perf_counter()
+    call = engine.prepare(config or CallConfig())
+    record = await engine.run_async(call, Path(out_dir) if out_dir is not None else None)
+    return await asyncio.to_thread(_finish, call, record, engine, out_dir, t0)
+
+
+def _finish(call: PreparedCall, record: CallRecord, engine: Engine, out_dir: str | Path | None,
+            t0: float) -> CallResult:
+    """The one analysis of ``record`` and, with ``out_dir``, its artefacts; ``t0``: perf_counter s
+    when the call began (for ``wall_s``)."""
     result = analyse(call, record, engine.mode, engine.name)
     result.wall_s = time.perf_counter() - t0
     if out_dir is not None:

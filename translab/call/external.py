@@ -1,52 +1,56 @@
-"""One call to an external endpoint (``translab call --target URL``, ``translab probe``): translab's
-clip, encoder and framing on the caller side, the user's voice stack on the other, the profile's
-link models in between (the in-process live emulator), measured from the caller's side only.
+"""The external engine: one call to an endpoint outside translab (``translab call --target URL``,
+``target`` experiment cells, ``translab probe``): translab's clip, encoder and framing on the caller
+side, the user's voice stack on the other, the profile's link models in between (the in-process live
+emulator). Its record goes through the one analysis like every engine's (translab.call.run_call).
 
-The summary (``mode == "external"``) holds what a caller can know:
+The uplink arrival trace is the caller's packets as the endpoint's socket received them: the
+emulator delivered them, so it knows when (WebRTC: the "up" link's per-datagram log; WebSocket: when
+the TCP relay had delivered each message's last byte). The shared groups of the row (network,
+receiver, latency, quality, E-model) are therefore the path to the endpoint, played out by
+translab's receiver model (``playout``), not by the endpoint's own receiver, which a caller cannot see.
 
-* set-up milestones ``setup_*_ms`` (ms since dial) and ``setup_ms``: dial until media can flow
-  (WebRTC: DTLS connected, after the offer POST and ICE; WebSocket: upgrade done);
+What only a call to an external endpoint measures goes into the row's ``external`` group
+(translab.call.row), from the caller's side:
+
 * ``first_audio_out_ms``: dial until the endpoint's first audible audio (a 10 ms window above
-  :data:`translab.transport.external.AUDIBLE_DBFS`) reached the caller;
+  :data:`translab.transport.external.AUDIBLE_DBFS`) reached the caller; ``connect_ms``: dial until
+  media can flow (WebRTC: DTLS connected, after the offer POST and ICE; WebSocket: upgrade done);
 * ``turn_latency_ms``: end of the caller's speech (last audible 10 ms of the clip as sent) until the
   endpoint's first audible audio, when that audio starts after the speech ended (an endpoint that
   answers a turn; an echo starts during the speech, so an echo has none);
-* ``loss_up`` / ``loss_down`` (fractions), ``jitter_ms``, ``rtt_ms``: the path as the caller sees
-  it (WebRTC: the endpoint's RTCP receiver reports and the sequence numbers of what came back;
-  WebSocket: 0 loss at the application, TCP retransmissions in ``emu_tcp_*``, RFC 3550 jitter of
-  audio message arrivals, WebSocket ping/pong round trip);
-* ``rx_underruns`` / ``rx_underrun_ms``: gaps a client would hear playing each received chunk on
-  arrival with no buffer (WebSocket: the server's pacing and TCP stalls; WebRTC: after aiortc's own
-  jitter buffer);
-* ``quality_plcmos``: PLCMOS v2 (non-intrusive, the endpoint's reply is unknown to translab) of the
-  audio content received, concatenated in arrival order (timing is in the underrun figures, not in
-  this score: a WebSocket reply that arrives whole scores the same however late), cut to its audible span (first to last audible 10 ms, 0.1 s margins: an endpoint that streams silence
-  between replies would otherwise be scored on its silence); ``rx_audible_s`` is that span's length;
-* ``failure``: one of :data:`translab.transport.external.FAILURES` when ``status == "failed"``.
+* ``reply_*``: what came back: its length, loss and RFC 3550 jitter (WebRTC: sequence numbers of the
+  endpoint's RTP; WebSocket: 0 loss at the application, jitter of audio message arrivals), the gaps a
+  client playing each chunk on arrival with no buffer would hear, and PLCMOS v2 (non-intrusive: the
+  reply is unknown to translab) of its audible span, when ``plcmos`` is among the call's metrics;
+* ``rtt_ms`` (RTCP or WebSocket ping/pong) and ``reported_loss_up`` (the endpoint's RTCP receiver
+  reports: an independent check of the trace's ``loss_rate``);
+* ``target`` and ``failure`` (one of :data:`translab.transport.external.FAILURES`, empty when ok).
 
-The uplink's arrival trace is not known here (the endpoint is someone else's), so no playout or
-mouth-to-ear figure of the uplink is computed.
+The caller sends the clip, then ``listen_s`` s of silence while it listens (a microphone stays open;
+an endpoint's VAD sees the turn end by silence): both are the call's reference and stream.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
-import json
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from translab.call.artefacts import write_summary
+from translab.call.engine import ClipEngine
+from translab.call.live import leg_record, run_outside_event_loop
+from translab.call.prepare import PreparedCall, prepare_call
+from translab.call.record import CallRecord
 from translab.config import CallConfig
-from translab.transport.external import ExternalRecord, Target, audible_span, external_leg, parse_target
+from translab.protection.sim import refuse_live
+from translab.transport.external import AUDIBLE_DBFS, ExternalRecord, Target, audible_span, parse_target
 
-__all__ = ["ExternalResult", "target_config", "external_call_async", "external_call", "summarise_external",
-           "parse_target", "speech_end_s"]
+__all__ = ["ExternalEngine", "target_config", "speech_end_s", "parse_target", "REPLY_FILE"]
 
 
 #: how long (s) the caller still listens after its last packet (the silence after the clip is sent)
@@ -56,17 +60,8 @@ DRAIN_S = 0.3
 #: what `translab serve` assumes for binary framing and what most voice pipelines take
 BINARY_DEFAULT_RATE = 16000
 
-
-@dataclass
-class ExternalResult:
-    """A call to an external endpoint: the summary, the received audio (float32 at ``rate`` Hz)
-    and the raw record; ``wall_s``: how long it took (s)."""
-
-    summary: dict[str, Any]
-    audio: np.ndarray
-    rate: int
-    record: ExternalRecord
-    wall_s: float = math.nan
+#: the audio the endpoint sent back, at the rate it came in (written beside the call's artefacts)
+REPLY_FILE = "received.wav"
 
 
 def target_config(cfg: CallConfig, target: Target) -> CallConfig:
@@ -88,7 +83,7 @@ def target_config(cfg: CallConfig, target: Target) -> CallConfig:
                                codec=codec or (cfg.codec if keep else None), sample_rate=rate)
 
 
-def speech_end_s(reference: np.ndarray, rate: int, dbfs: float = -45.0) -> float:
+def speech_end_s(reference: np.ndarray, rate: int, dbfs: float = AUDIBLE_DBFS) -> float:
     """End (s from the clip's start) of the last audible 10 ms window of ``reference``."""
     win = max(1, rate // 100)
     n = len(reference) // win
@@ -99,110 +94,95 @@ def speech_end_s(reference: np.ndarray, rate: int, dbfs: float = -45.0) -> float
     return float((loud[-1] + 1) * win / rate) if len(loud) else 0.0
 
 
-def summarise_external(cfg: CallConfig, target: Target, rec: ExternalRecord, reference: np.ndarray,
-                       *, quality: bool = True) -> dict[str, Any]:
-    """The summary row of one external call (see the module docstring); NaN figures are None."""
-    from translab import provenance
-
-    d = cfg.to_dict()
-    s: dict[str, Any] = {
-        "mode": "external", "status": rec.status, "failure": rec.failure or None, "reason": rec.reason or None,
-        "target": target.url, "transport": cfg.transport, "framing": cfg.framing, "codec": cfg.codec,
-        "sample_rate": int(cfg.sample_rate or 0), "frame_ms": float(cfg.frame_ms), "profile": cfg.profile,
-        "seed": int(cfg.seed), "clip": cfg.clip, "frames_sent": rec.frames_sent,
-        **{f"setup_{k}_ms": v for k, v in rec.setup_ms.items()},
-    }
-    connected = rec.setup_ms.get("dtls_connected" if cfg.transport == "webrtc" else "upgrade_done")
-    s["setup_ms"] = connected
-    t0_ms = rec.extra.get("setup_t0_ms", math.nan)
+def external_figures(call: PreparedCall, target: Target, rec: ExternalRecord) -> dict[str, Any]:
+    """The ``external`` group of one call (see the module docstring); decides ``no_audio_back``
+    (the record is marked failed when nothing audible came back). NaN: unknown."""
+    cfg = call.cfg
+    rate = int(cfg.sample_rate or 0)
+    connected = rec.setup_ms.get("dtls_connected" if cfg.transport == "webrtc" else "upgrade_done", math.nan)
+    t0_ms = float(rec.extra.get("setup_t0_ms", math.nan))
     first = rec.first_audible_s()
-    s["first_audio_out_ms"] = t0_ms + first * 1e3
-    end = speech_end_s(reference, int(cfg.sample_rate or 0))
-    s["speech_end_s"] = end
-    s["turn_latency_ms"] = (first - end) * 1e3 if first > end else math.nan
+    end = speech_end_s(call.reference, rate)
     audio = rec.audio()
-    s["rx_audio_s"] = len(audio) / rec.rate
-    s["rx_rate"] = rec.rate
     gaps, gap_s = rec.underruns()
-    s["rx_underruns"], s["rx_underrun_ms"] = gaps, gap_s * 1e3
-    s.update({"loss_up": rec.loss_up, "loss_down": rec.loss_down, "jitter_ms": rec.jitter_s * 1e3,
-              "rtt_ms": rec.rtt_s * 1e3})
-    if rec.status == "ok" and math.isnan(first):
-        rec.fail("no_audio_back", f"no audible audio came back ({s['rx_audio_s']:.2f} s received, "
-                 f"all below {-45:g} dBFS)" if len(audio) else "no audio came back")
-        s.update(status=rec.status, failure=rec.failure, reason=rec.reason)
-    s["quality_plcmos"] = math.nan
     speech = audible_span(audio, rec.rate)
-    s["rx_audible_s"] = len(speech) / rec.rate
-    if quality and rec.status == "ok" and len(speech) >= rec.rate // 2:
-        from translab.metrics.quality import plcmos
+    if rec.status == "ok" and math.isnan(first):
+        rec.fail("no_audio_back", f"no audible audio came back ({len(audio) / rec.rate:.2f} s received, "
+                 f"all below {AUDIBLE_DBFS:g} dBFS)" if len(audio) else "no audio came back")
+    plcmos = math.nan
+    if "plcmos" in cfg.metrics and rec.status == "ok" and len(speech) >= rec.rate // 2:
+        from translab.metrics.quality import plcmos as plcmos_of
 
-        s["quality_plcmos"] = plcmos(speech, rec.rate)
-    s.update({k: v for k, v in rec.extra.items() if k not in s})
-    s.update({f"v_{k}": v for k, v in provenance.versions().items()})
-    s["config_hash"] = provenance.config_hash(d)
-    s["config"] = json.dumps(d, sort_keys=True)
-    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in s.items()}
-
-
-async def external_call_async(cfg: CallConfig, target: Target | str, *, connect_timeout_s: float = 10.0,
-                              listen_s: float = 1.5, pcap: str | Path | None = None,
-                              quality: bool = True, realtime: bool = False) -> ExternalResult:
-    """Call ``target`` (a Target or URL) with ``cfg`` through the in-process emulator (see
-    :func:`external_call`). ``realtime``: as :func:`translab.emulate.realtime.realtime_mode` (one call per
-    process only: it changes process-wide settings; the prober leaves it off)."""
-    from translab.emulate.emulator import LiveEmulator
-    from translab.media.stream import encode_stream
-    from translab.call.prepare import prepare_call
-
-    t_wall = time.perf_counter()
-    target = parse_target(target) if isinstance(target, str) else target
-    prepared = prepare_call(target_config(cfg, target))
-    cfg, reference = prepared.cfg, prepared.reference
-    # a microphone keeps sending while its user listens: the clip, then listen_s of silence (an
-    # endpoint's VAD sees the turn end by silence, not by the stream stopping)
-    pad = np.zeros(int(round(listen_s * int(cfg.sample_rate or 0))), dtype=np.float32)
-    stream = encode_stream(np.concatenate([reference, pad]), cfg)
-    emu = LiveEmulator(cfg.profile, cfg.seed, pcap=pcap, ip_version=cfg.ip_version)
-    with contextlib.ExitStack() as stack:
-        if realtime:
-            from translab.emulate.realtime import RT_PRIORITY, realtime_mode
-
-            stack.enter_context(realtime_mode(rt_priority=RT_PRIORITY))
-        await emu.start()
-        try:
-            rec = await external_leg(stream, cfg, emu, target, connect_timeout_s=connect_timeout_s,
-                                     listen_s=DRAIN_S)
-        finally:
-            await emu.close()
-    rec.extra.update(emu.report())
-    summary = summarise_external(cfg, target, rec, reference, quality=quality)
-    return ExternalResult(summary=summary, audio=rec.audio(), rate=rec.rate, record=rec,
-                          wall_s=time.perf_counter() - t_wall)
+        plcmos = plcmos_of(speech, rec.rate)
+    return {
+        "target": target.url, "failure": rec.failure, "connect_ms": connected,
+        "first_audio_out_ms": t0_ms + first * 1e3, "speech_end_s": end,
+        "turn_latency_ms": (first - end) * 1e3 if first > end else math.nan,
+        "reply_audio_s": len(audio) / rec.rate, "reply_audible_s": len(speech) / rec.rate,
+        "reply_rate": rec.rate, "reply_underruns": gaps, "reply_underrun_ms": gap_s * 1e3,
+        "reply_loss_rate": rec.loss_down, "reply_jitter_ms": rec.jitter_s * 1e3, "reply_plcmos": plcmos,
+        "rtt_ms": rec.rtt_s * 1e3, "reported_loss_up": rec.loss_up,
+    }
 
 
-def external_call(cfg: CallConfig, target: Target | str, out_dir: str | Path | None = None,
-                  **kwargs: Any) -> ExternalResult:
-    """Call an external endpoint (blocking, real time). Keywords: ``connect_timeout_s`` (s),
-    ``listen_s`` (s of silence sent after the clip, listening), ``pcap``, ``quality``,
-    ``realtime``. With
-    ``out_dir``: writes ``received.wav`` (what came back, at the rate it came in) and
-    ``summary.json`` (last, atomically)."""
-    import asyncio
+@dataclass
+class ExternalEngine(ClipEngine):
+    """Call ``target`` (a URL or :class:`Target`) through the in-process emulator with the config's
+    profile and seed. ``listen_s``: seconds of silence sent after the clip while listening;
+    ``connect_timeout_s`` (s); ``pcap``: path for the forwarded packets; ``realtime``: as
+    :func:`translab.emulate.realtime.realtime_mode` (process-wide: one call per process; the prober
+    leaves it off). With an ``out_dir``, the reply is written there as :data:`REPLY_FILE`."""
 
-    result = asyncio.run(external_call_async(cfg, target, **kwargs))
-    if out_dir is not None:
-        write_external(result, out_dir)
-    return result
+    target: Target | str
+    listen_s: float = 1.5
+    connect_timeout_s: float = 10.0
+    pcap: str | Path | None = None
+    realtime: bool = False
+    name = "external"
+    mode = "live"
 
+    def __post_init__(self) -> None:
+        if isinstance(self.target, str):
+            self.target = parse_target(self.target)
 
-def write_external(result: ExternalResult, out_dir: str | Path) -> Path:
-    """Write ``received.wav`` and ``summary.json`` into ``out_dir`` (summary last)."""
-    from translab.media.audio import write_wav
+    @property
+    def endpoint(self) -> Target:
+        assert isinstance(self.target, Target)
+        return self.target
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if len(result.audio):
-        write_wav(out / "received.wav", np.clip(result.audio, -1.0, 1.0), result.rate)
-    write_summary(result.summary, out)
-    return out
+    def prepare(self, cfg: CallConfig) -> PreparedCall:
+        call = prepare_call(target_config(cfg, self.endpoint), silence_after_s=self.listen_s)
+        refuse_live(call.cfg)
+        return call
+
+    def run(self, call: PreparedCall, out_dir: Path | None = None) -> CallRecord:
+        return run_outside_event_loop(lambda: asyncio.run(self.run_async(call, out_dir)))
+
+    async def run_async(self, call: PreparedCall, out_dir: Path | None = None) -> CallRecord:
+        """The call in the running event loop."""
+        from translab.emulate.emulator import LiveEmulator
+        from translab.transport.external import external_leg
+
+        cfg, stream = call.cfg, call.stream
+        emu = LiveEmulator(cfg.profile, cfg.seed, pcap=self.pcap, ip_version=cfg.ip_version)
+        with contextlib.ExitStack() as stack:
+            if self.realtime:
+                from translab.emulate.realtime import RT_PRIORITY, realtime_mode
+
+                stack.enter_context(realtime_mode(rt_priority=RT_PRIORITY))
+            await emu.start()
+            try:
+                rec = await external_leg(stream, cfg, emu, self.endpoint,
+                                         connect_timeout_s=self.connect_timeout_s, listen_s=DRAIN_S)
+            finally:
+                await emu.close()
+        figures = {**external_figures(call, self.endpoint, rec), **emu.report()}
+        if out_dir is not None and rec.chunks:
+            from translab.media.audio import write_wav
+
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            write_wav(Path(out_dir) / REPLY_FILE, np.clip(rec.audio(), -1.0, 1.0), rec.rate)
+        up = rec.uplink
+        up.setup_ms, up.status, up.reason = dict(rec.setup_ms), rec.status, rec.reason
+        up.extra = {**up.extra, **rec.extra}
+        return leg_record(call, up, figures)

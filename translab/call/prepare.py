@@ -50,12 +50,18 @@ def load_reference(cfg: CallConfig) -> np.ndarray:
     return audio
 
 
-def prepare_call(cfg: CallConfig) -> PreparedCall:
-    """Resolve ``cfg``, choose its clip, load the reference and encode the sender's packets."""
+def prepare_call(cfg: CallConfig, silence_after_s: float = 0.0) -> PreparedCall:
+    """Resolve ``cfg``, choose its clip, load the reference and encode the sender's packets.
+    ``silence_after_s``: seconds of silence appended to the clip (a caller that keeps its microphone
+    open while it listens, see translab.call.external); part of the reference and the stream."""
     cfg = cfg.resolved()
     if cfg.clip is None:
         cfg = dataclasses.replace(cfg, clip=default_clip())
-    stream = encode_stream(load_reference(cfg), cfg)
+    audio = load_reference(cfg)
+    if silence_after_s > 0:
+        pad = np.zeros(int(round(silence_after_s * int(cfg.sample_rate or 0))), dtype=np.float32)
+        audio = np.concatenate([audio, pad])
+    stream = encode_stream(audio, cfg)
     return PreparedCall(cfg, stream.reference, stream)
 
 

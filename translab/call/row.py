@@ -55,6 +55,9 @@ GROUPS: dict[str, tuple[str, str]] = {
     "conversation": ("conversation", ("a simulated voice-agent conversation (translab.conversation.simulate), one "
                                       "row per conversation; mode, profile (the caller's access leg), seed and "
                                       "duration_s as above")),
+    "external": ("engine", "a call to an endpoint outside translab (translab.call.external): what the caller "
+                 "measures of the endpoint's reply and the path; the shared groups are the uplink as the "
+                 "endpoint's socket received it, played by translab's receiver model"),
     "browser": ("engine", "a browser peer (translab.call.browser): the browser's own stats, and the reply "
                 "direction played by its NetEq beside translab's model on the same arrivals"),
 }
@@ -213,6 +216,29 @@ COLUMNS: tuple[Column, ...] = (
     _C("up_", "", "conversation", "quality of what the model received (up_<metric>)", family=True),
     _C("down_plcmos", "MOS", "conversation", "PLCMOS of the agent's speech at the caller's ear"),
     _C("conversation_wall_s", "s", "conversation", "wall time of the simulation"),
+    # external endpoint
+    _C("target", "", "external", "the endpoint's URL (ws[s]:// WebSocket, http[s]:// WebRTC offer URL)"),
+    _C("failure", "", "external", "why the call failed, machine-readable (translab.transport.external.FAILURES; "
+       "empty when ok)"),
+    _C("connect_ms", "ms", "external", "dial until media can flow (WebRTC: DTLS connected; WebSocket: upgrade done)"),
+    _C("first_audio_out_ms", "ms", "external", "dial until the endpoint's first audible audio reached the caller"),
+    _C("speech_end_s", "s", "external", "end of the caller's speech (last audible 10 ms of the clip)"),
+    _C("turn_latency_ms", "ms", "external", "end of the caller's speech until the endpoint's first audible audio "
+       "(NaN when the reply started during the speech, e.g. an echo)"),
+    _C("reply_audio_s", "s", "external", "audio the endpoint sent back"),
+    _C("reply_audible_s", "s", "external", "its audible span (first to last audible 10 ms, 0.1 s margins)"),
+    _C("reply_rate", "Hz", "external", "sample rate of the reply"),
+    _C("reply_underruns", "count", "external", "gaps a client playing each reply chunk on arrival, unbuffered, "
+       "would hear (>= 5 ms)"),
+    _C("reply_underrun_ms", "ms", "external", "total length of those gaps"),
+    _C("reply_loss_rate", "ratio", "external", "share of the reply's RTP packets that did not arrive (WebSocket: 0)"),
+    _C("reply_jitter_ms", "ms", "external", "RFC 3550 interarrival jitter of the reply"),
+    _C("reply_plcmos", "MOS", "external", "PLCMOS v2 of the reply's audible span (non-intrusive)"),
+    _C("rtt_ms", "ms", "external", "round trip: RTCP (WebRTC) or WebSocket ping/pong (median)"),
+    _C("reported_loss_up", "ratio", "external", "uplink loss the endpoint reported in RTCP receiver reports "
+       "(WebRTC; NaN for WebSocket)"),
+    _C("ws_pings", "count", "external", "WebSocket pings answered"),
+    _C("clear_events", "count", "external", "barge-in flushes the endpoint sent (Twilio clear, Realtime truncate)"),
     # browser peer
     _C("peer", "", "browser", "who called: chromium (headless Chromium, libwebrtc)"),
     _C("browser_", "", "browser", "the browser's getStats() (W3C names): browser_out_* outbound-rtp, "

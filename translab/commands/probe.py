@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
             return
         if s.get("status") == "ok":
             fa = s.get("first_audio_out_ms")
-            print(f"probe {s.get('probe')}: {url} ok, set-up {s.get('setup_ms') or 0:.0f} ms, first audio out "
+            print(f"probe {s.get('probe')}: {url} ok, set-up {s.get('connect_ms') or 0:.0f} ms, first audio out "
                   + ("-" if fa is None else f"{fa:.0f} ms"), flush=True)
         else:
             print(f"probe {s.get('probe')}: {url} FAILED {s.get('failure')}: {s.get('reason')}", flush=True)

@@ -209,14 +209,15 @@ class LiveEmulator:
         return self._tcp_model("up"), up_rngs, self._tcp_model("down"), down_rngs
 
     async def tcp_relay(self, target: tuple[str, int], listen: tuple[str, int] = ("127.0.0.1", 0),
-                        *, high_water: int = 256 * 1024) -> TcpRelay:
+                        *, high_water: int = 256 * 1024, record: bool = False) -> TcpRelay:
         """Start a relay to ``target``; connect clients to ``relay.address`` (or ``relay.connect()``
-        for an emulated handshake)."""
+        for an emulated handshake). ``record``: log the uplink's deliveries
+        (:meth:`TcpRelay.uplink_deliveries`)."""
         self._need_started()
         assert self.scheduler is not None
         relay = TcpRelay(self.scheduler, target, self._tcp_models, listen=listen, t0=self.t0,
                          high_water=high_water, pcap=self.pcap, handshake=self._handshake,
-                         ip_version=self.ip_version)
+                         ip_version=self.ip_version, record=record)
         await relay.start()
         self.relays.append(relay)
         return relay

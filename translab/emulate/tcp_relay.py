@@ -93,6 +93,9 @@ class _Pipe:
         self.closed = False
         self._armed: float | None = None
         self.counters = TcpPipeCounters()
+        #: when a list: (monotonic s, app bytes delivered so far) after every delivery (see
+        #: :meth:`TcpRelay.uplink_deliveries`)
+        self.delivered: list[tuple[float, int]] | None = None
 
     def feed(self, data: bytes) -> None:
         if self.closed or not data:
@@ -144,6 +147,8 @@ class _Pipe:
                 self.dst.write(chunk)
             if self.on_delivered is not None:
                 self.on_delivered(chunk)
+            if self.delivered is not None:
+                self.delivered.append((now(), self.counters.app_bytes_out))
         self._arm()
         self._flow_control()
         if self.src_eof and not self.buf and self.dst is not None and not self.dst.is_closing():
@@ -230,7 +235,7 @@ class TcpRelay:
                  *, listen: tuple[str, int] = ("127.0.0.1", 0), t0: float | None = None,
                  high_water: int = 256 * 1024, pcap: PcapWriter | None = None,
                  handshake: Callable[[], Awaitable[float]] | None = None,
-                 ip_version: int = 4) -> None:
+                 ip_version: int = 4, record: bool = False) -> None:
         self.scheduler = scheduler
         self.target = target
         self.make_models = make_models
@@ -240,6 +245,7 @@ class TcpRelay:
         self.pcap = pcap
         self.handshake = handshake
         self.header_bytes = TCP_IPV4_HEADER if ip_version == 4 else TCP_IPV6_HEADER
+        self.record = record
         self._server: asyncio.base_events.Server | None = None
         self._conns: list[tuple[_End, _End, _Pipe, _Pipe]] = []
         self._retired: list[Any] = []  # setup-phase models replaced by start_media (for counters)
@@ -277,6 +283,8 @@ class TcpRelay:
                    (lambda b: flow.data(now() + wall, "up", b)) if flow else None)
         down = _Pipe("down", down_model, down_rng, self.scheduler, self.t0, self.high_water,
                      (lambda b: flow.data(now() + wall, "down", b)) if flow else None)
+        if self.record:
+            up.delivered = []
         up.src, up.dst = client.transport, upstream.transport
         down.src, down.dst = upstream.transport, client.transport
         client.out, client.inp = up, down
@@ -311,6 +319,15 @@ class TcpRelay:
             self._retired.append(old)
             return True
         return False
+
+    def uplink_deliveries(self) -> tuple[int, list[tuple[float, int]]]:
+        """The newest connection's uplink (client to target) as the target received it: (bytes
+        read from the client so far, [(monotonic s, bytes delivered to the target so far), one per
+        delivery]). Needs ``record=True``; (0, []) before any connection."""
+        if not self._conns:
+            return 0, []
+        up = self._conns[-1][2]
+        return up.counters.app_bytes_in, list(up.delivered or [])
 
     def counters(self) -> dict[str, dict[str, int]]:
         """Per direction: app bytes in/out over all connections, plus wire estimates."""

@@ -25,7 +25,7 @@ from translab.call import Engine, run_call
 from translab.config import NETNS_FIELDS, CallConfig
 
 #: Keys of a cell that are not CallConfig fields.
-RUNNER_KEYS = ("mode", "backend", "peer", *NETNS_FIELDS)
+RUNNER_KEYS = ("mode", "backend", "peer", "target", *NETNS_FIELDS)
 #: Where a conversation cell writes its per-turn table (one row per caller turn, ms).
 TURNS_FILE = "turns.parquet"
 
@@ -36,10 +36,15 @@ def call_config(cell: dict[str, Any]) -> CallConfig:
 
 
 def engine_for(cell: dict[str, Any]) -> Engine:
-    """The engine of a cell: a headless Chromium caller (``peer = "chromium"``), netns
+    """The engine of a cell: an external endpoint (``target = URL``), a headless Chromium caller
+    (``peer = "chromium"``), netns
     (``backend = "netns"``), live (``mode = "live"``) or simulated.
     Cells on the netns backend get 5 s to connect, as `translab nat-matrix`: a cell that cannot connect
     (an expected outcome of the NAT matrix) should not hold the run up longer."""
+    if cell.get("target") is not None:
+        from translab.call.external import ExternalEngine
+
+        return ExternalEngine(cell["target"])
     if cell.get("peer", "aiortc") == "chromium":
         from translab.call.browser import BrowserEngine
 

@@ -63,6 +63,15 @@ are removed (cells that differ only in them merge); ``data/experiments/conversat
     profile = ["clean-lan", "4g"]
     seed = [1, 2, 3, 4, 5]
 
+``target = "URL"`` calls an endpoint outside translab instead of translab's receiver
+(translab.call.external.ExternalEngine, as ``translab call --target``): a live cell on the in-process
+emulator whose transport follows the URL (``ws[s]://...[#framing]``: WebSocket; ``http[s]://...``: a
+WebRTC offer URL)::
+
+    [[grid]]
+    target = ["http://127.0.0.1:7860/api/offer", "ws://127.0.0.1:8765/#twilio-json"]
+    profile = ["clean-lan", "4g"]
+
 ``peer = "chromium"`` makes the caller headless Chromium (translab.call.browser.BrowserEngine, as
 ``translab call --peer chromium``): a live WebRTC cell on the in-process emulator; the default
 ``"aiortc"`` is not stored in a cell (hashes unchanged).
@@ -85,6 +94,8 @@ kinds:
   call (mode set to "live"); a WebSocket netns cell talks to a public server, so callee_nat,
   callee_firewall, ice and relay_only are reset (merged).
 * peer: a chromium cell is live; chromium with WebSocket or on the netns backend is dropped.
+* target (first of the one-way rules): a target cell is live, its transport and framing follow the URL;
+  with a chromium peer or on the netns backend it is dropped.
 
 :func:`expand` reports how many product cells each rule dropped and how many merged as duplicates;
 the report prints it.
@@ -117,7 +128,7 @@ NETNS_KEYS: dict[str, Any] = dict(NETNS_FIELDS)
 CONVERSATION_KEYS: dict[str, Any] = {"topology": None, "dc_profile": "colocated", "turns": 4, "bargein_every": 2,
                                      "wer": False, "pacing": "burst", "think_ms": 315.0}
 #: Keys of a cell that are not CallConfig fields.
-EXTRA_FIELDS: dict[str, Any] = {"mode": "simulate", "backend": "inprocess", "peer": "aiortc",
+EXTRA_FIELDS: dict[str, Any] = {"mode": "simulate", "backend": "inprocess", "peer": "aiortc", "target": None,
                                  **NETNS_KEYS, **CONVERSATION_KEYS}
 CONCEALS = CONCEALMENTS
 QUALITY_METRICS = METRICS
@@ -334,6 +345,15 @@ def _check_value(key: str, v: Any, label: str, where: str, base: Path) -> Any:
     elif key == "peer":
         if v not in PEERS:
             raise bad(", ".join(PEERS))
+    elif key == "target":
+        from translab.transport.external import parse_target  # noqa: PLC0415
+
+        if not isinstance(v, str):
+            raise bad("a URL string: ws[s]://HOST[:PORT]/PATH[#FRAMING] or http[s]://HOST[:PORT]/PATH")
+        try:
+            parse_target(v)
+        except ConfigError as err:
+            raise bad(err.allowed) from None
     elif key in ("caller_nat", "callee_nat"):
         if v not in NAT_CHOICES:
             raise bad(", ".join(NAT_CHOICES))
@@ -556,6 +576,24 @@ def _rule_peer(c: dict[str, Any]) -> dict[str, Any] | None:
     return _set(c, mode="live")
 
 
+def _rule_target(c: dict[str, Any]) -> dict[str, Any] | None:
+    """No ``target``: the key is removed (hashes unchanged). A target cell is a live call on the
+    in-process emulator whose transport follows the URL; a WebSocket target's framing is the URL's
+    fragment, else the cell's, else binary; a chromium peer or the netns backend is dropped."""
+    url = c.get("target")
+    if url is None:
+        return {k: v for k, v in c.items() if k != "target"}
+    if c.get("backend", "inprocess") != "inprocess" or c.get("peer", "aiortc") != "aiortc":
+        return None
+    from translab.transport.external import parse_target  # noqa: PLC0415
+
+    t = parse_target(url)
+    if t.transport == "webrtc":
+        return _set(c, transport="webrtc", mode="live")
+    own = c["framing"] if c["transport"] == "websocket" and c["framing"] not in (None, "rtp") else None
+    return _set(c, transport="websocket", framing=t.framing or own or "binary", tls=t.tls, mode="live")
+
+
 def _rule_callconfig(c: dict[str, Any]) -> dict[str, Any] | None:
     """The engine's own check (CallConfig.resolved): fills transport/codec-dependent defaults."""
     from translab.config import CallConfig  # noqa: PLC0415
@@ -575,6 +613,9 @@ def _defaults() -> dict[str, Any]:
 
 
 RULES: tuple[Rule, ...] = (
+    Rule("target", "no target: key removed (merged); a target cell is live on the in-process emulator, its "
+         "transport (and WebSocket framing, from the URL's #fragment) follows the URL; chromium or netns "
+         "target cells dropped", _rule_target),
     Rule("webrtc-framing", "framing applies to WebSocket only: WebRTC cells get framing=rtp (merged)",
          _rule_webrtc_framing),
     Rule("webrtc-codec", "WebRTC carries Opus only here (aiortc has no PCM16 payload type): other "

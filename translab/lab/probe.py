@@ -1,6 +1,6 @@
 """Synthetic call probes (``translab probe``): every ``every_s`` seconds, one real call per target
-(:func:`translab.call.external.external_call_async`, through the in-process emulator with the probe's
-profile), its figures exported as Prometheus metrics (:class:`translab.metrics.prometheus.CallMetrics`,
+(:class:`translab.call.external.ExternalEngine` through :func:`translab.call.engine.run_call_async`, the
+in-process emulator with the probe's profile), its figures exported as Prometheus metrics (:class:`translab.metrics.prometheus.CallMetrics`,
 prefix ``translab_probe``).
 
 Invariants: targets are probed independently (one task each, started ``every_s / n`` apart so
@@ -82,7 +82,7 @@ def _warm_up() -> None:
 
     from translab.metrics.quality import plcmos
 
-    for module in ("translab.simulate", "translab.emulate.emulator", "translab.transport.webrtc", "aiortc",
+    for module in ("translab.call.analysis", "translab.call.external", "translab.emulate.emulator", "translab.transport.webrtc", "aiortc",
                    "websockets.asyncio.client", "translab.provenance"):
         importlib.import_module(module)
     from translab.provenance import versions
@@ -96,7 +96,8 @@ async def run_probes(cfg: ProbeConfig, metrics: Any, *, stop: asyncio.Event | No
     """Probe every target every ``cfg.every_s`` s until ``cfg.for_s`` has passed or ``stop`` is
     set; feed ``metrics`` (a CallMetrics); ``on_result(url, summary)`` after each probe. Returns
     the number of probes made."""
-    from translab.call.external import external_call_async
+    from translab.call.engine import run_call_async
+    from translab.call.external import ExternalEngine
 
     cfg.check()
     loop = asyncio.get_running_loop()
@@ -127,9 +128,8 @@ async def run_probes(cfg: ProbeConfig, metrics: Any, *, stop: asyncio.Event | No
         base = {"target": target.url, "transport": target.transport, "profile": call.profile, "status": "failed",
                 "probe": k, "time": time.time()}
         try:
-            result = await asyncio.wait_for(
-                external_call_async(call, target, connect_timeout_s=connect_timeout, listen_s=cfg.listen_s),
-                budget)
+            engine = ExternalEngine(target, listen_s=cfg.listen_s, connect_timeout_s=connect_timeout)
+            result = await asyncio.wait_for(run_call_async(call, engine), budget)
             return {**result.summary, "probe": k, "time": base["time"]}
         except asyncio.TimeoutError:
             return {**base, "failure": "timeout", "reason": f"probe did not finish within {budget:g} s"}

@@ -18,14 +18,15 @@ metric (``P`` = prefix)                         type       meaning
 ``P_first_audio_out_seconds``                   histogram  dial until the endpoint's first audible audio
 ``P_turn_latency_seconds``                      histogram  end of caller speech until the reply (when
                                                            the endpoint answers a turn)
-``P_mouth_to_ear_seconds``                      histogram  served calls: median mouth-to-ear on the
-                                                           receiver-estimated clock
+``P_mouth_to_ear_seconds``                      histogram  median mouth-to-ear of the uplink (served
+                                                           calls: receiver-estimated clock; probes: to
+                                                           the endpoint's socket + translab's playout)
 ``P_loss_ratio{direction}``                     gauge      packets lost / sent of the last call
 ``P_jitter_seconds``                            gauge      interarrival jitter (RFC 3550) of the last call
 ``P_rtt_seconds``                               gauge      round-trip time of the last call
 ``P_quality_mos{estimator}``                    gauge      quality estimate of the last call, MOS 1..5
-                                                           (probes: PLCMOS of the received audio; serve:
-                                                           the E-model's)
+                                                           (plcmos: of the reply, probes; emodel: of
+                                                           the uplink)
 ==============================================  =========  =============================================
 """
 
@@ -96,22 +97,22 @@ class CallMetrics:
             return
         self.up.labels(**labels).set(1)
         self.last_success.labels(**labels).set(time.time())
-        for hist, key in ((self.setup, "setup_ms"), (self.first_audio, "first_audio_out_ms"),
+        for hist, key in ((self.setup, "connect_ms"), (self.first_audio, "first_audio_out_ms"),
                           (self.turn, "turn_latency_ms"), (self.m2e, "m2e_p50_ms")):
             v = _f(summary.get(key))
             if not math.isnan(v):
                 hist.labels(**labels).observe(v / 1e3)
-        for direction, key in (("up", "loss_up"), ("down", "loss_down"), ("up", "loss_rate")):
+        for direction, key in (("up", "loss_rate"), ("down", "reply_loss_rate")):
             v = _f(summary.get(key))
             if not math.isnan(v):
                 self.loss.labels(**labels, direction=direction).set(v)
-        jitter = _f(summary.get("jitter_ms")) / 1e3
+        jitter = _f(summary.get("reply_jitter_ms")) / 1e3  # probes: of the reply
         if math.isnan(jitter):
             jitter = _f(summary.get("rx_jitter"))  # W3C RTCInboundRtpStreamStats.jitter, s
         for gauge, v in ((self.jitter, jitter), (self.rtt, _f(summary.get("rtt_ms")) / 1e3)):
             if not math.isnan(v):
                 gauge.labels(**labels).set(v)
-        for estimator, key in (("plcmos", "quality_plcmos"), ("emodel", "emodel_mos")):
+        for estimator, key in (("plcmos", "reply_plcmos"), ("emodel", "emodel_mos")):
             v = _f(summary.get(key))
             if not math.isnan(v):
                 self.quality.labels(**labels, estimator=estimator).set(v)

@@ -34,9 +34,10 @@ import numpy as np
 from translab.emulate.scheduler import now
 from translab.errors import ConfigError
 from translab.media.framing import FRAMINGS, TWILIO_STREAM_SID
+from translab.transport.record import LegRecord
 
 __all__ = ["Target", "parse_target", "ExternalRecord", "FAILURES", "external_leg", "AUDIBLE_DBFS", "audible_span",
-           "rfc3550_jitter", "decode_downlink"]
+           "rfc3550_jitter", "decode_downlink", "delivery_times", "TLS_RECORD_OVERHEAD"]
 
 #: failure kinds (Prometheus label values of ``translab_probe_failures_total{reason=...}``)
 FAILURES: tuple[str, ...] = (
@@ -90,22 +91,25 @@ class ExternalRecord:
 
     ``setup_ms``: milestones in ms since dial. ``t0``: the call clock's zero (monotonic s).
     ``chunks``: received audio as (call-clock s it arrived, float32 mono samples at ``rate`` Hz)
-    in arrival order. ``sent_until_s``: call-clock time of the last packet sent. ``loss_up`` /
+    in arrival order. ``loss_up`` /
     ``loss_down``: fraction of packets lost per direction as the caller knows it (NaN: unknown);
     ``jitter_s``: interarrival jitter of what came back (RFC 3550, s); ``rtt_s``: round trip (s).
+    ``uplink``: per packet k of the sent stream, when it was sent and when the emulator delivered it
+    to the endpoint's socket (call clock, s; WebRTC: the "up" link's per-datagram log; WebSocket: when
+    the TCP relay had delivered the message's last byte, see :func:`delivery_times`); a packet the
+    endpoint never got has no arrival.
     """
 
     t0: float = float("nan")
     rate: int = 48000
     setup_ms: dict[str, float] = field(default_factory=dict)
     chunks: list[tuple[float, np.ndarray]] = field(default_factory=list)
-    frames_sent: int = 0
-    sent_until_s: float = float("nan")
     loss_up: float = float("nan")
     loss_down: float = float("nan")
     jitter_s: float = float("nan")
     rtt_s: float = float("nan")
     extra: dict[str, Any] = field(default_factory=dict)
+    uplink: LegRecord = field(default_factory=LegRecord)
     status: str = "ok"
     failure: str = ""
     reason: str = ""
@@ -178,6 +182,25 @@ def rfc3550_jitter(arrival_s: np.ndarray, media_s: np.ndarray) -> float:
     return float(j)
 
 
+#: bytes a TLS record adds to its plaintext (header 5 + AEAD tag 16 + TLS 1.3 content type 1; TLS 1.2
+#: AES-GCM: header 5 + explicit nonce 8 + tag 16): one record per write of a WebSocket frame
+TLS_RECORD_OVERHEAD = {"TLSv1.3": 22, "TLSv1.2": 29}
+
+
+def delivery_times(end_offsets: np.ndarray, deliveries: list[tuple[float, int]]) -> np.ndarray:
+    """When each message's last byte was delivered: ``end_offsets`` (bytes of the stream up to and
+    including each message), ``deliveries`` (time, bytes delivered so far) in time order, as
+    :meth:`translab.emulate.tcp_relay.TcpRelay.uplink_deliveries` logs them. NaN: not delivered."""
+    if not deliveries:
+        return np.full(len(end_offsets), np.nan)
+    d = np.asarray(deliveries, dtype=float)
+    i = np.searchsorted(d[:, 1], np.asarray(end_offsets, dtype=float), side="left")
+    out = np.full(len(end_offsets), np.nan)
+    ok = i < len(d)
+    out[ok] = d[i[ok], 0]
+    return out
+
+
 async def _open(target: Target, emu: Any, timeout_s: float, rec: ExternalRecord,
                 mark: Callable[[str, float | None], None]) -> socket.socket | None:
     """A TCP socket to ``target`` through the emulator's relay (``emu=None``: direct). A direct
@@ -205,7 +228,7 @@ async def _open(target: Target, emu: Any, timeout_s: float, rec: ExternalRecord,
         sock.setblocking(False)
         mark("tcp_connected", None)
         return sock
-    relay = await emu.tcp_relay((addr[0], addr[1]))
+    relay = await emu.tcp_relay((addr[0], addr[1]), record=True)
     try:
         sock, t = await relay.connect(timeout_s)
     except (OSError, asyncio.TimeoutError) as err:
@@ -333,10 +356,9 @@ async def _webrtc_leg(stream: Any, cfg: Any, emu: Any, target: Target, timeout_s
             if pc.connectionState in ("failed", "closed"):
                 rec.fail("disconnected", f"connection {pc.connectionState} during media")
                 break
-        rec.frames_sent = len(send_tap.sent)
         if send_tap.sent:
-            rec.sent_until_s = send_tap.sent[-1][2] - t0
             mark("first_rtp_sent", send_tap.sent[0][2])
+        _webrtc_uplink(rec, stream, send_tap, emu)
         stats = rtc_stats(await pc.getStats(), "rtc")
         rec.extra.update({k: v for k, v in stats.items() if isinstance(v, (int, float))})
         _webrtc_path_figures(rec, stats, recv_tap)
@@ -357,6 +379,20 @@ async def _webrtc_leg(stream: Any, cfg: Any, emu: Any, target: Target, timeout_s
             await s.stop()
         track.stop()
         await asyncio.gather(pc.close(), return_exceptions=True)
+
+
+def _webrtc_uplink(rec: ExternalRecord, stream: Any, send_tap: Any, emu: Any) -> None:
+    """The uplink as the endpoint received it: the k-th media RTP packet sent is packet k of the
+    stream and the k-th media datagram the "up" link carried (its log is on the call clock)."""
+    up = rec.uplink
+    up.t0 = rec.t0
+    log = emu.udp["up"].media_log if emu is not None else []
+    for k, (_, _, t, size) in enumerate(send_tap.sent[: len(stream.seq)]):
+        up.send_s[k] = t - rec.t0
+        up.wire_bytes[k] = size
+        if k < len(log) and not np.isnan(log[k][1]):
+            up.arrivals[k] = [float(log[k][1])]
+    rec.extra["rtp_packets_sent"] = len(send_tap.sent)
 
 
 def _webrtc_path_figures(rec: ExternalRecord, stats: dict[str, Any], tap: Any) -> None:
@@ -461,6 +497,21 @@ async def _websocket_leg(stream: Any, cfg: Any, emu: Any, target: Target, timeou
         return rec.fail("ws_handshake_refused", f"WebSocket upgrade to {target.url} failed: "
                         f"{type(err).__name__} {err}".strip())
     mark("upgrade_done")
+    # Byte offsets of the uplink stream as the relay sees it: everything it read before the upgrade
+    # completed (the HTTP request, TLS handshake), then every write of this connection (plus the
+    # TLS record overhead per write), so each message's last byte can be found in its delivery log.
+    relay = emu.relays[-1] if emu is not None else None
+    written = [relay.uplink_deliveries()[0] if relay is not None else 0]
+    ssl_object = ws.transport.get_extra_info("ssl_object")
+    per_write = TLS_RECORD_OVERHEAD.get(ssl_object.version(), 22) if ssl_object is not None else 0
+    write = ws.transport.write
+
+    def counting_write(data: bytes | bytearray | memoryview) -> None:
+        written[0] += len(data) + per_write
+        write(data)
+
+    ws.transport.write = counting_write  # type: ignore[method-assign]
+    end_offset: dict[int, int] = {}
     arrivals: list[tuple[float, int]] = []  # (monotonic s, samples)
     rtts: list[float] = []
     reader: asyncio.Task[None] | None = None
@@ -504,9 +555,10 @@ async def _websocket_leg(stream: Any, cfg: Any, emu: Any, target: Target, timeou
             await _sleep_until(t0 + float(stream.capture_s[k]), scheduler)
             if k == 0:
                 mark("first_frame_sent")
+            t_send = now()
             await ws.send(stream.message[k])
-            rec.frames_sent += 1
-            rec.sent_until_s = now() - t0
+            end_offset[k] = written[0]
+            rec.uplink.send_s[k] = t_send - t0
             if now() >= next_ping:
                 next_ping += 1.0
                 pings.append(asyncio.get_running_loop().create_task(ping()))
@@ -529,6 +581,13 @@ async def _websocket_leg(stream: Any, cfg: Any, emu: Any, target: Target, timeou
         await asyncio.gather(*(t for t in [reader, *pings] if t is not None), return_exceptions=True)
     t0 = rec.t0
     rec.chunks = [(t - t0, x) for t, x in rec.chunks]
+    rec.uplink.t0 = t0
+    if relay is not None and end_offset:
+        ks = sorted(end_offset)
+        got = delivery_times(np.array([end_offset[k] for k in ks]), relay.uplink_deliveries()[1])
+        for k, t in zip(ks, got):
+            if not np.isnan(t):
+                rec.uplink.arrivals[k] = [float(t) - t0]
     if arrivals:
         mark("first_audio_frame", arrivals[0][0])
         a = np.array(arrivals, dtype=float)
@@ -537,5 +596,5 @@ async def _websocket_leg(stream: Any, cfg: Any, emu: Any, target: Target, timeou
     if rtts:
         rec.rtt_s = float(np.median(rtts))
         rec.extra["ws_pings"] = len(rtts)
-    rec.loss_down = rec.loss_up = 0.0  # TCP delivers every byte or the call fails (retransmissions: emu_tcp_*)
+    rec.loss_down = 0.0  # TCP delivers every byte or the call fails (retransmissions: emu_tcp_*); no RTCP up
     return rec
