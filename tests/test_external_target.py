@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import math
 import os
@@ -367,40 +368,57 @@ def test_a_plain_http_server_refuses_the_websocket_handshake(pipecat_bot) -> Non
     assert s["setup_tcp_connected_ms"] is not None and s.get("setup_upgrade_done_ms") is None
 
 
+@contextlib.asynccontextmanager
+async def _aiortc_answerer(after_answer):
+    """A WebRTC offer URL on loopback answered by a real aiortc peer per offer; ``await
+    after_answer(pc)`` runs once the answer is set, before it is sent (to hang up, to break the peer).
+    Yields the URL; closes the server and every peer at exit."""
+    from aiohttp import web
+    from aiortc import RTCSessionDescription
+
+    from translab.transport.webrtc import new_peer
+
+    peers: list = []
+
+    async def offer(request: web.Request) -> web.Response:
+        body = await request.json()
+        pc = new_peer()
+        peers.append(pc)
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=body["sdp"], type="offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        answer = {"sdp": pc.localDescription.sdp, "type": "answer"}
+        await after_answer(pc)
+        return web.json_response(answer)
+
+    app = web.Application()
+    app.router.add_post("/api/offer", offer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/api/offer"
+    finally:
+        for pc in peers:
+            await pc.close()
+        await runner.cleanup()
+
+
 @pytest.mark.live
 def test_an_answerer_that_goes_away_is_an_ice_failure() -> None:
     """A real aiortc answerer that hangs up right after answering (a bot that crashed): the
     caller's connectivity checks get no answer, so ICE never connects."""
-    from aiohttp import web
-    from aiortc import RTCSessionDescription
-
     from translab.call.engine import run_call_async
     from translab.call.external import ExternalEngine
     from translab.config import CallConfig
-    from translab.transport.webrtc import new_peer
+
+    async def hang_up(pc) -> None:
+        await pc.close()
 
     async def main() -> dict:
-        async def offer(request: web.Request) -> web.Response:
-            body = await request.json()
-            pc = new_peer()
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=body["sdp"], type="offer"))
-            await pc.setLocalDescription(await pc.createAnswer())
-            answer = {"sdp": pc.localDescription.sdp, "type": "answer"}
-            await pc.close()
-            return web.json_response(answer)
-
-        app = web.Application()
-        app.router.add_post("/api/offer", offer)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]
-        try:
-            r = await run_call_async(CallConfig(profile="clean-lan", duration_s=0.5, metrics=()), ExternalEngine(
-                f"http://127.0.0.1:{port}/api/offer", connect_timeout_s=2.0, listen_s=0.1))
-        finally:
-            await runner.cleanup()
+        async with _aiortc_answerer(hang_up) as url:
+            r = await run_call_async(CallConfig(profile="clean-lan", duration_s=0.5, metrics=()),
+                                     ExternalEngine(url, connect_timeout_s=2.0, listen_s=0.1))
         return r.summary
 
     t = time.monotonic()
@@ -496,61 +514,35 @@ def test_a_probe_of_an_answerer_whose_dtls_never_arrives_counts_dtls_timeout() -
     """A real aiortc answerer whose outgoing DTLS datagrams are dropped (STUN still passes): ICE
     connects, the DTLS handshake never completes. The probe (every 4 s for 4 s, 1.5 s to connect)
     counts one failure with reason dtls_timeout, ends within its interval, and ICE did connect."""
-    from aiohttp import web
-    from aiortc import RTCSessionDescription
-
     from translab.config import CallConfig
     from translab.emulate.datagram import classify_datagram, ice_connections_of
     from translab.lab.probe import run_probes
-    from translab.transport.webrtc import new_peer
 
-    async def main() -> tuple[list[dict], str, list[int]]:
-        peers: list = []
-        dropped = [0]
+    dropped = [0]
 
-        def drop_dtls(transport) -> None:
-            send = transport.sendto
+    async def drop_dtls(pc) -> None:
+        for conn in ice_connections_of(pc):
+            for protocol in conn._protocols:
+                send = protocol.transport.sendto
 
-            def sendto(data: bytes, addr=None) -> None:
-                if classify_datagram(data) == "dtls":
-                    dropped[0] += 1
-                    return
-                send(data, addr)
+                def sendto(data: bytes, addr=None, send=send) -> None:
+                    if classify_datagram(data) == "dtls":
+                        dropped[0] += 1
+                    else:
+                        send(data, addr)
 
-            transport.sendto = sendto
+                protocol.transport.sendto = sendto
 
-        async def offer(request: web.Request) -> web.Response:
-            body = await request.json()
-            pc = new_peer()
-            peers.append(pc)
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=body["sdp"], type="offer"))
-            await pc.setLocalDescription(await pc.createAnswer())
-            for conn in ice_connections_of(pc):
-                for protocol in conn._protocols:
-                    drop_dtls(protocol.transport)
-            return web.json_response({"sdp": pc.localDescription.sdp, "type": "answer"})
-
-        app = web.Application()
-        app.router.add_post("/api/offer", offer)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]
-        cfg = ProbeConfig(targets=(parse_target(f"http://127.0.0.1:{port}/api/offer"),), every_s=4.0, for_s=4.0,
-                          listen_s=0.5, connect_timeout_s=1.5,
-                          call=CallConfig(profile="clean-lan", duration_s=0.5, metrics=()))
-        m = CallMetrics()
-        out: list[dict] = []
-        try:
+    async def main() -> tuple[list[dict], str]:
+        async with _aiortc_answerer(drop_dtls) as url:
+            cfg = ProbeConfig(targets=(parse_target(url),), every_s=4.0, for_s=4.0, listen_s=0.5,
+                              connect_timeout_s=1.5, call=CallConfig(profile="clean-lan", duration_s=0.5, metrics=()))
+            m = CallMetrics()
+            out: list[dict] = []
             await run_probes(cfg, m, on_result=lambda u, s: out.append(s))
-        finally:
-            for pc in peers:
-                await pc.close()
-            await runner.cleanup()
-        return out, m.exposition(), dropped
+        return out, m.exposition()
 
-    out, text, dropped = asyncio.run(main())
+    out, text = asyncio.run(main())
     assert [s["failure"] for s in out] == ["dtls_timeout"], out
     s = out[0]
     assert s["setup_ice_connected_ms"] is not None and s.get("setup_dtls_connected_ms") is None
