@@ -58,7 +58,7 @@ def test_cli_bad_target_is_one_line_exit_2() -> None:
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [
         "translab call: error: --target: 'ftp://x/' is not allowed (allowed: ws://HOST[:PORT]/PATH[#FRAMING] or "
-        "wss://... (WebSocket), http(s)://HOST[:PORT]/PATH (WebRTC offer URL taking POST {sdp, type}))"]
+        "wss://... (WebSocket), http(s)://HOST[:PORT]/PATH (WebRTC offer URL taking POST {sdp, type}; #whip: a WHIP endpoint))"]
 
 
 def test_decode_downlink_per_framing() -> None:
@@ -595,3 +595,55 @@ def test_an_experiment_with_a_target_cell_calls_translab_serve_over_a_lossy_prof
     assert r["loss_rate"] == 0.0 and r["net_delay_p50_ms"] > 3  # TCP: late, never lost
     assert r["emu_tcp_up_segments"] > 0
     assert r["setup_upgrade_done_ms"] < r["first_audio_out_ms"] and r["reply_audio_s"] > 1.0
+
+
+def test_a_whip_target_is_a_fragment_of_an_http_url() -> None:
+    t = parse_target("http://127.0.0.1:8080/whip#whip")
+    assert (t.transport, t.whip, t.framing, t.path) == ("webrtc", True, None, "/whip")
+    assert not parse_target("http://127.0.0.1:8080/offer").whip
+    with pytest.raises(ConfigError, match="#whip"):
+        parse_target("ws://127.0.0.1:8080/#whip")
+
+
+@pytest.mark.live
+def test_whip_call_to_translab_serve_over_a_lossy_profile(tmp_path: Path) -> None:
+    """`translab serve` speaks WHIP (RFC 9725): wrong media type 415, PATCH 405, unknown session 404;
+    `--target ...#whip` gets 201 + Location, hears serve's echo over 4g, and its DELETE ends the served
+    call at once (ended "WHIP DELETE", not by silence)."""
+    import aiohttp
+
+    from translab.call.engine import run_call_async
+    from translab.call.external import ExternalEngine
+    from translab.call.served import ServeConfig, TranslabServer
+    from translab.config import CallConfig
+
+    async def main() -> tuple[dict, list[int], list[dict]]:
+        server = TranslabServer(ServeConfig(http_port=0, ws_port=0, profile="clean-lan", out_dir=tmp_path / "serve",
+                                            inactivity_s=5.0, reply="echo"))
+        host, port = (await server.start())["http"]
+        base = f"http://{host}:{port}"
+        try:
+            async with aiohttp.ClientSession() as http:
+                statuses = []
+                for method, path, kw in (("POST", "/whip", {"data": "v=0", "headers": {"Content-Type": "text/plain"}}),
+                                         ("PATCH", "/whip/webrtc-9", {}), ("DELETE", "/whip/webrtc-9", {})):
+                    async with http.request(method, base + path, **kw) as r:
+                        statuses.append(r.status)
+            r = await run_call_async(CallConfig(profile="4g", duration_s=1.5, metrics=()),
+                                     ExternalEngine(base + "/whip#whip", listen_s=1.0))
+            deadline = time.monotonic() + 5
+            while not server.finished and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            return r.summary, statuses, list(server.finished)
+        finally:
+            await server.close()
+
+    s, statuses, finished = asyncio.run(main())
+    assert statuses == [415, 405, 404]
+    assert s["status"] == "ok", s["reason"]
+    assert s["whip_delete_status"] == 200 and s["setup_answer_received_ms"] < s["setup_dtls_connected_ms"]
+    assert s["first_audio_out_ms"] > s["connect_ms"] and s["reply_audio_s"] > 1.0  # serve's echo came back
+    assert s["packets_sent"] == 125 and s["emu_profile"] == "4g"
+    assert [c["transport"] for c in finished] == ["webrtc"] and finished[0]["status"] == "ok"
+    served = json.loads((tmp_path / "serve" / finished[0]["call"] / "summary.json").read_text())
+    assert served["ended"] == "WHIP DELETE"

@@ -238,6 +238,8 @@ COLUMNS: tuple[Column, ...] = (
     _C("reported_loss_up", "ratio", "external", "uplink loss the endpoint reported in RTCP receiver reports "
        "(WebRTC; NaN for WebSocket)"),
     _C("ws_pings", "count", "external", "WebSocket pings answered"),
+    _C("whip_delete_status", "", "external", "HTTP status of the DELETE that ended a WHIP session (RFC 9725; "
+       "200 expected; null when it failed)"),
     _C("clear_events", "count", "external", "barge-in flushes the endpoint sent (Twilio clear, Realtime truncate)"),
     # browser peer
     _C("peer", "", "browser", "who called: chromium (headless Chromium, libwebrtc)"),

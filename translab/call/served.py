@@ -248,7 +248,8 @@ class TranslabServer:
 
         self.http = SignallingServer(self._offer, host=c.host, port=c.http_port, info=lambda: self.finished,
                                      help_text=self.help_text(), allow_origins=c.allow_origins,
-                                     page=caller_page(c.profile, c.seed, c.reply))
+                                     page=caller_page(c.profile, c.seed, c.reply), on_whip=self._whip,
+                                     on_whip_end=self._whip_end)
         self.address["http"] = await self.http.start()
         return self.address
 
@@ -259,6 +260,7 @@ class TranslabServer:
             "  A browser: open / on this port (the caller page)\n"
             f"  WebRTC: POST an SDP offer to /offer (application/sdp or JSON {{type, sdp}}); "
             f"profile {self.cfg.profile}, seed {self.cfg.seed}\n"
+            "  WHIP (RFC 9725): POST application/sdp to /whip -> 201 + Location; DELETE it to hang up\n"
             f"  WebSocket: {scheme}://HOST:WS_PORT/?framing=binary&codec=pcm16&rate=16000&frame_ms=20\n"
             "  GET /calls: summaries of finished calls\n"
         )
@@ -279,6 +281,28 @@ class TranslabServer:
 
     # -- WebRTC --------------------------------------------------------------------------------------
     async def _offer(self, sdp: str) -> str:
+        """Answer a WebRTC offer (``POST /offer``)."""
+        call = await self._answer(sdp)
+        return str(call["pc"].localDescription.sdp)
+
+    async def _whip(self, sdp: str) -> tuple[str, str]:
+        """Answer a WHIP offer: (answer, session id = the call's id)."""
+        call = await self._answer(sdp)
+        return str(call["pc"].localDescription.sdp), str(call["id"])
+
+    async def _whip_end(self, session: str) -> bool:
+        """A WHIP client's DELETE: the call ends now (analysed and written in the background, so the
+        client's DELETE is answered at once); False when there is no such open call."""
+        for call in self._rtc:
+            if call["id"] == session:
+                task = asyncio.get_running_loop().create_task(self._finish_rtc(call, "WHIP DELETE"))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                return True
+        return False
+
+    async def _answer(self, sdp: str) -> dict[str, Any]:
+        """A new answering peer for ``sdp``, attached to the emulator and watched; the call's record."""
         from aiortc import RTCSessionDescription
 
         from translab.transport.webrtc import RtpReceiveTap, StockRecorder, new_peer
@@ -312,7 +336,7 @@ class TranslabServer:
         task = asyncio.get_running_loop().create_task(self._watch_rtc(call))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return pc.localDescription.sdp
+        return call
 
     async def _watch_rtc(self, call: dict[str, Any]) -> None:
         pc, tap = call["pc"], call["tap"]

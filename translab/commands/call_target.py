@@ -19,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="call this endpoint instead of translab's own receiver: ws[s]://HOST:PORT/PATH "
                    "(WebSocket; framing from --framing or the URL's #fragment, e.g. #twilio-json) or "
                    "http[s]://HOST:PORT/PATH (WebRTC offer URL taking POST {sdp, type}, e.g. pipecat's "
-                   "/api/offer); the transport follows the URL")
+                   "/api/offer; add #whip for a WHIP endpoint, RFC 9725); the transport follows the URL")
     g.add_argument("--listen", type=float, default=1.5, metavar="S",
                    help="with --target: after the clip, send S seconds of silence while listening (default %(default)s)")
 

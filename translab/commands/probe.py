@@ -19,7 +19,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                        "(metric names translab_probe_*). Ctrl-C stops.")
     p.add_argument("--target", action="append", required=True, metavar="URL",
                    help="endpoint to probe (repeatable): ws[s]://HOST:PORT/PATH[#FRAMING] or "
-                   "http[s]://HOST:PORT/PATH (WebRTC offer URL)")
+                   "http[s]://HOST:PORT/PATH[#whip] (WebRTC offer URL, or WHIP endpoint)")
     p.add_argument("--every", default="60s", metavar="DURATION",
                    help="interval between probes of one target, e.g. 60s, 5m (default %(default)s)")
     p.add_argument("--for", dest="for_", default=None, metavar="DURATION",

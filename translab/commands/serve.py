@@ -14,7 +14,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     """Add the ``serve`` subcommand to ``sub``."""
     p = sub.add_parser("serve", help="receive live calls from outside clients (WebSocket, WebRTC)",
                        description="Serve a WebSocket endpoint and a WebRTC answerer (POST an SDP offer "
-                       "to http://HOST:HTTP_PORT/offer) behind the live emulator; every finished call "
+                       "to http://HOST:HTTP_PORT/offer, or WHIP at /whip) behind the live emulator; every finished call "
                        "gets OUT/<transport>-<n>/ with trace, audio and summary. Ctrl-C stops.")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
     p.add_argument("--http-port", type=int, default=8080, help="signalling port (default %(default)s)")
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
                                   f"addresses and ports that can be bound ({err.strerror})") from None
             scheme = "wss" if cfg.tls else "ws"
             print(f"serve: caller page at http://{addr['http'][0]}:{addr['http'][1]}/ (WebRTC offers to "
-                  f"/offer; reply {cfg.reply})", flush=True)
+                  f"/offer, WHIP at /whip; reply {cfg.reply})", flush=True)
             print(f"serve: WebSocket at {scheme}://{addr['ws'][0]}:{addr['ws'][1]}/?framing=binary&codec=pcm16"
                   f"&rate=16000&frame_ms=20", flush=True)
             print(f"serve: profile {cfg.profile}, seed {cfg.seed}; results in {cfg.out_dir}/ (Ctrl-C stops)",

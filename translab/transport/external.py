@@ -61,12 +61,15 @@ class Target:
     path: str
     tls: bool
     framing: str | None = None
+    #: a WebRTC target that speaks WHIP (RFC 9725; the URL's ``#whip`` fragment): POST
+    #: application/sdp, 201 + Location, DELETE at the end; else POST of JSON ``{sdp, type}``
+    whip: bool = False
 
 
 def parse_target(url: str) -> Target:
     """Validate ``url`` (scheme, host, port, framing fragment); raise one ConfigError naming it."""
     allowed = ("ws://HOST[:PORT]/PATH[#FRAMING] or wss://... (WebSocket), http(s)://HOST[:PORT]/PATH "
-               "(WebRTC offer URL taking POST {sdp, type})")
+               "(WebRTC offer URL taking POST {sdp, type}; #whip: a WHIP endpoint)")
     try:
         u = urllib.parse.urlsplit(str(url))
         port = u.port
@@ -75,14 +78,17 @@ def parse_target(url: str) -> Target:
     scheme = u.scheme.lower()
     if scheme not in ("ws", "wss", "http", "https") or not u.hostname:
         raise ConfigError("--target", url, allowed)
-    framing = u.fragment or None
+    fragment = u.fragment or None
+    whip = scheme.startswith("http") and fragment == "whip"
+    framing = None if whip else fragment
     if framing is not None and (scheme.startswith("http") or framing not in FRAMINGS):
         raise ConfigError("--target", url, "a fragment naming the WebSocket framing: " + ", ".join(FRAMINGS)
-                          + " (WebSocket URLs only)")
+                          + " (WebSocket URLs), or #whip (http(s) URLs of a WHIP endpoint)")
     tls = scheme in ("wss", "https")
     path = (u.path or "/") + (f"?{u.query}" if u.query else "")
     return Target(url=str(url), transport="websocket" if scheme.startswith("ws") else "webrtc",
-                  host=u.hostname, port=port or (443 if tls else 80), path=path, tls=tls, framing=framing)
+                  host=u.hostname, port=port or (443 if tls else 80), path=path, tls=tls, framing=framing,
+                  whip=whip)
 
 
 @dataclass
@@ -243,15 +249,38 @@ def _client_ssl() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-async def _post_offer(target: Target, sock: socket.socket, offer: dict[str, str], timeout_s: float
-                      ) -> dict[str, Any]:
-    """POST ``offer`` as JSON to ``target`` over ``sock``; the JSON answer
-    (:func:`translab.transport.signalling.post_offer`). Raises ConnectionError on any HTTP or JSON problem."""
-    from translab.transport.signalling import post_offer
-
+def _http_options(target: Target) -> dict[str, Any]:
+    """Host header and TLS settings of an HTTP request to ``target``."""
     host = target.host if target.port in (80, 443) else f"{target.host}:{target.port}"
-    return await post_offer(sock, offer, host=host, path=target.path, timeout_s=timeout_s,
-                            ssl_context=_client_ssl() if target.tls else None, server_hostname=target.host)
+    return {"host": host, "ssl_context": _client_ssl() if target.tls else None, "server_hostname": target.host}
+
+
+async def _signal(target: Target, sock: socket.socket, sdp: str, timeout_s: float) -> tuple[str, str | None]:
+    """Send the SDP offer to ``target`` over ``sock``: (the SDP answer, the WHIP session's path or
+    None) (:func:`translab.transport.signalling.post_offer` or ``whip_offer``). Raises
+    ConnectionError on any HTTP, JSON or WHIP problem."""
+    from translab.transport.signalling import post_offer, whip_offer
+
+    if target.whip:
+        return await whip_offer(sock, sdp, path=target.path, timeout_s=timeout_s, **_http_options(target))
+    answer = await post_offer(sock, {"sdp": sdp, "type": "offer"}, path=target.path, timeout_s=timeout_s,
+                              **_http_options(target))
+    return str(answer["sdp"]), None
+
+
+async def _end_whip(target: Target, session: str, emu: Any, timeout_s: float) -> int | None:
+    """DELETE the WHIP session over a new connection through the emulator (as a client hanging up);
+    its HTTP status, or None when that failed (a call's end never waits longer than ``timeout_s``)."""
+    from translab.transport.signalling import whip_delete
+
+    try:
+        sock = await asyncio.wait_for(_open(target, emu, timeout_s, ExternalRecord(), lambda *_: None), timeout_s)
+        if sock is None:
+            return None
+        return await asyncio.wait_for(whip_delete(sock, session, timeout_s=timeout_s, **_http_options(target)),
+                                      timeout_s)
+    except (ConnectionError, OSError, asyncio.TimeoutError, ssl.SSLError):
+        return None
 
 
 async def external_leg(stream: Any, cfg: Any, emu: Any, target: Target, *, connect_timeout_s: float = 10.0,
@@ -311,6 +340,7 @@ async def _webrtc_leg(stream: Any, cfg: Any, emu: Any, target: Target, timeout_s
             stock.append(StockRecorder(remote))
 
     send_tap: RtpSendTap | None = None
+    whip_session: str | None = None
     try:
         async with _offer_lock():  # advertised_opus changes aiortc's global codec table across awaits
             with advertised_opus(opus_fmtp(cfg)):
@@ -326,13 +356,13 @@ async def _webrtc_leg(stream: Any, cfg: Any, emu: Any, target: Target, timeout_s
         if sock is None:
             return rec
         try:
-            answer = await asyncio.wait_for(_post_offer(
-                target, sock, {"sdp": pc.localDescription.sdp, "type": "offer"}, timeout_s), timeout_s)
+            answer, whip_session = await asyncio.wait_for(
+                _signal(target, sock, pc.localDescription.sdp, timeout_s), timeout_s)
         except (ConnectionError, OSError, asyncio.TimeoutError, ssl.SSLError) as err:
             return rec.fail("signalling_failed", f"offer to {target.url}: {type(err).__name__} {err}".strip())
         mark("answer_received")
         try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
         except Exception as err:  # aiortc raises ValueError and others for SDP it cannot use
             return rec.fail("signalling_failed", f"unusable answer: {type(err).__name__} {err}")
         send_tap = RtpSendTap(pc.getSenders()[0].transport)
@@ -371,6 +401,7 @@ async def _webrtc_leg(stream: Any, cfg: Any, emu: Any, target: Target, timeout_s
         return rec
     except asyncio.CancelledError:
         rec.fail("timeout", "cancelled")
+        whip_session = None  # a cancelled probe ends now; the endpoint ends the session on silence
         raise
     finally:
         if not start.done():
@@ -378,6 +409,8 @@ async def _webrtc_leg(stream: Any, cfg: Any, emu: Any, target: Target, timeout_s
         for s in stock:
             await s.stop()
         track.stop()
+        if whip_session is not None:  # hang up first, so the endpoint ends the session now, not on silence
+            rec.extra["whip_delete_status"] = await _end_whip(target, whip_session, emu, min(timeout_s, 1.0))
         await asyncio.gather(pc.close(), return_exceptions=True)
 
 
