@@ -647,3 +647,45 @@ def test_whip_call_to_translab_serve_over_a_lossy_profile(tmp_path: Path) -> Non
     assert [c["transport"] for c in finished] == ["webrtc"] and finished[0]["status"] == "ok"
     served = json.loads((tmp_path / "serve" / finished[0]["call"] / "summary.json").read_text())
     assert served["ended"] == "WHIP DELETE"
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("tls", [False, True])
+def test_websocket_uplink_arrivals_match_the_servers_own(tls: bool, monkeypatch) -> None:
+    """The uplink trace of a WebSocket target is reconstructed from byte offsets and the TCP relay's
+    delivery log (TLS: plus one record's overhead per write). A translab VoiceServer in this process
+    stamps each message as it reads it, on the same clock: the two agree message by message (an
+    offset off by one message would shift every arrival by a 20 ms frame)."""
+    import translab.transport.external as ext
+    from translab.call.engine import run_call_async
+    from translab.call.external import ExternalEngine
+    from translab.config import CallConfig
+    from translab.transport.tls import self_signed_contexts
+    from translab.transport.websocket import VoiceServer
+
+    server_ctx, client_ctx = self_signed_contexts()
+    monkeypatch.setattr(ext, "_client_ssl", lambda: client_ctx)
+    ended: list = []
+
+    async def start() -> tuple[VoiceServer, int]:
+        vs = VoiceServer(spec=None, ssl_context=server_ctx if tls else None, echo=True, on_call_end=ended.append)
+        return vs, (await vs.start())[1]
+
+    async def main() -> object:
+        vs, port = await start()
+        try:
+            return await run_call_async(
+                CallConfig(profile="clean-lan", duration_s=1.5, metrics=(), transport="websocket", sample_rate=16000),
+                ExternalEngine(f"{'wss' if tls else 'ws'}://127.0.0.1:{port}/?framing=binary&codec=pcm16&rate=16000"
+                               f"&frame_ms=20", listen_s=0.5))
+        finally:
+            await asyncio.sleep(0.3)
+            await vs.close()
+
+    r = asyncio.run(main())
+    assert r.summary["status"] == "ok", r.summary["reason"]
+    arrival = r.trace["arrival_s"].to_numpy()
+    server = np.array([a[0] for a in ended[0].arrivals])
+    assert len(arrival) == len(server) == 100 and not np.isnan(arrival).any()
+    d_ms = ((server - server[0]) - (arrival - arrival[0])) * 1e3
+    assert abs(np.median(d_ms)) < 2 and np.percentile(np.abs(d_ms), 95) < 10, d_ms
