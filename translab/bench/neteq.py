@@ -40,8 +40,15 @@ def _ci95(x: np.ndarray) -> tuple[float, float]:
 
 
 def compare(profiles: tuple[str, ...] = PROFILES, seeds: tuple[int, ...] = SEEDS,
-            duration_s: float = DURATION_S) -> dict[str, Any]:
-    """Run the browser calls and summarise NetEq vs model per profile (see the module docstring)."""
+            duration_s: float = DURATION_S, out_dir: str | None = None) -> dict[str, Any]:
+    """Run the browser calls and summarise NetEq vs model per profile (see the module docstring).
+
+    ``out_dir``: keep each call's artefacts in ``<out_dir>/<profile>-s<seed>`` (its ``down/`` holds the
+    browser's arrival trace and NetEq's counters, so the model can be re-run on them offline), and
+    the 1-minute load average at each call's start (``load1``)."""
+    import os
+    from pathlib import Path
+
     from translab.call import run_call
     from translab.call.browser import BrowserEngine
     from translab.config import CallConfig
@@ -53,8 +60,9 @@ def compare(profiles: tuple[str, ...] = PROFILES, seeds: tuple[int, ...] = SEEDS
         rows: list[dict[str, Any] | None] = []
         for seed in seeds:
             cfg = CallConfig(transport="webrtc", profile=profile, seed=seed, duration_s=duration_s, metrics=HEARD)
-            r = run_call(cfg, BrowserEngine())
-            s = r.summary
+            load1 = os.getloadavg()[0]
+            r = run_call(cfg, BrowserEngine(), Path(out_dir) / f"{profile}-s{seed}" if out_dir else None)
+            s = {**r.summary, "load1": load1}
             if s.get("status") != "ok" or "down_neteq_concealed_share" not in s:
                 rows.append(None)
                 continue
@@ -85,7 +93,7 @@ def compare(profiles: tuple[str, ...] = PROFILES, seeds: tuple[int, ...] = SEEDS
             prof[f"gap_{q}_ci95"] = half
         prof["loss_rate"] = float(np.mean([s["down_loss_rate"] for s in ok])) if ok else math.nan
         # per call (seed order; failed calls left out), so runs can be pooled and re-tested
-        prof["calls"] = [{"seed": s["seed"], "loss_rate": s["down_loss_rate"],
+        prof["calls"] = [{"seed": s["seed"], "loss_rate": s["down_loss_rate"], "load1": s["load1"],
                           **{f"{w}_{f}": s[f"down_{w}_{f}"] for f in FIGS for w in ("neteq", "model")}}
                          for s in ok]
         out[profile] = prof
