@@ -9,7 +9,9 @@ caller), on the same profiles, seeds and clip.
 * :func:`paired_table`: per profile, each figure of :data:`PAIRED` as chromium - aiortc (same seed and
   clip; :func:`translab.report.claims.compare`, a mean paired difference with its 95 % interval),
   beside each side's mean: payload kbit/s, ICE + DTLS set-up after the answer (ms), the signalling
-  round (offer to answer, ms), loss, and what translab heard (PLCMOS, PESQ-WB, STOI against the clip);
+  round (offer to answer, ms), loss, the Opus FEC packets translab received and the effective loss
+  (frames neither received nor recovered from FEC), and what translab heard (PLCMOS, PESQ-WB, STOI
+  against the clip);
 * :func:`neteq_table`: per profile, on the Chromium cells' reply leg (translab -> browser), what the
   browser's NetEq played against translab's adaptive playout of the same arrivals (browser - model,
   paired within each call): the quality heard and NetEq's vs the model's mean buffer delay and
@@ -41,6 +43,8 @@ PAIRED = (
     ("ICE + DTLS after answer (ms)", "setup_ice_dtls_ms", "ms", 0),
     ("offer -> answer (ms)", "setup_signalling_ms", "ms", 0),
     ("loss (%)", "loss_pct", "%", 2),
+    ("Opus FEC packets received", "rx_fecPacketsReceived", "", 0),
+    ("effective loss (%)", "effective_loss_pct", "%", 2),
     ("PLCMOS", "plcmos", "", 2),
     ("PESQ-WB", "pesq_wb", "", 2),
     ("STOI", "stoi", "", 3),
@@ -62,7 +66,7 @@ def _num(d: pd.DataFrame, col: str) -> pd.Series:
 def browser_rows(df: pd.DataFrame) -> pd.DataFrame:
     """The ok live WebRTC rows of a run with Chromium cells, ``peer`` filled in (``aiortc`` where the
     row has none) and the derived columns: ``setup_ice_dtls_ms`` (answer to DTLS connected, ms),
-    ``setup_signalling_ms`` (offer ready to answer, ms), ``loss_pct`` and, on Chromium rows,
+    ``setup_signalling_ms`` (offer ready to answer, ms), ``loss_pct``, ``effective_loss_pct`` and, on Chromium rows,
     ``down_*_concealed_pct`` (%). Empty without Chromium cells."""
     d = claims.ok_rows(df)
     if not len(d) or "peer" not in d.columns or not (d["peer"] == "chromium").any():
@@ -75,6 +79,7 @@ def browser_rows(df: pd.DataFrame) -> pd.DataFrame:
     d["setup_signalling_ms"] = np.where(chrome, _num(d, "setup_answer_ms") - _num(d, "setup_offer_ready_ms"),
                                         _num(d, "setup_answer_received_ms") - _num(d, "setup_offer_ready_ms"))
     d["loss_pct"] = 100.0 * _num(d, "loss_rate")
+    d["effective_loss_pct"] = 100.0 * _num(d, "effective_loss_rate")
     for side in ("neteq", "model"):
         d[f"down_{side}_concealed_pct"] = 100.0 * _num(d, f"down_{side}_concealed_share")
     return d
