@@ -233,6 +233,7 @@ def paired_figure(df: pd.DataFrame) -> Any:
             ax_s.errorbar([i + (k - 0.5) * 0.3], [e.value], yerr=err, fmt="s", color=color, capsize=4,
                           label=side if i == 0 else None)
     ax_s.set_xticks(range(len(profs)), profs)
+    ax_s.set_xlim(-0.6, len(profs) - 0.4)
     ax_s.set_ylabel("ms")
     ax_s.set_title("ICE + DTLS after the answer")
     ax_s.legend(fontsize=8)
