@@ -93,7 +93,8 @@ def summarise(calls: list[dict[str, Any]]) -> dict[str, Any]:
         prof[f"gap_{f}"], prof[f"gap_{f}_lo"], prof[f"gap_{f}_hi"] = gap.value, gap.lo, gap.hi
         if ref == "neteq":
             prof[f"gap_{f}_pct"] = 100.0 * gap.value / ref_mean if ref_mean else math.nan
-    prof["loss_rate"] = float(np.nanmean(col("down_loss_rate"))) if calls else math.nan
+    loss = col("down_loss_rate")
+    prof["loss_rate"] = float(np.nanmean(loss)) if np.isfinite(loss).any() else math.nan
     # per call (seed order; failed calls left out), so runs can be pooled and re-tested
     prof["calls"] = [{"seed": c.get("seed"), "loss_rate": c.get("down_loss_rate"), "load1": c.get("load1"),
                       **{f"{w}_{f}": c.get(f"down_{w}_{f}") for f in FIGS for w in ("neteq", "model")}}
