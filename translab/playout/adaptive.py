@@ -27,8 +27,9 @@ Per slot, at play time t, with the decision rules of NetEq's ``decision_logic.cc
   Determinism: NetEq's delay manager times its 500 ms histogram intervals in whole 10 ms ticks
   (:mod:`.delay_manager`), and each step's size comes from the audio alone (not "up to the offset"),
   so two calls whose arrivals differ by microseconds make the same decisions on the same frames and
-  play sample-identical audio (unless an arrival falls within those microseconds of a tick). (The band is wider than a step, >= 20 ms vs at most 15 ms, so a step
-  never overshoots into the opposite correction.)
+  play sample-identical audio (unless an arrival falls within those microseconds of a tick). (The
+  band is wider than a step, >= 20 ms vs at most 15 ms, so a step never overshoots into the opposite
+  correction.)
 - the packet is not here but a later one is (or none was sent: DTX): the slot is given up and
   concealed (Opus FEC first when ``opus-fec``; Opus PLC after DTX is comfort noise), the packet is
   discarded if it comes later;
@@ -53,7 +54,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from translab.playout.delay_manager import DelayManager, DelayManagerConfig, target_timeline
+from translab.playout.delay_manager import DelayManagerConfig, target_timeline, tick_time
 from translab.playout.receiver import PlayoutResult, Receiver
 from translab.playout.time_stretch import accelerate, decelerate, is_silent
 
@@ -79,7 +80,10 @@ def play_adaptive(
     if not np.isfinite(s.first_arrival):
         return rx.result(policy, conceal)
     tl = target_timeline(s.arrival, s.cap_start, cfg)
-    tick = DelayManager(cfg).tick_time
+
+    def tick(t: float) -> float:
+        return tick_time(t, cfg.arrival_tick_ms)
+
     rx.start(s.first_arrival)
     targets: list[float] = []
     k = 0

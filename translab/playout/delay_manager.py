@@ -75,6 +75,12 @@ class DelayManagerConfig:
         check_range("max_target_ms", self.max_target_ms, self.min_target_ms, 10000.0, "ms")
 
 
+def tick_time(t_s: float, tick_ms: float) -> float:
+    """``t_s`` (s) floored to a whole ``tick_ms`` (ms; NetEq's clock is ``tick_timer->ticks() * 10 ms``);
+    ``t_s`` itself when ``tick_ms`` is 0."""
+    return float(np.floor(t_s * 1000.0 / tick_ms + 1e-9) * tick_ms / 1000.0) if tick_ms else t_s
+
+
 class ForgettingHistogram:
     """NetEq's histogram: a probability vector with exponential forgetting of old samples."""
 
@@ -127,15 +133,10 @@ class DelayManager:
         """``ms`` (a target delay in ms) limited to [min_target_ms, max_target_ms]."""
         return float(min(max(ms, self.cfg.min_target_ms), self.cfg.max_target_ms))
 
-    def tick_time(self, t_s: float) -> float:
-        """``t_s`` (s) floored to the tick (NetEq's clock: ``tick_timer->ticks() * 10 ms``)."""
-        q = self.cfg.arrival_tick_ms
-        return float(np.floor(t_s * 1000.0 / q + 1e-9) * q / 1000.0) if q else t_s
-
     def update(self, arrival_s: float, media_s: float) -> float:
         """Register a packet that arrived at ``arrival_s`` (s) carrying media from ``media_s`` (s,
         capture time on the sender's clock). Returns the relative arrival delay (ms)."""
-        arrival_s = self.tick_time(arrival_s)
+        arrival_s = tick_time(arrival_s, self.cfg.arrival_tick_ms)
         transit = arrival_s - media_s
         window = self.cfg.history_ms / 1000.0
         q = self._transits

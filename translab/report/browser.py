@@ -128,10 +128,9 @@ def negotiation_table(df: pd.DataFrame) -> pd.DataFrame:
         if peer == "chromium":
             codecs = {side: _mode(g.get(f"browser_{side}_codecs", pd.Series(dtype=object))) for side in ("offer", "answer")}
             fb = {side: _mode(g.get(f"browser_{side}_opus_rtcp_fb", pd.Series(dtype=object))) for side in ("offer", "answer")}
-            for what, test in (("NACK", lambda side: "nack" in fb[side].split(" (")[0].split(",")),
-                               ("RED", lambda side: "red/48000" in codecs[side].lower())):
-                r[f"{what} offered"] = "yes" if test("offer") else "no"
-                r[f"{what} in answer"] = "yes" if test("answer") else "no"
+            for side, name in (("offer", "offered"), ("answer", "in answer")):
+                r[f"NACK {name}"] = "yes" if "nack" in fb[side].split(" (")[0].split(",") else "no"
+                r[f"RED {name}"] = "yes" if "red/48000" in codecs[side].lower() else "no"
             r["offered codecs"] = codecs["offer"]
             r["Opus rtcp-fb offer / answer"] = f"{fb['offer'] or '-'} / {fb['answer'] or '-'}"
             r["frame sent (ms)"] = float(_num(g, "browser_out_ptime_ms").mean())
