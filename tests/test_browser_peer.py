@@ -209,6 +209,12 @@ def test_call_peer_chromium_both_directions_on_a_lossy_profile(tmp_path: Path) -
     assert s["status"] == "ok" and s["peer"] == "chromium" and s["mode"] == "live"
     assert s["browser_out_packetsSent"] > 150 and s["packets_sent"] > 150 and s["stoi"] > 0.5
     assert "useinbandfec=1" in s["browser_answer_opus_fmtp"]
+    # what the SDPs carried for audio and what the encoder sent: Opus first in both; the answer keeps
+    # only what aiortc knows (RED, if offered, is dropped); 20 ms frames at about the answer's cap or below
+    assert s["browser_offer_codecs"].startswith("opus/48000/2") and s["browser_answer_codecs"].startswith("opus/48000/2")
+    assert "red/48000" not in s["browser_answer_codecs"].lower()
+    assert s["browser_out_ptime_ms"] == pytest.approx(20.0)
+    assert 4.0 < s["browser_out_payload_kbps"] < 26.0
     assert s["setup_connected_ms"] > s["setup_page_loaded_ms"] > 0
     down = json.loads((out / "down" / "summary.json").read_text())
     import pandas as pd

@@ -30,6 +30,8 @@ SMALL: dict[str, dict[str, object]] = {
                         "turns": 2, "bargein_every": 1},
     "08_protection": {"profiles": ["sfu-10pct-loss"], "seeds": [1], "clips": ["rms-order"], "duration_s": 2.0,
                       "metrics": []},
+    # reads the checked-in results of data/experiments/browser.toml (no browser needed)
+    "09_browser": {"run_dir": None},
 }
 
 

@@ -58,3 +58,34 @@ def test_model_figures_and_gaps() -> None:
     assert g["concealed_share_gap_pct"] == pytest.approx(100.0)
     assert g["mean_buffer_delay_ms_gap"] == pytest.approx(10.0)
     assert g["accel_samples_gap"] == 100 and math.isnan(g["accel_samples_gap_pct"])
+
+
+def test_bench_replay_re_runs_the_model_on_kept_calls_and_pairs_the_gaps(tmp_path) -> None:
+    """translab.bench.neteq.replay: the current model on a kept call's arrival trace, against the NetEq
+    figures stored beside it; here NetEq's figures are set 10 ms of buffer delay above what the model
+    gives, so the replayed gap is exactly -10 ms (-x %) on every call."""
+    import json
+
+    import numpy as np
+
+    from translab import trace as trace_mod
+    from translab.bench.neteq import FIGS, replay
+    from translab.playout.play import play
+    from translab.playout.synthetic import packet_trace, voiced
+
+    rng = np.random.default_rng(2)
+    for seed in (1, 2, 3):
+        n = 100
+        tr = packet_trace(voiced(2.0, 16000), 16000, delay_s=0.02 + rng.uniform(0, 0.03, n))
+        down = tmp_path / f"jittery-s{seed}" / "down"
+        down.mkdir(parents=True)
+        trace_mod.save(tr, down / "trace.parquet")
+        m = model_figures(play(trace_mod.load(down / "trace.parquet"), policy="adaptive", conceal="zero").stats)
+        neteq = {f"neteq_{f}": m[f] for f in FIGS} | {"neteq_mean_buffer_delay_ms": m["mean_buffer_delay_ms"] + 10.0}
+        (down / "summary.json").write_text(json.dumps({"conceal": "zero", "loss_rate": 0.0, **neteq}))
+    r = replay(str(tmp_path))["jittery"]
+    assert r["n"] == 3 and [c["seed"] for c in r["calls"]] == [1, 2, 3]
+    assert r["gap_mean_buffer_delay_ms"] == pytest.approx(-10.0)
+    assert r["gap_mean_buffer_delay_ms_lo"] == pytest.approx(-10.0) and r["gap_mean_buffer_delay_ms_hi"] == pytest.approx(-10.0)
+    assert r["gap_mean_buffer_delay_ms_pct"] == pytest.approx(-1000.0 / r["neteq_mean_buffer_delay_ms"])
+    assert r["gap_decel_samples"] == 0 and r["gap_concealed_share"] == 0

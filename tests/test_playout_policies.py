@@ -120,7 +120,9 @@ def test_adaptive_follows_jitter_up_and_back_and_counts_stretching():
     after = np.median(m2e[t > 20.0])
     assert during > before + 50
     assert after < during - 50
-    assert after < 70
+    # back inside the band: 10 ms network + 20 ms frame + the band's top at the minimum target (20 ms +
+    # largest relative delay of the last 2 s, at most one 10 ms tick on a steady link, + 20 ms)
+    assert after <= 10 + 20 + (20 + 10 + 20)
     st = out.stats
     assert st["insertedSamplesForDeceleration"] > 0
     assert st["removedSamplesForAcceleration"] > 0

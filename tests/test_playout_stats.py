@@ -147,16 +147,31 @@ def test_accelerate_removes_one_period_and_decelerate_inserts_one():
     assert accelerate(x, RATE, 50)[1] == 0
 
 
-def test_noise_is_not_stretched_but_silence_is():
+def test_noise_is_not_stretched_but_silence_is_by_its_own_lag():
     rng = np.random.default_rng(0)
     noise = rng.normal(0, 0.2, 320)
     assert accelerate(noise, RATE, 200)[1] == 0
     assert decelerate(noise, RATE, 200)[1] == 0
+    # a passive block moves by its best lag (NetEq's peak_index, 2.5-15 ms), whatever its correlation,
+    # not by the most allowed
     quiet = rng.normal(0, 1e-4, 320)
-    y, removed = accelerate(quiet, RATE, 120)
-    assert removed == 120 and y.size == 200
+    lag, corr = best_period(quiet, RATE)
+    assert 40 <= lag <= 160 and corr < 0.9
+    y, removed = accelerate(quiet, RATE, 160)
+    assert removed == lag and y.size == 320 - lag
     y, inserted = decelerate(quiet, RATE, 160)
-    assert inserted == 160 and y.size == 480
+    assert inserted == lag and y.size == 320 + lag
+    np.testing.assert_array_equal(y[:320], quiet)  # appended after the block, the block untouched
+    # not more than allowed: then nothing
+    assert accelerate(quiet, RATE, lag - 1)[1] == 0 and decelerate(quiet, RATE, lag - 1)[1] == 0
+
+
+def test_fast_accelerate_removes_whole_periods_up_to_the_limit():
+    x = _periodic(50, 480)
+    assert accelerate(x, RATE, 160)[1] == 50
+    y, removed = accelerate(x, RATE, 160, fast=True)
+    assert removed == 150 and y.size == 330
+    np.testing.assert_allclose(y[50:], x[200:], atol=1e-9)  # still the same periodic signal
 
 
 def test_mouth_to_ear_adds_the_codec_lookahead_and_the_budget_adds_up():

@@ -67,7 +67,7 @@ from translab.media.audio import write_wav
 from translab.metrics.quality import quality
 from translab.playout import neteq_check
 
-__all__ = ["LEAD_S", "PEERS", "BrowserEngine", "browser_call", "check_browser_config"]
+__all__ = ["LEAD_S", "PEERS", "BrowserEngine", "browser_call", "check_browser_config", "sdp_audio"]
 
 #: silence before the clip on the browser's fake microphone (s): the microphone starts playing its
 #: file at getUserMedia, before the call is connected; the clip must start after that
@@ -96,10 +96,23 @@ def _decode_pcm16(b64: str) -> np.ndarray:
     return (np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0) if raw else np.zeros(0, np.float32)
 
 
-def _fmtp(sdp: str) -> str:
-    pt = next((ln.split()[0].split(":")[1] for ln in sdp.splitlines()
-               if ln.startswith("a=rtpmap:") and "opus/48000" in ln.lower()), None)
-    return next((ln for ln in sdp.splitlines() if pt and ln.startswith(f"a=fmtp:{pt} ")), "")
+def sdp_audio(sdp: str) -> dict[str, str]:
+    """What an SDP offers or accepts for audio: ``codecs`` (the rtpmap encodings of the audio
+    section, space-separated, e.g. ``opus/48000/2 red/48000/2 ...``), ``opus_rtcp_fb`` (the
+    rtcp-fb values of Opus's payload type, comma-separated: ``transport-cc``, ``nack`` ...) and
+    ``opus_fmtp`` (Opus's whole fmtp line). Empty strings where the SDP has none."""
+    lines = sdp.splitlines()
+    start = next((i for i, ln in enumerate(lines) if ln.startswith("m=audio")), None)
+    if start is None:
+        return {"codecs": "", "opus_rtcp_fb": "", "opus_fmtp": ""}
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("m=")), len(lines))
+    audio = lines[start:end]
+    maps = [ln.split(None, 1) for ln in audio if ln.startswith("a=rtpmap:") and " " in ln]
+    pt = next((m[0].split(":")[1] for m in maps if m[1].lower().startswith("opus/48000")), None)
+    return {"codecs": " ".join(m[1] for m in maps),
+            "opus_rtcp_fb": ",".join(ln.split(None, 1)[1] for ln in audio
+                                     if pt and ln.startswith(f"a=rtcp-fb:{pt} ") and " " in ln),
+            "opus_fmtp": next((ln for ln in audio if pt and ln.startswith(f"a=fmtp:{pt} ")), "")}
 
 
 @dataclass
@@ -225,8 +238,8 @@ class BrowserEngine(ClipEngine):
             **_flat("browser_out_", last.get("outbound-rtp")),
             **_flat("browser_remote_in_", last.get("remote-inbound-rtp")),
             **_flat("browser_pair_", last.get("candidate-pair")),
-            "browser_offer_opus_fmtp": _fmtp(s.res.get("offer") or ""),
-            "browser_answer_opus_fmtp": _fmtp(s.res.get("answer") or "")}
+            **{f"browser_{side}_{k}": v for side in ("offer", "answer")
+               for k, v in sdp_audio(s.res.get(side) or "").items()}}
         up = s.done.get("up") if s.done is not None else None
         failure = s.failure or ("" if up is not None else "no RTP received from the browser")
         if failure:
@@ -236,6 +249,7 @@ class BrowserEngine(ClipEngine):
         cols, frame_ms, served = up
         trace = ServedEngine(cols, frame_ms=float(frame_ms)).run(call).trace
         figures.update(served)
+        figures.update(_sent_figures(trace, last.get("outbound-rtp") or {}))
         figures.update(self._reply_leg(call, s, snaps, out_dir))
         return CallRecord(trace=trace, setup_ms=dict(s.setup), figures=figures, reference=s.reference)
 
@@ -292,6 +306,25 @@ class BrowserEngine(ClipEngine):
             if k in down.summary:  # translab's playout of the same packets, scored the same way
                 out[f"down_model_{k}"] = down.summary[k]
         return out
+
+
+def _sent_figures(trace: Any, out: dict[str, Any]) -> dict[str, float]:
+    """What the browser's encoder sent: ``browser_out_ptime_ms`` (ms, the median RTP timestamp step of
+    the packets translab received) and ``browser_out_payload_kbps`` (kbit/s: outbound-rtp bytesSent,
+    RTP payload only, over packetsSent x ptime, i.e. over the time it was sending)."""
+    import pandas as pd
+
+    ts = pd.to_numeric(trace.get("media_ts", pd.Series(dtype=float)), errors="coerce").dropna().sort_values()
+    steps = ts.diff().dropna()
+    steps = steps[steps > 0]
+    if not len(steps):
+        return {}
+    ptime_ms = float(steps.median()) / 48.0
+    sent, n = out.get("bytesSent"), out.get("packetsSent")
+    fig = {"browser_out_ptime_ms": ptime_ms}
+    if isinstance(sent, (int, float)) and isinstance(n, (int, float)) and n > 0:
+        fig["browser_out_payload_kbps"] = 8.0 * float(sent) / (float(n) * ptime_ms)
+    return fig
 
 
 def browser_call(cfg: CallConfig, out_dir: str | Path | None = None, **engine: Any) -> CallResult:

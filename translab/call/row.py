@@ -245,7 +245,9 @@ COLUMNS: tuple[Column, ...] = (
     _C("peer", "", "browser", "who called: chromium (headless Chromium, libwebrtc)"),
     _C("browser_", "", "browser", "the browser's getStats() (W3C names): browser_out_* outbound-rtp, "
        "browser_remote_in_* remote-inbound-rtp, browser_pair_* candidate pair, browser_in_* inbound-rtp "
-       "(reply leg); its user agent and offered/answered Opus fmtp; on the reply leg the quality of what "
+       "(reply leg); its user agent; what its offer and translab's answer carry for audio "
+       "(browser_offer_*/browser_answer_*: codecs, opus_rtcp_fb, opus_fmtp); what its encoder sent "
+       "(browser_out_ptime_ms ms, browser_out_payload_kbps kbit/s); on the reply leg the quality of what "
        "it played (browser_<metric>, against the clip) and how long it recorded (browser_recorded_s, s)",
        family=True),
     _C("neteq_", "", "browser", "reply leg: NetEq's W3C inbound-rtp counters over the media window and the "

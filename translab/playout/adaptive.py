@@ -14,17 +14,22 @@ Per slot, at play time t, with the decision rules of NetEq's ``decision_logic.cc
   above it *accelerate*, below the target *decelerate* ("preemptive expand"). At most one
   time-scale operation per 50 ms (``kMinTimescaleInterval``: 5 ticks of 10 ms, "about 100 ms/s"),
   none right after concealment (NetEq: not after ``kExpand``), except *fast accelerate* when the
-  playout delay is at least 4 times the band's top, which removes up to the whole excess.
-  An ordinary operation removes or inserts exactly ``MAX_STRETCH_MS`` (15 ms, NetEq's 120 samples
-  per kHz) of a silent block, or one pitch period of voiced speech where adjacent periods correlate
-  at 0.9 or more (:mod:`.time_stretch`). Every sample removed or added is counted
-  (``removedSamplesForAcceleration``, ``insertedSamplesForDeceleration``).
+  playout delay is at least 4 times the band's top.
+  An operation removes or inserts one period of the block: the lag (2.5 to 15 ms, ``MAX_STRETCH_MS``
+  at most, NetEq's 120 samples per kHz) at which the block best correlates with itself (NetEq's
+  ``peak_index``), in voiced speech only where adjacent periods correlate at 0.9 or more, in a passive
+  (silent) block whatever the correlation (:mod:`.time_stretch`). Fast accelerate removes as many whole
+  periods as fit in 15 ms per frame (NetEq's fast mode), not the whole excess at once. Every sample
+  removed or added is counted (``removedSamplesForAcceleration``, ``insertedSamplesForDeceleration``).
+  The playout delay is measured on NetEq's clock: the play time floored to the 10 ms tick, against
+  arrivals floored the same way (:mod:`.delay_manager`).
 
   Determinism: NetEq's delay manager times its 500 ms histogram intervals in whole 10 ms ticks
-  (:mod:`.delay_manager`), and each step has a fixed size (not "up to the offset"), so two calls
-  whose arrivals differ by microseconds make the same decisions on the same frames and play
-  sample-identical audio. (The band is wider than a step, >= 20 ms vs 15 ms, so a step never
-  overshoots into the opposite correction.)
+  (:mod:`.delay_manager`), and each step's size comes from the audio alone (not "up to the offset"),
+  so two calls whose arrivals differ by microseconds make the same decisions on the same frames and
+  play sample-identical audio (unless an arrival falls within those microseconds of a tick). (The
+  band is wider than a step, >= 20 ms vs at most 15 ms, so a step never overshoots into the opposite
+  correction.)
 - the packet is not here but a later one is (or none was sent: DTX): the slot is given up and
   concealed (Opus FEC first when ``opus-fec``; Opus PLC after DTX is comfort noise), the packet is
   discarded if it comes later;
@@ -49,7 +54,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from translab.playout.delay_manager import DelayManagerConfig, target_timeline
+from translab.playout.delay_manager import DelayManagerConfig, target_timeline, tick_time
 from translab.playout.receiver import PlayoutResult, Receiver
 from translab.playout.time_stretch import accelerate, decelerate, is_silent
 
@@ -59,7 +64,8 @@ DELAY_ADJUSTMENT_GRANULARITY_MS = 20.0
 MIN_TIMESCALE_INTERVAL_S = 0.050
 #: Fast accelerate when the playout delay is at least this many times the band's top (NetEq: 4).
 FAST_ACCELERATE_FACTOR = 4.0
-#: Most audio one operation removes or inserts (ms): NetEq's 15 ms (``120 * fs_mult`` samples).
+#: Most audio one operation removes or inserts (ms): NetEq's 15 ms (``120 * fs_mult`` samples), the
+#: longest period it searches.
 MAX_STRETCH_MS = 15.0
 
 
@@ -74,6 +80,10 @@ def play_adaptive(
     if not np.isfinite(s.first_arrival):
         return rx.result(policy, conceal)
     tl = target_timeline(s.arrival, s.cap_start, cfg)
+
+    def tick(t: float) -> float:
+        return tick_time(t, cfg.arrival_tick_ms)
+
     rx.start(s.first_arrival)
     targets: list[float] = []
     k = 0
@@ -82,7 +92,7 @@ def play_adaptive(
     last_stretch = -np.inf
     after_conceal = False
     covered = 0  # expand frames played while waiting at slot k
-    first_transit = float(s.first_arrival - s.cap_start[int(np.nanargmin(s.arrival))])
+    first_transit = float(tick(s.first_arrival) - s.cap_start[int(np.nanargmin(s.arrival))])
     while k < s.n:
         t = rx.t
         i = int(np.searchsorted(tl.event_s, t + 1e-6, side="right")) - 1
@@ -91,14 +101,15 @@ def play_adaptive(
         targets.append(target_s)
         if s.arrived(k, t):
             x = rx.decode(k)
-            delay = (t - s.cap_start[k]) - min_tr  # playout delay above the fastest path (s)
+            # playout delay above the fastest path (s), on NetEq's 10 ms tick clock like the arrivals
+            delay = (tick(t) - s.cap_start[k]) - min_tr
             high = target_s + (tl.max_rel_ms[i] + DELAY_ADJUSTMENT_GRANULARITY_MS) / 1000.0
             allowed = not after_conceal and t - last_stretch >= MIN_TIMESCALE_INTERVAL_S - 1e-9
             fast = delay >= FAST_ACCELERATE_FACTOR * high
             silent = is_silent(x)
             y, removed, inserted = x, 0, 0
             if fast:
-                y, removed = accelerate(x, rate, int((delay - target_s) * rate))
+                y, removed = accelerate(x, rate, max_step, fast=True)
             elif allowed and delay >= high:
                 y, removed = accelerate(x, rate, max_step)
             elif allowed and delay < target_s:

@@ -1,11 +1,18 @@
 """Pitch-synchronous time stretching of one block ("WSOLA-lite"), as NetEq's accelerate and
-preemptive expand do: remove or repeat one pitch period, cross-faded, where the signal is periodic.
+preemptive expand do (``time_stretch.cc``, ``accelerate.cc``, ``preemptive_expand.cc``): remove or
+repeat one period, cross-faded.
 
-Samples are float64 mono. Periods are searched between 2.5 ms and 15 ms (and at most half the
-block); a block is stretched only when the best normalised correlation between adjacent periods is
-at least ``MIN_CORRELATION`` (NetEq's ``kCorrelationThreshold``, 0.9, in ``time_stretch.h``: so
-unvoiced or weakly periodic speech is left alone), or when it is silent, where any number of samples
-may be removed or inserted (the caller decides how many).
+Samples are float64 mono. The period is the lag, between 2.5 ms and 15 ms (and at most half the block),
+at which the block best correlates with itself (NetEq's ``peak_index``, searched over the same lags).
+How much is removed or inserted is always that lag, never a fixed amount:
+
+* active speech: only when the correlation at the lag is at least ``MIN_CORRELATION`` (NetEq's
+  ``kCorrelationThreshold``, 0.9; 0.5 in fast mode), so unvoiced or weakly periodic speech is left alone;
+* passive blocks (below ``SILENCE_RMS``; NetEq's simple VAD calls a block passive when its energy is
+  below 8x the background noise's): the lag regardless of correlation ("low-energy" success), so a step
+  in silence is 2.5 to 15 ms, as long as the noise's own autocorrelation peak says, not always 15 ms;
+* fast mode (``accelerate(..., fast=True)``, NetEq's fast accelerate): as many whole periods as fit in
+  the allowed amount.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 
 MIN_CORRELATION = 0.9
+#: the correlation fast accelerate accepts (NetEq: 8192 in Q14)
+MIN_CORRELATION_FAST = 0.5
 PERIOD_MIN_MS = 2.5
 PERIOD_MAX_MS = 15.0
 #: Block RMS (full scale 1.0) below which a block counts as silence (about -50 dBFS).
@@ -49,43 +58,49 @@ def _fade(n: int) -> np.ndarray:
     return np.arange(1, n + 1, dtype=np.float64) / (n + 1)
 
 
-def accelerate(x: np.ndarray, sample_rate: int, max_remove: int) -> tuple[np.ndarray, int]:
-    """Shorten block ``x`` by up to ``max_remove`` samples. Returns ``(y, removed)``.
+def _lag(x: np.ndarray, sample_rate: int, min_corr: float) -> int:
+    """The period to remove or insert in block ``x`` (samples): its best lag when the block is passive
+    or correlates at ``min_corr`` or more at that lag, else 0. An all-zero block's lag is the shortest."""
+    p, corr = best_period(x, sample_rate)
+    if p == 0:
+        return 0
+    return p if is_silent(x) or corr >= min_corr else 0
 
-    Silence: drop ``max_remove`` samples from the end. Periodic speech: drop one pitch period
-    (if it is not more than ``max_remove``), cross-fading the period before into the one after.
-    Otherwise unchanged.
-    """
+
+def accelerate(x: np.ndarray, sample_rate: int, max_remove: int, fast: bool = False) -> tuple[np.ndarray, int]:
+    """Shorten block ``x`` by one period (see the module docstring) if it is not more than
+    ``max_remove`` samples; ``fast``: by as many whole periods as fit in ``max_remove``, at the lower
+    correlation threshold. Returns ``(y, removed)``; cross-fades the period before the cut into the
+    one after it. Otherwise unchanged."""
     if max_remove <= 0:
         return x, 0
-    if is_silent(x):
-        k = min(max_remove, x.size)
-        return x[: x.size - k], k
-    p, corr = best_period(x, sample_rate)
-    if p == 0 or corr < MIN_CORRELATION or p > max_remove:
+    p = _lag(x, sample_rate, MIN_CORRELATION_FAST if fast else MIN_CORRELATION)
+    if p == 0 or p > max_remove:
         return x, 0
-    a, b = x[:p], x[p : 2 * p]
+    m = min(max_remove // p if fast else 1, x.size // p - 1) * p
+    if m <= 0:
+        return x, 0
+    a, b = x[:p], x[m : m + p]
     w = _fade(p)
-    return np.concatenate([a * (1 - w) + b * w, x[2 * p :]]), p
+    return np.concatenate([a * (1 - w) + b * w, x[m + p :]]), m
 
 
 def decelerate(x: np.ndarray, sample_rate: int, max_insert: int) -> tuple[np.ndarray, int]:
-    """Lengthen block ``x`` by up to ``max_insert`` samples. Returns ``(y, inserted)``.
+    """Lengthen block ``x`` by one period (see the module docstring) if it is not more than
+    ``max_insert`` samples. Returns ``(y, inserted)``.
 
-    Silence: append ``max_insert`` samples repeating the block's own tail (low-level noise stays
-    noise). Periodic speech: insert one pitch period after the first, cross-faded from the second
-    period into the first, so both junctions are continuous. Otherwise unchanged.
+    Passive block: append the period repeating the block's own tail (low-level noise stays noise).
+    Periodic speech: insert one period after the first, cross-faded from the second period into the
+    first, so both junctions are continuous. Otherwise unchanged.
     """
     if max_insert <= 0:
         return x, 0
-    if is_silent(x):
-        if x.size == 0:
-            return np.zeros(max_insert), max_insert
-        tail = x[np.arange(max_insert) % x.size]
-        return np.concatenate([x, tail]), max_insert
-    p, corr = best_period(x, sample_rate)
-    if p == 0 or corr < MIN_CORRELATION or p > max_insert:
+    p = _lag(x, sample_rate, MIN_CORRELATION)
+    if p == 0 or p > max_insert:
         return x, 0
+    if is_silent(x):
+        tail = x[np.arange(p) % x.size]
+        return np.concatenate([x, tail]), p
     a, b = x[:p], x[p : 2 * p]
     w = _fade(p)
     inserted = b * (1 - w) + a * w

@@ -618,6 +618,56 @@ def conversation_section(df: pd.DataFrame, run_dir: str | Path | None = None) ->
     return "".join(parts)
 
 
+def browser_section(df: pd.DataFrame) -> str:
+    """The "A real browser" section (translab.report.browser; empty string without Chromium cells)."""
+    from translab.report import browser as br
+
+    neg = br.negotiation_table(df)
+    if not len(neg):
+        return ""
+    parts = ["<h2 id='browser'>A real browser: Chromium versus aiortc as the caller</h2><p>The same live WebRTC "
+             "call with headless Chromium (libwebrtc: its Opus encoder, ICE and DTLS; the clip as its fake "
+             "microphone) or aiortc as the caller; translab answers (as <code>translab serve</code>) and both "
+             "cross the same emulated link. What each offered, what translab's answer kept, and what the "
+             "encoder then sent:</p>"
+             + _table(neg, {"frame sent (ms)": ".1f", "payload sent (kbit/s)": ".1f"}, left=tuple(neg.columns))]
+    pt = br.paired_table(df)
+    if len(pt):
+        cells = pt.assign(**{k: [br.estimate_text(e, int(nd), signed=(k == "chromium - aiortc"))
+                                 for e, nd in zip(pt[k], pt["decimals"])]
+                             for k in ("chromium", "aiortc", "chromium - aiortc")})
+        parts.append("<p>Paired by seed and clip on each profile: each caller's mean [95 % interval] and the mean "
+                     "of the per-pair differences <i>Chromium - aiortc</i> [95 % interval]. Payload: what translab "
+                     "received; set-up: ICE + DTLS from the answer to connected (both over the emulated UDP path; "
+                     "the offer/answer round is shown but is not like for like: aiortc's crosses the emulated TCP "
+                     "path, the browser's goes to translab's signalling port on loopback); quality: what "
+                     "translab's adaptive playout made of each caller's audio, against the clip.</p>"
+                     + _table(cells[["profile", "figure", "n", "chromium", "aiortc", "chromium - aiortc"]],
+                              left=("profile", "figure")))
+    try:
+        fig = br.paired_figure(df)
+    except Exception as err:  # noqa: BLE001 (a figure must never take the report down)
+        parts.append(f"<p class='muted'>Figure not shown: {_e(type(err).__name__)}: {_e(err)}.</p>")
+        fig = None
+    if fig is not None:
+        parts.append(_img(fig, "Chromium - aiortc as the caller",
+                          "Left: paired differences of the quality translab heard (PLCMOS, PESQ-WB, STOI; above "
+                          "0: Chromium's audio scored higher). Right: ICE + DTLS after the answer per caller "
+                          "(ms). Bars: 95 % intervals over the seeds.", "fig-browser"))
+    nt = br.neteq_table(df)
+    if len(nt):
+        cells = nt.assign(**{k: [br.estimate_text(e, int(nd), signed=(k == "browser - model"))
+                                 for e, nd in zip(nt[k], nt["decimals"])]
+                             for k in ("browser (NetEq)", "translab model", "browser - model")})
+        parts.append("<p>The other direction, on the Chromium cells: translab sends the clip to the browser, whose "
+                     "NetEq plays it (recorded from an AudioWorklet); translab's adaptive playout plays the same "
+                     "packets at the same arrival times (the emulator's delivery log). Browser - model is paired "
+                     "within each call.</p>"
+                     + _table(cells[["profile", "figure", "n", "browser (NetEq)", "translab model", "browser - model"]],
+                              left=("profile", "figure")))
+    return "".join(parts)
+
+
 def build_html(run_dir: str | Path) -> str:
     """The report of ``run_dir`` as an HTML string."""
     run = Path(run_dir)
@@ -666,6 +716,7 @@ def build_html(run_dir: str | Path) -> str:
     parts.append(nat_section(df))
     parts.append(protection_section(df))
     parts.append(conversation_section(df, run))
+    parts.append(browser_section(df))
 
     if n_failed:
         failed = df[df["status"] != "ok"]
