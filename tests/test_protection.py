@@ -4,6 +4,7 @@ defining behaviour of each option in simulated calls."""
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -149,6 +150,87 @@ def test_adaptor_subtracts_overhead_from_the_estimate():
     assert ana.bwe.bps == pytest.approx(64000 + 58 * 8 * 50)
 
 
+def test_smoothing_filter_counts_early_reports_at_once_then_smooths_over_its_time_constant():
+    from translab.protection.abr import SmoothingFilter
+
+    f = SmoothingFilter(10000)
+    assert f.average(0) is None
+    assert f.add(0.0, 0) == 0.0  # the first sample sets the state
+    f.add(0.09, 1000)  # start-up: memory about 10000 ** (1000 / 10000) = 2.5 ms
+    assert f.average(1100) == pytest.approx(0.09, abs=1e-3)
+    g = SmoothingFilter(10000)
+    g.add(0.09, 0)
+    g.add(0.0, 20000)  # after start-up: a plain 10 s exponential filter of the held sample
+    assert g.average(30000) == pytest.approx(0.09 * math.exp(-1), rel=1e-6)
+
+
+def _steady_reports(ana, seconds, loss, rng, rate_pkts=50, size=138, one_way_ms=45.0):
+    """Feed ``ana`` transport-cc feedback every 100 ms (no queue: one-way delay 45 ms + 0-5 ms jitter)
+    and an RR at 2.5 s and then every 5 s (libwebrtc's audio RTCP interval) with ``loss`` (the fraction
+    of a Binomial draw over the packets it covers); returns the settings after each RR."""
+    out, seq_t = [], 0.0
+    for k in range(1, int(seconds * 10) + 1):
+        now = 100.0 * k
+        pk = []
+        while seq_t < now - 60.0:
+            pk.append((seq_t, seq_t + one_way_ms + float(rng.uniform(0, 5)), size))
+            seq_t += 1000.0 / rate_pkts
+        ana.on_feedback(now, None, pk, 90.0)
+        if k % 50 == 25:
+            n = rate_pkts * (5 if out else 2.5)
+            lost = rng.binomial(n, loss)
+            out.append(ana.on_feedback(now, lost / n, [], 90.0, expected=int(n)))
+    return out
+
+
+def test_abr_keeps_fec_on_at_sustained_9_percent_loss_with_enough_bandwidth():
+    # ANA's enabling curve (17 kbit/s, 10 %) - (64 kbit/s, 5 %) crosses 9 % at 26.4 kbit/s on the wire:
+    # at 32 kbit/s Opus (55.2 kbit/s on the wire) 9 % loss is well above it (threshold 5.9 %)
+    assert ThresholdCurve(17000, 0.10, 64000, 0.05).below(26300, 0.09)
+    assert not ThresholdCurve(17000, 0.10, 64000, 0.05).below(26500, 0.09)
+    rng = np.random.default_rng(9)
+    for initial in (True, False):
+        ana = AudioNetworkAdaptor(32000, 20, overhead_bytes=58, fec=initial)
+        got = _steady_reports(ana, 60, 0.09, rng)
+        assert all(s.fec for s in got)  # from the first report on (before it: the initial state)
+        assert 6 <= np.median([s.loss_perc for s in got]) <= 12  # the smoothed loss, handed to Opus
+        # 9 % is in the loss-based estimate's hold zone (2-10 %), though a 5 s report of 250 packets
+        # passes 10 % about a quarter of the time and each such report cuts the estimate by ~6 % (it
+        # only grows again below 2 %: over minutes classic GCC ratchets down at 9 % random loss). Over
+        # a clip-long call (10 s, two reports) the bitrate stays above 18 kbit/s, below which libopus
+        # 1.6.1 adds no LBRR at 6-12 % expected loss (measured; 24 kbit/s at 1-5 %)
+        assert min(s.bitrate_bps for s in got[:2]) >= 18000
+        assert got[-1].fec and got[-1].bitrate_bps <= got[1].bitrate_bps
+    low = AudioNetworkAdaptor(6000, 60, overhead_bytes=58, fec=False)  # 13.7 kbit/s on the wire
+    assert not any(s.fec for s in _steady_reports(low, 20, 0.09, rng))  # left of the enabling curve
+
+
+def test_abr_bitrate_subtracts_the_overhead_of_the_frame_length_it_chose():
+    rng = np.random.default_rng(1)
+    ana = AudioNetworkAdaptor(32000, 20, overhead_bytes=58)
+    ana.bwe.bps = ana.bwe.delay_bps = ana.bwe.max_bps = 38000.0  # a 38 kbit/s estimate
+    s = _steady_reports(ana, 3, 0.0, rng)[-1]
+    assert s.frame_ms == 60  # <= 40 kbit/s and <= 4 % loss: 20 -> 60 ms
+    assert s.bitrate_bps == int(38000 - 58 * 8 * 1000 / 60)
+    fixed = AudioNetworkAdaptor(32000, 20, overhead_bytes=58, frame_lengths_ms=(20,))
+    fixed.bwe.bps = fixed.bwe.delay_bps = fixed.bwe.max_bps = 38000.0
+    s = _steady_reports(fixed, 3, 0.0, rng)[-1]
+    assert s.frame_ms == 20 and s.bitrate_bps == int(38000 - 58 * 8 * 50)
+
+
+def test_loss_based_estimate_holds_at_9_percent_and_cuts_once_per_report_above_10():
+    hold = BandwidthEstimator(55200, max_bps=55200)
+    cut = BandwidthEstimator(55200, max_bps=55200)
+    for k in range(1, 6):
+        for t in range(10):  # loss-free feedback between the reports must not repeat a cut
+            hold.update(1000.0 * k + 10 * t, None, [], 90.0)
+            cut.update(1000.0 * k + 10 * t, None, [], 90.0)
+        hold.update(1000.0 * k + 100, 0.09, [], 90.0, expected=50)
+        cut.update(1000.0 * k + 100, 0.20, [], 90.0, expected=50)
+    assert hold.bps == pytest.approx(55200)
+    assert cut.bps == pytest.approx(55200 * 0.9 ** 5)  # x (1 - 0.20 / 2) per report
+
+
 # -------------------------------------------------------------------- defining behaviours, simulated
 
 
@@ -208,6 +290,23 @@ def test_abr_lowers_the_bitrate_within_a_second_of_a_capacity_drop_and_raises_it
     # fixed 64 kbit/s overflows the 50-packet queue and waits behind it; ABR keeps both low
     assert fixed["loss_rate"] > 0.03 and fixed["m2e_p95_ms"] > 1000
     assert s["loss_rate"] < 0.01 and s["m2e_p95_ms"] < 0.5 * fixed["m2e_p95_ms"]
+
+
+def test_abr_keeps_opus_fec_working_on_a_lossy_sfu_leg():
+    """9 % random loss, plenty of capacity: FEC stays on and, from the first receiver report (2.5 s) on,
+    Opus carries LBRR in as many packets as the fixed 10 % sender (libopus adds it only to active speech)."""
+    kw = dict(profile="sfu-10pct-loss", bitrate=32000, metrics=(), seed=1, clip="rms-order")
+    base = simulate(CallConfig(**kw))
+    res = simulate(CallConfig(abr=True, **kw))
+    s = res.summary
+    assert s["abr_fec_on_share"] == 1.0 and s["abr_bitrate_min_kbps"] >= 24.0
+    timeline = res.trace.attrs["protection"]["timeline"]
+    t_rr = next(t for t, _, fec, perc, _ in timeline if perc > 0)
+    assert 2.5 < t_rr < 2.7  # the first RR (sent at 2.5 s) tells the sender the loss
+    after = [tr[(tr["send_s"] > t_rr + 0.1) & ~tr["rtx"]]["fec"].mean() if "rtx" in tr else
+             tr[tr["send_s"] > t_rr + 0.1]["fec"].mean() for tr in (res.trace, base.trace)]
+    assert after[0] >= 0.9 * after[1] > 0.5
+    assert s["effective_loss_rate"] < 0.75 * s["loss_rate"]
 
 
 def test_unprotected_rows_carry_the_same_columns_with_neutral_values():
