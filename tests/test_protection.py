@@ -142,6 +142,26 @@ def test_bandwidth_estimator_backs_off_on_a_filling_queue_and_not_on_jitter():
     assert filling.bps < 0.9 * 80000  # cut to 0.85 x the received rate (80 kbit/s here)
 
 
+def test_trendline_detector_groups_bursts_and_flags_a_filling_queue():
+    from translab.protection.abr import TrendlineDetector
+
+    # a link that holds packets and releases them in bursts at random times 10-200 ms apart (Wi-Fi
+    # aggregation, a cellular scheduler): each burst is one group, no over-use (taken packet by
+    # packet the same arrivals signal over-use dozens of times); packets into a queue that grows by
+    # 0.5 ms per ms: over-use within a few hundred ms
+    rng = np.random.default_rng(0)
+    release = np.cumsum(rng.uniform(10, 200, 400))
+    burst, filling = TrendlineDetector(), TrendlineDetector()
+    states_b, first_over = [], None
+    for i in range(300):
+        send = 20.0 * i
+        states_b.append(burst.packet(send, float(release[np.searchsorted(release, send)]) + 30.0))
+        if filling.packet(send, send + 30.0 + 0.5 * max(send - 3000.0, 0.0)) == "overusing" and first_over is None:
+            first_over = send
+    assert "overusing" not in states_b
+    assert first_over is not None and 3000.0 < first_over < 3500.0
+
+
 def test_adaptor_subtracts_overhead_from_the_estimate():
     ana = AudioNetworkAdaptor(64000, 20, overhead_bytes=58, fec=True)
     s = ana.settings

@@ -46,13 +46,12 @@ two estimates and their minimum as ``SendSideBandwidthEstimation`` takes it:
   ``kLimitNumPackets``): below 2 % it grows 8 % per second; above 10 % it is cut by half the loss
   fraction, once per new loss report and at most once per 300 ms + RTT; in between it holds.
   libwebrtc's newer ``LossBasedBweV2`` (a maximum-likelihood fit of the inherent loss) is not modelled.
-- delay-based (AIMD as ``AimdRateControl``): on over-use it drops to 0.85 x the received rate, at most
-  once per 300 ms + RTT; otherwise it grows 8 % per second, capped at 1.5 x the received rate +
-  10 kbit/s. Over-use detection is simplified: GCC's trendline filter (a smoothed least-squares slope
-  of the accumulated delay over 20 packet groups) with its adaptive threshold is replaced by a
-  least-squares slope of the one-way delay over the last ``window_ms`` with fixed thresholds (slope
-  and standing queue, see the class); no probing, no ALR, no acknowledged-rate estimator (the
-  received rate over the window stands in for it).
+- delay-based (:class:`TrendlineDetector` as GCC's ``TrendlineEstimator``, with its adaptive
+  threshold; AIMD as ``AimdRateControl``): on over-use it drops to 0.85 x the received rate, at most
+  once per RTT; otherwise multiplicative (8 %/s) or, once a link capacity is known, additive
+  increase, capped at 1.5 x the received rate + 10 kbit/s. Simplified: the received rate over the
+  last 500 ms of reported packets stands in for GCC's acknowledged-bitrate estimator; no probing,
+  no ALR, no pacer, no congestion window, no network-state predictor.
 
 Pure: no clock (times in ms as arguments), no randomness.
 """
@@ -241,53 +240,166 @@ class FrameLengthController:
         return self.frame_ms
 
 
+class TrendlineDetector:
+    """GCC's delay-based over-use detector (libwebrtc ``InterArrivalDelta`` + ``TrendlineEstimator``).
+
+    Packets are grouped as GCC does: a packet joins the current group when it was sent within 5 ms of
+    the group's first packet, or when it arrived within 5 ms of the group's last one and earlier
+    than its send gap would have it (a burst released by the network, e.g. Wi-Fi aggregation), while
+    the group spans under 100 ms of arrivals; packets sent before the group's last one (reordered)
+    are skipped. Per completed group: the delay variation (arrival gap - send gap between the groups'
+    last packets, ms) is accumulated and
+    smoothed (exponential, 0.9); the slope of the smoothed delay over the last ``window`` packets
+    (least squares against arrival time), times min(packets seen, 60) x 4, is the modified trend. It
+    signals over-use when it stays above the adaptive threshold for more than 10 ms of send time over
+    at least two packets with the slope not falling, under-use below minus the threshold. The
+    threshold (start 12.5, within 6-600) follows |modified trend| at rate 0.0087 per ms when it is
+    above and 0.039 when below, and ignores excursions more than 15 above it. ``state`` is
+    "normal", "overusing" or "underusing"."""
+
+    def __init__(self, window: int = 20) -> None:
+        self.window = int(window)
+        self.state = "normal"
+        self.threshold = 12.5
+        self._n = 0
+        self._acc = 0.0
+        self._smoothed = 0.0
+        self._hist: deque[tuple[float, float]] = deque(maxlen=self.window)
+        self._group: list[float] | None = None  # [first send, last send, first arrival, last arrival] ms
+        self._prev: tuple[float, float] | None = None  # (last send, last arrival) of the previous group
+        self._first_arrival: float | None = None
+        self._trend = 0.0
+        self._over_ms = -1.0
+        self._over_count = 0
+        self._last_threshold_ms: float | None = None
+
+    def packet(self, send_ms: float, arrival_ms: float) -> str:
+        """Feed one packet (send and arrival time, ms), in arrival order; returns the state."""
+        g = self._group
+        if g is None:
+            self._group = [send_ms, send_ms, arrival_ms, arrival_ms]
+            return self.state
+        if send_ms < g[1]:
+            return self.state  # reordered
+        arrival_gap, send_gap = arrival_ms - g[3], send_ms - g[1]
+        if send_ms - g[0] <= 5.0 or (arrival_gap - send_gap < 0 and arrival_gap <= 5.0
+                                     and arrival_ms - g[2] < 100.0):
+            g[1], g[3] = max(g[1], send_ms), max(g[3], arrival_ms)
+            return self.state
+        self._group = [send_ms, send_ms, arrival_ms, arrival_ms]
+        if self._prev is None:
+            self._prev = (g[1], g[3])
+            self._first_arrival = g[3]
+            return self.state
+        send_gap, arrival_gap = g[1] - self._prev[0], g[3] - self._prev[1]
+        self._prev = (g[1], g[3])
+        arrival_ms = g[3]
+        self._n = min(self._n + 1, 1000)
+        self._acc += arrival_gap - send_gap
+        self._smoothed = 0.9 * self._smoothed + 0.1 * self._acc
+        assert self._first_arrival is not None
+        self._hist.append((arrival_ms - self._first_arrival, self._smoothed))
+        trend = self._trend
+        if len(self._hist) == self.window:
+            x = np.array([h[0] for h in self._hist])
+            y = np.array([h[1] for h in self._hist])
+            den = float(((x - x.mean()) ** 2).sum())
+            if den > 0:
+                trend = float(((x - x.mean()) * (y - y.mean())).sum()) / den
+        self._detect(trend, send_gap, arrival_ms)
+        return self.state
+
+    def _detect(self, trend: float, send_gap_ms: float, now_ms: float) -> None:
+        if self._n < 2:
+            self.state = "normal"
+            return
+        m = min(self._n, 60) * trend * 4.0
+        if m > self.threshold:
+            self._over_ms = send_gap_ms / 2 if self._over_ms < 0 else self._over_ms + send_gap_ms
+            self._over_count += 1
+            if self._over_ms > 10.0 and self._over_count > 1 and trend >= self._trend:
+                self._over_ms, self._over_count = 0.0, 0
+                self.state = "overusing"
+        elif m < -self.threshold:
+            self._over_ms, self._over_count = -1.0, 0
+            self.state = "underusing"
+        else:
+            self._over_ms, self._over_count = -1.0, 0
+            self.state = "normal"
+        self._trend = trend
+        last = now_ms if self._last_threshold_ms is None else self._last_threshold_ms
+        self._last_threshold_ms = now_ms
+        if abs(m) > self.threshold + 15.0:  # a spike (e.g. a capacity drop) does not move it
+            return
+        k = 0.039 if abs(m) < self.threshold else 0.0087
+        self.threshold += k * (abs(m) - self.threshold) * min(now_ms - last, 100.0)
+        self.threshold = min(max(self.threshold, 6.0), 600.0)
+
+
+class LinkCapacity:
+    """libwebrtc ``LinkCapacityEstimator``: the received rate at over-use, averaged (0.05) with a
+    normalised variance; None until the first over-use, forgotten when the received rate passes
+    its upper bound (estimate + 3 sigma)."""
+
+    def __init__(self) -> None:
+        self.kbps: float | None = None
+        self._dev = 0.4
+
+    def on_overuse(self, received_bps: float) -> None:
+        x = received_bps / 1000.0
+        if self.kbps is None:
+            self.kbps = x
+        else:
+            self.kbps = 0.95 * self.kbps + 0.05 * x
+        err = self.kbps - x
+        self._dev = min(max(0.95 * self._dev + 0.05 * err * err / max(self.kbps, 1.0), 0.4), 2.5)
+
+    def upper_bps(self) -> float:
+        return math.inf if self.kbps is None else 1000.0 * (self.kbps + 3 * math.sqrt(self._dev * self.kbps))
+
+
 class BandwidthEstimator:
     """A simplified GCC send-side estimate of the wire rate (bit/s): the minimum of a loss-based and
     a delay-based estimate (see the module docstring).
 
-    Over-use: the one-way delays of the packets reported in the last ``window_ms`` grow faster than
-    ``overuse_slope`` (s of delay per s, least squares) *and* stand more than ``overuse_ms`` above
-    the smallest one-way delay seen (queuing). The slope test is GCC's trendline idea (a queue that
-    fills makes delay grow steadily; jitter does not), with fixed thresholds instead of GCC's
-    adaptive one. ``bps`` is the estimate, ``delay_bps`` the delay-based one, ``loss`` the loss
-    fraction of the last complete loss window."""
+    Delay-based: :class:`TrendlineDetector` on every reported packet; on over-use the estimate drops
+    to 0.85 x the received rate (``window_ms`` of reported packets), at most once per RTT (clamped to
+    10-200 ms) unless the received rate fell below half the estimate; on under-use it holds; else it
+    grows: 8 % per second (multiplicative) while no link capacity is known, else by one packet's
+    bits per RTT + 100 ms (at least 4 kbit/s per second; ``AimdRateControl``'s near-max additive
+    increase), never above 1.5 x the received rate + 10 kbit/s. ``bps`` is the estimate,
+    ``delay_bps`` the delay-based one, ``loss`` the loss fraction of the last complete loss window."""
 
     def __init__(self, start_bps: float, min_bps: float = 10000, max_bps: float = 600000,
-                 overuse_ms: float = 30.0, overuse_slope: float = 0.1, window_ms: float = 1000.0) -> None:
+                 window_ms: float = 500.0) -> None:
         check_range("start_bps", start_bps, min_bps, max_bps, "bit/s")
         self.bps = float(start_bps)
         self.delay_bps = float(start_bps)
         self.min_bps, self.max_bps = float(min_bps), float(max_bps)
-        self.overuse_ms, self.overuse_slope, self.window_ms = float(overuse_ms), float(overuse_slope), float(window_ms)
+        self.window_ms = float(window_ms)
+        self.detector = TrendlineDetector()
+        self.capacity = LinkCapacity()
         self._last_delay_decrease_ms = -math.inf
         self._last_loss_decrease_ms = -math.inf
         self._last_ms: float | None = None
-        self._owd: deque[tuple[float, float, int]] = deque()  # (arrival ms, one-way delay ms, bytes)
-        self._min_owd = math.inf
+        self._recv: deque[tuple[float, int]] = deque()  # (arrival ms, wire bytes)
+        self._last_size = 0
         self.overusing = False
         self.loss = 0.0  # loss fraction of the last complete loss window
         self._new_loss = False  # a loss window completed and has not been acted on
         self._lost = 0.0
         self._expected = 0
 
-    def _delay_signal(self, packets: "list[tuple[float, float, int]]", now_ms: float) -> tuple[float, float, float]:
-        """Feed (send ms, arrival ms, wire bytes) of reported packets; returns (queuing delay ms,
-        delay slope s/s, received rate bit/s over the last ``window_ms``)."""
-        for send, arr, size in packets:
-            owd = arr - send
-            self._min_owd = min(self._min_owd, owd)
-            self._owd.append((arr, owd, int(size)))
-        while self._owd and self._owd[0][0] < now_ms - self.window_ms:
-            self._owd.popleft()
-        if not self._owd:
-            return 0.0, 0.0, 0.0
-        a = np.array([x[0] for x in self._owd])
-        d = np.array([x[1] for x in self._owd])
-        received_bps = sum(x[2] for x in self._owd) * 8 * 1000.0 / self.window_ms
-        queue = float(d[-min(len(d), 5):].mean() - self._min_owd)
-        if len(a) < 3 or np.ptp(a) <= 0:
-            return queue, 0.0, received_bps
-        return queue, float(np.polyfit(a, d, 1)[0]), received_bps
+    def _received_bps(self, packets: "list[tuple[float, float, int]]", now_ms: float) -> float:
+        """Feed (send ms, arrival ms, wire bytes) of reported packets to the detector; returns the
+        received rate (bit/s) over the last ``window_ms``."""
+        for send, arr, size in sorted(packets, key=lambda p: p[1]):
+            self.detector.packet(send, arr)
+            self._recv.append((arr, int(size)))
+            self._last_size = int(size)
+        while self._recv and self._recv[0][0] < now_ms - self.window_ms:
+            self._recv.popleft()
+        return sum(x[1] for x in self._recv) * 8 * 1000.0 / self.window_ms
 
     def _loss_signal(self, loss: float, expected: int) -> None:
         """Loss over at least ``MIN_LOSS_PACKETS`` packets (libwebrtc's ``kLimitNumPackets``): the
@@ -311,17 +423,26 @@ class BandwidthEstimator:
             self._loss_signal(loss, len(packets) if expected is None else int(expected))
         dt_s = 0.0 if self._last_ms is None else max(now_ms - self._last_ms, 0.0) / 1000.0
         self._last_ms = now_ms
-        if packets or self._owd:
-            queue_ms, slope, received_bps = self._delay_signal(packets, now_ms)
-            # delay-based (AIMD)
-            self.overusing = queue_ms > self.overuse_ms and slope > self.overuse_slope
+        if packets:
+            received = self._received_bps(packets, now_ms)
+            state = self.detector.state
+            self.overusing = state == "overusing"
+            if received > self.capacity.upper_bps():
+                self.capacity = LinkCapacity()
             if self.overusing:
-                if now_ms - self._last_delay_decrease_ms >= 300.0 + rtt_ms and received_bps > 0:
-                    self.delay_bps = min(self.delay_bps, 0.85 * received_bps)
+                interval = min(max(rtt_ms, 10.0), 200.0)
+                if received > 0 and (now_ms - self._last_delay_decrease_ms >= interval
+                                     or received < 0.5 * self.delay_bps):
+                    self.capacity.on_overuse(received)
+                    self.delay_bps = min(self.delay_bps, 0.85 * received)
                     self._last_delay_decrease_ms = now_ms
-            elif queue_ms <= self.overuse_ms:
-                grown = self.delay_bps * 1.08 ** min(dt_s, 1.0)
-                cap = 1.5 * received_bps + 10000.0 if received_bps > 0 else grown
+            elif state == "normal":
+                if self.capacity.kbps is None:
+                    grown = self.delay_bps * 1.08 ** min(dt_s, 1.0)
+                else:
+                    per_s = max(self._last_size * 8 * 1000.0 / (rtt_ms + 100.0), 4000.0)
+                    grown = self.delay_bps + per_s * min(dt_s, 1.0)
+                cap = 1.5 * received + 10000.0 if received > 0 else grown
                 self.delay_bps = max(self.delay_bps, min(grown, cap))
             self.delay_bps = min(max(self.delay_bps, self.min_bps), self.max_bps)
         # loss-based (classic SendSideBandwidthEstimation), then capped by the delay-based estimate
