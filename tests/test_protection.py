@@ -329,6 +329,71 @@ def test_abr_keeps_opus_fec_working_on_a_lossy_sfu_leg():
     assert s["effective_loss_rate"] < 0.75 * s["loss_rate"]
 
 
+def _mixed_opus_trace(lost=()):
+    """Opus packets of 20 ms (20), then 60 ms (20), then 20 ms (20) over 2 s of voiced audio, 30 ms
+    one way, FEC at 10 % expected loss; ``lost``: packet indices that never arrive."""
+    from translab.media.opus import OpusEncoder, packet_has_fec
+    from translab.playout.synthetic import voiced
+    from translab.trace import make_trace
+
+    rate, n = 48000, 960
+    x = (voiced(2.0, rate) * 32767).astype(np.int16).reshape(-1, n)
+    enc = OpusEncoder(rate, 1, 20, 32000, fec=True, packet_loss_perc=10)
+    cols = {c: [] for c in ("seq", "media_ts", "frame_samples", "capture_s", "arrival_s", "payload", "fec")}
+    i = 0
+    for seq, m in enumerate([1] * 20 + [3] * 20 + [1] * 20):
+        enc.reconfigure(frame_ms=20 * m)
+        pk = enc.encode(x[i:i + m].reshape(-1))
+        cap = (i + m) * n / rate
+        for k, v in zip(cols, (seq, i * n, m * n, cap, math.nan if seq in lost else cap + 0.03, pk,
+                               packet_has_fec(pk))):
+            cols[k].append(v)
+        i += m
+    size = [len(pk) for pk in cols["payload"]]
+    cols.update(send_s=cols["capture_s"], payload_bytes=size, message_bytes=size, wire_bytes=size,
+                transport=["webrtc"] * 60, direction=["up"] * 60, duplicates=[0] * 60)
+    return make_trace(cols, {"codec": "opus", "sample_rate": rate, "channels": 1, "frame_ms": 20})
+
+
+def test_receiver_plays_a_stream_that_switches_between_20_and_60_ms_packets():
+    from translab.media.opus import OpusDecoder
+    from translab.playout import play
+
+    tr = _mixed_opus_trace()
+    r = play(tr, policy="fixed:100", conceal="opus-fec")
+    assert len(r.frames) == 100 and set(r.frames["kind"]) == {"decoded"}  # 100 slots of 20 ms
+    dec = OpusDecoder(48000, 1)
+    want = np.concatenate([dec.decode(pk) for pk in tr["payload"]]).astype(np.float64) / 32768.0
+    assert r.audio.size == want.size and np.allclose(r.audio, want, atol=1e-6)  # each packet decoded once
+    assert r.stats["packetsReceived"] == 60 and r.stats["packetsLost"] == 0
+    # a 60 ms packet leaves 40 ms after its first frame was captured: a fixed buffer of 60 ms (enough
+    # for 20 ms packets at 30 ms one way) plays that first frame 10 ms before it arrives, not the others
+    short = play(tr, policy="fixed:60", conceal="opus-fec")
+    late = np.flatnonzero(short.frames["kind"].to_numpy() != "decoded")
+    assert late.tolist() == list(range(20, 80, 3))
+    # a lost 60 ms packet: its first two slots concealed, the last recovered from the next packet's FEC
+    lost = play(_mixed_opus_trace(lost=(22,)), policy="fixed:100", conceal="opus-fec")
+    k0 = 20 + 3 * 2  # the slots of packet 22 (packet 23 carries FEC: speech, not a pause)
+    assert list(lost.frames["kind"][k0:k0 + 3]) == ["plc", "plc", "fec"]
+    assert lost.stats["packetsLost"] == 1 and lost.stats["packetsReceived"] == 59
+
+
+def test_abr_sends_60_ms_packets_while_the_capacity_is_low():
+    res = simulate(CallConfig(profile="capacity-drop", bitrate=64000, metrics=(), seed=1, abr=True))
+    timeline = res.trace.attrs["protection"]["timeline"]
+    to60 = next(t for t, _, _, _, ms in timeline if ms == 60)
+    back = next(t for t, _, _, _, ms in timeline if ms == 20 and t > to60)
+    assert 3.0 < to60 < 7.0 < back  # 20 -> 60 ms inside the drop (<= 40 kbit/s, little loss), back after
+    tr = res.trace[~res.trace["rtx"]].sort_values("media_ts")
+    assert set(tr["frame_samples"]) == {960, 2880}
+    # the packets tile the clip: each starts where the one before ended
+    ts, fs = tr["media_ts"].to_numpy(), tr["frame_samples"].to_numpy()
+    assert (ts[1:] == ts[:-1] + fs[:-1]).all()
+    sixty = tr[tr["frame_samples"] == 2880]
+    assert np.allclose(sixty["send_s"] - sixty["media_ts"] / 48000, 0.06)  # sent at its last frame's capture
+    assert res.summary["packets_sent"] == len(tr)
+
+
 def test_unprotected_rows_carry_the_same_columns_with_neutral_values():
     s = _call(profile="clean-lan")
     assert (s["nack_sent"], s["rtx_sent"], s["rtx_recovered"], s["red_recovered"]) == (0, 0, 0, 0)
@@ -408,7 +473,7 @@ def test_live_calls_refuse_protection_by_name():
 
 def test_opus_encoder_reconfigures_mid_stream():
     from translab.media.clips import list_clips, load_clip
-    from translab.media.opus import OpusEncoder, packet_has_fec
+    from translab.media.opus import OpusDecoder, OpusEncoder, packet_has_fec
 
     x = (load_clip(list_clips()[0], 48000)[: 48000 * 2] * 32767).astype(np.int16).reshape(-1, 960)
     enc = OpusEncoder(48000, 1, 20, 64000, fec=False)
@@ -421,6 +486,12 @@ def test_opus_encoder_reconfigures_mid_stream():
     with pytest.raises(ConfigError) as e:
         enc.reconfigure(bitrate=5000)
     assert e.value.field == "bitrate"
+    enc.reconfigure(frame_ms=60)  # libopus takes the frame size per call: three frames in one packet
+    pk = enc.encode(x[:3].reshape(-1))
+    assert enc.frame_samples == 2880 and OpusDecoder(48000, 1).packet_samples(pk) == 2880
+    with pytest.raises(ConfigError) as e:
+        enc.reconfigure(frame_ms=30)
+    assert e.value.field == "frame_ms"
 
 
 def test_measured_loss_fec_rounds_down_with_hysteresis_and_reacts_in_seconds():

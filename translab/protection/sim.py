@@ -32,14 +32,11 @@ policies as the adaptive buffer does (smallest transit of the last 2 s plus the 
 delay from :class:`translab.playout.delay_manager.DelayManager`, fed with every slot's first arrival).
 Both ends use the sender's latest RTT sample (WebRTC endpoints learn it from RTCP).
 
-Frame length stays fixed within a call: the controller is told that the receiver accepts only the
-call's frame length (libwebrtc's ``SetReceiverFrameLengthRange``, as SDP ``minptime`` = ``maxptime``
-would), so its frame-length controller keeps it and the bitrate controller subtracts the overhead of
-the frames actually sent. Applying 20 <-> 60 ms changes would need a receiver that plays mixed frame
-lengths: :class:`translab.playout.receiver.Slots` lays packets on a grid of equal slots (one per
-``frame_ms``, refusing other ``frame_samples``), and the adaptive policy, concealment (Opus FEC
-recovers the previous packet's whole duration, PLC one slot at a time), the NACK tracker's playout
-position and the impairment metrics all index by that slot.
+Frame length: with ABR on a 20 ms call the controller may switch between 20 and 60 ms packets
+(:func:`abr_frame_lengths`); a 60 ms packet is encoded from three 20 ms frames with the settings in
+force when its first frame was captured and sent when the last one is captured (so it adds 40 ms to the
+first frame's delay), carries ``frame_samples`` = 3 frames in the trace, and is played by the receiver
+as three 20 ms slots (its in-band FEC recovers the packet before it for 60 ms).
 """
 
 from __future__ import annotations
@@ -128,6 +125,16 @@ class ProtectionOptions:
                    bool(getattr(cfg, "abr", False)), getattr(cfg, "fec_loss", "fixed") == "measured")
 
 
+def abr_frame_lengths(cfg: Any) -> tuple[int, ...]:
+    """The frame lengths (ms) the simulated receiver accepts from an ABR sender: 20 and 60 ms for a
+    20 ms call (libwebrtc ANA's FrameLengthController switches between them; the receiver plays a
+    60 ms packet as three 20 ms slots, :class:`translab.playout.receiver.Slots`); the call's own
+    frame length otherwise, and with RED (its redundant blocks are framed per frame of the call)."""
+    if float(cfg.frame_ms) == 20 and not int(getattr(cfg, "red", 0) or 0):
+        return (20, 60)
+    return (int(cfg.frame_ms) if float(cfg.frame_ms).is_integer() else 20,)
+
+
 def refuse_live(cfg: Any) -> None:
     """ConfigError naming the option when a live call (in-process or netns) asks for protection:
     aiortc's audio has no NACK, RTX, RED or rate control, and translab does not add them there yet."""
@@ -150,6 +157,7 @@ class _Row:
     fec: bool
     rtx: bool
     wire: int
+    frame_samples: int = 0  # samples of audio the packet carries
     arrival_s: float = math.nan
     copies: int = 0
 
@@ -224,7 +232,7 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
     overhead = rtp_wire_bytes(0, hm)
     frame_ms = int(cfg.frame_ms) if float(cfg.frame_ms).is_integer() else 20
     ana = AudioNetworkAdaptor(int(cfg.bitrate), frame_ms, overhead, fec=bool(cfg.fec),
-                              frame_lengths_ms=(frame_ms,)) if opts.abr else None
+                              frame_lengths_ms=abr_frame_lengths(cfg)) if opts.abr else None
     measured = MeasuredLossFec() if opts.fec_measured and ana is None and cfg.fec else None
     enc = None
     if ana is not None or measured is not None:
@@ -263,6 +271,8 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
         t_rr += RR_INTERVAL_S
 
     rtt_s: float | None = None
+    pending: list[int] = []  # frames of the packet being assembled (ABR at 60 ms)
+    group = 1
     next_seq = 0
     max_seq = -1  # highest original seq received
     rr_prev_max = -1
@@ -284,11 +294,23 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
         t, _, kind, data = heapq.heappop(events)
         if kind == "send":
             ts, cap, j = data
+            samples = n
             if enc is not None:
+                assert frames is not None
                 if ana is not None:
-                    s = ana.settings
-                    enc.reconfigure(bitrate=s.bitrate_bps, fec=s.fec, packet_loss_perc=s.loss_perc)
-                payload = enc.encode(frames[j])  # type: ignore[index]
+                    if not pending:  # a packet starts: the controller's settings apply to all of it
+                        s = ana.settings
+                        enc.reconfigure(bitrate=s.bitrate_bps, fec=s.fec, packet_loss_perc=s.loss_perc)
+                        group = max(1, int(round(s.frame_ms * rate / 1000)) // n)
+                    pending.append(j)
+                    if len(pending) < group and j < frames.shape[0] - 1:
+                        continue  # the packet waits for its last frame's capture
+                    ts, samples = pending[0] * n, len(pending) * n
+                    enc.reconfigure(frame_ms=len(pending) * float(cfg.frame_ms))
+                    payload = enc.encode(frames[pending[0]:pending[-1] + 1].reshape(-1))
+                    pending = []
+                else:
+                    payload = enc.encode(frames[j])
                 if cfg.dtx and len(payload) <= DTX_MAX_BYTES:
                     continue
             else:
@@ -299,7 +321,7 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
             next_seq += 1
             history.sent(seq, msg, t, rtt_s or 0.0)
             originals[seq] = _Row(seq, ts, cap, t, msg, codec_bytes, packet_has_fec(payload), False,
-                                  rtp_wire_bytes(len(msg), hm))
+                                  rtp_wire_bytes(len(msg), hm), samples)
             transmit(originals[seq])
         elif kind == "arrive":
             row: _Row = data
@@ -328,7 +350,7 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
                 msg = rtx_payload(osn, payload)
                 base = originals[osn]
                 transmit(_Row(osn, base.media_ts, base.capture_s, t, msg, base.codec_bytes, base.fec, True,
-                              rtp_wire_bytes(len(msg), hm)), streams=rtx_streams)
+                              rtp_wire_bytes(len(msg), hm), base.frame_samples), streams=rtx_streams)
         elif kind == "feedback":
             report = _Report(t, None, len(fb_owd), fb_owd)
             fb_owd = list[tuple[float, float, int]]()
@@ -386,7 +408,7 @@ def protected_trace(cfg: Any, stream: Any, hm: Any, attrs: dict[str, Any]) -> tu
     cols = {
         "seq": [r.seq for r in rows],
         "media_ts": [r.media_ts for r in rows],
-        "frame_samples": [int(stream.frame_samples[0])] * n,
+        "frame_samples": [r.frame_samples or int(stream.frame_samples[0]) for r in rows],
         "capture_s": [r.capture_s for r in rows],
         "send_s": [r.send_s for r in rows],
         "arrival_s": [r.arrival_s for r in rows],
