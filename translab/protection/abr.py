@@ -21,12 +21,16 @@ config listing them so:
   (``target_audio_bitrate`` with overhead, as ANA gets it). So a smoothed loss of 9 % turns FEC on
   whenever the estimate is at or above 26.4 kbit/s on the wire (the enabling curve crosses 9 % there)
   and keeps it on down to 15 kbit/s (the disabling curve never rises above 8 %); at the 32 kbit/s
-  Opus start (55.2 kbit/s on the wire) the enabling threshold is 5.9 % and the disabling one 2.3 %. Until the first loss report the initial
-  state holds (SDP ``useinbandfec``). The expected loss handed to Opus is the smoothed loss (percent,
-  capped at 20 % as ``AudioEncoderOpusImpl`` does). Note: the 2017-2019 libwebrtc Opus encoder applied
-  ANA's FEC decision and loss; the current ``AudioEncoderOpusImpl::ApplyAudioNetworkAdaptor`` applies
-  only bitrate, frame length, DTX and channels (FEC stays as negotiated, its expected loss from the
-  encoder's own 10 s filter): this controller follows the issue's spec (FEC on/off is an output).
+  Opus start (55.2 kbit/s on the wire) the enabling threshold is 5.9 % and the disabling one 2.3 %.
+  Until the first loss report the initial state holds (SDP ``useinbandfec``). The expected loss
+  handed to Opus is the smoothed loss (percent, capped at 20 % as ``AudioEncoderOpusImpl`` does); 0
+  before the first report. "FEC on" is a request: libopus 1.6.1 adds LBRR only to active speech and
+  only above a bitrate floor (measured, 20 ms voip: 24 kbit/s at 1-5 % expected loss, 18 kbit/s at
+  6-12 %); like libwebrtc, the controller does not keep the bitrate above it. Note: the 2017-2019
+  libwebrtc Opus encoder applied ANA's FEC decision and loss; the current
+  ``AudioEncoderOpusImpl::ApplyAudioNetworkAdaptor`` applies only bitrate, frame length, DTX and
+  channels (FEC stays as negotiated, its expected loss from the encoder's own 10 s filter): this
+  controller follows the issue's spec (FEC on/off is an output).
 - :class:`FrameLengthController` (``frame_length_controller.cc``): 20 -> 60 ms when the bandwidth is
   at or below 40 kbit/s and the (unsmoothed) loss at or below 4 %, or when the bandwidth barely
   covers the minimum bitrate + 5 kbit/s + the overhead at the current frame length; 60 -> 20 ms
@@ -44,8 +48,10 @@ two estimates and their minimum as ``SendSideBandwidthEstimation`` takes it:
 - loss-based (``SendSideBandwidthEstimation``, the classic one): it acts on the loss fraction of
   receiver reports (accumulated until they cover ``MIN_LOSS_PACKETS`` packets, libwebrtc's
   ``kLimitNumPackets``): below 2 % it grows 8 % per second; above 10 % it is cut by half the loss
-  fraction, once per new loss report and at most once per 300 ms + RTT; in between it holds.
-  libwebrtc's newer ``LossBasedBweV2`` (a maximum-likelihood fit of the inherent loss) is not modelled.
+  fraction, once per new loss report and at most once per 300 ms + RTT; in between it holds. At a
+  steady random loss near 10 % the reports pass 10 % now and then and it never grows back: over
+  minutes the classic estimate ratchets down. libwebrtc's newer ``LossBasedBweV2`` (a
+  maximum-likelihood fit of the inherent loss) is not modelled.
 - delay-based (:class:`TrendlineDetector` as GCC's ``TrendlineEstimator``, with its adaptive
   threshold; AIMD as ``AimdRateControl``): on over-use it drops to 0.85 x the received rate, at most
   once per RTT; otherwise multiplicative (8 %/s) or, once a link capacity is known, additive
