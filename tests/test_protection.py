@@ -4,6 +4,7 @@ defining behaviour of each option in simulated calls."""
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -141,12 +142,113 @@ def test_bandwidth_estimator_backs_off_on_a_filling_queue_and_not_on_jitter():
     assert filling.bps < 0.9 * 80000  # cut to 0.85 x the received rate (80 kbit/s here)
 
 
+def test_trendline_detector_groups_bursts_and_flags_a_filling_queue():
+    from translab.protection.abr import TrendlineDetector
+
+    # a link that holds packets and releases them in bursts at random times 10-200 ms apart (Wi-Fi
+    # aggregation, a cellular scheduler): each burst is one group, no over-use (taken packet by
+    # packet the same arrivals signal over-use dozens of times); packets into a queue that grows by
+    # 0.5 ms per ms: over-use within a few hundred ms
+    rng = np.random.default_rng(0)
+    release = np.cumsum(rng.uniform(10, 200, 400))
+    burst, filling = TrendlineDetector(), TrendlineDetector()
+    states_b, first_over = [], None
+    for i in range(300):
+        send = 20.0 * i
+        states_b.append(burst.packet(send, float(release[np.searchsorted(release, send)]) + 30.0))
+        if filling.packet(send, send + 30.0 + 0.5 * max(send - 3000.0, 0.0)) == "overusing" and first_over is None:
+            first_over = send
+    assert "overusing" not in states_b
+    assert first_over is not None and 3000.0 < first_over < 3500.0
+
+
 def test_adaptor_subtracts_overhead_from_the_estimate():
     ana = AudioNetworkAdaptor(64000, 20, overhead_bytes=58, fec=True)
     s = ana.settings
     assert (s.bitrate_bps, s.fec) == (64000, True)
     # start estimate = 64000 + 58 B x 8 x 50 packets/s on the wire
     assert ana.bwe.bps == pytest.approx(64000 + 58 * 8 * 50)
+
+
+def test_smoothing_filter_counts_early_reports_at_once_then_smooths_over_its_time_constant():
+    from translab.protection.abr import SmoothingFilter
+
+    f = SmoothingFilter(10000)
+    assert f.average(0) is None
+    assert f.add(0.0, 0) == 0.0  # the first sample sets the state
+    f.add(0.09, 1000)  # start-up: memory about 10000 ** (1000 / 10000) = 2.5 ms
+    assert f.average(1100) == pytest.approx(0.09, abs=1e-3)
+    g = SmoothingFilter(10000)
+    g.add(0.09, 0)
+    g.add(0.0, 20000)  # after start-up: a plain 10 s exponential filter of the held sample
+    assert g.average(30000) == pytest.approx(0.09 * math.exp(-1), rel=1e-6)
+
+
+def _steady_reports(ana, seconds, loss, rng, rate_pkts=50, size=138, one_way_ms=45.0):
+    """Feed ``ana`` transport-cc feedback every 100 ms (no queue: one-way delay 45 ms + 0-5 ms jitter)
+    and an RR at 2.5 s and then every 5 s (libwebrtc's audio RTCP interval) with ``loss`` (the fraction
+    of a Binomial draw over the packets it covers); returns the settings after each RR."""
+    out, seq_t = [], 0.0
+    for k in range(1, int(seconds * 10) + 1):
+        now = 100.0 * k
+        pk = []
+        while seq_t < now - 60.0:
+            pk.append((seq_t, seq_t + one_way_ms + float(rng.uniform(0, 5)), size))
+            seq_t += 1000.0 / rate_pkts
+        ana.on_feedback(now, None, pk, 90.0)
+        if k % 50 == 25:
+            n = rate_pkts * (5 if out else 2.5)
+            lost = rng.binomial(n, loss)
+            out.append(ana.on_feedback(now, lost / n, [], 90.0, expected=int(n)))
+    return out
+
+
+def test_abr_keeps_fec_on_at_sustained_9_percent_loss_with_enough_bandwidth():
+    # ANA's enabling curve (17 kbit/s, 10 %) - (64 kbit/s, 5 %) crosses 9 % at 26.4 kbit/s on the wire:
+    # at 32 kbit/s Opus (55.2 kbit/s on the wire) 9 % loss is well above it (threshold 5.9 %)
+    assert ThresholdCurve(17000, 0.10, 64000, 0.05).below(26300, 0.09)
+    assert not ThresholdCurve(17000, 0.10, 64000, 0.05).below(26500, 0.09)
+    rng = np.random.default_rng(9)
+    for initial in (True, False):
+        ana = AudioNetworkAdaptor(32000, 20, overhead_bytes=58, fec=initial)
+        got = _steady_reports(ana, 60, 0.09, rng)
+        assert all(s.fec for s in got)  # from the first report on (before it: the initial state)
+        assert 6 <= np.median([s.loss_perc for s in got]) <= 12  # the smoothed loss, handed to Opus
+        # 9 % is in the loss-based estimate's hold zone (2-10 %), though a 5 s report of 250 packets
+        # passes 10 % about a quarter of the time and each such report cuts the estimate by ~6 % (it
+        # only grows again below 2 %: over minutes classic GCC ratchets down at 9 % random loss). Over
+        # a clip-long call (10 s, two reports) the bitrate stays above 18 kbit/s, below which libopus
+        # 1.6.1 adds no LBRR at 6-12 % expected loss (measured; 24 kbit/s at 1-5 %)
+        assert min(s.bitrate_bps for s in got[:2]) >= 18000
+        assert got[-1].fec and got[-1].bitrate_bps <= got[1].bitrate_bps
+    low = AudioNetworkAdaptor(6000, 60, overhead_bytes=58, fec=False)  # 13.7 kbit/s on the wire
+    assert not any(s.fec for s in _steady_reports(low, 20, 0.09, rng))  # left of the enabling curve
+
+
+def test_abr_bitrate_subtracts_the_overhead_of_the_frame_length_it_chose():
+    rng = np.random.default_rng(1)
+    ana = AudioNetworkAdaptor(32000, 20, overhead_bytes=58)
+    ana.bwe.bps = ana.bwe.delay_bps = ana.bwe.max_bps = 38000.0  # a 38 kbit/s estimate
+    s = _steady_reports(ana, 3, 0.0, rng)[-1]
+    assert s.frame_ms == 60  # <= 40 kbit/s and <= 4 % loss: 20 -> 60 ms
+    assert s.bitrate_bps == int(38000 - 58 * 8 * 1000 / 60)
+    fixed = AudioNetworkAdaptor(32000, 20, overhead_bytes=58, frame_lengths_ms=(20,))
+    fixed.bwe.bps = fixed.bwe.delay_bps = fixed.bwe.max_bps = 38000.0
+    s = _steady_reports(fixed, 3, 0.0, rng)[-1]
+    assert s.frame_ms == 20 and s.bitrate_bps == int(38000 - 58 * 8 * 50)
+
+
+def test_loss_based_estimate_holds_at_9_percent_and_cuts_once_per_report_above_10():
+    hold = BandwidthEstimator(55200, max_bps=55200)
+    cut = BandwidthEstimator(55200, max_bps=55200)
+    for k in range(1, 6):
+        for t in range(10):  # loss-free feedback between the reports must not repeat a cut
+            hold.update(1000.0 * k + 10 * t, None, [], 90.0)
+            cut.update(1000.0 * k + 10 * t, None, [], 90.0)
+        hold.update(1000.0 * k + 100, 0.09, [], 90.0, expected=50)
+        cut.update(1000.0 * k + 100, 0.20, [], 90.0, expected=50)
+    assert hold.bps == pytest.approx(55200)
+    assert cut.bps == pytest.approx(55200 * 0.9 ** 5)  # x (1 - 0.20 / 2) per report
 
 
 # -------------------------------------------------------------------- defining behaviours, simulated
@@ -208,6 +310,88 @@ def test_abr_lowers_the_bitrate_within_a_second_of_a_capacity_drop_and_raises_it
     # fixed 64 kbit/s overflows the 50-packet queue and waits behind it; ABR keeps both low
     assert fixed["loss_rate"] > 0.03 and fixed["m2e_p95_ms"] > 1000
     assert s["loss_rate"] < 0.01 and s["m2e_p95_ms"] < 0.5 * fixed["m2e_p95_ms"]
+
+
+def test_abr_keeps_opus_fec_working_on_a_lossy_sfu_leg():
+    """9 % random loss, plenty of capacity: FEC stays on and, from the first receiver report (2.5 s) on,
+    Opus carries LBRR in as many packets as the fixed 10 % sender (libopus adds it only to active speech)."""
+    kw = dict(profile="sfu-10pct-loss", bitrate=32000, metrics=(), seed=1, clip="rms-order")
+    base = simulate(CallConfig(**kw))
+    res = simulate(CallConfig(abr=True, **kw))
+    s = res.summary
+    assert s["abr_fec_on_share"] == 1.0 and s["abr_bitrate_min_kbps"] >= 24.0
+    timeline = res.trace.attrs["protection"]["timeline"]
+    t_rr = next(t for t, _, fec, perc, _ in timeline if perc > 0)
+    assert 2.5 < t_rr < 2.7  # the first RR (sent at 2.5 s) tells the sender the loss
+    after = [tr[(tr["send_s"] > t_rr + 0.1) & ~tr["rtx"]]["fec"].mean() if "rtx" in tr else
+             tr[tr["send_s"] > t_rr + 0.1]["fec"].mean() for tr in (res.trace, base.trace)]
+    assert after[0] >= 0.9 * after[1] > 0.5
+    assert s["effective_loss_rate"] < 0.75 * s["loss_rate"]
+
+
+def _mixed_opus_trace(lost=()):
+    """Opus packets of 20 ms (20), then 60 ms (20), then 20 ms (20) over 2 s of voiced audio, 30 ms
+    one way, FEC at 10 % expected loss; ``lost``: packet indices that never arrive."""
+    from translab.media.opus import OpusEncoder, packet_has_fec
+    from translab.playout.synthetic import voiced
+    from translab.trace import make_trace
+
+    rate, n = 48000, 960
+    x = (voiced(2.0, rate) * 32767).astype(np.int16).reshape(-1, n)
+    enc = OpusEncoder(rate, 1, 20, 32000, fec=True, packet_loss_perc=10)
+    cols = {c: [] for c in ("seq", "media_ts", "frame_samples", "capture_s", "arrival_s", "payload", "fec")}
+    i = 0
+    for seq, m in enumerate([1] * 20 + [3] * 20 + [1] * 20):
+        enc.reconfigure(frame_ms=20 * m)
+        pk = enc.encode(x[i:i + m].reshape(-1))
+        cap = (i + m) * n / rate
+        for k, v in zip(cols, (seq, i * n, m * n, cap, math.nan if seq in lost else cap + 0.03, pk,
+                               packet_has_fec(pk))):
+            cols[k].append(v)
+        i += m
+    size = [len(pk) for pk in cols["payload"]]
+    cols.update(send_s=cols["capture_s"], payload_bytes=size, message_bytes=size, wire_bytes=size,
+                transport=["webrtc"] * 60, direction=["up"] * 60, duplicates=[0] * 60)
+    return make_trace(cols, {"codec": "opus", "sample_rate": rate, "channels": 1, "frame_ms": 20})
+
+
+def test_receiver_plays_a_stream_that_switches_between_20_and_60_ms_packets():
+    from translab.media.opus import OpusDecoder
+    from translab.playout import play
+
+    tr = _mixed_opus_trace()
+    r = play(tr, policy="fixed:100", conceal="opus-fec")
+    assert len(r.frames) == 100 and set(r.frames["kind"]) == {"decoded"}  # 100 slots of 20 ms
+    dec = OpusDecoder(48000, 1)
+    want = np.concatenate([dec.decode(pk) for pk in tr["payload"]]).astype(np.float64) / 32768.0
+    assert r.audio.size == want.size and np.allclose(r.audio, want, atol=1e-6)  # each packet decoded once
+    assert r.stats["packetsReceived"] == 60 and r.stats["packetsLost"] == 0
+    # a 60 ms packet leaves 40 ms after its first frame was captured: a fixed buffer of 60 ms (enough
+    # for 20 ms packets at 30 ms one way) plays that first frame 10 ms before it arrives, not the others
+    short = play(tr, policy="fixed:60", conceal="opus-fec")
+    late = np.flatnonzero(short.frames["kind"].to_numpy() != "decoded")
+    assert late.tolist() == list(range(20, 80, 3))
+    # a lost 60 ms packet: its first two slots concealed, the last recovered from the next packet's FEC
+    lost = play(_mixed_opus_trace(lost=(22,)), policy="fixed:100", conceal="opus-fec")
+    k0 = 20 + 3 * 2  # the slots of packet 22 (packet 23 carries FEC: speech, not a pause)
+    assert list(lost.frames["kind"][k0:k0 + 3]) == ["plc", "plc", "fec"]
+    assert lost.stats["packetsLost"] == 1 and lost.stats["packetsReceived"] == 59
+
+
+def test_abr_sends_60_ms_packets_while_the_capacity_is_low():
+    res = simulate(CallConfig(profile="capacity-drop", bitrate=64000, metrics=(), seed=1, abr=True))
+    timeline = res.trace.attrs["protection"]["timeline"]
+    to60 = next(t for t, _, _, _, ms in timeline if ms == 60)
+    back = next(t for t, _, _, _, ms in timeline if ms == 20 and t > to60)
+    assert 3.0 < to60 < 7.0 < back  # 20 -> 60 ms inside the drop (<= 40 kbit/s, little loss), back after
+    tr = res.trace[~res.trace["rtx"]].sort_values("media_ts")
+    assert set(tr["frame_samples"]) == {960, 2880}
+    # the packets tile the clip: each starts where the one before ended
+    ts, fs = tr["media_ts"].to_numpy(), tr["frame_samples"].to_numpy()
+    assert (ts[1:] == ts[:-1] + fs[:-1]).all()
+    sixty = tr[tr["frame_samples"] == 2880]
+    assert np.allclose(sixty["send_s"] - sixty["media_ts"] / 48000, 0.06)  # sent at its last frame's capture
+    assert res.summary["packets_sent"] == len(tr)
 
 
 def test_unprotected_rows_carry_the_same_columns_with_neutral_values():
@@ -289,7 +473,7 @@ def test_live_calls_refuse_protection_by_name():
 
 def test_opus_encoder_reconfigures_mid_stream():
     from translab.media.clips import list_clips, load_clip
-    from translab.media.opus import OpusEncoder, packet_has_fec
+    from translab.media.opus import OpusDecoder, OpusEncoder, packet_has_fec
 
     x = (load_clip(list_clips()[0], 48000)[: 48000 * 2] * 32767).astype(np.int16).reshape(-1, 960)
     enc = OpusEncoder(48000, 1, 20, 64000, fec=False)
@@ -302,6 +486,12 @@ def test_opus_encoder_reconfigures_mid_stream():
     with pytest.raises(ConfigError) as e:
         enc.reconfigure(bitrate=5000)
     assert e.value.field == "bitrate"
+    enc.reconfigure(frame_ms=60)  # libopus takes the frame size per call: three frames in one packet
+    pk = enc.encode(x[:3].reshape(-1))
+    assert enc.frame_samples == 2880 and OpusDecoder(48000, 1).packet_samples(pk) == 2880
+    with pytest.raises(ConfigError) as e:
+        enc.reconfigure(frame_ms=30)
+    assert e.value.field == "frame_ms"
 
 
 def test_measured_loss_fec_rounds_down_with_hysteresis_and_reacts_in_seconds():

@@ -465,10 +465,17 @@ class OpusEncoder(_LibopusState):
         return int(v.value)
 
     def reconfigure(self, bitrate: int | None = None, fec: bool | None = None,
-                    packet_loss_perc: int | None = None) -> None:
-        """Change the bitrate (bit/s), in-band FEC and expected loss (%) mid-stream, as a sender's
-        rate controller does between two frames (OPUS_SET_BITRATE / _INBAND_FEC / _PACKET_LOSS_PERC).
-        ``None`` leaves a setting as it is; values are checked as in the constructor."""
+                    packet_loss_perc: int | None = None, frame_ms: float | None = None) -> None:
+        """Change the bitrate (bit/s), in-band FEC, expected loss (%) and frame length (ms) mid-stream,
+        as a sender's rate controller does between two frames (OPUS_SET_BITRATE / _INBAND_FEC /
+        _PACKET_LOSS_PERC; libopus takes the frame size per ``opus_encode`` call, so the next
+        :meth:`encode` expects the new ``frame_samples``). ``None`` leaves a setting as it is; values
+        are checked as in the constructor."""
+        if frame_ms is not None:
+            check_choice("frame_ms", frame_ms, FRAME_MS_CHOICES)
+            self.frame_ms = float(frame_ms)
+            self.frame_samples = _frame_samples(self.sample_rate, self.frame_ms)
+            self._n_in = self.frame_samples * self.channels
         if bitrate is not None:
             _check_int("bitrate", bitrate)
             check_range("bitrate", bitrate, 6000, 510000, "bit/s")

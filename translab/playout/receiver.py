@@ -114,17 +114,26 @@ class Slots:
     (s, NaN if lost or never sent), ``cap_start`` (capture time of the slot's first sample, s),
     ``send`` (s), ``fec`` (packet carries FEC), ``seq``; ``payload`` a list. ``later_min[k]``: the
     earliest arrival among slots after k (inf if none).
+
+    A packet longer than the frame (``frame_samples`` a multiple m of it: a sender that switched to
+    60 ms frames mid-call) covers m slots: all carry its arrival, send time, seq and payload; ``part``
+    says which m-th of the packet a slot is (0 for the first, which alone carries the FEC flag) and
+    ``parts`` the m (both None when every packet is one frame).
     """
 
     def __init__(self, trace: pd.DataFrame, sample_rate: int, frame_n: int) -> None:
         if len(trace) == 0:
             raise TranslabError("playout: the trace has no packets")
-        ts = trace["media_ts"].to_numpy(dtype=np.int64)
         fs = trace["frame_samples"].to_numpy(dtype=np.int64)
-        if np.any(fs != frame_n):
+        if np.any(fs <= 0) or np.any(fs % frame_n):
             raise TranslabError(
-                f"playout: frame_samples must all be {frame_n} (frame_ms x sample_rate); got {sorted(set(fs.tolist()))[:5]}"
+                f"playout: frame_samples must be multiples of {frame_n} (frame_ms x sample_rate); got {sorted(set(fs.tolist()))[:5]}"
             )
+        self.part: np.ndarray | None = None
+        self.parts: np.ndarray | None = None
+        if np.any(fs != frame_n):
+            trace = _split_long_packets(trace, fs // frame_n, frame_n, sample_rate)
+        ts = trace["media_ts"].to_numpy(dtype=np.int64)
         ts0 = int(ts.min())
         if np.any((ts - ts0) % frame_n):
             raise TranslabError("playout: media_ts not on the frame grid")
@@ -153,6 +162,11 @@ class Slots:
         self.send[kk] = trace["send_s"].to_numpy(dtype=float)[rows]
         self.fec = np.zeros(n, dtype=bool)
         self.fec[kk] = trace["fec"].to_numpy(dtype=bool)[rows]
+        if "_part" in trace.columns:
+            self.part = np.zeros(n, dtype=np.int64)
+            self.parts = np.ones(n, dtype=np.int64)
+            self.part[kk] = trace["_part"].to_numpy(dtype=np.int64)[rows]
+            self.parts[kk] = trace["_parts"].to_numpy(dtype=np.int64)[rows]
         self.seq = np.full(n, -1, dtype=np.int64)
         self.seq[kk] = trace["seq"].to_numpy(dtype=np.int64)[rows]
         payload_col = trace["payload"].to_numpy(dtype=object)
@@ -168,6 +182,27 @@ class Slots:
         """Slot k's packet is in the buffer at time ``t`` (s)."""
         a = self.arrival[k]
         return bool(a == a and a <= t + EPS_S)
+
+    def heads(self) -> np.ndarray:
+        """Boolean mask of the slots that start a packet (all slots when every packet is one frame)."""
+        return np.ones(self.n, dtype=bool) if self.part is None else self.part == 0
+
+
+def _split_long_packets(trace: pd.DataFrame, m: np.ndarray, frame_n: int, rate: int) -> pd.DataFrame:
+    """One row per frame-long part of each packet (see :class:`Slots`): media_ts and capture_s (the
+    capture time of the part's last sample, s) per part, everything else repeated; columns ``_part``
+    and ``_parts``; only the first part keeps the FEC flag."""
+    rep = np.repeat(np.arange(len(trace)), m)
+    part = np.arange(rep.size) - np.repeat(np.cumsum(m) - m, m)
+    out = trace.iloc[rep].reset_index(drop=True)
+    mm = m[rep]
+    out["media_ts"] = out["media_ts"].to_numpy(dtype=np.int64) + part * frame_n
+    out["capture_s"] = out["capture_s"].to_numpy(dtype=float) - (mm - 1 - part) * frame_n / rate
+    out["frame_samples"] = frame_n
+    out["fec"] = out["fec"].to_numpy(dtype=bool) & (part == 0)
+    out["_part"] = part
+    out["_parts"] = mm
+    return out
 
 
 class Receiver:
@@ -200,6 +235,8 @@ class Receiver:
         self.out_n = 0
         self.fec_used = 0
         self.discarded: set[int] = set()
+        self._decoded = np.zeros(0)  # the last decoded packet (slots of longer packets)
+        self._decoded_seq = -1
 
     # --- clock -----------------------------------------------------------------------------------
     def start(self, t: float) -> None:
@@ -233,8 +270,18 @@ class Receiver:
             self.emit(np.zeros(n), "stall", k, with_m2e=False)
 
     def decode(self, k: int) -> np.ndarray:
-        """Decode slot k's payload and pass it through the concealer's good-frame path."""
-        x = self.decoder.decode(self.slots.payload[k])  # type: ignore[arg-type]
+        """Decode slot k's payload and pass it through the concealer's good-frame path. A slot that
+        is part of a longer packet gets its frame of the packet's audio (the packet is decoded once,
+        at its first slot to play)."""
+        s = self.slots
+        if s.part is None:
+            x = self.decoder.decode(s.payload[k])  # type: ignore[arg-type]
+        else:
+            if self._decoded_seq != s.seq[k]:
+                self._decoded = self.decoder.decode(s.payload[k])  # type: ignore[arg-type]
+                self._decoded_seq = int(s.seq[k])
+            p = int(s.part[k])
+            x = self._decoded[p * self.frame_n:(p + 1) * self.frame_n]
         if self.concealer is not None:
             x = self.concealer.good(x)
         return x
@@ -259,7 +306,10 @@ class Receiver:
             and s.fec[k + 1]
             and s.arrived(k + 1, t)
         ):
-            y = self.concealer.recover_fec(s.payload[k + 1], n)  # type: ignore[union-attr]
+            m = 1 if s.parts is None else int(s.parts[k + 1])
+            # a packet's FEC covers the lost audio just before it for the packet's own duration:
+            # the last n samples of it are slot k's
+            y = self.concealer.recover_fec(s.payload[k + 1], m * n)[-n:]  # type: ignore[union-attr]
             self.fec_used += 1
             self.stats.emitted(int(y.size), t - float(s.arrival[k + 1]), target_s)
             self.emit(y, "fec", k, with_m2e=True)
@@ -273,13 +323,14 @@ class Receiver:
         """The PlayoutResult of everything emitted so far (audio, frames log, W3C stats)."""
         s = self.slots
         st = self.stats
-        got = ~np.isnan(s.arrival)
+        head = s.heads()  # W3C counts packets: one slot per packet
+        got = ~np.isnan(s.arrival) & head
         st.packetsReceived = int(got.sum())
         if st.packetsReceived:
             seq = s.seq[got]
             st.packetsLost = int(seq.max() - seq.min() + 1 - st.packetsReceived)
-        st.packetsDiscarded = len(self.discarded)
-        st.jitter = rfc3550_jitter(s.arrival, s.media_ts, self.rate)
+        st.packetsDiscarded = len(self.discarded) if s.part is None else len({int(s.seq[k]) for k in self.discarded})
+        st.jitter = rfc3550_jitter(s.arrival[head], s.media_ts[head], self.rate)
         st.fecPacketsReceived = int((got & s.fec).sum())
         st.fecPacketsDiscarded = st.fecPacketsReceived - self.fec_used
         stats = st.finish()

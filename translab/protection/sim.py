@@ -13,9 +13,16 @@ One event queue in time order runs the sender, the link models of both direction
   draw and delay (its variates come from a second set of streams, so the original packets see the
   same draws as in the call without NACK; the queue and loss-chain state are shared).
 - **feedback** every ``FEEDBACK_INTERVAL_S`` (transport-wide-CC-like report through the downlink
-  chain): RR-style loss fraction of the interval, received wire rate, queuing delay; when it reaches
-  the sender it gives an RTT sample and, with ABR, feeds :class:`~.abr.AudioNetworkAdaptor`, whose
-  new settings apply from the next frame.
+  chain): send and arrival times and sizes of the packets received in the interval; when it
+  reaches the sender it gives an RTT sample and, with ABR, feeds the delay-based part of
+  :class:`~.abr.AudioNetworkAdaptor`, whose new settings apply from the next frame.
+- **receiver report** (RTCP RR through the downlink chain) at half ``RR_INTERVAL_S`` and then every
+  ``RR_INTERVAL_S``: the loss fraction since the previous report (RFC 3550 A.3); it feeds the
+  controller's loss-based estimate and FEC decision (with ABR) or the measured-loss FEC
+  (``fec_loss = "measured"``). libwebrtc's audio report interval is 5 s, the first report half an
+  interval after the start, each next one randomised to 0.5-1.5 x the interval (fixed here). So the
+  sender learns of loss 2.5 s into the call: until then ABR hands Opus 0 % expected loss and libopus
+  adds no FEC, as a libwebrtc sender does.
 
 With NACK on, the adaptive jitter buffer waits for retransmissions by a stated rule
 (:func:`nack_min_target_ms`): from the first RTT sample on, its minimum target delay is one RTT plus
@@ -25,8 +32,11 @@ policies as the adaptive buffer does (smallest transit of the last 2 s plus the 
 delay from :class:`translab.playout.delay_manager.DelayManager`, fed with every slot's first arrival).
 Both ends use the sender's latest RTT sample (WebRTC endpoints learn it from RTCP).
 
-Frame length stays fixed within a call (the playout grid needs it): the frame-length controller's
-choice is recorded in the bitrate timeline, not applied.
+Frame length: with ABR on a 20 ms call the controller may switch between 20 and 60 ms packets
+(:func:`abr_frame_lengths`); a 60 ms packet is encoded from three 20 ms frames with the settings in
+force when its first frame was captured and sent when the last one is captured (so it adds 40 ms to the
+first frame's delay), carries ``frame_samples`` = 3 frames in the trace, and is played by the receiver
+as three 20 ms slots (its in-band FEC recovers the packet before it for 60 ms).
 """
 
 from __future__ import annotations
@@ -57,6 +67,11 @@ from translab.protection.rtx import RtxHistory, rtx_payload
 
 #: Interval of the receiver's feedback reports (s): transport-wide CC feedback is sent about every 100 ms.
 FEEDBACK_INTERVAL_S = 0.1
+#: Interval of the receiver's RTCP receiver reports carrying the loss fraction (s): libwebrtc's audio
+#: report interval (video: 1 s); see the module docstring.
+RR_INTERVAL_S = 5.0
+#: Wire bytes of one RTCP receiver report (IPv4 + UDP + SRTCP RR with one report block).
+RR_WIRE_BYTES = 20 + 8 + 8 + 24 + 4 + 10
 #: Wire bytes of one feedback report (IPv4 + UDP + SRTCP with a transport-cc message for ~5 packets).
 FEEDBACK_WIRE_BYTES = 90
 #: RTP clock rate of Opus (RFC 7587): RED timestamp offsets are in these units.
@@ -110,6 +125,18 @@ class ProtectionOptions:
                    bool(getattr(cfg, "abr", False)), getattr(cfg, "fec_loss", "fixed") == "measured")
 
 
+def abr_frame_lengths(cfg: Any) -> tuple[int, ...]:
+    """The frame lengths (ms) the simulated receiver accepts from an ABR sender: 20 and 60 ms for a
+    20 ms call (libwebrtc ANA's FrameLengthController switches between them; the receiver plays a
+    60 ms packet as three 20 ms slots, :class:`translab.playout.receiver.Slots`); the call's own
+    frame length otherwise, and with RED or NACK: the receiver's view of redundant blocks and
+    retransmissions (:func:`translab.protection.receive.playout_view`) rebuilds each frame's capture
+    time from the call's frame length."""
+    if float(cfg.frame_ms) == 20 and not int(getattr(cfg, "red", 0) or 0) and not getattr(cfg, "nack", False):
+        return (20, 60)
+    return (int(cfg.frame_ms) if float(cfg.frame_ms).is_integer() else 20,)
+
+
 def refuse_live(cfg: Any) -> None:
     """ConfigError naming the option when a live call (in-process or netns) asks for protection:
     aiortc's audio has no NACK, RTX, RED or rate control, and translab does not add them there yet."""
@@ -132,6 +159,7 @@ class _Row:
     fec: bool
     rtx: bool
     wire: int
+    frame_samples: int = 0  # samples of audio the packet carries
     arrival_s: float = math.nan
     copies: int = 0
 
@@ -141,7 +169,7 @@ class _Report:
     """What the receiver sends in one feedback report."""
 
     sent_s: float
-    loss: float
+    loss: float | None  # RR: loss fraction since the previous RR; None for transport-cc feedback
     expected: int
     packets: list[tuple[float, float, int]]  # (send_s, arrival_s, wire bytes) received in the interval
 
@@ -204,14 +232,16 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
     tracker = NackTracker(rate)
     playout = _PlayoutEstimate(cfg.playout, frame_s)
     overhead = rtp_wire_bytes(0, hm)
-    ana = AudioNetworkAdaptor(int(cfg.bitrate), int(cfg.frame_ms) if float(cfg.frame_ms).is_integer() else 20,
-                              overhead, fec=bool(cfg.fec)) if opts.abr else None
+    frame_ms = int(cfg.frame_ms) if float(cfg.frame_ms).is_integer() else 20
+    ana = AudioNetworkAdaptor(int(cfg.bitrate), frame_ms, overhead, fec=bool(cfg.fec),
+                              frame_lengths_ms=abr_frame_lengths(cfg)) if opts.abr else None
     measured = MeasuredLossFec() if opts.fec_measured and ana is None and cfg.fec else None
     enc = None
     if ana is not None or measured is not None:
         enc = OpusEncoder(sample_rate=rate, channels=1, frame_ms=cfg.frame_ms, bitrate=int(cfg.bitrate),
                           complexity=cfg.complexity, application="voip", fec=cfg.fec,
-                          packet_loss_perc=0 if measured else cfg.expected_loss_pct if cfg.fec else 0, dtx=cfg.dtx)
+                          packet_loss_perc=ana.settings.loss_perc if ana is not None else 0 if measured
+                          else cfg.expected_loss_pct if cfg.fec else 0, dtx=cfg.dtx)
     res = UplinkResult(rows=[])
     if enc is not None:
         res.timeline.append((0.0, enc.bitrate, enc.fec, enc.packet_loss_perc, int(round(float(cfg.frame_ms)))))
@@ -237,12 +267,18 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
     while (opts.nack or opts.abr or measured is not None) and t_fb <= end_s:
         push(t_fb, "feedback", None)
         t_fb += FEEDBACK_INTERVAL_S
+    t_rr = RR_INTERVAL_S / 2
+    while (opts.abr or measured is not None) and t_rr <= end_s:
+        push(t_rr, "rr", None)
+        t_rr += RR_INTERVAL_S
 
     rtt_s: float | None = None
+    pending: list[int] = []  # frames of the packet being assembled (ABR at 60 ms)
+    group = 1
     next_seq = 0
     max_seq = -1  # highest original seq received
-    fb_prev_max = -1
-    fb_received = 0
+    rr_prev_max = -1
+    rr_received = 0
     fb_owd: list[tuple[float, float, int]] = []
     first_seen: set[int] = set()
     originals: dict[int, _Row] = {}
@@ -260,11 +296,23 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
         t, _, kind, data = heapq.heappop(events)
         if kind == "send":
             ts, cap, j = data
+            samples = n
             if enc is not None:
+                assert frames is not None
                 if ana is not None:
-                    s = ana.settings
-                    enc.reconfigure(bitrate=s.bitrate_bps, fec=s.fec, packet_loss_perc=s.loss_perc)
-                payload = enc.encode(frames[j])  # type: ignore[index]
+                    if not pending:  # a packet starts: the controller's settings apply to all of it
+                        s = ana.settings
+                        enc.reconfigure(bitrate=s.bitrate_bps, fec=s.fec, packet_loss_perc=s.loss_perc)
+                        group = max(1, int(round(s.frame_ms * rate / 1000)) // n)
+                    pending.append(j)
+                    if len(pending) < group and j < frames.shape[0] - 1:
+                        continue  # the packet waits for its last frame's capture
+                    ts, samples = pending[0] * n, len(pending) * n
+                    enc.reconfigure(frame_ms=len(pending) * float(cfg.frame_ms))
+                    payload = enc.encode(frames[pending[0]:pending[-1] + 1].reshape(-1))
+                    pending = []
+                else:
+                    payload = enc.encode(frames[j])
                 if cfg.dtx and len(payload) <= DTX_MAX_BYTES:
                     continue
             else:
@@ -275,7 +323,7 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
             next_seq += 1
             history.sent(seq, msg, t, rtt_s or 0.0)
             originals[seq] = _Row(seq, ts, cap, t, msg, codec_bytes, packet_has_fec(payload), False,
-                                  rtp_wire_bytes(len(msg), hm))
+                                  rtp_wire_bytes(len(msg), hm), samples)
             transmit(originals[seq])
         elif kind == "arrive":
             row: _Row = data
@@ -284,7 +332,7 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
                 playout.arrived(t, row.media_ts / rate)
             tracker.on_packet(row.seq, row.media_ts)
             if not row.rtx:
-                fb_received += 1
+                rr_received += 1
                 max_seq = max(max_seq, row.seq)
             fb_owd.append((row.send_s, t, row.wire))
             off = playout.offset_s()
@@ -304,16 +352,22 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
                 msg = rtx_payload(osn, payload)
                 base = originals[osn]
                 transmit(_Row(osn, base.media_ts, base.capture_s, t, msg, base.codec_bytes, base.fec, True,
-                              rtp_wire_bytes(len(msg), hm)), streams=rtx_streams)
+                              rtp_wire_bytes(len(msg), hm), base.frame_samples), streams=rtx_streams)
         elif kind == "feedback":
-            expected = max_seq - fb_prev_max
-            # RFC 3550 A.3 interval loss, negative when late packets of an earlier interval came
-            loss = 1.0 - fb_received / expected if expected > 0 else 0.0
-            report = _Report(t, loss, max(expected, 0), fb_owd)
-            fb_prev_max, fb_received, fb_owd = max(max_seq, fb_prev_max), 0, list[tuple[float, float, int]]()
+            report = _Report(t, None, len(fb_owd), fb_owd)
+            fb_owd = list[tuple[float, float, int]]()
             res.feedback_bytes += FEEDBACK_WIRE_BYTES
             for a in down.apply_one(t, FEEDBACK_WIRE_BYTES, rngs["down"])[:1]:
                 push(a, "report", report)
+        elif kind == "rr":
+            expected = max_seq - rr_prev_max
+            # RFC 3550 A.3 interval loss, negative when late packets of an earlier interval came
+            loss = 1.0 - rr_received / expected if expected > 0 else 0.0
+            rr = _Report(t, loss, max(expected, 0), [])
+            rr_prev_max, rr_received = max(max_seq, rr_prev_max), 0
+            res.feedback_bytes += RR_WIRE_BYTES
+            for a in down.apply_one(t, RR_WIRE_BYTES, rngs["down"])[:1]:
+                push(a, "report", rr)
         elif kind == "report":
             rep: _Report = data
             if rep.packets:
@@ -329,7 +383,7 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
                                     1000.0 * (rtt_s or 0.1), rep.expected)
                 if s != before:
                     res.timeline.append((t, s.bitrate_bps, s.fec, s.loss_perc, s.frame_ms))
-            elif measured is not None and enc is not None:
+            elif measured is not None and enc is not None and rep.loss is not None:
                 perc = measured.on_loss(rep.loss, 1000.0 * t)
                 if perc != enc.packet_loss_perc:
                     enc.reconfigure(packet_loss_perc=perc)
@@ -356,7 +410,7 @@ def protected_trace(cfg: Any, stream: Any, hm: Any, attrs: dict[str, Any]) -> tu
     cols = {
         "seq": [r.seq for r in rows],
         "media_ts": [r.media_ts for r in rows],
-        "frame_samples": [int(stream.frame_samples[0])] * n,
+        "frame_samples": [r.frame_samples or int(stream.frame_samples[0]) for r in rows],
         "capture_s": [r.capture_s for r in rows],
         "send_s": [r.send_s for r in rows],
         "arrival_s": [r.arrival_s for r in rows],

@@ -699,7 +699,9 @@ def claim_adaptive_bitrate(df: pd.DataFrame) -> Verdict:
                           "effective_loss_rate (ABR - none)", st.paired([], []), 0.0, "below", "pp", "", []))
     return Verdict("adaptive_bitrate", text, combine(tests),
                    _detail(tests, "Simulated: translab's sender-side controller modelled on libwebrtc's audio "
-                           "network adaptor (RTCP loss and RTT in, bitrate and FEC out); paired by seed and clip.")
+                           "network adaptor (a GCC-style bandwidth estimate from transport-cc feedback and RTCP "
+                           "receiver reports in; bitrate, FEC and its expected loss, 20 or 60 ms frames out); "
+                           "paired by seed and clip.")
                    + " aiortc, the live WebRTC stack here, has no bandwidth estimation or ABR: 'WebRTC owns' "
                    "it in libwebrtc (browsers, native SDKs), not in every WebRTC stack.", "", ev, tests)
 

@@ -552,8 +552,11 @@ def protection_section(df: pd.DataFrame) -> str:
             "asks for lost packets (RFC 4585 generic NACK) and the sender retransmits them on an RTX stream "
             "(RFC 4588), useful while the round trip fits in the jitter buffer; <b>red1/red2</b>: each packet "
             "also carries the previous one or two frames (RFC 2198, Chrome's red/48000); <b>abr</b>: a "
-            "sender-side controller modelled on libwebrtc's audio network adaptor sets bitrate and FEC from "
-            "RTCP loss and RTT. Simulated only: aiortc's live audio path has none of them.</p>"
+            "sender-side controller modelled on libwebrtc's audio network adaptor sets bitrate, FEC and its "
+            "expected loss from a GCC-style bandwidth estimate (delay-based from transport-cc feedback every "
+            "100 ms, loss-based from RTCP receiver reports every 5 s, the first at 2.5 s) and the reported "
+            "loss, and switches between 20 and 60 ms packets (less header overhead when the estimate is low). "
+            "Simulated only: aiortc's live audio path has none of them.</p>"
             + _table(t, fmts, left=("profile", "option"))
             + "<p class='muted'>wire: uplink bytes on the wire incl. retransmissions, redundancy and RTCP; "
               "feedback: NACKs and reports towards the sender; added delay: mouth-to-ear (mean, p95) of "
