@@ -129,3 +129,22 @@ def test_browser_figures_are_declared_engine_columns() -> None:
     assert {column(k).group for k in figures} == {"browser"}
     with pytest.raises(TranslabError, match="computed group"):
         check_engine_figures({"concealed_ratio": 0.0}, "browser")
+
+
+def test_frame_fates_count_a_multi_frame_packet_once_per_frame() -> None:
+    """A lost 60 ms packet in a 20 ms call is three unheard frames of audio, not one packet: the
+    effective loss is a share of audio time (an adaptor switches frame lengths mid-call)."""
+    from translab.call.analysis import frame_fates
+
+    n = 960  # 20 ms at 48 kHz
+    trace = pd.DataFrame({"seq": [0, 1, 2, 3], "media_ts": [0, n, 2 * n, 5 * n],
+                          "frame_samples": [n, n, 3 * n, n]})
+    kinds = ["decoded", "decoded", "plc", "plc", "plc", "decoded"]
+    frames = pd.DataFrame({"kind": kinds, "media_ts": [k * n for k in range(6)]})
+    unheard, concealed = frame_fates(trace, frames)
+    assert unheard.tolist() == [False, False, True, True, True, False]
+    assert concealed.tolist() == unheard.tolist()
+    # one frame per packet: unchanged, one entry per packet
+    single = trace.assign(frame_samples=n, media_ts=[0, n, 2 * n, 3 * n])
+    u1, _ = frame_fates(single, frames.iloc[:4].assign(kind=["decoded", "decoded", "plc", "decoded"]))
+    assert u1.tolist() == [False, False, True, False]

@@ -60,13 +60,21 @@ def codec_only_scores(cfg_json: str) -> dict[str, float | None]:
 
 
 def frame_fates(trace: pd.DataFrame, frames: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Per sent packet, in send order: ``unheard`` (its audio was not played from it nor recovered by
-    FEC: lost in the network, discarded late, or skipped/dropped by the receiver) and ``concealed``
-    (the receiver played concealment in its slot, e.g. while waiting for it). DTX frames were never
-    sent and do not count."""
+    """Per sent frame slot, in send order: ``unheard`` (its audio was not played from its packet nor
+    recovered by FEC: lost in the network, discarded late, or skipped/dropped by the receiver) and
+    ``concealed`` (the receiver played concealment in the slot, e.g. while waiting for it). A packet
+    holding several frames (an adaptor's 60 ms packets in a 20 ms call) counts once per frame, so
+    the shares are shares of audio time. DTX frames were never sent and do not count."""
     heard = frames.loc[frames["kind"].isin(("decoded", "fec")), "media_ts"].to_numpy(dtype=np.int64)
     patched = frames.loc[frames["kind"].isin(CONCEAL_KINDS), "media_ts"].to_numpy(dtype=np.int64)
-    sent = trace.sort_values("seq")["media_ts"].to_numpy(dtype=np.int64)
+    sent_rows = trace.sort_values("seq")
+    sent = sent_rows["media_ts"].to_numpy(dtype=np.int64)
+    if "frame_samples" in sent_rows.columns and len(sent):
+        size = sent_rows["frame_samples"].to_numpy(dtype=np.int64)
+        frame_n = int(size.min())
+        if frame_n > 0 and (size != frame_n).any():
+            parts = size // frame_n
+            sent = np.repeat(sent, parts) + frame_n * (np.arange(int(parts.sum())) - np.repeat(np.cumsum(parts) - parts, parts))
     return ~np.isin(sent, heard), np.isin(sent, patched)
 
 
