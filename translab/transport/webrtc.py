@@ -42,6 +42,7 @@ import fractions
 import random
 import ssl
 import struct
+import time
 from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
@@ -231,6 +232,51 @@ def make_packet_track(payloads: list[bytes], media_ts: np.ndarray, capture_s: np
     return _PacketTrack()
 
 
+def rapid_rtt(sender: Any, receiver: Any, send_tap: "RtpSendTap") -> None:
+    """RTCP rapid start for protected calls: the caller's ``sender`` (RTCRtpSender) sends one Sender
+    Report right after its second RTP packet, and the callee's ``receiver`` (RTCRtpReceiver) answers
+    the first Sender Report at once with a Receiver Report (LSR/DLSR), as AVPF's early RTCP allows
+    (RFC 4585 3.5.2). So the sender's RTT estimate (aiortc's, from LSR/DLSR) exists one round trip
+    after media starts, as libwebrtc's rapid first RTCP (~50 ms after sending starts) and the
+    simulator's first feedback report (after 100 ms) give it, instead of after aiortc's first two
+    random 0.5-1.5 s RTCP intervals; NACK timing and the jitter buffer's NACK rule depend on it.
+    aiortc's periodic reports go on as before."""
+    from aiortc.rtp import RtcpReceiverInfo, RtcpRrPacket, RtcpSenderInfo, RtcpSrPacket
+
+    async def send_sr() -> None:
+        ntp = getattr(sender, "_RTCRtpSender__ntp_timestamp", 0)
+        sr = RtcpSrPacket(ssrc=sender._ssrc, sender_info=RtcpSenderInfo(
+            ntp_timestamp=ntp, rtp_timestamp=getattr(sender, "_RTCRtpSender__rtp_timestamp", 0),
+            packet_count=getattr(sender, "_RTCRtpSender__packet_count", 0) & 0xFFFFFFFF,
+            octet_count=getattr(sender, "_RTCRtpSender__octet_count", 0) & 0xFFFFFFFF))
+        sender._RTCRtpSender__lsr = (ntp >> 16) & 0xFFFFFFFF
+        sender._RTCRtpSender__lsr_time = time.time()
+        await sender._send_rtcp([sr])
+
+    send_tap.after_packet[2] = send_sr
+    original = receiver._handle_rtcp_packet
+    answered: list[int] = []
+
+    async def _handle_rtcp_packet(packet: Any) -> None:
+        await original(packet)
+        if isinstance(packet, RtcpSrPacket) and not answered:
+            streams = receiver._RTCRtpReceiver__remote_streams
+            lsr_time = receiver._RTCRtpReceiver__lsr_time.get(packet.ssrc)
+            rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc
+            stream = streams.get(packet.ssrc)
+            if stream is None or lsr_time is None or rtcp_ssrc is None:
+                return
+            answered.append(packet.ssrc)
+            report = RtcpReceiverInfo(
+                ssrc=packet.ssrc, fraction_lost=stream.fraction_lost, packets_lost=stream.packets_lost,
+                highest_sequence=stream.max_seq, jitter=stream.jitter,
+                lsr=receiver._RTCRtpReceiver__lsr[packet.ssrc],
+                dlsr=max(1, int((time.time() - lsr_time) * 65536)))
+            await receiver._send_rtcp(RtcpRrPacket(ssrc=rtcp_ssrc, reports=[report]))
+
+    receiver._handle_rtcp_packet = _handle_rtcp_packet
+
+
 def rtp_header_length(data: bytes) -> int:
     """Bytes of an RTP packet's header: fixed 12, CSRCs and the header extension (RFC 3550 5.3.1)."""
     n = 12 + 4 * (data[0] & 0x0F)
@@ -246,8 +292,10 @@ class RtpSendTap:
     With ``protect`` (a :class:`StreamSender`), each Opus payload is replaced by what it returns (RED
     with payload type ``RED_PT`` when ``red``), ``payloads`` keeps the RTP payload sent per sequence
     number, and :meth:`attach_sender` makes NACKs reaching an RTCRtpSender answer with RTX packets
-    (``rtx_sent``: (rtx seq, original seq, monotonic s, RTX payload)). ``rtt()``: the sender's RTT
-    estimate (s, None before the first receiver report).
+    (``rtx_sent``: (rtx seq, original seq, monotonic s, RTX payload)) and keeps ``last_rtt_s``, the
+    RTT (s) of the latest receiver report (RFC 3550 LSR/DLSR, as aiortc computes it but not
+    smoothed: the simulator's endpoints also use their latest sample). ``rtt()``: the RTT the
+    StreamSender is given (s, None before the first receiver report).
     """
 
     def __init__(self, dtls_transport: Any, protect: StreamSender | None = None, red: bool = False,
@@ -256,6 +304,9 @@ class RtpSendTap:
         self.payloads: dict[int, bytes] = {}
         self.rtx_sent: list[tuple[int, int, float, bytes]] = []
         self.nacks_received = 0
+        self.last_rtt_s: float | None = None
+        #: coroutines to run once the n-th media packet has been handed on (n: key, from 1)
+        self.after_packet: dict[int, Callable[[], Any]] = {}
         self._headers: dict[int, bytes] = {}
         self._rtx_seq = random.getrandbits(16)
         self._rtt = rtt
@@ -281,6 +332,10 @@ class RtpSendTap:
                         self.payloads[seq] = msg
                         data = bytes(header) + msg
                     self.sent.append((seq, ts, now(), len(data)))
+                    then = self.after_packet.pop(len(self.sent), None)
+                    if then is not None:
+                        # after aiortc's sender has noted this packet (its SR fields)
+                        asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(then()))
             await original(data)
 
         dtls_transport._send_rtp = _send_rtp
@@ -290,13 +345,18 @@ class RtpSendTap:
     def attach_sender(self, sender: Any) -> None:
         """NACKs (RFC 4585 generic NACK) reaching ``sender`` (an RTCRtpSender) are answered by the
         StreamSender, as RFC 4588 packets on the sender's RTX SSRC; other RTCP goes to aiortc."""
-        from aiortc.rtp import RTCP_RTPFB_NACK, RtcpRtpfbPacket
+        from aiortc.rtp import RTCP_RTPFB_NACK, RtcpRrPacket, RtcpRtpfbPacket, RtcpSrPacket
 
         protect = self._protect
         assert protect is not None
         original = sender._handle_rtcp_packet
 
         async def _handle_rtcp_packet(packet: Any) -> None:
+            if isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
+                lsr, lsr_time = sender._RTCRtpSender__lsr, sender._RTCRtpSender__lsr_time
+                for report in packet.reports:
+                    if report.ssrc == sender._ssrc and lsr is not None and report.lsr == lsr and report.dlsr:
+                        self.last_rtt_s = time.time() - lsr_time - report.dlsr / 65536
             if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
                 self.nacks_received += 1
                 for osn, payload in protect.on_nack(list(packet.lost), now(), self._rtt()):
@@ -324,11 +384,15 @@ class RtpReceiveTap:
     runs. With ``protect`` (a :class:`StreamReceiver`): RTX packets are unwrapped (``rtx_received``:
     (rtx seq, original seq, monotonic s, original payload)), every packet (retransmissions as their
     original) goes to ``protect.on_packet`` and the NACKs it asks for leave through aiortc's RTCP,
-    and aiortc's decoder gets plain Opus (RED's primary block)."""
+    and aiortc's decoder gets plain Opus (RED's primary block). ``media_clock()``: (the call clock's
+    zero in monotonic s, the RTP timestamp of media time 0): the StreamReceiver gets times on the
+    call clock and timestamps from media time 0, the frame the simulator's receiver works in (a
+    fixed playout delay is counted from the capture time)."""
 
     def __init__(self, receiver: Any, on_packet: Callable[[int, int, float, bytes], None] | None = None,
                  protect: StreamReceiver | None = None, red: bool = False,
-                 rtt: Callable[[], float | None] = lambda: None) -> None:
+                 rtt: Callable[[], float | None] = lambda: None,
+                 media_clock: Callable[[], tuple[float, int]] = lambda: (0.0, 0)) -> None:
         self.received: list[tuple[int, int, float, bytes]] = []
         self.rtx_received: list[tuple[int, int, float, bytes]] = []
         self.nacks_sent = 0
@@ -352,7 +416,8 @@ class RtpReceiveTap:
                 if on_packet is not None:
                     on_packet(*item)
             if protect is not None:
-                lost = protect.on_packet(packet.sequence_number, packet.timestamp, t, rtt())
+                t0, ts0 = media_clock()
+                lost = protect.on_packet(packet.sequence_number, (packet.timestamp - ts0) & 0xFFFFFFFF, t - t0, rtt())
                 if lost:
                     self.nacks_sent += 1
                     await receiver._send_rtcp_nack(packet.ssrc, lost)
@@ -578,8 +643,7 @@ async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: flo
         sender = caller.getSenders()[0]
 
         def rtt() -> float | None:
-            value = getattr(sender, "_RTCRtpSender__rtt", None)  # aiortc's RTT from receiver reports (s)
-            return float(value) if value else None
+            return send_tap.last_rtt_s  # the latest receiver report's RTT sample (s)
 
         red = bool(getattr(cfg, "red", 0)) and protection is not None
         send_tap = RtpSendTap(sender.transport, protection[0] if protection else None, red, rtt)
@@ -591,8 +655,16 @@ async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: flo
                 first_rx.append(t)
                 mark("first_rtp_received")
 
+        def media_clock() -> tuple[float, int]:
+            if not send_tap.sent:
+                return rec.t0, 0
+            ts_scale = RTP_CLOCK / int(stream.sample_rate)
+            return rec.t0, (send_tap.sent[0][1] - int(round(int(stream.media_ts[0]) * ts_scale))) & 0xFFFFFFFF
+
         recv_tap = RtpReceiveTap(callee.getReceivers()[0], on_rx, protection[1] if protection else None,
-                                 red, rtt)
+                                 red, rtt, media_clock)
+        if protection is not None:
+            rapid_rtt(sender, callee.getReceivers()[0], send_tap)
         try:
             await asyncio.wait_for(asyncio.shield(connected), connect_timeout_s)
         except asyncio.TimeoutError:
