@@ -138,7 +138,9 @@ def test_live_red_and_rtx_packets_are_byte_exact_on_the_wire(tmp_path) -> None:
     from translab.call import run_call
     from translab.call.live import LiveEngine
 
-    cfg = CallConfig(profile="sfu-10pct-loss", duration_s=3, seed=3, metrics=(), nack=True, red=2, conceal="opus-plc")
+    # a fixed 200 ms buffer: NACKs go out from the first loss on, whenever the first RTT sample comes
+    cfg = CallConfig(profile="sfu-10pct-loss", duration_s=3, seed=3, metrics=(), nack=True, red=2, conceal="opus-plc",
+                     playout="fixed:200")
     res = run_call(cfg, LiveEngine(pcap=tmp_path / "call.pcap", drain_s=0.5, realtime=True))
     s = res.summary
     assert s["status"] == "ok", s["reason"]

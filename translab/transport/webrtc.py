@@ -307,6 +307,7 @@ class RtpSendTap:
         self.last_rtt_s: float | None = None
         #: coroutines to run once the n-th media packet has been handed on (n: key, from 1)
         self.after_packet: dict[int, Callable[[], Any]] = {}
+        self._tasks: set[asyncio.Future[Any]] = set()
         self._headers: dict[int, bytes] = {}
         self._rtx_seq = random.getrandbits(16)
         self._rtt = rtt
@@ -333,14 +334,18 @@ class RtpSendTap:
                         data = bytes(header) + msg
                     self.sent.append((seq, ts, now(), len(data)))
                     then = self.after_packet.pop(len(self.sent), None)
-                    if then is not None:
-                        # after aiortc's sender has noted this packet (its SR fields)
-                        asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(then()))
+                    if then is not None:  # after aiortc's sender has noted this packet (its SR fields)
+                        asyncio.get_running_loop().call_soon(self._spawn, then)
             await original(data)
 
         dtls_transport._send_rtp = _send_rtp
         self._target = dtls_transport
         self._protect = protect
+
+    def _spawn(self, fn: Callable[[], Any]) -> None:
+        task = asyncio.ensure_future(fn())
+        self._tasks.add(task)  # a strong reference until it is done
+        task.add_done_callback(self._tasks.discard)
 
     def attach_sender(self, sender: Any) -> None:
         """NACKs (RFC 4585 generic NACK) reaching ``sender`` (an RTCRtpSender) are answered by the
