@@ -11,6 +11,7 @@ import asyncio
 import struct
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from translab.config import CallConfig
@@ -68,6 +69,77 @@ def test_live_engines_refuse_what_they_do_not_carry_by_name() -> None:
     with pytest.raises(ConfigError) as e:
         refuse_live(CallConfig(red=1).resolved(), "netns")
     assert e.value.field == "red" and "netns" in str(e.value) and "in-process" in str(e.value)
+
+
+def test_sequence_numbers_and_timestamps_unwrap_across_the_wrap() -> None:
+    from translab.protection.endpoint import SeqUnwrapper
+
+    u = SeqUnwrapper()
+    assert [u(x) for x in (65534, 65535, 0, 1, 65535, 2)] == [65534, 65535, 65536, 65537, 65535, 65538]
+    t = SeqUnwrapper(bits=32)
+    assert [t(x) for x in (2**32 - 960, 0, 960)] == [2**32 - 960, 2**32, 2**32 + 960]
+
+
+def test_endpoints_nack_and_resend_across_the_sequence_wrap() -> None:
+    """The sender's RED blocks and RTX history and the receiver's NACKs work on 16-bit sequence
+    numbers and 32-bit timestamps that wrap during the call."""
+    from translab.protection.endpoint import ProtectedReceiver, ProtectedSender
+
+    tx = ProtectedSender(red=1)
+    rx = ProtectedReceiver(48000, 0.02, "fixed:200", nack=True)
+    seqs = [(65530 + k) % 65536 for k in range(12)]
+    ts = [(2**32 - 3 * 960 + 960 * k) % 2**32 for k in range(12)]
+    sent = {}
+    for k, (q, t) in enumerate(zip(seqs, ts)):
+        sent[q] = tx.wrap(q, t, bytes([k]) * 3, 0.02 * k, 0.05)
+        assert sent[q] == (bytes([OPUS_PT]) if k == 0 else _red([(960, bytes([k - 1]) * 3)], b"")) + bytes([k]) * 3
+    asked: list[list[int]] = []
+    for k, (q, t) in enumerate(zip(seqs, ts)):
+        if q in (65535, 0):  # lost on either side of the wrap
+            continue
+        asked.append(rx.on_packet(q, t, 0.02 * k + 0.04, 0.05))
+    assert [65535, 0] in asked and rx.nack_sent == sum(1 for a in asked if a)
+    out = tx.on_nack([65535, 0], 0.25, 0.05)
+    assert out == [(65535, b"\xff\xff" + sent[65535]), (0, b"\x00\x00" + sent[0])]
+    assert tx.on_nack([0], 0.27, 0.05) == []  # within one RTT of the resend: still in flight
+
+
+def test_retransmissions_cross_the_link_on_side_streams_leaving_the_originals_draws_alone() -> None:
+    """RTP with the RTX payload type crosses the media chain (shared state) but draws from the side
+    streams of retransmission_rng(seed), as the simulator's retransmissions do: the originals' loss
+    pattern is the one of a call without retransmissions, and the retransmissions' is the side
+    streams' own."""
+    from translab.emulate.datagram import DatagramLink
+    from translab.emulate.scheduler import DeadlineScheduler
+    from translab.link.chain import LinkChain
+    from translab.link.loss import BernoulliLoss
+    from translab.link.profiles import direction_rngs, retransmission_rng
+
+    seed, n = 11, 60
+    mk = lambda: LinkChain([BernoulliLoss(0.3)])  # noqa: E731
+
+    async def main() -> DatagramLink:
+        sched = DeadlineScheduler()
+        link = DatagramLink("up", sched, mk(), direction_rngs(seed)["up"])
+        link.route_retransmissions(RTX_PT, retransmission_rng(seed))
+        for i in range(n):
+            link.submit(bytes([0x80, OPUS_PT]) + b"\0" * 10, lambda d: None)
+            if i % 3 == 0:
+                link.submit(bytes([0x80, RTX_PT]) + b"\0" * 12, lambda d: None)
+        sched.close()
+        return link
+
+    link = asyncio.run(main())
+    lost = np.isnan(np.array(link.media_log)[:, 1])
+    assert len(lost) == n and link.counters.by_kind["rtx"] == n // 3
+    ref = mk()
+    idx, _ = ref.apply(np.zeros(n), np.full(n, 40), direction_rngs(seed)["up"])
+    assert (lost == ~np.isin(np.arange(n), idx)).all()
+    side = mk()
+    side.bind(direction_rngs(seed)["up"])
+    streams = side.side_streams(retransmission_rng(seed))
+    rtx_lost = sum(not side.apply_one(0.0, 42, direction_rngs(seed)["up"], streams=streams) for _ in range(n // 3))
+    assert link.counters.packets_lost == int(lost.sum()) + rtx_lost
 
 
 @pytest.mark.live
