@@ -233,17 +233,20 @@ def make_packet_track(payloads: list[bytes], media_ts: np.ndarray, capture_s: np
 
 
 def rapid_rtt(sender: Any, receiver: Any, send_tap: "RtpSendTap") -> None:
-    """RTCP rapid start for protected calls: the caller's ``sender`` (RTCRtpSender) sends one Sender
-    Report right after its second RTP packet, and the callee's ``receiver`` (RTCRtpReceiver) answers
-    the first Sender Report at once with a Receiver Report (LSR/DLSR), as AVPF's early RTCP allows
-    (RFC 4585 3.5.2). So the sender's RTT estimate (aiortc's, from LSR/DLSR) exists one round trip
-    after media starts, as libwebrtc's rapid first RTCP (~50 ms after sending starts) and the
-    simulator's first feedback report (after 100 ms) give it, instead of after aiortc's first two
-    random 0.5-1.5 s RTCP intervals; NACK timing and the jitter buffer's NACK rule depend on it.
-    aiortc's periodic reports go on as before."""
+    """RTCP rapid start for protected calls: the caller's ``sender`` (RTCRtpSender) sends a Sender
+    Report right after its second RTP packet, and again every 5 packets (100 ms at 20 ms frames, up
+    to 10 times) until a Receiver Report has given an RTT sample (an SR or RR lost on the link is
+    made up for); the callee's ``receiver`` (RTCRtpReceiver) answers every Sender Report at once
+    with a Receiver Report (LSR/DLSR), as AVPF's early RTCP allows (RFC 4585 3.5.2). So the sender's
+    RTT (``send_tap.last_rtt_s``) exists about one round trip after media starts, as the simulator's
+    first feedback report (after 100 ms) gives it, instead of after aiortc's first two random
+    0.5-1.5 s RTCP intervals; NACK timing, the RTX history and the jitter buffer's NACK rule depend
+    on it. aiortc's periodic reports go on as before."""
     from aiortc.rtp import RtcpReceiverInfo, RtcpRrPacket, RtcpSenderInfo, RtcpSrPacket
 
     async def send_sr() -> None:
+        if send_tap.last_rtt_s is not None:
+            return
         ntp = getattr(sender, "_RTCRtpSender__ntp_timestamp", 0)
         sr = RtcpSrPacket(ssrc=sender._ssrc, sender_info=RtcpSenderInfo(
             ntp_timestamp=ntp, rtp_timestamp=getattr(sender, "_RTCRtpSender__rtp_timestamp", 0),
@@ -253,20 +256,19 @@ def rapid_rtt(sender: Any, receiver: Any, send_tap: "RtpSendTap") -> None:
         sender._RTCRtpSender__lsr_time = time.time()
         await sender._send_rtcp([sr])
 
-    send_tap.after_packet[2] = send_sr
+    for n in range(2, 52, 5):
+        send_tap.after_packet[n] = send_sr
     original = receiver._handle_rtcp_packet
-    answered: list[int] = []
 
     async def _handle_rtcp_packet(packet: Any) -> None:
         await original(packet)
-        if isinstance(packet, RtcpSrPacket) and not answered:
+        if isinstance(packet, RtcpSrPacket):
             streams = receiver._RTCRtpReceiver__remote_streams
             lsr_time = receiver._RTCRtpReceiver__lsr_time.get(packet.ssrc)
             rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc
             stream = streams.get(packet.ssrc)
             if stream is None or lsr_time is None or rtcp_ssrc is None:
                 return
-            answered.append(packet.ssrc)
             report = RtcpReceiverInfo(
                 ssrc=packet.ssrc, fraction_lost=stream.fraction_lost, packets_lost=stream.packets_lost,
                 highest_sequence=stream.max_seq, jitter=stream.jitter,
