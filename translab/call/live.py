@@ -23,7 +23,7 @@ from translab.call.record import CallRecord, StockOutput
 from translab.config import CallConfig
 from translab.emulate.realtime import RT_PRIORITY, LoopLagMonitor, realtime_mode
 from translab.media.stream import SenderStream
-from translab.protection.endpoint import ProtectedReceiver
+from translab.protection.endpoint import ProtectedReceiver, ProtectedSender
 from translab.transport.record import LegRecord
 
 T = TypeVar("T")
@@ -57,11 +57,11 @@ def leg_trace(cfg: CallConfig, stream: SenderStream, rec: LegRecord) -> pd.DataF
 
 
 def leg_record(call: PreparedCall, rec: LegRecord, figures: dict[str, Any],
-               receiver: ProtectedReceiver | None = None) -> CallRecord:
+               protection: tuple[ProtectedSender, ProtectedReceiver] | None = None) -> CallRecord:
     """A transport leg's raw timings as a CallRecord: the trace, milestones, aiortc's own output,
     the sender's lateness and echo round trips, and ``figures`` (the engine's counters).
-    ``receiver``: the protected receiver of a call with NACK / RED (its trace then has the
-    protected schema, :func:`translab.call.live_protection.protected_leg_trace`)."""
+    ``protection``: the protected sender and receiver of a call with NACK / RED / measured FEC (its
+    trace then has the protected schema, :func:`translab.call.live_protection.protected_leg_trace`)."""
     cfg, stream = call.cfg, call.stream
     assert stream is not None
     extra = dict(rec.extra)
@@ -80,7 +80,7 @@ def leg_record(call: PreparedCall, rec: LegRecord, figures: dict[str, Any],
     if rec.stock_frames:
         audio = np.asarray(rec.stock_audio, dtype=np.float32) if rec.stock_audio is not None else None
         stock = StockOutput(frames=list(rec.stock_frames), audio=audio)
-    trace = (protected_leg_trace(cfg, stream, rec, receiver) if receiver is not None
+    trace = (protected_leg_trace(cfg, stream, rec, protection[1], protection[0]) if protection is not None
              else leg_trace(cfg, stream, rec))
     return CallRecord(trace=trace, status=rec.status, reason=rec.reason,
                       setup_ms=dict(rec.setup_ms), media_start_ms=media_start_ms, stock=stock,
@@ -128,8 +128,8 @@ class LiveEngine(ClipEngine):
                 if cfg.transport == "webrtc":
                     from translab.transport.webrtc import RTX_PT, webrtc_call
 
-                    if cfg.nack or cfg.red:  # issue 13: NACK + RTX / RED on the live path
-                        protection = endpoints(cfg)
+                    if cfg.nack or cfg.red or cfg.fec_loss == "measured":  # issue 13 on the live path
+                        protection = endpoints(cfg, call.reference)
                         if cfg.nack:
                             emu.route_retransmissions(RTX_PT)
                     rec = await webrtc_call(stream, cfg, emu, connect_timeout_s=self.connect_timeout_s,
@@ -148,4 +148,4 @@ class LiveEngine(ClipEngine):
         if cfg.transport == "websocket":
             figures["ws_deflate"] = bool(self.deflate)
         figures.update(emu.report())
-        return leg_record(call, rec, figures, protection[1] if protection is not None else None)
+        return leg_record(call, rec, figures, protection)

@@ -26,13 +26,16 @@ from translab.config import CallConfig
 from translab.errors import ConfigError
 from translab.media.stream import SenderStream
 from translab.metrics.bandwidth import HeaderModel, rtp_wire_bytes
-from translab.protection.endpoint import ProtectedReceiver, ProtectedSender
+from translab.media import pcm
+from translab.media.audio import to_int16
+from translab.media.opus import packet_has_fec
+from translab.protection.endpoint import MeasuredFecEncoder, ProtectedReceiver, ProtectedSender
 from translab.protection.red import decode_red
 from translab.protection.sim import ProtectionOptions
 from translab.transport.record import LegRecord
 
 #: protection options the in-process live engine carries
-LIVE_OPTIONS: tuple[str, ...] = ("nack", "red")
+LIVE_OPTIONS: tuple[str, ...] = ("nack", "red", "fec_loss")
 
 
 def refuse_live(cfg: CallConfig, engine: str, supported: tuple[str, ...] = ()) -> None:
@@ -52,26 +55,35 @@ def refuse_live(cfg: CallConfig, engine: str, supported: tuple[str, ...] = ()) -
         if name in supported:
             continue
         if name in LIVE_OPTIONS:
-            allowed = (f"off for the {engine} engine (live NACK/RTX and RED run on the in-process engine, "
-                       "translab call; every option in simulated calls)")
+            allowed = (f"off for the {engine} engine (live NACK/RTX, RED and fec_loss=measured run on the "
+                       "in-process engine, translab call; every option in simulated calls)")
         else:
             allowed = ("off for live calls (simulated calls only: translab simulate, mode = \"simulate\"); "
-                       "live abr / fec_loss=measured need the sender to encode during the call, which the "
-                       "live aiortc path does not do yet")
+                       "live abr needs per-packet transport feedback (transport-wide CC), which aiortc's "
+                       "audio path does not have")
         raise ConfigError(name, value, allowed)
+    if opts.fec_measured and "fec_loss" in supported and cfg.dtx:
+        raise ConfigError("dtx", True, "off with fec_loss = \"measured\" on live calls (the sender "
+                          "encodes during the call and sends every frame)")
 
 
-def endpoints(cfg: CallConfig) -> tuple[ProtectedSender, ProtectedReceiver]:
-    """The sender's and receiver's protection for a resolved ``cfg`` (NACK and RED as asked)."""
+def endpoints(cfg: CallConfig, reference: np.ndarray) -> tuple[ProtectedSender, ProtectedReceiver]:
+    """The sender's and receiver's protection for a resolved ``cfg`` (NACK, RED and measured-loss
+    FEC as asked; ``reference``: the clip as encoded, float32, for encoding during the call)."""
     assert cfg.sample_rate is not None
     hm = HeaderModel(ip_version=cfg.ip_version, tls=cfg.tls)
-    return (ProtectedSender(int(cfg.red or 0)),
+    encoder = None
+    if cfg.fec_loss == "measured" and cfg.fec and cfg.codec == "opus":
+        frames = pcm.split_frames(to_int16(reference), int(cfg.sample_rate), cfg.frame_ms)
+        encoder = MeasuredFecEncoder(frames, int(cfg.sample_rate), float(cfg.frame_ms), int(cfg.bitrate),
+                                     int(cfg.complexity))
+    return (ProtectedSender(int(cfg.red or 0), encoder=encoder),
             ProtectedReceiver(int(cfg.sample_rate), float(cfg.frame_ms) / 1000.0, cfg.playout, bool(cfg.nack),
                               ip_bytes=hm.ip_bytes))
 
 
 def protected_leg_trace(cfg: CallConfig, stream: SenderStream, rec: LegRecord,
-                        receiver: ProtectedReceiver) -> pd.DataFrame:
+                        receiver: ProtectedReceiver, sender: ProtectedSender | None = None) -> pd.DataFrame:
     """The arrival trace of a protected live leg (see the module docstring). Wire bytes follow the
     config's header model, as the simulator's; a packet never sent (call ended early) keeps
     ``send_s = capture_s`` and is lost."""
@@ -80,6 +92,7 @@ def protected_leg_trace(cfg: CallConfig, stream: SenderStream, rec: LegRecord,
     cols: dict[str, list[Any]] = {c: [] for c in trace_mod.COLUMNS}
     rtx: list[bool] = []
     codec: list[int] = []
+    fec: list[bool] = []
 
     def add(k: int, send_s: float, arrival_s: float, msg: bytes, dups: int, is_rtx: bool) -> None:
         cols["seq"].append(int(stream.seq[k]))
@@ -93,15 +106,16 @@ def protected_leg_trace(cfg: CallConfig, stream: SenderStream, rec: LegRecord,
         cols["wire_bytes"].append(rtp_wire_bytes(len(msg), hm))
         cols["transport"].append("webrtc")
         cols["direction"].append("up")
-        cols["fec"].append(bool(stream.fec[k]))
+        cols["fec"].append(fec[k])
         cols["duplicates"].append(dups)
         cols["payload"].append(msg)
         rtx.append(is_rtx)
 
-    for k in range(len(stream.seq)):
+    for k in range(len(stream.seq)):  # codec bytes and FEC of what was sent (encoded live or not)
         msg = rec.sent_payload.get(k, stream.payload[k])
-        codec.append(sum(len(b.data) for b in decode_red(msg)) if red and k in rec.sent_payload
-                     else len(stream.payload[k]))
+        blocks = [b.data for b in decode_red(msg)] if red and k in rec.sent_payload else [msg]
+        codec.append(sum(len(b) for b in blocks))
+        fec.append(packet_has_fec(blocks[-1]) if blocks[-1] else False)
     for k in range(len(stream.seq)):
         msg = rec.sent_payload.get(k, stream.payload[k])
         send = rec.send_s.get(k, float(stream.capture_s[k]))
@@ -112,9 +126,11 @@ def protected_leg_trace(cfg: CallConfig, stream: SenderStream, rec: LegRecord,
     order = sorted(range(len(rtx)), key=lambda i: (cols["send_s"][i], rtx[i]))
     attrs = trace_attrs(cfg, stream, "live")
     attrs["protection"] = {
-        "nack": bool(cfg.nack), "red": int(cfg.red or 0), "abr": False, "fec_measured": False,
+        "nack": bool(cfg.nack), "red": int(cfg.red or 0), "abr": False,
+        "fec_measured": bool(sender is not None and sender.encoder is not None),
         "nack_sent": receiver.nack_sent, "nack_seqs": receiver.nack_seqs,
-        "feedback_bytes": receiver.nack_bytes, "min_target_ms": receiver.min_target_ms, "timeline": [],
+        "feedback_bytes": receiver.nack_bytes, "min_target_ms": receiver.min_target_ms,
+        "timeline": [list(x) for x in sender.encoder.timeline] if sender is not None and sender.encoder else [],
     }
     df = trace_mod.make_trace({c: [v[i] for i in order] for c, v in cols.items()}, attrs)
     df["rtx"] = np.asarray([rtx[i] for i in order], dtype=bool)

@@ -6,6 +6,9 @@ time; nothing here reads a clock or touches a socket.
 - :class:`ProtectedSender`: each media packet's payload is wrapped in RED (:class:`.red.RedEncoder`)
   when asked and stored in the :class:`.rtx.RtxHistory`; a NACK returns the stored payloads the
   history agrees to resend (RFC 4588 payloads built with :func:`.rtx.rtx_payload`).
+- :class:`MeasuredFecEncoder`: Opus encoded during the call whose FEC expected loss follows the
+  receiver's reports (``fec_loss = "measured"``, :class:`.abr.MeasuredLossFec`), as the simulator's
+  closed loop does it.
 - :class:`ProtectedReceiver`: every arriving packet (original or retransmission) goes to the
   :class:`.nack.NackTracker`, which is told the playout position estimated as
   :mod:`translab.protection.sim` estimates it (``_PlayoutEstimate``); with NACK on, the list it
@@ -21,6 +24,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
+from translab.media.opus import OpusEncoder
+from translab.protection.abr import MeasuredLossFec
 from translab.protection.nack import NackTracker
 from translab.protection.red import RedEncoder, decode_red
 from translab.protection.rtx import RtxHistory, rtx_payload
@@ -47,11 +54,41 @@ class SeqUnwrapper:
         return out
 
 
+class MeasuredFecEncoder:
+    """Encodes ``frames`` (int16, ``(n_frames, frame_samples)``) one by one during the call with Opus
+    in-band FEC on and its expected loss (``OPUS_SET_PACKET_LOSS_PERC``) from the receiver's reports
+    through :class:`.abr.MeasuredLossFec` (starts at 0 %). ``timeline``: (call-clock s, bit/s, FEC,
+    expected loss %, frame ms) at the start and at every change, the simulator's bitrate timeline.
+    Other arguments as :class:`translab.media.opus.OpusEncoder`'s (DTX off: every frame is sent)."""
+
+    def __init__(self, frames: np.ndarray, sample_rate: int, frame_ms: float, bitrate: int,
+                 complexity: int) -> None:
+        self.frames = frames
+        self.enc = OpusEncoder(sample_rate=sample_rate, channels=1, frame_ms=frame_ms, bitrate=bitrate,
+                               complexity=complexity, application="voip", fec=True, packet_loss_perc=0, dtx=False)
+        self.measured = MeasuredLossFec()
+        self.frame_ms = int(round(float(frame_ms)))
+        self.timeline: list[tuple[float, int, bool, int, int]] = [(0.0, int(bitrate), True, 0, self.frame_ms)]
+
+    def encode(self, k: int) -> bytes:
+        """Frame ``k`` encoded now, with the current settings."""
+        return self.enc.encode(self.frames[k])
+
+    def on_report(self, loss: float, t_s: float) -> None:
+        """A receiver report's loss fraction (0-1) reached the sender at ``t_s`` (call clock)."""
+        perc = self.measured.on_loss(loss, 1000.0 * t_s)
+        if perc != self.enc.packet_loss_perc:
+            self.enc.reconfigure(packet_loss_perc=perc)
+            self.timeline.append((t_s, self.enc.bitrate, True, perc, self.frame_ms))
+
+
 class ProtectedSender:
     """The sender's side (see the module docstring). ``red``: redundant frames per packet (0 off);
-    ``opus_pt``: the payload type RED blocks name."""
+    ``opus_pt``: the payload type RED blocks name; ``encoder``: encode during the call (None: the
+    transport sends its pre-encoded packets)."""
 
-    def __init__(self, red: int = 0, opus_pt: int = 96) -> None:
+    def __init__(self, red: int = 0, opus_pt: int = 96, encoder: MeasuredFecEncoder | None = None) -> None:
+        self.encoder = encoder
         self.red = RedEncoder(red, pt=opus_pt) if red else None
         self.history = RtxHistory()
         self._seq = SeqUnwrapper()
@@ -64,6 +101,15 @@ class ProtectedSender:
         msg = self.red.wrap(payload, self._ts(rtp_ts)) if self.red is not None else payload
         self.history.sent(self._seq(seq16), msg, t_s, rtt_s or 0.0)
         return msg
+
+    def payload(self, k: int) -> bytes | None:
+        """Packet ``k``'s codec payload when this sender encodes during the call, else None."""
+        return self.encoder.encode(k) if self.encoder is not None else None
+
+    def on_report(self, loss: float, t_s: float) -> None:
+        """A receiver report (loss fraction 0-1) arrived at ``t_s`` (call clock, s)."""
+        if self.encoder is not None:
+            self.encoder.on_report(loss, t_s)
 
     def on_nack(self, seqs16: list[int], t_s: float, rtt_s: float | None) -> list[tuple[int, bytes]]:
         """The retransmissions for an RTCP NACK of ``seqs16``: ``[(osn16, RFC 4588 payload)]``."""

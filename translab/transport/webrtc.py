@@ -100,6 +100,14 @@ class StreamSender(Protocol):
         """``[(original sequence number, RFC 4588 payload)]`` to retransmit for a NACK."""
         ...
 
+    def payload(self, k: int) -> bytes | None:
+        """Packet ``k``'s codec payload, encoded now; None: the stream's pre-encoded packet."""
+        ...
+
+    def on_report(self, loss: float, t_s: float) -> None:
+        """A receiver report's loss fraction (0-1) arrived at ``t_s`` (call clock, s)."""
+        ...
+
 
 class StreamReceiver(Protocol):
     """The receiver's protection decisions (translab.protection.endpoint.ProtectedReceiver)."""
@@ -196,10 +204,12 @@ class PacketTrack:
 
 def make_packet_track(payloads: list[bytes], media_ts: np.ndarray, capture_s: np.ndarray,
                       sample_rate: int, start: "asyncio.Future[float]",
-                      scheduler: DeadlineScheduler | None = None) -> Any:
+                      scheduler: DeadlineScheduler | None = None,
+                      payload_of: Callable[[int], bytes | None] | None = None) -> Any:
     """A MediaStreamTrack whose k-th ``recv()`` returns packet k at ``t0 + capture_s[k]`` (the moment
     its last sample is captured), t0 being the result of ``start`` (monotonic s). pts = media time
-    in 1/48000 s. After the last packet the track ends (MediaStreamError)."""
+    in 1/48000 s. After the last packet the track ends (MediaStreamError). ``payload_of(k)``: the
+    payload encoded at send time (None: ``payloads[k]``)."""
     import av
     from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
@@ -223,7 +233,8 @@ def make_packet_track(payloads: list[bytes], media_ts: np.ndarray, capture_s: np
                 raise MediaStreamError
             await _sleep_until(t0 + float(capture_s[k]), scheduler)
             self.index += 1
-            pkt = av.Packet(payloads[k])
+            live = payload_of(k) if payload_of is not None else None
+            pkt = av.Packet(live if live is not None else payloads[k])
             ts = int(media_ts[k])
             pkt.pts = ts * scale if scale else int(round(ts * RTP_CLOCK / sample_rate))
             pkt.time_base = tb
@@ -307,6 +318,7 @@ class RtpSendTap:
         self.rtx_sent: list[tuple[int, int, float, bytes]] = []
         self.nacks_received = 0
         self.last_rtt_s: float | None = None
+        self.t0 = 0.0  # the call clock's zero (monotonic s), for the times given to on_report
         #: coroutines to run once the n-th media packet has been handed on (n: key, from 1)
         self.after_packet: dict[int, Callable[[], Any]] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -362,8 +374,11 @@ class RtpSendTap:
             if isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
                 lsr, lsr_time = sender._RTCRtpSender__lsr, sender._RTCRtpSender__lsr_time
                 for report in packet.reports:
-                    if report.ssrc == sender._ssrc and lsr is not None and report.lsr == lsr and report.dlsr:
+                    if report.ssrc != sender._ssrc:
+                        continue
+                    if lsr is not None and report.lsr == lsr and report.dlsr:
                         self.last_rtt_s = time.time() - lsr_time - report.dlsr / 65536
+                    protect.on_report(report.fraction_lost / 256.0, now() - self.t0)
             if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
                 self.nacks_received += 1
                 for osn, payload in protect.on_nack(list(packet.lost), now(), self._rtt()):
@@ -580,7 +595,7 @@ async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: flo
     connected.add_done_callback(lambda f: f.cancelled() or f.exception())
     scheduler = emu.scheduler if emu is not None else None
     track = make_packet_track(stream.payload, stream.media_ts, stream.capture_s, stream.sample_rate,
-                              start, scheduler)
+                              start, scheduler, protection[0].payload if protection is not None else None)
     stock: StockRecorder | None = None
     recv_tap: RtpReceiveTap | None = None
     send_tap: RtpSendTap | None = None
@@ -682,6 +697,7 @@ async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: flo
         # media: the call clock starts a little after connection
         t0 = now() + start_delay_s
         rec.t0 = t0
+        send_tap.t0 = t0
         if emu is not None:
             emu.set_media_origin(t0)
         start.set_result(t0)
