@@ -7,9 +7,20 @@ the payload as sent (RED-wrapped when asked) and retransmissions as extra rows (
 payload, ``seq`` = the original's). The analysis (playout, ``rtx_recovered`` / ``red_recovered``,
 effective loss) is then the same code for both.
 
-Live NACK + RTX and RED run on the in-process engine (``translab call``); ABR and measured-loss FEC
-need the sender to encode during the call (the live sender sends pre-encoded packets) and are
-refused by name, as is every protection option on the other live engines.
+Live NACK + RTX, RED and measured-loss FEC (the sender then encodes during the call) run on the
+in-process engine (``translab call``); ABR is refused by name (its bandwidth estimate needs
+per-packet transport feedback, transport-wide CC, that aiortc's audio path lacks), as is every
+protection option on the other live engines.
+
+Live against simulated: the originals cross the uplink with the simulator's draws and
+retransmissions with its side streams (:meth:`translab.emulate.emulator.LiveEmulator.route_retransmissions`),
+so the two agree packet for packet as long as both send the same retransmissions. What differs by
+construction is the feedback: the simulator's receiver sends a transport-cc-like report every 100 ms
+(RTT sample, loss), the live call has RTCP SR/RR (an early exchange at media start, then aiortc's
+0.5-1.5 s random intervals). So RTT samples differ by a few ms; with the adaptive buffer's NACK rule
+(minimum target RTT + 2 frames) the first NACK of a loss is decided at time-to-play ~ RTT, and a
+few decisions flip. ``feedback_kbps_down`` counts only the NACKs live (the simulator's also counts
+its 100 ms reports).
 """
 
 from __future__ import annotations

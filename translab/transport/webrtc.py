@@ -21,14 +21,17 @@ REFERENCE section 3 lists what aiortc would otherwise get wrong; this module wor
 * Protection (audio NACK + RTX, RED): :func:`advertised_protection` extends aiortc's audio codec table
   for the negotiation (aiortc writes its SDP from that table, so that is where its SDP is munged):
   ``a=rtcp-fb:96 nack``, ``rtx/48000`` with ``apt=96`` and the sender's RTX SSRC in an
-  ``a=ssrc-group:FID``, ``red/48000/2``. :class:`ProtectionTaps` then carries the packets: the send
-  tap wraps each Opus payload as the sender object says (RED) and keeps its header for RTX; NACKs
+  ``a=ssrc-group:FID``, ``red/48000/2``. :class:`RtpSendTap` and :class:`RtpReceiveTap` then carry
+  the packets: the send tap wraps each Opus payload as the sender object says (RED) and keeps its
+  header for RTX (the track takes each payload from the sender object when it encodes during the
+  call: measured-loss FEC, fed with the receiver reports' loss fraction); NACKs
   reaching the caller's RTCRtpSender go to the sender object (not to aiortc's own 128-packet
   history) and its answers leave as RFC 4588 packets on the RTX SSRC; the receive tap hands every
   packet to the receiver object, sends the NACKs it asks for through aiortc's RTCP, and gives
   aiortc's decoder plain Opus (RTX unwrapped, RED's primary block). The decisions (history, NACK
   timing, RED packing) are not here: they come from objects implementing :class:`StreamSender` and
-  :class:`StreamReceiver` (translab.protection.endpoint).
+  :class:`StreamReceiver` (translab.protection.endpoint). :func:`rapid_rtt` makes the RTT known
+  one round trip after media starts.
 
 Times: monotonic seconds (``translab.emulate.scheduler.now``) internally; the LegRecord holds the
 call clock (s since the clip's first sample) and setup milestones in ms.
