@@ -139,7 +139,7 @@ class DatagramLink:
         t = now()
         kind = kind or self.classify(data)
         side = None
-        if kind == "rtp" and self.rtx_pt is not None and (data[1] & 0x7F) == self.rtx_pt:
+        if kind == "rtp" and self.rtx_pt is not None and len(data) > 1 and (data[1] & 0x7F) == self.rtx_pt:
             kind, side = "rtx", self.rtx_streams
         is_media = kind in self.media_kinds or side is not None
         origin = self.media_t0 if is_media else self.t0
