@@ -463,12 +463,12 @@ def test_cost_gain_pairs_each_option_with_the_same_seed_and_clip():
     assert red["wire_kbps_up_diff"] > 10 and red["wire_kbps_up_lo"] <= red["wire_kbps_up_diff"] <= red["wire_kbps_up_hi"]
 
 
-def test_live_calls_refuse_protection_by_name():
+def test_live_calls_refuse_protection_they_do_not_carry_by_name():
     from translab.live import live_call
 
-    with pytest.raises(ConfigError) as e:
-        live_call(CallConfig(red=2, profile="clean-lan", duration_s=0.5))
-    assert e.value.field == "red" and "simulated calls only" in str(e.value)
+    with pytest.raises(ConfigError) as e:  # live NACK and RED exist (tests/test_live_protection.py); ABR not yet
+        live_call(CallConfig(red=2, abr=True, profile="clean-lan", duration_s=0.5))
+    assert e.value.field == "abr" and "simulated calls only" in str(e.value)
 
 
 def test_opus_encoder_reconfigures_mid_stream():

@@ -19,7 +19,7 @@ from translab.call.artefacts import write_artefacts
 from translab.call.prepare import PreparedCall, prepare_call
 from translab.call.record import CallRecord, CallResult
 from translab.config import CallConfig
-from translab.protection.sim import refuse_live
+from translab.call.live_protection import refuse_live
 
 
 @runtime_checkable
@@ -46,11 +46,13 @@ class ClipEngine:
 
     name = "clip"
     mode = "simulate"
+    #: protection options (translab.protection) a live engine carries; the others are refused by name
+    live_protection: tuple[str, ...] = ()
 
     def prepare(self, cfg: CallConfig) -> PreparedCall:
         call = prepare_call(cfg)
         if self.mode == "live":
-            refuse_live(call.cfg)  # NACK / RED / ABR exist in simulated calls only
+            refuse_live(call.cfg, self.name, self.live_protection)
         return call
 
 

@@ -17,11 +17,13 @@ import numpy as np
 import pandas as pd
 
 from translab.call.engine import ClipEngine
+from translab.call.live_protection import LIVE_OPTIONS, endpoints, protected_leg_trace
 from translab.call.prepare import PreparedCall, stream_trace, wire_bytes
 from translab.call.record import CallRecord, StockOutput
 from translab.config import CallConfig
 from translab.emulate.realtime import RT_PRIORITY, LoopLagMonitor, realtime_mode
 from translab.media.stream import SenderStream
+from translab.protection.endpoint import ProtectedReceiver, ProtectedSender
 from translab.transport.record import LegRecord
 
 T = TypeVar("T")
@@ -54,9 +56,12 @@ def leg_trace(cfg: CallConfig, stream: SenderStream, rec: LegRecord) -> pd.DataF
                         wire_bytes=wire_bytes(cfg, stream.message_bytes), duplicates=dups, mode="live")
 
 
-def leg_record(call: PreparedCall, rec: LegRecord, figures: dict[str, Any]) -> CallRecord:
+def leg_record(call: PreparedCall, rec: LegRecord, figures: dict[str, Any],
+               protection: tuple[ProtectedSender, ProtectedReceiver] | None = None) -> CallRecord:
     """A transport leg's raw timings as a CallRecord: the trace, milestones, aiortc's own output,
-    the sender's lateness and echo round trips, and ``figures`` (the engine's counters)."""
+    the sender's lateness and echo round trips, and ``figures`` (the engine's counters).
+    ``protection``: the protected sender and receiver of a call with NACK / RED / measured FEC (its
+    trace then has the protected schema, :func:`translab.call.live_protection.protected_leg_trace`)."""
     cfg, stream = call.cfg, call.stream
     assert stream is not None
     extra = dict(rec.extra)
@@ -75,7 +80,9 @@ def leg_record(call: PreparedCall, rec: LegRecord, figures: dict[str, Any]) -> C
     if rec.stock_frames:
         audio = np.asarray(rec.stock_audio, dtype=np.float32) if rec.stock_audio is not None else None
         stock = StockOutput(frames=list(rec.stock_frames), audio=audio)
-    return CallRecord(trace=leg_trace(cfg, stream, rec), status=rec.status, reason=rec.reason,
+    trace = (protected_leg_trace(cfg, stream, rec, protection[1], protection[0]) if protection is not None
+             else leg_trace(cfg, stream, rec))
+    return CallRecord(trace=trace, status=rec.status, reason=rec.reason,
                       setup_ms=dict(rec.setup_ms), media_start_ms=media_start_ms, stock=stock,
                       figures=figures)
 
@@ -101,6 +108,7 @@ class LiveEngine(ClipEngine):
     deflate: bool = False
     name = "live"
     mode = "live"
+    live_protection = LIVE_OPTIONS
 
     def run(self, call: PreparedCall, out_dir: Path | None = None) -> CallRecord:
         return run_outside_event_loop(lambda: asyncio.run(self.run_async(call)))
@@ -115,12 +123,18 @@ class LiveEngine(ClipEngine):
         with realtime_mode(rt_priority=RT_PRIORITY if self.realtime else None) as rt_state:
             await emu.start()
             monitor = LoopLagMonitor()
+            protection = None
             try:
                 if cfg.transport == "webrtc":
-                    from translab.transport.webrtc import webrtc_call
+                    from translab.transport.webrtc import RTX_PT, webrtc_call
 
+                    if cfg.nack or cfg.red or cfg.fec_loss == "measured":  # issue 13 on the live path
+                        protection = endpoints(cfg, call.reference)
+                        if cfg.nack:
+                            emu.route_retransmissions(RTX_PT)
                     rec = await webrtc_call(stream, cfg, emu, connect_timeout_s=self.connect_timeout_s,
-                                            drain_s=self.drain_s, progress=self.progress)
+                                            drain_s=self.drain_s, progress=self.progress,
+                                            protection=protection)
                 else:
                     from translab.transport.websocket import websocket_call
 
@@ -134,4 +148,4 @@ class LiveEngine(ClipEngine):
         if cfg.transport == "websocket":
             figures["ws_deflate"] = bool(self.deflate)
         figures.update(emu.report())
-        return leg_record(call, rec, figures)
+        return leg_record(call, rec, figures, protection)

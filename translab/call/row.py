@@ -173,8 +173,10 @@ COLUMNS: tuple[Column, ...] = (
     _C("host_", "", "transport", "event-loop stalls of the host during a live call", family=True),
     _C("rt_scheduling", "", "transport", "the live call ran under SCHED_RR"),
     _C("rtc_", "", "transport", "aiortc getStats() of caller and callee (W3C names)", family=True),
-    _C("rtp_", "packets", "transport", "RTP packets seen by the live taps", family=True),
-    _C("sdp_", "", "transport", "negotiated Opus fmtp lines", family=True),
+    _C("rtp_", "packets", "transport", "RTP packets seen by the live taps (with NACK: RTCP NACKs sent "
+       "and received, RTX packets sent and received)", family=True),
+    _C("sdp_", "", "transport", "negotiated Opus fmtp lines (and, with protection, the rtcp-fb, rtx, "
+       "red and ssrc-group lines)", family=True),
     _C("ws_deflate", "", "transport", "permessage-deflate offered"),
     _C("server_messages", "messages", "transport", "messages the WebSocket server received"),
     _C("echo_", "", "transport", "WebSocket echo round trips (ms) and messages", family=True),

@@ -59,12 +59,12 @@ def add_call_options(p: argparse.ArgumentParser) -> None:
                    help="comma-separated: " + ",".join(METRICS) + ", or 'none' (default %(default)s)")
     p.add_argument("--ip-version", type=int, choices=IP_VERSIONS, default=d.ip_version)
     p.add_argument("--nack", action=argparse.BooleanOptionalAction, default=d.nack,
-                   help="WebRTC, simulated calls only: audio NACK + RTX retransmissions (default off)")
+                   help="WebRTC: audio NACK + RTX retransmissions (simulated calls and in-process live calls; default off)")
     p.add_argument("--red", type=int, choices=(0, 1, 2), default=d.red,
-                   help="WebRTC, simulated calls only: RED with 1 or 2 redundant frames per packet (default 0, off)")
+                   help="WebRTC: RED with 1 or 2 redundant frames per packet (simulated and in-process live calls; default 0, off)")
     p.add_argument("--fec-loss", choices=("fixed", "measured"), default=d.fec_loss,
-                   help="WebRTC, simulated calls only: Opus FEC expected loss fixed (--expected-loss-pct) or "
-                   "measured from the receiver's reports, as libwebrtc does (default fixed)")
+                   help="WebRTC: Opus FEC expected loss fixed (--expected-loss-pct) or measured from the receiver's "
+                   "reports, as libwebrtc does (simulated and in-process live calls; default fixed)")
     p.add_argument("--abr", action=argparse.BooleanOptionalAction, default=d.abr,
                    help="WebRTC, simulated calls only: adaptive bitrate / FEC controller on the sender (default off)")
     p.add_argument("--tls", action=argparse.BooleanOptionalAction, default=d.tls,

@@ -13,6 +13,9 @@ stream the simulator uses for the same seed), so a live call and its simulation 
 and delay draws per media packet. STUN, DTLS and RTCP cross a second instance of the same profile's
 model with its own rng (``control``), so they are impaired alike without shifting the media draws.
 Pass the same model twice (``control=None``) to make every datagram share one model instead.
+Retransmissions (RTP with the negotiated RTX payload type, :meth:`DatagramLink.route_retransmissions`)
+cross the media model too (its queue and loss state) but draw their variates from side streams, as
+in the simulator, so the original packets' draws stay those of the call without retransmissions.
 
 :func:`attach_ice` puts a peer's aioice sockets behind the links: outgoing datagrams (``egress``) are
 held until their arrival time and then really sent; incoming ones (``ingress``, for a peer whose
@@ -116,6 +119,16 @@ class DatagramLink:
         #: when set to a dict: (ssrc, rtp seq) -> monotonic s each RTP datagram entered the link
         #: (its SRTP header is in the clear); used by ``translab serve`` for outside callers
         self.rtp_entry: dict[tuple[int, int], float] | None = None
+        #: RTP payload type of retransmissions (RFC 4588) and the side streams they draw from
+        self.rtx_pt: int | None = None
+        self.rtx_streams: list[np.random.Generator] | None = None
+
+    def route_retransmissions(self, payload_type: int, rng: np.random.Generator) -> None:
+        """RTP datagrams with ``payload_type`` (in the clear in SRTP) are kind "rtx": they cross the
+        media model with variates from ``media.side_streams(rng)`` (the media model must be a
+        :class:`translab.link.chain.LinkChain`)."""
+        self.rtx_pt = int(payload_type)
+        self.rtx_streams = self.media.side_streams(rng)  # type: ignore[attr-defined]
 
     def submit(self, data: bytes, deliver: Callable[[bytes], None],
                addrs: tuple[tuple[str, int], tuple[str, int]] | None = None,
@@ -125,7 +138,10 @@ class DatagramLink:
         in ``media_kinds`` crosses the control model). Returns the copies scheduled (0 = lost)."""
         t = now()
         kind = kind or self.classify(data)
-        is_media = kind in self.media_kinds
+        side = None
+        if kind == "rtp" and self.rtx_pt is not None and len(data) > 1 and (data[1] & 0x7F) == self.rtx_pt:
+            kind, side = "rtx", self.rtx_streams
+        is_media = kind in self.media_kinds or side is not None
         origin = self.media_t0 if is_media else self.t0
         send_s = t - origin
         overhead = self.ip_overhead
@@ -140,10 +156,14 @@ class DatagramLink:
             model, rng = self.media, self.media_rng
         else:
             model, rng = self.control, self.control_rng
-        _, arrival = model.apply(np.array([send_s], dtype=np.float64),
-                                 np.array([wire], dtype=np.int64), rng)
+        if side is not None:
+            arrival = np.asarray(self.media.apply_one(send_s, wire, rng, streams=side),  # type: ignore[attr-defined]
+                                 dtype=np.float64)
+        else:
+            _, arrival = model.apply(np.array([send_s], dtype=np.float64),
+                                     np.array([wire], dtype=np.int64), rng)
         n = len(arrival)
-        if is_media:
+        if is_media and side is None:
             self.media_log.append((send_s, float(arrival[0]) if n else float("nan")))
             if self.rtp_entry is not None and len(data) >= 12:
                 seq, ssrc = int.from_bytes(data[2:4], "big"), int.from_bytes(data[8:12], "big")

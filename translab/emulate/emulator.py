@@ -190,6 +190,15 @@ class LiveEmulator:
                             ingress=self.udp[ingress] if ingress else None)
         return n
 
+    def route_retransmissions(self, payload_type: int) -> None:
+        """Uplink RTP with ``payload_type`` (RTX, RFC 4588) draws from the side streams of
+        :func:`translab.link.profiles.retransmission_rng` (as the simulator's retransmissions do);
+        see :meth:`DatagramLink.route_retransmissions`."""
+        from translab.link.profiles import retransmission_rng
+
+        self._need_started()
+        self.udp["up"].route_retransmissions(payload_type, retransmission_rng(self.seed))
+
     # -- WebSocket -----------------------------------------------------------------------------
     def _tcp_model(self, direction: str) -> Any:
         from translab.link.tcp import TcpDeliveryModel

@@ -280,6 +280,14 @@ def direction_rngs(seed: int) -> dict[str, np.random.Generator]:
     return {"up": np.random.default_rng(up), "down": np.random.default_rng(down)}
 
 
+def retransmission_rng(seed: int) -> np.random.Generator:
+    """The generator a WebRTC call's retransmissions (RTX) draw their uplink fates from: child 2 of
+    ``np.random.SeedSequence(seed)`` (children 0 and 1 are :func:`direction_rngs`'), spawned into one
+    stream per link model with ``LinkChain.side_streams``, so extra packets leave the original
+    packets' draws as in the call without them. The simulator and the live emulator both use it."""
+    return np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
+
+
 def scheduled_windows(profile: Profile, seed: int, until_s: float, direction: str = "up") -> list[tuple[float, float]]:
     """The outage windows ``(start_s, end_s)`` (s, call clock) that a call with ``seed`` meets in
     ``direction`` before ``until_s``: the same times its chain draws (both are seeded by ``seed``)."""

@@ -30,6 +30,11 @@ class LegRecord:
     echo_rtt_s: list[float] = field(default_factory=list)
     #: aiortc's own decoded output (float32 mono, 48 kHz) in delivery order (``aiortc-stock``)
     stock_audio: Any = None
+    #: with protection: the RTP payload as sent per sender sequence number (RED-wrapped or Opus)
+    sent_payload: dict[int, bytes] = field(default_factory=dict)
+    #: with protection: retransmissions in send order, (sender sequence number of the original,
+    #: send s, first arrival s or NaN, RFC 4588 payload), call clock
+    rtx: list[tuple[int, float, float, bytes]] = field(default_factory=list)
 
     def fail(self, reason: str) -> "LegRecord":
         """Mark the leg failed with ``reason`` (first reason wins)."""

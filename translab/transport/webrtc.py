@@ -18,6 +18,21 @@ REFERENCE section 3 lists what aiortc would otherwise get wrong; this module wor
 * ``aiortc-stock``: :class:`StockRecorder` records what aiortc's own receiver delivers
   (``track.recv()`` frames with their arrival time) for comparison with translab's playout.
 
+* Protection (audio NACK + RTX, RED): :func:`advertised_protection` extends aiortc's audio codec table
+  for the negotiation (aiortc writes its SDP from that table, so that is where its SDP is munged):
+  ``a=rtcp-fb:96 nack``, ``rtx/48000`` with ``apt=96`` and the sender's RTX SSRC in an
+  ``a=ssrc-group:FID``, ``red/48000/2``. :class:`RtpSendTap` and :class:`RtpReceiveTap` then carry
+  the packets: the send tap wraps each Opus payload as the sender object says (RED) and keeps its
+  header for RTX (the track takes each payload from the sender object when it encodes during the
+  call: measured-loss FEC, fed with the receiver reports' loss fraction); NACKs
+  reaching the caller's RTCRtpSender go to the sender object (not to aiortc's own 128-packet
+  history) and its answers leave as RFC 4588 packets on the RTX SSRC; the receive tap hands every
+  packet to the receiver object, sends the NACKs it asks for through aiortc's RTCP, and gives
+  aiortc's decoder plain Opus (RTX unwrapped, RED's primary block). The decisions (history, NACK
+  timing, RED packing) are not here: they come from objects implementing :class:`StreamSender` and
+  :class:`StreamReceiver` (translab.protection.endpoint). :func:`rapid_rtt` makes the RTT known
+  one round trip after media starts.
+
 Times: monotonic seconds (``translab.emulate.scheduler.now``) internally; the LegRecord holds the
 call clock (s since the clip's first sample) and setup milestones in ms.
 """
@@ -27,9 +42,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fractions
+import random
 import ssl
 import struct
-from typing import Any, Callable, Iterator
+import time
+from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
 
@@ -41,6 +58,70 @@ __all__ = ["RTP_CLOCK", "opus_fmtp", "advertised_opus", "PacketTrack", "RtpSendT
 
 #: Opus' RTP clock rate (RFC 7587), whatever the codec's internal rate
 RTP_CLOCK = 48000
+#: payload types: aiortc's Opus, the RTX for it (aiortc's next dynamic type), RED (Chrome's 63)
+OPUS_PT = 96
+RTX_PT = 97
+RED_PT = 63
+
+
+@contextlib.contextmanager
+def advertised_protection(nack: bool, red: int) -> Iterator[None]:
+    """Within the block, aiortc offers and accepts audio NACK and RTX (``nack``: ``a=rtcp-fb:96
+    nack``, ``a=rtpmap:97 rtx/48000`` + ``a=fmtp:97 apt=96``, which makes aiortc add the RTX SSRC
+    and ``a=ssrc-group:FID``) and RED (``red`` 1 or 2: ``a=rtpmap:63 red/48000/2`` + ``a=fmtp:63
+    96/96``, one 96 per block). Opus stays the first codec, the one aiortc's sender uses."""
+    from aiortc.codecs import CODECS
+    from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecParameters
+
+    table = CODECS["audio"]
+    opus = table[0]
+    assert opus.mimeType.lower() == "audio/opus" and opus.payloadType == OPUS_PT
+    saved_table, saved_fb = list(table), list(opus.rtcpFeedback)
+    if nack:
+        opus.rtcpFeedback[:] = [RTCRtcpFeedback(type="nack")]
+        table.append(RTCRtpCodecParameters(mimeType="audio/rtx", clockRate=RTP_CLOCK, payloadType=RTX_PT,
+                                           parameters={"apt": OPUS_PT}))
+    if red:
+        table.append(RTCRtpCodecParameters(mimeType="audio/red", clockRate=RTP_CLOCK, channels=2,
+                                           payloadType=RED_PT,
+                                           parameters={"/".join([str(OPUS_PT)] * (int(red) + 1)): None}))
+    try:
+        yield
+    finally:
+        table[:] = saved_table
+        opus.rtcpFeedback[:] = saved_fb
+
+
+class StreamSender(Protocol):
+    """The sender's protection decisions (translab.protection.endpoint.ProtectedSender)."""
+
+    def wrap(self, seq16: int, rtp_ts: int, payload: bytes, t_s: float, rtt_s: float | None) -> bytes:
+        """The RTP payload to send for an Opus packet (RED-wrapped or not); kept for RTX."""
+        ...
+
+    def on_nack(self, seqs16: list[int], t_s: float, rtt_s: float | None) -> list[tuple[int, bytes]]:
+        """``[(original sequence number, RFC 4588 payload)]`` to retransmit for a NACK."""
+        ...
+
+    def payload(self, k: int) -> bytes | None:
+        """Packet ``k``'s codec payload, encoded now; None: the stream's pre-encoded packet."""
+        ...
+
+    def on_report(self, loss: float, t_s: float) -> None:
+        """A receiver report's loss fraction (0-1) arrived at ``t_s`` (call clock, s)."""
+        ...
+
+
+class StreamReceiver(Protocol):
+    """The receiver's protection decisions (translab.protection.endpoint.ProtectedReceiver)."""
+
+    def on_packet(self, seq16: int, rtp_ts: int, t_s: float, rtt_s: float | None) -> list[int]:
+        """A packet (or a retransmission's original) arrived: the sequence numbers to NACK now."""
+        ...
+
+    def primary(self, payload: bytes) -> bytes:
+        """The Opus payload a decoder gets from a received payload (RED: its primary block)."""
+        ...
 
 
 def opus_fmtp(cfg: Any) -> dict[str, int | str]:
@@ -70,6 +151,18 @@ def advertised_opus(parameters: dict[str, Any]) -> Iterator[None]:
     finally:
         codec.parameters.clear()
         codec.parameters.update(saved)
+
+
+@contextlib.contextmanager
+def advertised(cfg: Any, protected: bool = False) -> Iterator[None]:
+    """The Opus fmtp of ``cfg`` (:func:`advertised_opus`) and, when ``protected``, its NACK / RTX /
+    RED (:func:`advertised_protection`) in aiortc's offers and answers within the block."""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(advertised_opus(opus_fmtp(cfg)))
+        if protected:
+            stack.enter_context(advertised_protection(bool(getattr(cfg, "nack", False)),
+                                                      int(getattr(cfg, "red", 0) or 0)))
+        yield
 
 
 def new_peer() -> Any:
@@ -114,10 +207,12 @@ class PacketTrack:
 
 def make_packet_track(payloads: list[bytes], media_ts: np.ndarray, capture_s: np.ndarray,
                       sample_rate: int, start: "asyncio.Future[float]",
-                      scheduler: DeadlineScheduler | None = None) -> Any:
+                      scheduler: DeadlineScheduler | None = None,
+                      payload_of: Callable[[int], bytes | None] | None = None) -> Any:
     """A MediaStreamTrack whose k-th ``recv()`` returns packet k at ``t0 + capture_s[k]`` (the moment
     its last sample is captured), t0 being the result of ``start`` (monotonic s). pts = media time
-    in 1/48000 s. After the last packet the track ends (MediaStreamError)."""
+    in 1/48000 s. After the last packet the track ends (MediaStreamError). ``payload_of(k)``: the
+    payload encoded at send time (None: ``payloads[k]``)."""
     import av
     from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
@@ -141,7 +236,8 @@ def make_packet_track(payloads: list[bytes], media_ts: np.ndarray, capture_s: np
                 raise MediaStreamError
             await _sleep_until(t0 + float(capture_s[k]), scheduler)
             self.index += 1
-            pkt = av.Packet(payloads[k])
+            live = payload_of(k) if payload_of is not None else None
+            pkt = av.Packet(live if live is not None else payloads[k])
             ts = int(media_ts[k])
             pkt.pts = ts * scale if scale else int(round(ts * RTP_CLOCK / sample_rate))
             pkt.time_base = tb
@@ -150,24 +246,158 @@ def make_packet_track(payloads: list[bytes], media_ts: np.ndarray, capture_s: np
     return _PacketTrack()
 
 
+def rapid_rtt(sender: Any, receiver: Any, send_tap: "RtpSendTap") -> None:
+    """RTCP rapid start for protected calls: the caller's ``sender`` (RTCRtpSender) sends a Sender
+    Report right after its second RTP packet, and again every 5 packets (100 ms at 20 ms frames, up
+    to 10 times) until a Receiver Report has given an RTT sample (an SR or RR lost on the link is
+    made up for); the callee's ``receiver`` (RTCRtpReceiver) answers every Sender Report at once
+    with a Receiver Report (LSR/DLSR), as AVPF's early RTCP allows (RFC 4585 3.5.2). So the sender's
+    RTT (``send_tap.last_rtt_s``) exists about one round trip after media starts, as the simulator's
+    first feedback report (after 100 ms) gives it, instead of after aiortc's first two random
+    0.5-1.5 s RTCP intervals; NACK timing, the RTX history and the jitter buffer's NACK rule depend
+    on it. aiortc's periodic reports go on as before."""
+    from aiortc.rtp import RtcpReceiverInfo, RtcpRrPacket, RtcpSenderInfo, RtcpSrPacket
+
+    async def send_sr() -> None:
+        if send_tap.last_rtt_s is not None:
+            return
+        ntp = getattr(sender, "_RTCRtpSender__ntp_timestamp", 0)
+        sr = RtcpSrPacket(ssrc=sender._ssrc, sender_info=RtcpSenderInfo(
+            ntp_timestamp=ntp, rtp_timestamp=getattr(sender, "_RTCRtpSender__rtp_timestamp", 0),
+            packet_count=getattr(sender, "_RTCRtpSender__packet_count", 0) & 0xFFFFFFFF,
+            octet_count=getattr(sender, "_RTCRtpSender__octet_count", 0) & 0xFFFFFFFF))
+        sender._RTCRtpSender__lsr = (ntp >> 16) & 0xFFFFFFFF
+        sender._RTCRtpSender__lsr_time = time.time()
+        await sender._send_rtcp([sr])
+
+    for n in range(2, 52, 5):
+        send_tap.after_packet[n] = send_sr
+    original = receiver._handle_rtcp_packet
+
+    async def _handle_rtcp_packet(packet: Any) -> None:
+        await original(packet)
+        if isinstance(packet, RtcpSrPacket):
+            streams = receiver._RTCRtpReceiver__remote_streams
+            lsr_time = receiver._RTCRtpReceiver__lsr_time.get(packet.ssrc)
+            rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc
+            stream = streams.get(packet.ssrc)
+            if stream is None or lsr_time is None or rtcp_ssrc is None:
+                return
+            report = RtcpReceiverInfo(
+                ssrc=packet.ssrc, fraction_lost=stream.fraction_lost, packets_lost=stream.packets_lost,
+                highest_sequence=stream.max_seq, jitter=stream.jitter,
+                lsr=receiver._RTCRtpReceiver__lsr[packet.ssrc],
+                dlsr=max(1, int((time.time() - lsr_time) * 65536)))
+            await receiver._send_rtcp(RtcpRrPacket(ssrc=rtcp_ssrc, reports=[report]))
+
+    receiver._handle_rtcp_packet = _handle_rtcp_packet
+
+
+def rtp_header_length(data: bytes) -> int:
+    """Bytes of an RTP packet's header: fixed 12, CSRCs and the header extension (RFC 3550 5.3.1)."""
+    n = 12 + 4 * (data[0] & 0x0F)
+    if data[0] & 0x10:
+        n += 4 + 4 * int.from_bytes(data[n + 2:n + 4], "big")
+    return n
+
+
 class RtpSendTap:
     """Wraps an RTCDtlsTransport's ``_send_rtp`` to stamp every outgoing media RTP packet.
 
     ``sent`` lists (rtp_seq, rtp_ts, monotonic s, rtp bytes) in send order; RTCP passes untouched.
+    With ``protect`` (a :class:`StreamSender`), each Opus payload is replaced by what it returns (RED
+    with payload type ``RED_PT`` when ``red``), ``payloads`` keeps the RTP payload sent per sequence
+    number, and :meth:`attach_sender` makes NACKs reaching an RTCRtpSender answer with RTX packets
+    (``rtx_sent``: (rtx seq, original seq, monotonic s, RTX payload)) and keeps ``last_rtt_s``, the
+    RTT (s) of the latest receiver report (RFC 3550 LSR/DLSR, as aiortc computes it but not
+    smoothed: the simulator's endpoints also use their latest sample). ``rtt()``: the RTT the
+    StreamSender is given (s, None before the first receiver report).
     """
 
-    def __init__(self, dtls_transport: Any) -> None:
+    def __init__(self, dtls_transport: Any, protect: StreamSender | None = None, red: bool = False,
+                 rtt: Callable[[], float | None] = lambda: None) -> None:
         self.sent: list[tuple[int, int, float, int]] = []
+        self.payloads: dict[int, bytes] = {}
+        self.rtx_sent: list[tuple[int, int, float, bytes]] = []
+        self.nacks_received = 0
+        self.last_rtt_s: float | None = None
+        self.t0 = 0.0  # the call clock's zero (monotonic s), for the times given to on_report
+        #: coroutines to run once the n-th media packet has been handed on (n: key, from 1)
+        self.after_packet: dict[int, Callable[[], Any]] = {}
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._headers: dict[int, bytes] = {}
+        self._rtx_seq = random.getrandbits(16)
+        self._rtt = rtt
         original = dtls_transport._send_rtp
 
         async def _send_rtp(data: bytes) -> None:
             if len(data) >= 12 and not (192 <= data[1] <= 223):
                 seq, ts = struct.unpack_from("!HI", data, 2)
-                self.sent.append((seq, ts, now(), len(data)))
+                pt = data[1] & 0x7F
+                if protect is not None and pt == RTX_PT:
+                    h = rtp_header_length(data)
+                    self.rtx_sent.append((seq, int.from_bytes(data[h:h + 2], "big"), now(), bytes(data[h:])))
+                else:
+                    if protect is not None and pt == OPUS_PT:
+                        h = rtp_header_length(data)
+                        header = bytearray(data[:h])
+                        msg = protect.wrap(seq, ts, bytes(data[h:]), now(), self._rtt())
+                        if red:
+                            header[1] = (header[1] & 0x80) | RED_PT
+                        self._headers[seq] = bytes(header)
+                        if len(self._headers) > 4096:
+                            del self._headers[next(iter(self._headers))]
+                        self.payloads[seq] = msg
+                        data = bytes(header) + msg
+                    self.sent.append((seq, ts, now(), len(data)))
+                    then = self.after_packet.pop(len(self.sent), None)
+                    if then is not None:  # after aiortc's sender has noted this packet (its SR fields)
+                        asyncio.get_running_loop().call_soon(self._spawn, then)
             await original(data)
 
         dtls_transport._send_rtp = _send_rtp
         self._target = dtls_transport
+        self._protect = protect
+
+    def _spawn(self, fn: Callable[[], Any]) -> None:
+        task = asyncio.ensure_future(fn())
+        self._tasks.add(task)  # a strong reference until it is done
+        task.add_done_callback(self._tasks.discard)
+
+    def attach_sender(self, sender: Any) -> None:
+        """NACKs (RFC 4585 generic NACK) reaching ``sender`` (an RTCRtpSender) are answered by the
+        StreamSender, as RFC 4588 packets on the sender's RTX SSRC; other RTCP goes to aiortc."""
+        from aiortc.rtp import RTCP_RTPFB_NACK, RtcpRrPacket, RtcpRtpfbPacket, RtcpSrPacket
+
+        protect = self._protect
+        assert protect is not None
+        original = sender._handle_rtcp_packet
+
+        async def _handle_rtcp_packet(packet: Any) -> None:
+            if isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
+                lsr, lsr_time = sender._RTCRtpSender__lsr, sender._RTCRtpSender__lsr_time
+                for report in packet.reports:
+                    if report.ssrc != sender._ssrc:
+                        continue
+                    if lsr is not None and report.lsr == lsr and report.dlsr:
+                        self.last_rtt_s = time.time() - lsr_time - report.dlsr / 65536
+                    protect.on_report(report.fraction_lost / 256.0, now() - self.t0)
+            if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+                self.nacks_received += 1
+                for osn, payload in protect.on_nack(list(packet.lost), now(), self._rtt()):
+                    header = self._headers.get(osn)
+                    if header is None:
+                        continue
+                    h = bytearray(header)
+                    h[1] = (h[1] & 0x80) | RTX_PT
+                    struct.pack_into("!HI", h, 2, self._rtx_seq, struct.unpack_from("!I", header, 4)[0])
+                    struct.pack_into("!I", h, 8, sender._rtx_ssrc)
+                    self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+                    await self._target._send_rtp(bytes(h) + payload)
+                return
+            await original(packet)
+
+        sender._handle_rtcp_packet = _handle_rtcp_packet
 
     def detach(self) -> None:
         self._target.__dict__.pop("_send_rtp", None)
@@ -175,21 +405,50 @@ class RtpSendTap:
 
 class RtpReceiveTap:
     """Wraps ``RTCRtpReceiver._handle_rtp_packet``: ``received`` lists (rtp_seq, rtp_ts, monotonic
-    s, payload) for every RTP packet that reaches the receiver; the original handler still runs."""
+    s, payload) for every media RTP packet that reaches the receiver; the original handler still
+    runs. With ``protect`` (a :class:`StreamReceiver`): RTX packets are unwrapped (``rtx_received``:
+    (rtx seq, original seq, monotonic s, original payload)), every packet (retransmissions as their
+    original) goes to ``protect.on_packet`` and the NACKs it asks for leave through aiortc's RTCP,
+    and aiortc's decoder gets plain Opus (RED's primary block). ``media_clock()``: (the call clock's
+    zero in monotonic s, the RTP timestamp of media time 0): the StreamReceiver gets times on the
+    call clock and timestamps from media time 0, the frame the simulator's receiver works in (a
+    fixed playout delay is counted from the capture time)."""
 
-    def __init__(self, receiver: Any, on_packet: Callable[[int, int, float, bytes], None] | None = None
-                 ) -> None:
+    def __init__(self, receiver: Any, on_packet: Callable[[int, int, float, bytes], None] | None = None,
+                 protect: StreamReceiver | None = None, red: bool = False,
+                 rtt: Callable[[], float | None] = lambda: None,
+                 media_clock: Callable[[], tuple[float, int]] = lambda: (0.0, 0)) -> None:
         self.received: list[tuple[int, int, float, bytes]] = []
+        self.rtx_received: list[tuple[int, int, float, bytes]] = []
+        self.nacks_sent = 0
         self.ssrc: int | None = None  # the (last) media SSRC seen
         original = receiver._handle_rtp_packet
 
         async def _handle_rtp_packet(packet: Any, arrival_time_ms: int) -> None:
             t = now()
-            self.ssrc = packet.ssrc
-            item = (packet.sequence_number, packet.timestamp, t, bytes(packet.payload))
-            self.received.append(item)
-            if on_packet is not None:
-                on_packet(*item)
+            if protect is not None and packet.payload_type == RTX_PT:
+                if len(packet.payload) < 2 or self.ssrc is None:
+                    return
+                osn = int.from_bytes(packet.payload[:2], "big")
+                inner = bytes(packet.payload[2:])
+                self.rtx_received.append((packet.sequence_number, osn, t, inner))
+                packet.sequence_number, packet.payload, packet.ssrc = osn, inner, self.ssrc
+                packet.payload_type = RED_PT if red else OPUS_PT
+            else:
+                self.ssrc = packet.ssrc
+                item = (packet.sequence_number, packet.timestamp, t, bytes(packet.payload))
+                self.received.append(item)
+                if on_packet is not None:
+                    on_packet(*item)
+            if protect is not None:
+                t0, ts0 = media_clock()
+                lost = protect.on_packet(packet.sequence_number, (packet.timestamp - ts0) & 0xFFFFFFFF, t - t0, rtt())
+                if lost:
+                    self.nacks_sent += 1
+                    await receiver._send_rtcp_nack(packet.ssrc, lost)
+                if packet.payload_type == RED_PT:
+                    packet.payload = protect.primary(bytes(packet.payload))
+                    packet.payload_type = OPUS_PT
             await original(packet, arrival_time_ms=arrival_time_ms)
 
         receiver._handle_rtp_packet = _handle_rtp_packet
@@ -283,7 +542,8 @@ def watch_connection(pc: Any, mark: Callable[[str], None], connected: "asyncio.F
 
 async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: float = 10.0,
                       drain_s: float = 1.0, progress: Callable[[float], None] | None = None,
-                      start_delay_s: float = 0.05, peer_factory: Callable[[], Any] | None = None) -> LegRecord:
+                      start_delay_s: float = 0.05, peer_factory: Callable[[], Any] | None = None,
+                      protection: tuple[StreamSender, StreamReceiver] | None = None) -> LegRecord:
     """One live WebRTC call leg through the emulator: caller sends ``stream`` (a SenderStream) to a
     callee in this process. Returns the LegRecord; never raises for a network failure (the record
     says ``failed`` and why). Both peers are closed before returning.
@@ -305,6 +565,8 @@ async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: flo
     packet for stragglers. ``progress(fraction)`` is called about every second during media.
     ``emu``: the network path (:class:`translab.transport.path.NetworkPath`, None: none).
     ``peer_factory()``: makes each peer, caller first (default :func:`new_peer`).
+    ``protection``: (sender, receiver) decisions for ``cfg.nack`` / ``cfg.red`` (see the module
+    docstring); the record then holds the payloads as sent and the retransmissions.
     """
     import aiortc  # noqa: F401  (importing aiortc takes ~140 ms once per process: not the call's set-up)
 
@@ -320,7 +582,8 @@ async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: flo
         # the callee's signalling endpoint is already listening when the caller dials (like the
         # WebSocket server): its start-up is not the call's set-up
         try:
-            signalling, relay, client_ssl = await _start_signalling(callee, cfg, emu, ip_version)
+            signalling, relay, client_ssl = await _start_signalling(callee, cfg, emu, ip_version,
+                                                                    protection is not None)
         except BaseException:
             await asyncio.gather(caller.close(), callee.close(), return_exceptions=True)
             raise
@@ -335,7 +598,7 @@ async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: flo
     connected.add_done_callback(lambda f: f.cancelled() or f.exception())
     scheduler = emu.scheduler if emu is not None else None
     track = make_packet_track(stream.payload, stream.media_ts, stream.capture_s, stream.sample_rate,
-                              start, scheduler)
+                              start, scheduler, protection[0].payload if protection is not None else None)
     stock: StockRecorder | None = None
     recv_tap: RtpReceiveTap | None = None
     send_tap: RtpSendTap | None = None
@@ -351,7 +614,7 @@ async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: flo
     try:
         from aiortc import RTCSessionDescription
 
-        with advertised_opus(opus_fmtp(cfg)):
+        with advertised(cfg, protection is not None):
             caller.addTransceiver(track, direction="sendonly")
             restrict_ip_version(caller, ip_version)
             # aiortc gathers every host candidate inside setLocalDescription (no trickle ICE): the
@@ -389,24 +652,44 @@ async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: flo
             mark("answer_received")
             answer_desc = RTCSessionDescription(sdp=answer["sdp"], type="answer")
         else:  # no emulated path (netns backend, tests): offer/answer exchanged in this process
-            with advertised_opus(opus_fmtp(cfg)):
+            with advertised(cfg, protection is not None):
                 await callee.setRemoteDescription(caller.localDescription)
                 restrict_ip_version(callee, ip_version)
                 await callee.setLocalDescription(await callee.createAnswer())
             answer_desc = callee.localDescription
         rec.extra["sdp_offer_opus_fmtp"] = _fmtp_line(caller.localDescription.sdp)
         rec.extra["sdp_answer_opus_fmtp"] = _fmtp_line(answer_desc.sdp)
-        with advertised_opus(opus_fmtp(cfg)):
+        if protection is not None:
+            rec.extra["sdp_offer_protection"] = _protection_lines(caller.localDescription.sdp)
+            rec.extra["sdp_answer_protection"] = _protection_lines(answer_desc.sdp)
+        with advertised(cfg, protection is not None):
             await caller.setRemoteDescription(answer_desc)
         mark("signalling_done")
-        send_tap = RtpSendTap(caller.getSenders()[0].transport)
+        sender = caller.getSenders()[0]
+
+        def rtt() -> float | None:
+            return send_tap.last_rtt_s  # the latest receiver report's RTT sample (s)
+
+        red = bool(getattr(cfg, "red", 0)) and protection is not None
+        send_tap = RtpSendTap(sender.transport, protection[0] if protection else None, red, rtt)
+        if protection is not None:
+            send_tap.attach_sender(sender)
 
         def on_rx(seq: int, ts: int, t: float, payload: bytes) -> None:
             if not first_rx:
                 first_rx.append(t)
                 mark("first_rtp_received")
 
-        recv_tap = RtpReceiveTap(callee.getReceivers()[0], on_rx)
+        def media_clock() -> tuple[float, int]:
+            if not send_tap.sent:
+                return rec.t0, 0
+            ts_scale = RTP_CLOCK / int(stream.sample_rate)
+            return rec.t0, (send_tap.sent[0][1] - int(round(int(stream.media_ts[0]) * ts_scale))) & 0xFFFFFFFF
+
+        recv_tap = RtpReceiveTap(callee.getReceivers()[0], on_rx, protection[1] if protection else None,
+                                 red, rtt, media_clock)
+        if protection is not None:
+            rapid_rtt(sender, callee.getReceivers()[0], send_tap)
         try:
             await asyncio.wait_for(asyncio.shield(connected), connect_timeout_s)
         except asyncio.TimeoutError:
@@ -417,6 +700,7 @@ async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: flo
         # media: the call clock starts a little after connection
         t0 = now() + start_delay_s
         rec.t0 = t0
+        send_tap.t0 = t0
         if emu is not None:
             emu.set_media_origin(t0)
         start.set_result(t0)
@@ -452,7 +736,8 @@ async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: flo
             await signalling.close()
 
 
-async def _start_signalling(callee: Any, cfg: Any, emu: Any, ip_version: int) -> tuple[Any, Any, Any]:
+async def _start_signalling(callee: Any, cfg: Any, emu: Any, ip_version: int,
+                            protected: bool = False) -> tuple[Any, Any, Any]:
     """The callee's HTTP(S) signalling endpoint (:class:`translab.transport.signalling.SignallingServer`
     on loopback, ``POST /offer`` with JSON ``{sdp, type}``) behind a TCP relay of ``emu``, so the
     caller's POST and the answer cross the emulated TCP path. HTTPS when ``cfg.tls`` (a voice
@@ -463,7 +748,7 @@ async def _start_signalling(callee: Any, cfg: Any, emu: Any, ip_version: int) ->
     from translab.transport.signalling import SignallingServer
 
     async def on_offer(sdp: str) -> str:
-        with advertised_opus(opus_fmtp(cfg)):
+        with advertised(cfg, protected):
             try:
                 await callee.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             except Exception as err:  # aiortc raises several kinds for an SDP it cannot use
@@ -488,6 +773,13 @@ async def _start_signalling(callee: Any, cfg: Any, emu: Any, ip_version: int) ->
     return server, relay, client_ssl
 
 
+def _protection_lines(sdp: str) -> str:
+    """The SDP lines that negotiate protection (rtcp-fb, rtx, red, ssrc-group), joined by " | "."""
+    keep = ("a=rtcp-fb:", "a=ssrc-group:", f"a=rtpmap:{RTX_PT} ", f"a=fmtp:{RTX_PT} ",
+            f"a=rtpmap:{RED_PT} ", f"a=fmtp:{RED_PT} ")
+    return " | ".join(line for line in sdp.splitlines() if line.startswith(keep))
+
+
 def _fmtp_line(sdp: str) -> str:
     for line in sdp.splitlines():
         if line.startswith("a=fmtp:96"):
@@ -504,15 +796,30 @@ def _fill(rec: LegRecord, stream: Any, send_tap: RtpSendTap, recv_tap: RtpReceiv
         by_rtp[rseq] = k
         rec.send_s[k] = t - t0
         rec.wire_bytes[k] = size
+    for rseq, k in by_rtp.items():
+        if rseq in send_tap.payloads:
+            rec.sent_payload[k] = send_tap.payloads[rseq]
     mismatches = 0
     for rseq, rts, t, payload in recv_tap.received:
         k = by_rtp.get(rseq)
         if k is not None:
             rec.arrivals.setdefault(k, []).append(t - t0)
-            mismatches += payload != stream.payload[k]
+            mismatches += payload != rec.sent_payload.get(k, stream.payload[k])
+    arrived: dict[int, float] = {}
+    for rtx_seq, osn, t, payload in recv_tap.rtx_received:
+        arrived[rtx_seq] = min(arrived.get(rtx_seq, t), t)
+        k = by_rtp.get(osn)
+        mismatches += k is None or payload != rec.sent_payload.get(k, stream.payload[k])
+    for rtx_seq, osn, t, payload in send_tap.rtx_sent:
+        k = by_rtp.get(osn)
+        if k is not None:
+            rec.rtx.append((k, t - t0, arrived.get(rtx_seq, float("nan")) - t0, payload))
     rec.extra["rtp_payload_mismatches"] = int(mismatches)
     rec.extra["rtp_packets_sent"] = len(send_tap.sent)
     rec.extra["rtp_packets_received"] = len(recv_tap.received)
+    if send_tap.rtx_sent or recv_tap.nacks_sent:
+        rec.extra.update(rtp_nacks_sent=recv_tap.nacks_sent, rtp_nacks_received=send_tap.nacks_received,
+                         rtp_rtx_sent=len(send_tap.rtx_sent), rtp_rtx_received=len(recv_tap.rtx_received))
     if stock is not None and stock.frames and send_tap.sent and recv_tap.received:
         rate = int(stream.sample_rate)
         origin = send_tap.sent[0][1] - int(stream.media_ts[0]) * RTP_CLOCK // rate

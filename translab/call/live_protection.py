@@ -1,0 +1,148 @@
+"""Loss protection on the in-process live WebRTC call (issue 13): which options a live engine
+carries, the sender / receiver decisions it hands the transport
+(:mod:`translab.protection.endpoint`, driven by :func:`translab.transport.webrtc.webrtc_call`), and
+the arrival trace of a protected live leg in the schema of the simulator's
+(:func:`translab.protection.sim.protected_trace`): one row per RTP packet on the wire, originals with
+the payload as sent (RED-wrapped when asked) and retransmissions as extra rows (``rtx`` True, RFC 4588
+payload, ``seq`` = the original's). The analysis (playout, ``rtx_recovered`` / ``red_recovered``,
+effective loss) is then the same code for both.
+
+Live NACK + RTX, RED and measured-loss FEC (the sender then encodes during the call) run on the
+in-process engine (``translab call``); ABR is refused by name (its bandwidth estimate needs
+per-packet transport feedback, transport-wide CC, that aiortc's audio path lacks), as is every
+protection option on the other live engines.
+
+Live against simulated: the originals cross the uplink with the simulator's draws and
+retransmissions with its side streams (:meth:`translab.emulate.emulator.LiveEmulator.route_retransmissions`),
+so the two agree packet for packet as long as both send the same retransmissions. What differs by
+construction is the feedback: the simulator's receiver sends a transport-cc-like report every 100 ms
+(RTT sample, loss), the live call has RTCP SR/RR (an early exchange at media start, then aiortc's
+0.5-1.5 s random intervals). So RTT samples differ by a few ms; with the adaptive buffer's NACK rule
+(minimum target RTT + 2 frames) the first NACK of a loss is decided at time-to-play ~ RTT, and a
+few decisions flip. ``feedback_kbps_down`` counts only the NACKs live (the simulator's also counts
+its 100 ms reports).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from translab import trace as trace_mod
+from translab.call.prepare import trace_attrs
+from translab.config import CallConfig
+from translab.errors import ConfigError
+from translab.media.stream import SenderStream
+from translab.metrics.bandwidth import HeaderModel, rtp_wire_bytes
+from translab.media import pcm
+from translab.media.audio import to_int16
+from translab.media.opus import packet_has_fec
+from translab.protection.endpoint import MeasuredFecEncoder, ProtectedReceiver, ProtectedSender
+from translab.protection.red import decode_red
+from translab.protection.sim import ProtectionOptions
+from translab.transport.record import LegRecord
+
+#: protection options the in-process live engine carries
+LIVE_OPTIONS: tuple[str, ...] = ("nack", "red", "fec_loss")
+
+
+def refuse_live(cfg: CallConfig, engine: str, supported: tuple[str, ...] = ()) -> None:
+    """ConfigError naming the first protection option ``cfg`` asks for that ``engine`` (a live
+    engine) does not carry (``supported``: the ones it does)."""
+    opts = ProtectionOptions.of(cfg)
+    asked: list[tuple[str, Any]] = []
+    if opts.nack:
+        asked.append(("nack", True))
+    if opts.red:
+        asked.append(("red", opts.red))
+    if opts.abr:
+        asked.append(("abr", True))
+    if opts.fec_measured:
+        asked.append(("fec_loss", "measured"))
+    for name, value in asked:
+        if name in supported:
+            continue
+        if name in LIVE_OPTIONS:
+            allowed = (f"off for the {engine} engine (live NACK/RTX, RED and fec_loss=measured run on the "
+                       "in-process engine, translab call; every option in simulated calls)")
+        else:
+            allowed = ("off for live calls (simulated calls only: translab simulate, mode = \"simulate\"); "
+                       "live abr needs per-packet transport feedback (transport-wide CC), which aiortc's "
+                       "audio path does not have")
+        raise ConfigError(name, value, allowed)
+    if opts.fec_measured and "fec_loss" in supported and cfg.dtx:
+        raise ConfigError("dtx", True, "off with fec_loss = \"measured\" on live calls (the sender "
+                          "encodes during the call and sends every frame)")
+
+
+def endpoints(cfg: CallConfig, reference: np.ndarray) -> tuple[ProtectedSender, ProtectedReceiver]:
+    """The sender's and receiver's protection for a resolved ``cfg`` (NACK, RED and measured-loss
+    FEC as asked; ``reference``: the clip as encoded, float32, for encoding during the call)."""
+    assert cfg.sample_rate is not None
+    hm = HeaderModel(ip_version=cfg.ip_version, tls=cfg.tls)
+    encoder = None
+    if cfg.fec_loss == "measured" and cfg.fec and cfg.codec == "opus":
+        frames = pcm.split_frames(to_int16(reference), int(cfg.sample_rate), cfg.frame_ms)
+        encoder = MeasuredFecEncoder(frames, int(cfg.sample_rate), float(cfg.frame_ms), int(cfg.bitrate),
+                                     int(cfg.complexity))
+    return (ProtectedSender(int(cfg.red or 0), encoder=encoder),
+            ProtectedReceiver(int(cfg.sample_rate), float(cfg.frame_ms) / 1000.0, cfg.playout, bool(cfg.nack),
+                              ip_bytes=hm.ip_bytes))
+
+
+def protected_leg_trace(cfg: CallConfig, stream: SenderStream, rec: LegRecord,
+                        receiver: ProtectedReceiver, sender: ProtectedSender | None = None) -> pd.DataFrame:
+    """The arrival trace of a protected live leg (see the module docstring). Wire bytes follow the
+    config's header model, as the simulator's; a packet never sent (call ended early) keeps
+    ``send_s = capture_s`` and is lost."""
+    hm = HeaderModel(ip_version=cfg.ip_version, tls=cfg.tls)
+    red = bool(cfg.red)
+    cols: dict[str, list[Any]] = {c: [] for c in trace_mod.COLUMNS}
+    rtx: list[bool] = []
+    codec: list[int] = []
+    fec: list[bool] = []
+
+    def add(k: int, send_s: float, arrival_s: float, msg: bytes, dups: int, is_rtx: bool) -> None:
+        cols["seq"].append(int(stream.seq[k]))
+        cols["media_ts"].append(int(stream.media_ts[k]))
+        cols["frame_samples"].append(int(stream.frame_samples[k]))
+        cols["capture_s"].append(float(stream.capture_s[k]))
+        cols["send_s"].append(send_s)
+        cols["arrival_s"].append(arrival_s)
+        cols["payload_bytes"].append(codec[k])
+        cols["message_bytes"].append(len(msg))
+        cols["wire_bytes"].append(rtp_wire_bytes(len(msg), hm))
+        cols["transport"].append("webrtc")
+        cols["direction"].append("up")
+        cols["fec"].append(fec[k])
+        cols["duplicates"].append(dups)
+        cols["payload"].append(msg)
+        rtx.append(is_rtx)
+
+    for k in range(len(stream.seq)):  # codec bytes and FEC of what was sent (encoded live or not)
+        msg = rec.sent_payload.get(k, stream.payload[k])
+        blocks = [b.data for b in decode_red(msg)] if red and k in rec.sent_payload else [msg]
+        codec.append(sum(len(b) for b in blocks))
+        fec.append(packet_has_fec(blocks[-1]) if blocks[-1] else False)
+    for k in range(len(stream.seq)):
+        msg = rec.sent_payload.get(k, stream.payload[k])
+        send = rec.send_s.get(k, float(stream.capture_s[k]))
+        times = rec.arrivals.get(k, [])
+        add(k, send, max(min(times), send) if times else math.nan, msg, max(len(times) - 1, 0), False)
+    for k, send, arrival, payload in rec.rtx:
+        add(k, send, max(arrival, send) if arrival == arrival else math.nan, payload, 0, True)
+    order = sorted(range(len(rtx)), key=lambda i: (cols["send_s"][i], rtx[i]))
+    attrs = trace_attrs(cfg, stream, "live")
+    attrs["protection"] = {
+        "nack": bool(cfg.nack), "red": int(cfg.red or 0), "abr": False,
+        "fec_measured": bool(sender is not None and sender.encoder is not None),
+        "nack_sent": receiver.nack_sent, "nack_seqs": receiver.nack_seqs,
+        "feedback_bytes": receiver.nack_bytes, "min_target_ms": receiver.min_target_ms,
+        "timeline": [list(x) for x in sender.encoder.timeline] if sender is not None and sender.encoder else [],
+    }
+    df = trace_mod.make_trace({c: [v[i] for i in order] for c, v in cols.items()}, attrs)
+    df["rtx"] = np.asarray([rtx[i] for i in order], dtype=bool)
+    return df
