@@ -44,11 +44,17 @@ import numpy as np
 
 from translab.call.engine import ClipEngine
 from translab.call.live import leg_record, run_outside_event_loop
+from translab.call.live_protection import refuse_live
 from translab.call.prepare import PreparedCall, prepare_call
 from translab.call.record import CallRecord
 from translab.config import CallConfig
-from translab.protection.sim import refuse_live
-from translab.transport.external import AUDIBLE_DBFS, ExternalRecord, Target, audible_span, parse_target
+from translab.transport.external import (
+    AUDIBLE_DBFS,
+    ExternalRecord,
+    Target,
+    audible_span,
+    parse_target,
+)
 
 __all__ = ["ExternalEngine", "target_config", "speech_end_s", "parse_target", "REPLY_FILE"]
 
@@ -152,7 +158,7 @@ class ExternalEngine(ClipEngine):
 
     def prepare(self, cfg: CallConfig) -> PreparedCall:
         call = prepare_call(target_config(cfg, self.endpoint), silence_after_s=self.listen_s)
-        refuse_live(call.cfg)
+        refuse_live(call.cfg, self.name)
         return call
 
     def run(self, call: PreparedCall, out_dir: Path | None = None) -> CallRecord:

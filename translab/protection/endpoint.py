@@ -11,7 +11,7 @@ time; nothing here reads a clock or touches a socket.
   closed loop does it.
 - :class:`ProtectedReceiver`: every arriving packet (original or retransmission) goes to the
   :class:`.nack.NackTracker`, which is told the playout position estimated as
-  :mod:`translab.protection.sim` estimates it (``_PlayoutEstimate``); with NACK on, the list it
+  :mod:`translab.protection.sim` estimates it (``PlayoutEstimate``); with NACK on, the list it
   returns is what the receiver sends now as one RTCP NACK. From the first RTT sample on, the adaptive
   buffer's minimum target is :func:`.sim.nack_min_target_ms` (the stated NACK rule).
 
@@ -31,7 +31,7 @@ from translab.protection.abr import MeasuredLossFec
 from translab.protection.nack import NackTracker
 from translab.protection.red import RedEncoder, decode_red
 from translab.protection.rtx import RtxHistory, rtx_payload
-from translab.protection.sim import _PlayoutEstimate, nack_min_target_ms, rtcp_nack_wire_bytes
+from translab.protection.sim import PlayoutEstimate, nack_min_target_ms, rtcp_nack_wire_bytes
 
 
 class SeqUnwrapper:
@@ -127,7 +127,7 @@ class ProtectedReceiver:
         self.nack = bool(nack)
         self.ip_bytes = int(ip_bytes)
         self.tracker = NackTracker(self.rate)
-        self.playout = _PlayoutEstimate(policy, self.frame_s)
+        self.playout = PlayoutEstimate(policy, self.frame_s)
         self._seq = SeqUnwrapper()
         self._ts = SeqUnwrapper(bits=32)
         self._seen: set[int] = set()

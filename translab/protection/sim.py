@@ -51,8 +51,7 @@ import numpy as np
 import pandas as pd
 
 from translab import trace as trace_mod
-from translab.errors import ConfigError
-from translab.link.profiles import direction_rngs, load_profile
+from translab.link.profiles import direction_rngs, load_profile, retransmission_rng
 from translab.media import pcm
 from translab.media.audio import to_int16
 from translab.media.opus import OpusEncoder, packet_has_fec
@@ -137,17 +136,6 @@ def abr_frame_lengths(cfg: Any) -> tuple[int, ...]:
     return (int(cfg.frame_ms) if float(cfg.frame_ms).is_integer() else 20,)
 
 
-def refuse_live(cfg: Any) -> None:
-    """ConfigError naming the option when a live call (in-process or netns) asks for protection:
-    aiortc's audio has no NACK, RTX, RED or rate control, and translab does not add them there yet."""
-    opts = ProtectionOptions.of(cfg)
-    if opts.enabled:
-        name = "nack" if opts.nack else "red" if opts.red else "abr" if opts.abr else "fec_loss"
-        value = opts.red if name == "red" else "measured" if name == "fec_loss" else True
-        raise ConfigError(name, value, "off for live calls (simulated calls only: translab simulate, "
-                          "mode = \"simulate\"); live NACK/RTX/RED/ABR are not implemented on the aiortc path")
-
-
 @dataclass
 class _Row:
     seq: int
@@ -186,7 +174,7 @@ class UplinkResult:
     timeline: list[tuple[float, int, bool, int, int]] = field(default_factory=list)  # t_s, bps, fec, loss %, frame ms
 
 
-class _PlayoutEstimate:
+class PlayoutEstimate:
     """The receiver's causal estimate of its playout offset (play time minus capture start, s)."""
 
     def __init__(self, policy: str, frame_s: float) -> None:
@@ -222,7 +210,7 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
     profile = load_profile(cfg.profile)
     up, down = profile.chain("up"), profile.chain("down")
     rngs = direction_rngs(cfg.seed)
-    rtx_rng = np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(3)[2])
+    rtx_rng = retransmission_rng(cfg.seed)
     up.bind(rngs["up"])
     down.bind(rngs["down"])
     rtx_streams = up.side_streams(rtx_rng)
@@ -230,7 +218,7 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
     red = RedEncoder(opts.red) if opts.red else None
     history = RtxHistory()
     tracker = NackTracker(rate)
-    playout = _PlayoutEstimate(cfg.playout, frame_s)
+    playout = PlayoutEstimate(cfg.playout, frame_s)
     overhead = rtp_wire_bytes(0, hm)
     frame_ms = int(cfg.frame_ms) if float(cfg.frame_ms).is_integer() else 20
     ana = AudioNetworkAdaptor(int(cfg.bitrate), frame_ms, overhead, fec=bool(cfg.fec),
