@@ -37,17 +37,26 @@ def leg_rng(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), zlib.crc32(name.encode())]))
 
 
+def ws_model(profile: str, direction: str, seed: int,
+             name: str) -> tuple[TcpDeliveryModel, tuple[np.random.Generator, np.random.Generator]]:
+    """The TCP delivery model of WebSocket leg ``name`` on ``profile``'s ``direction`` chain (ACKs on
+    the other) and its (data, ACK) generators: what :func:`ws_leg` computes with, and what a live
+    leg's relay runs in real time (translab.conversation.live), so both draw the same."""
+    prof = load_profile(profile)
+    other = "down" if direction == "up" else "up"
+    model = TcpDeliveryModel(prof.chain(direction), prof.chain(other), mss=int(HEADERS.mss or 1448))
+    return model, (leg_rng(seed, name + ":data"), leg_rng(seed, name + ":ack"))
+
+
 def ws_leg(send_s: np.ndarray, message_bytes: np.ndarray, profile: str, direction: str, client: bool,
            seed: int, name: str) -> np.ndarray:
     """Delivery time (s) of each WebSocket message (sent at ``send_s``, s; sizes in bytes) over the
     TCP model on ``profile``'s ``direction`` chain; ``client``: client-to-server frames (masked)."""
-    prof = load_profile(profile)
-    other = "down" if direction == "up" else "up"
     tcp = np.array([ws_tcp_payload_bytes(int(b), client, HEADERS) for b in message_bytes], dtype=np.int64)
-    model = TcpDeliveryModel(prof.chain(direction), prof.chain(other), mss=int(HEADERS.mss or 1448))
+    model, (data, ack) = ws_model(profile, direction, seed, name)
     if len(tcp) == 0:
         return np.zeros(0)
-    res = model.deliver(np.asarray(send_s, dtype=float), tcp, leg_rng(seed, name + ":data"), leg_rng(seed, name + ":ack"))
+    res = model.deliver(np.asarray(send_s, dtype=float), tcp, data, ack)
     return np.asarray(res.delivered_s, dtype=float)
 
 

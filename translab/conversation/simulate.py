@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -53,7 +53,7 @@ from translab import trace as trace_mod
 from translab.config import CallConfig
 from translab.conversation import protocol as p
 from translab.conversation.legs import gaps, leg_rng, play_time_of, played_ms, rtp_leg, timeline, ws_leg
-from translab.conversation.model import Emitted, ModelParams, RealtimeModel, ReplyPacing, ThinkTime
+from translab.conversation.model import Emitted, ModelParams, RealtimeModel, ReplyPacing, ThinkTime, TurnRecord
 from translab.conversation.script import Script, build_script
 from translab.errors import ConfigError, check_choice, check_range
 from translab.link.profiles import load_profile
@@ -153,6 +153,8 @@ class ConversationResult:
     model: RealtimeModel
     emitted: list[Emitted]
     wall_s: float = math.nan
+    figures: dict[str, Any] = field(default_factory=dict)  # a live engine's own figures (emulator, host)
+    live: Any = None  # a live run's raw logs (translab.conversation.live.LiveRun)
 
 
 # --- uplink ---------------------------------------------------------------------------------------
@@ -288,6 +290,14 @@ class Downlink:
     caller_leg: Any = None
 
 
+def client_downlink(events: list[tuple[Emitted, float]], fmt: p.AudioFormat, chunk_ms: float, flush: bool) -> Downlink:
+    """What a WebSocket caller heard: the model's events (sent, arrived at the caller) played from
+    the client's elastic buffer, flushed on ``speech_started`` (direct-ws, simulated or live)."""
+    reps = _replies(events, fmt, chunk_ms, flush)
+    return Downlink({r.response_id: r for r in reps}, {r.response_id: r.start_s for r in reps},
+                    {r.response_id: r.stop_s for r in reps}, {r.response_id: r.gaps for r in reps})
+
+
 def _downlink(cfg: ConversationConfig, script: Script, emitted: list[Emitted], fmt: p.AudioFormat) -> Downlink:
     seed, access, dc = cfg.seed, str(cfg.profile), cfg.dc_profile
     send = np.array([e.at_s for e in emitted])
@@ -295,9 +305,7 @@ def _downlink(cfg: ConversationConfig, script: Script, emitted: list[Emitted], f
     chunk = cfg.pacing.chunk_ms
     if cfg.topology == "direct-ws":
         arr = ws_leg(send, sizes, access, "down", False, seed, "caller-ws")
-        reps = _replies(list(zip(emitted, arr.tolist())), fmt, chunk, cfg.flush)
-        return Downlink({r.response_id: r for r in reps}, {r.response_id: r.start_s for r in reps},
-                        {r.response_id: r.stop_s for r in reps}, {r.response_id: r.gaps for r in reps})
+        return client_downlink(list(zip(emitted, arr.tolist())), fmt, chunk, cfg.flush)
     if cfg.topology == "webrtc-gateway":
         arr = ws_leg(send, sizes, dc, "down", False, seed, "gateway-ws")
         events = list(zip(emitted, arr.tolist()))
@@ -344,7 +352,7 @@ def _downlink(cfg: ConversationConfig, script: Script, emitted: list[Emitted], f
 # --- the conversation -----------------------------------------------------------------------------
 
 
-def _match_turns(script: Script, up: Uplink, model: RealtimeModel) -> list[Any]:
+def _match_turns(script: Script, up: Uplink, turns: list[TurnRecord]) -> list[Any]:
     """For each scripted turn, the model's turn that ended it (the first stop decided after the
     caller's end reached the model, covering that turn's audio), or None."""
     out = []
@@ -353,7 +361,7 @@ def _match_turns(script: Script, up: Uplink, model: RealtimeModel) -> list[Any]:
         pos_start, pos_end = up.position(t.start_s), up.position(t.end_s)
         arrived = up.arrival_at(pos_end)
         best = None
-        for i, mt in enumerate(model.turns):
+        for i, mt in enumerate(turns):
             if i in used or not math.isfinite(mt.stopped_at_s):
                 continue
             if mt.audio_end_ms / 1000 >= pos_start and mt.stopped_at_s >= arrived - 1e-9:
@@ -361,7 +369,7 @@ def _match_turns(script: Script, up: Uplink, model: RealtimeModel) -> list[Any]:
                 break
         if best is not None:
             used.add(best)
-        out.append(model.turns[best] if best is not None else None)
+        out.append(turns[best] if best is not None else None)
     return out
 
 
@@ -385,7 +393,15 @@ def converse(cfg: ConversationConfig | None = None) -> ConversationResult:
     up = _uplink(cfg, script)
     model, emitted = run_model(cfg, script, up)
     down = _downlink(cfg, script, emitted, up.input_format)
-    matched = _match_turns(script, up, model)
+    return analyse(cfg, script, up, model, model.turns, emitted, down, t0)
+
+
+def analyse(cfg: ConversationConfig, script: Script, up: Uplink, model: RealtimeModel, turns: list[TurnRecord],
+            emitted: list[Emitted], down: Downlink, t0: float, mode: str = "simulate") -> ConversationResult:
+    """The per-turn table and the call's summary from what the legs carried, simulated or live
+    (``turns``: the model's turns with ``stopped_at_s`` = when speech_stopped left the model and
+    ``first_audio_s`` = when the reply's first delta did; ``t0``: perf_counter at the start)."""
+    matched = _match_turns(script, up, turns)
     rows: list[TurnResult] = []
     for st, mt in zip(script.turns, matched):
         r = TurnResult(st.index, st.start_s, st.end_s, st.text, interrupts=st.interrupts)
@@ -423,6 +439,7 @@ def converse(cfg: ConversationConfig | None = None) -> ConversationResult:
         _add_wer(cfg, script, up, model, rows)
     df = pd.DataFrame([asdict(r) for r in rows])
     summary = _summary(cfg, rows, model, script.duration_s)
+    summary["mode"] = mode
     if cfg.metrics:
         summary.update(_quality(cfg, script, up, model, down))
     return ConversationResult(df, summary, model, emitted, time.perf_counter() - t0)

@@ -1,0 +1,48 @@
+"""Live conversations through the in-process emulator against their simulations (real time: each
+test is one call of about 15 s; kept few for the CI budget)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from translab.conversation.model import ThinkTime
+from translab.conversation.simulate import ConversationConfig, converse
+
+pytestmark = [pytest.mark.live, pytest.mark.slow]
+
+PARTS = ["uplink_ms", "vad_ms", "think_ms", "downlink_ms"]
+
+
+def test_live_direct_ws_through_the_emulator_agrees_with_its_simulation_and_stops_on_barge_in():
+    # broadband access (15 ms each way, jitter, 0.1 % loss) on both TCP directions, the same seeded
+    # draws as the simulation; fixed think time; turn 2 barges into the reply to turn 1. A loaded
+    # host delays single turns (event-loop stalls of ~100 ms are seen with six jobs on two cores):
+    # the p50 over three turns tolerates one such turn; rerun before concluding.
+    from translab.conversation.live import live_converse
+
+    cfg = ConversationConfig(turns=3, bargein_every=2, seed=1, think=ThinkTime(315, 0))
+    live, sim = live_converse(cfg), converse(cfg)
+    assert live.summary["mode"] == "live" and set(live.summary) == set(sim.summary)
+    assert list(live.turns.columns) == list(sim.turns.columns)
+    assert live.summary["turns_answered"] == 3
+    # the issue's criterion: turn-latency p50 within 20 ms of the simulation's
+    assert abs(live.summary["turn_latency_p50_ms"] - sim.summary["turn_latency_p50_ms"]) < 20
+    # the budget, split at the real send and arrival times logged on one clock, adds up exactly
+    t = live.turns
+    assert np.allclose(t[PARTS].sum(axis=1), t["turn_latency_ms"], atol=1e-6)
+    assert (t[PARTS] > 0).all().all()
+    # the think time is the server's: its fixed 315 ms, less Silero's scoring of the deciding
+    # append (the decision leaves after it; think runs from the append's arrival), plus wake-up lateness
+    assert np.median(t["think_ms"]) == pytest.approx(315, abs=25)
+    # barge-in: the model saw the caller start (burst pacing had sent the whole reply already, so
+    # nothing was left to cancel there), the client flushed its buffer and truncated the item
+    b = t.iloc[2]
+    assert b["interrupts"] and math.isfinite(b["bargein_stop_ms"])
+    assert 0 < b["bargein_stop_ms"] < 300 and abs(b["bargein_stop_ms"] - sim.turns.iloc[2]["bargein_stop_ms"]) < 60
+    replied = live.model.turns
+    assert live.figures["truncates_sent"] == live.figures["truncates_accepted"] == 1
+    cut = next(r for r in replied if math.isfinite(r.truncated_ms))
+    # what the client told the model it had played = what the analysis says it played (floor, ms)
+    assert cut.truncated_ms == math.floor(t.iloc[1]["truncate_audio_end_ms"])
+    assert 0 < cut.truncated_ms < cut.sent_ms
