@@ -32,18 +32,19 @@ import numpy as np
 
 from translab.call.live import run_outside_event_loop
 from translab.conversation import protocol as p
-from translab.conversation.legs import ws_model
+from translab.conversation.legs import play_time_of, ws_model
 from translab.conversation.model import Emitted, ModelParams, TurnRecord
 from translab.conversation.script import Script, build_script
 from translab.conversation.server import ModelServer, Session
 from translab.conversation.simulate import (
-    ConversationConfig, ConversationResult, Uplink, _ws_call, analyse, client_downlink, expected_first_audio_s,
+    ConversationConfig, ConversationResult, Uplink, _replies, _ws_call, analyse, client_downlink, edge_downlink,
+    expected_first_audio_s,
 )
 from translab.emulate.scheduler import now
 from translab.errors import ConfigError
 from translab.media.stream import encode_stream
 
-LIVE_TOPOLOGIES = ("direct-ws",)
+LIVE_TOPOLOGIES = ("direct-ws", "webrtc-gateway")
 START_DELAY_S = 0.05
 """From the media models' switch to the call clock's zero (s)."""
 TAIL_S = 1.0
@@ -80,14 +81,16 @@ def as_sent(turns: list[TurnRecord], sent: list[Emitted]) -> list[TurnRecord]:
                     first_audio_s=first.get(t.response_id, t.first_audio_s)) for t in turns]
 
 
-def _truncate_for(log: CallerLog, t: float, fmt: p.AudioFormat, chunk_ms: float) -> p.ItemTruncate | None:
-    """On a ``speech_started`` that arrived at ``t``: the truncate of the reply the client buffer
-    was playing then (what it had played, ms), or None when nothing was playing."""
-    events = [(Emitted(a, e), a) for a, e in log.received]
+def truncate_for(received: list[tuple[float, p.RealtimeEvent]], t: float, fmt: p.AudioFormat,
+                 chunk_ms: float) -> p.ItemTruncate | None:
+    """On a ``speech_started`` that arrived at ``t`` (``received``: the model's events so far with
+    their arrival, s): the truncate of the reply the listener's elastic buffer was playing then
+    (what it had played, ms, by the same playout the analysis uses), or None when none was."""
+    events = [(Emitted(a, e), a) for a, e in received]
     down = client_downlink(events, fmt, chunk_ms, True)
     for rid, rep in down.replies.items():
         if rep.flush_s == t and rep.start_s < t <= rep.stop_s + 1e-9 and rep.played_ms > 0:
-            item = next(e.item_id for _, e in log.received if isinstance(e, p.AudioDelta) and e.response_id == rid)
+            item = next(e.item_id for _, e in received if isinstance(e, p.AudioDelta) and e.response_id == rid)
             return p.ItemTruncate(item, int(math.floor(rep.played_ms)))
     return None
 
@@ -136,7 +139,7 @@ async def _direct_ws(cfg: ConversationConfig, script: Script) -> LiveRun:
                         ev = p.decode_realtime(msg)
                         log.received.append((t, ev))
                         if isinstance(ev, p.SpeechStarted) and cfg.flush:
-                            trunc = _truncate_for(log, t, fmt, cfg.pacing.chunk_ms)
+                            trunc = truncate_for(log.received, t, fmt, cfg.pacing.chunk_ms)
                             if trunc is not None:
                                 log.truncates.append((now() - t0, trunc))
                                 await ws.send(p.encode(trunc))
@@ -164,33 +167,51 @@ def _open_responses(log: CallerLog) -> bool:
 
 
 def live_converse(cfg: ConversationConfig) -> ConversationResult:
-    """Run ``cfg`` live in real time through the in-process emulator (see the module docstring);
-    the same columns as :func:`translab.conversation.simulate.converse`, ``mode`` "live", and the
-    engine's figures (emulator counters, release lateness, event-loop stalls) in ``figures``."""
+    """Run ``cfg`` live in real time through the in-process emulator (see the module docstring and
+    translab.conversation.gateway); the same columns as
+    :func:`translab.conversation.simulate.converse`, ``mode`` "live", and the engine's figures
+    (emulator counters, release lateness, event-loop stalls) in ``figures``."""
     cfg = cfg.resolved()
     if cfg.topology not in LIVE_TOPOLOGIES:
         raise ConfigError("topology", cfg.topology,
-                          f"{', '.join(LIVE_TOPOLOGIES)} live (the others are simulated only so far)")
+                          f"{', '.join(LIVE_TOPOLOGIES)} live (twilio is simulated only so far)")
+    if cfg.topology == "webrtc-gateway" and cfg.gateway_playout != "aiortc-stock":
+        raise ConfigError("gateway_playout", cfg.gateway_playout,
+                          "aiortc-stock for a live webrtc-gateway (the live gateway plays aiortc's own track)")
     t_start = time.perf_counter()
     script = build_script(cfg.turns, cfg.caller_clips, cfg.agent_clip, bargein_every=cfg.bargein_every,
                           expected_first_audio_s=expected_first_audio_s(cfg))
-    run = run_outside_event_loop(lambda: asyncio.run(_direct_ws(cfg, script)))
-    session, fmt = run.session, p.AudioFormat()
+    fmt = p.AudioFormat()
+    if cfg.topology == "webrtc-gateway":
+        from translab.conversation.gateway import run_gateway
+
+        g = run_outside_event_loop(lambda: asyncio.run(run_gateway(cfg, script, TAIL_S + 2.0)))
+        session, received, figures, truncates = g.session, g.gateway.received, g.figures, g.gateway.truncates
+        leg = g.up_leg
+        position: Any = lambda m: play_time_of(leg.playout.frames, 48000, leg.frame_n, m)  # noqa: E731
+        frame_s, caller_leg = 0.020, leg
+    else:
+        run = run_outside_event_loop(lambda: asyncio.run(_direct_ws(cfg, script)))
+        session, received, figures, truncates = run.session, run.caller.received, run.figures, run.caller.truncates
+        position, frame_s, caller_leg = (lambda m: m), cfg.frame_ms / 1000, None
     appends = [(t, e.audio) for t, e in session.received if isinstance(e, p.InputAudioAppend)]
-    up = Uplink(appends, fmt, cfg.frame_ms / 1000, lambda m: m)
+    up = Uplink(appends, fmt, frame_s, position, caller_leg)
     sent = list(session.sent)
-    # one TCP stream: the caller's k-th event is the server's k-th
-    kinds = [type(e.event) for e in sent[:len(run.caller.received)]]
-    if kinds != [type(e) for _, e in run.caller.received[:len(kinds)]]:
-        raise RuntimeError("the caller's events do not match what the server sent")
-    events = [(e, a) for e, (a, _) in zip(sent, run.caller.received)]
-    down = client_downlink(events, fmt, cfg.pacing.chunk_ms, cfg.flush)
+    # one TCP stream: the listener's k-th event is the server's k-th
+    kinds = [type(e.event) for e in sent[:len(received)]]
+    if kinds != [type(e) for _, e in received[:len(kinds)]]:
+        raise RuntimeError("the events received do not match what the server sent")
+    events = [(e, a) for e, (a, _) in zip(sent, received)]
+    if cfg.topology == "webrtc-gateway":
+        down = edge_downlink(_replies(events, fmt, cfg.pacing.chunk_ms, cfg.flush), g.down_leg)
+    else:
+        down = client_downlink(events, fmt, cfg.pacing.chunk_ms, cfg.flush)
     model = session.model
     res = analyse(cfg, script, up, model, as_sent(model.turns, sent), sent, down, t_start, mode="live")
-    res.figures = {**run.figures, "appends_sent": int(len(appends)), "truncates_sent": len(run.caller.truncates),
+    res.figures = {**figures, "appends_sent": int(len(appends)), "truncates_sent": len(truncates),
                    "truncates_accepted": len(model.truncations),
-                   "errors_received": sum(isinstance(e, p.ErrorEvent) for _, e in run.caller.received)}
-    res.live = run
+                   "errors_received": sum(isinstance(e, p.ErrorEvent) for _, e in received)}
+    res.live = g if cfg.topology == "webrtc-gateway" else run
     return res
 
 

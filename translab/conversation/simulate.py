@@ -66,6 +66,9 @@ from translab.playout.stats import PLAYED_KINDS
 TOPOLOGIES = ("direct-ws", "webrtc-gateway", "twilio")
 WER_PAD_S = (0.15, 0.25)
 """Audio recognised per turn: from this long before the turn's start to this long after its end (s)."""
+GATEWAY_PLAYOUTS = ("adaptive", "aiortc-stock")
+"""The webrtc-gateway's jitter buffer: translab's NetEq-like one, or aiortc 1.16's own receiver
+(what a gateway built on aiortc plays from: ``track.recv()``; the live gateway is one)."""
 DEFAULT_ACCESS = {"direct-ws": "broadband", "webrtc-gateway": "broadband", "twilio": "pstn-bridge"}
 
 
@@ -85,6 +88,7 @@ class ConversationConfig:
     vad: VadParams = VadParams()
     frame_ms: float = 20.0  # the caller's uplink frames
     flush: bool = True  # barge-in handling on the listener's side (flush / clear / stop sending)
+    gateway_playout: str = "adaptive"  # webrtc-gateway: the gateway's jitter buffer (a live gateway is aiortc's: aiortc-stock)
     wer: bool = False  # recognise what the model received (needs translab[asr])
     metrics: tuple[str, ...] = ()  # quality of both directions (translab.metrics.quality names)
     seed: int = 7
@@ -95,6 +99,7 @@ class ConversationConfig:
         check_range("bargein_every", self.bargein_every, 0, 200)
         check_range("seed", self.seed, 0, 2**63 - 1)
         check_choice("frame_ms", self.frame_ms, (10, 20, 40, 60) if self.topology != "twilio" else (20,))
+        check_choice("gateway_playout", self.gateway_playout, GATEWAY_PLAYOUTS)
         prof = self.profile or DEFAULT_ACCESS[self.topology]
         load_profile(prof)
         load_profile(self.dc_profile)
@@ -190,7 +195,7 @@ def _uplink(cfg: ConversationConfig, script: Script) -> Uplink:
         return Uplink(list(zip(arr.tolist(), stream.payload)), p.AudioFormat(), cfg.frame_ms / 1000, lambda m: m)
     if cfg.topology == "webrtc-gateway":
         leg = rtp_leg(script.caller_audio(48000), CallConfig(transport="webrtc", frame_ms=cfg.frame_ms, metrics=()),
-                      access, "up", seed, "caller-rtp")
+                      access, "up", seed, "caller-rtp", playout=cfg.gateway_playout)
         out = resample(timeline(leg.playout, script.duration_s + 1.0), 48000, 24000)
         stream = encode_stream(out, _ws_call(24000, "pcm16", "realtime-json", 20))
         arr = ws_leg(stream.capture_s, stream.message_bytes, dc, "up", True, seed, "gateway-ws")
@@ -333,7 +338,13 @@ def _downlink(cfg: ConversationConfig, script: Script, emitted: list[Emitted], f
         if r.playout is not None:
             edge += timeline(r.playout, length, r.stop_s)[: len(edge)]
     sender_audio = resample(edge, 24000, 48000) if call.codec == "opus" else edge
-    leg = rtp_leg(sender_audio, call, access, "down", seed, "caller-down")
+    return edge_downlink(reps, rtp_leg(sender_audio, call, access, "down", seed, "caller-down"))
+
+
+def edge_downlink(reps: list[Reply], leg: Any) -> Downlink:
+    """What the caller heard when an edge (gateway, Twilio) played the replies ``reps`` into an RTP
+    leg to the caller (``leg``: its RtpLeg, simulated or live): each reply's first and last sample
+    mapped through the caller's receiver, and the gaps at the edge and at the ear."""
     rate = int(leg.playout.sample_rate)
     heard, stop, gp = {}, {}, {}
     for r in reps:

@@ -1,0 +1,352 @@
+"""A live webrtc-gateway conversation: the caller is an aiortc peer sending translab's own Opus
+packets through the emulator's UDP links (access profile); the gateway is an aiortc answerer in the
+same process that plays the caller's audio from aiortc's own receiver (``track.recv()``: aiortc's
+jitter buffer and libopus decoder) into a steady sink, resamples it to 24 kHz and forwards it in
+20 ms realtime-json appends over a WebSocket through a TCP relay on the datacenter profile to
+:class:`~translab.conversation.server.ModelServer`; it plays the model's reply deltas into an
+elastic buffer (each starts when it arrives or when the one before it ends), encodes that in 20 ms
+Opus frames in real time and sends them back; on ``speech_started`` it stops sending the reply
+(flush) and truncates it at what it had sent. The caller logs RTP arrivals; translab's adaptive
+jitter buffer plays them after the call (the arrival-trace seam).
+
+The simulation of the same config with ``gateway_playout = "aiortc-stock"`` models every step:
+aiortc's receiver + sink at the gateway, the elastic reply buffer, the Opus leg back. Both legs'
+media draw the simulation's generators (caller-rtp, caller-down, gateway-ws).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from translab.call.live import leg_trace
+from translab.config import CallConfig
+from translab.conversation import protocol as p
+from translab.conversation.legs import RtpLeg, leg_rng, ws_model
+from translab.conversation.model import Emitted, ModelParams, StreamResampler, encode_output
+from translab.conversation.script import Script
+from translab.conversation.server import ModelServer, Session
+from translab.emulate.scheduler import now
+from translab.media.audio import to_int16
+from translab.media.stream import SenderStream, encode_stream
+from translab.playout import play
+from translab.playout.stats import PLAYED_KINDS
+from translab.transport.record import LegRecord
+
+FRAME_S = 0.020
+EDGE_RATE = 24000
+
+
+@dataclass
+class Segment:
+    """Reply audio placed on the gateway's output timeline: from ``start_s`` (call clock), float32
+    at 24 kHz, cut at ``cut_s`` (a flush)."""
+
+    start_s: float
+    audio: np.ndarray
+    cut_s: float = math.inf
+
+
+@dataclass
+class GatewayLog:
+    """What the gateway did: model events with their arrival (s), truncates sent, the sink's play
+    time of each frame aiortc delivered (s), and the Opus packets it sent with their audio."""
+
+    received: list[tuple[float, p.RealtimeEvent]] = field(default_factory=list)
+    truncates: list[tuple[float, p.ItemTruncate]] = field(default_factory=list)
+    sink: list[tuple[float, float, int]] = field(default_factory=list)  # (release s, play s, pts)
+    payloads: list[bytes] = field(default_factory=list)
+    audio48: list[np.ndarray] = field(default_factory=list)
+
+
+class Edge:
+    """The gateway's reply timeline: elastic placement per response, flush on speech_started."""
+
+    def __init__(self) -> None:
+        self.segments: dict[str, list[Segment]] = {}
+        self.created: list[str] = []
+
+    def on_event(self, t: float, ev: p.RealtimeEvent) -> None:
+        if isinstance(ev, p.ResponseCreated):
+            self.created.append(ev.response_id)
+            self.segments.setdefault(ev.response_id, [])
+        elif isinstance(ev, p.AudioDelta):
+            segs = self.segments.setdefault(ev.response_id, [])
+            x = np.frombuffer(ev.delta, dtype="<i2").astype(np.float32) / 32768.0
+            start = max(t, segs[-1].start_s + len(segs[-1].audio) / EDGE_RATE) if segs else t
+            cut = segs[0].cut_s if segs else math.inf
+            segs.append(Segment(start, x, cut))
+        elif isinstance(ev, p.SpeechStarted):
+            for rid in self.created:  # every response created before it, not yet flushed
+                for s in self.segments[rid]:
+                    s.cut_s = min(s.cut_s, t)
+
+    def render(self, a_s: float, n: int) -> np.ndarray:
+        """``n`` samples at 24 kHz from ``a_s`` (s)."""
+        out = np.zeros(n, dtype=np.float32)
+        i0 = int(round(a_s * EDGE_RATE))
+        for segs in self.segments.values():
+            for s in segs:
+                j0 = int(round(s.start_s * EDGE_RATE))
+                stop = min(j0 + len(s.audio), int(round(s.cut_s * EDGE_RATE)) if math.isfinite(s.cut_s) else 1 << 60)
+                lo, hi = max(i0, j0), min(i0 + n, stop)
+                if hi > lo:
+                    out[lo - i0:hi - i0] += s.audio[lo - j0:hi - j0]
+        return out
+
+
+def _make_reply_track(edge: Edge, log: GatewayLog, start: "asyncio.Future[float]", scheduler: Any,
+                      call: CallConfig, n_frames: int) -> Any:
+    """The gateway's outgoing track: frame k (20 ms of the edge timeline) resampled to 48 kHz and
+    Opus-encoded (the settings of ``call``, as translab.media.stream encodes) at t0 + (k+1) x 20 ms."""
+    import av
+    from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+    from translab.media.opus import OpusEncoder
+    from translab.transport.webrtc import _sleep_until
+
+    enc = OpusEncoder(sample_rate=48000, channels=1, frame_ms=20, bitrate=call.bitrate,
+                      complexity=call.complexity, application="voip", fec=call.fec,
+                      packet_loss_perc=call.expected_loss_pct if call.fec else 0, dtx=False)
+    up = StreamResampler(EDGE_RATE, 48000)
+    tb = fractions.Fraction(1, 48000)
+
+    class _ReplyTrack(MediaStreamTrack):
+        kind = "audio"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.k = 0
+
+        async def recv(self) -> Any:
+            if self.readyState != "live":
+                raise MediaStreamError
+            t0 = await start
+            k = self.k
+            if k >= n_frames:
+                self.stop()
+                raise MediaStreamError
+            await _sleep_until(t0 + (k + 1) * FRAME_S, scheduler)
+            self.k += 1
+            x = up.process(edge.render(k * FRAME_S, int(FRAME_S * EDGE_RATE))).astype(np.float32)
+            pcm = to_int16(x)
+            payload = enc.encode(pcm)
+            log.payloads.append(payload)
+            log.audio48.append(pcm.astype(np.float32) / 32768.0)
+            pkt = av.Packet(payload)
+            pkt.pts = k * 960
+            pkt.time_base = tb
+            return pkt
+
+    return _ReplyTrack()
+
+
+def reply_stream(log: GatewayLog, call: CallConfig) -> SenderStream:
+    """The packets the gateway really sent, as a SenderStream (one 20 ms frame each)."""
+    from translab.media.opus import packet_has_fec
+
+    n = len(log.payloads)
+    media_ts = np.arange(n, dtype=np.int64) * 960
+    return SenderStream(seq=np.arange(n, dtype=np.int64), media_ts=media_ts,
+                        frame_samples=np.full(n, 960, dtype=np.int64), capture_s=(media_ts + 960) / 48000,
+                        payload=list(log.payloads), message=list(log.payloads),
+                        fec=np.array([packet_has_fec(x) for x in log.payloads], dtype=bool),
+                        reference=np.concatenate(log.audio48) if log.audio48 else np.zeros(0, np.float32),
+                        sample_rate=48000, lookahead_ms=0.0, dtx_skipped=0)
+
+
+def live_leg(call: CallConfig, stream: SenderStream, send_tap: Any, recv_tap: Any, t0: float,
+             playout: str) -> RtpLeg:
+    """An RTP leg of a live call: its arrival trace (from the taps) played by ``playout``."""
+    from translab.transport.webrtc import _fill
+
+    rec = LegRecord()
+    rec.t0 = t0
+    _fill(rec, stream, send_tap, recv_tap, None)
+    trace = leg_trace(call, stream, rec)
+    out = play(trace, policy=playout, conceal=str(call.conceal))
+    return RtpLeg(stream, trace, out, int(stream.frame_samples[0]))
+
+
+@dataclass
+class GatewayRun:
+    """The raw outcome of a live gateway conversation."""
+
+    script: Script
+    session: Session
+    gateway: GatewayLog
+    up_leg: RtpLeg
+    down_leg: RtpLeg
+    figures: dict[str, Any]
+
+
+async def run_gateway(cfg: Any, script: Script, tail_s: float) -> GatewayRun:
+    """The live webrtc-gateway conversation of ``cfg`` (a resolved ConversationConfig)."""
+    from aiortc import RTCSessionDescription
+    from websockets.asyncio.client import connect
+
+    from translab.conversation.live import truncate_for
+    from translab.emulate.emulator import LiveEmulator
+    from translab.emulate.realtime import LoopLagMonitor
+    from translab.emulate.tcp_relay import TcpRelay
+    from translab.transport.webrtc import (
+        RtpReceiveTap, RtpSendTap, _sleep_until, advertised_opus, make_packet_track, new_peer, opus_fmtp,
+        watch_connection,
+    )
+
+    seed, access, dc = cfg.seed, str(cfg.profile), cfg.dc_profile
+    call = CallConfig(transport="webrtc", frame_ms=cfg.frame_ms, metrics=()).resolved()
+    down_call = CallConfig(transport="webrtc", frame_ms=20, metrics=()).resolved()
+    up_stream = encode_stream(script.caller_audio(48000), call)
+    emu = LiveEmulator(access, seed, rngs={"up": leg_rng(seed, "caller-rtp"), "down": leg_rng(seed, "caller-down")})
+    await emu.start()
+    assert emu.scheduler is not None
+    monitor = LoopLagMonitor()
+    log, edge = GatewayLog(), Edge()
+    loop = asyncio.get_running_loop()
+    start: asyncio.Future[float] = loop.create_future()
+    n_append = int(math.ceil((script.duration_s + 1.0) / FRAME_S))
+    n_reply = int(math.ceil((script.duration_s + tail_s) / FRAME_S))
+    caller, gateway = new_peer(), new_peer()
+    figures: dict[str, Any] = {}
+    tasks: list[asyncio.Task[Any]] = []
+    td = p.TurnDetection(cfg.vad.threshold, int(cfg.vad.prefix_padding_ms), int(cfg.vad.silence_duration_ms))
+    try:
+        async with ModelServer([r[0] for r in script.replies], ModelParams(cfg.think, cfg.pacing), seed) as server:
+            def setup_models() -> Any:
+                u, d = ws_model(dc, "up", seed, "gateway-ws:setup"), ws_model(dc, "down", seed, "gateway-ws:setup")
+                return u[0], u[1], d[0], d[1]
+
+            relay = TcpRelay(emu.scheduler, (server.host, server.port), setup_models, t0=emu.t0)
+            await relay.start()
+            assert relay.address is not None
+            ws = await connect(f"ws://localhost:{relay.address[1]}/", max_size=2**22, ping_interval=None,
+                               compression=None)
+            await ws.send(p.encode(p.SessionUpdate(turn_detection=td)))
+            # WebRTC: offer/answer in process; media through the emulator's UDP links
+            caller_track = make_packet_track(up_stream.payload, up_stream.media_ts, up_stream.capture_s, 48000,
+                                             start, emu.scheduler)
+            reply_track = _make_reply_track(edge, log, start, emu.scheduler, down_call, n_reply)
+            remote: list[Any] = []
+            gateway.on("track", lambda tr: remote.append(tr))
+            connected: asyncio.Future[None] = loop.create_future()
+            connected.add_done_callback(lambda f: f.cancelled() or f.exception())
+            watch_connection(caller, lambda _: None, connected)
+            with advertised_opus(opus_fmtp(call)):
+                caller.addTransceiver(caller_track, direction="sendrecv")
+                await caller.setLocalDescription(await caller.createOffer())
+                emu.attach_peer(caller, egress="up")
+                await gateway.setRemoteDescription(caller.localDescription)
+                gateway.addTrack(reply_track)
+                await gateway.setLocalDescription(await gateway.createAnswer())
+                emu.attach_peer(gateway, egress="down")
+                await caller.setRemoteDescription(RTCSessionDescription(gateway.localDescription.sdp, "answer"))
+            up_send, down_send = RtpSendTap(caller.getSenders()[0].transport), RtpSendTap(gateway.getSenders()[0].transport)
+            up_recv, down_recv = RtpReceiveTap(gateway.getReceivers()[0]), RtpReceiveTap(caller.getReceivers()[0])
+            await asyncio.wait_for(asyncio.shield(connected), 10.0)
+            while not (server.sessions and server.sessions[0].received):
+                await asyncio.sleep(0.01)
+            for _ in range(100):  # the datacenter WebSocket's media phase on the simulation's models
+                t0 = now() + 0.05
+                u, d = ws_model(dc, "up", seed, "gateway-ws"), ws_model(dc, "down", seed, "gateway-ws")
+                if relay.start_media(t0, u[0], u[1], "up") and relay.start_media(t0, d[0], d[1], "down"):
+                    break
+                await asyncio.sleep(0.02)
+            else:
+                raise RuntimeError("the datacenter relay kept set-up bytes in flight for 2 s")
+            emu.set_media_origin(t0)
+            server.origin_s = t0
+            start.set_result(t0)
+            session = server.sessions[0]
+
+            async def sink() -> None:  # aiortc's frames played back to back on a steady clock
+                from aiortc.mediastreams import MediaStreamError
+
+                from translab.playout.aiortc_stock import sink_play_times
+
+                while not remote:
+                    await asyncio.sleep(0.01)
+                releases: list[float] = []
+                try:
+                    while True:
+                        frame = await remote[0].recv()
+                        r = now() - t0
+                        releases.append(r)
+                        play_s = float(sink_play_times(np.array(releases), FRAME_S)[-1])
+                        x = frame.to_ndarray().reshape(-1).astype(np.float32) / 32768.0
+                        ch = len(frame.layout.channels)
+                        x = x.reshape(-1, ch).mean(axis=1) if ch > 1 else x
+                        log.sink.append((r, play_s, int(frame.pts or 0)))
+                        sink_audio.append((play_s, x))
+                except MediaStreamError:
+                    pass
+
+            sink_audio: list[tuple[float, np.ndarray]] = []
+
+            async def forward() -> None:  # 20 ms appends of the sink's timeline, resampled to 24 kHz
+                down = StreamResampler(48000, EDGE_RATE)
+                i = 0  # first sink frame not yet wholly forwarded
+                for k in range(n_append):
+                    await _sleep_until(t0 + (k + 1) * FRAME_S, emu.scheduler)
+                    a, n = k * FRAME_S, 960
+                    buf = np.zeros(n, dtype=np.float32)
+                    j0 = int(round(a * 48000))
+                    for ps, x in sink_audio[i:]:
+                        s0 = int(round(ps * 48000))
+                        lo, hi = max(j0, s0), min(j0 + n, s0 + len(x))
+                        if hi > lo:
+                            buf[lo - j0:hi - j0] += x[lo - s0:hi - s0]
+                    while i < len(sink_audio) and int(round(sink_audio[i][0] * 48000)) + len(sink_audio[i][1]) <= j0 + n:
+                        i += 1
+                    out = down.process(buf)
+                    await ws.send(p.encode(p.InputAudioAppend(encode_output(p.AudioFormat(), out))))
+
+            async def replies() -> None:
+                async for msg in ws:
+                    t = now() - t0
+                    ev = p.decode_realtime(msg)
+                    log.received.append((t, ev))
+                    edge.on_event(t, ev)
+                    if isinstance(ev, p.SpeechStarted) and cfg.flush:
+                        trunc = truncate_for(log.received, t, p.AudioFormat(), cfg.pacing.chunk_ms)
+                        if trunc is not None:
+                            log.truncates.append((now() - t0, trunc))
+                            await ws.send(p.encode(trunc))
+
+            tasks = [asyncio.create_task(sink()), asyncio.create_task(forward()), asyncio.create_task(replies())]
+            await _sleep_until(t0 + script.duration_s + tail_s, emu.scheduler)
+            await asyncio.sleep(0.3)
+            figures.update({"rtp_up_sent": len(up_send.sent), "rtp_up_received": len(up_recv.received),
+                            "rtp_down_sent": len(down_send.sent), "rtp_down_received": len(down_recv.received)})
+            for tk in tasks:
+                tk.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await ws.close()
+            up_leg = live_leg(call, up_stream, up_send, up_recv, t0, cfg.gateway_playout)
+            down_leg = live_leg(down_call, reply_stream(log, down_call), down_send, down_recv, t0, "adaptive")
+            # how far the gateway's real sink (aiortc's deliveries) is from the modelled one
+            played = up_leg.playout.frames
+            played = played[played["kind"].isin(PLAYED_KINDS)]
+            model_play = dict(zip((played["media_ts"] // 960).astype(int), played["play_s"]))
+            origin = log.sink[0][2] if log.sink else 0
+            diffs = [abs(ps - model_play[(pts - origin) // 960]) for _, ps, pts in log.sink
+                     if (pts - origin) // 960 in model_play]
+            figures["gateway_sink_vs_model_max_ms"] = 1000 * max(diffs) if diffs else math.nan
+            figures["gateway_sink_vs_model_p50_ms"] = 1000 * float(np.median(diffs)) if diffs else math.nan
+            await relay.close()
+    finally:
+        for tk in tasks:
+            tk.cancel()
+        figures.update(await monitor.stop())
+        await asyncio.gather(caller.close(), gateway.close(), return_exceptions=True)
+        await emu.close()
+    figures.update(emu.report())
+    return GatewayRun(script, session, log, up_leg, down_leg, figures)
+
+
+__all__ = ["Edge", "GatewayLog", "GatewayRun", "run_gateway", "reply_stream", "live_leg", "Emitted"]
