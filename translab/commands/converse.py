@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from translab.conversation.model import PACINGS, ReplyPacing, ThinkTime
-from translab.conversation.simulate import DEFAULT_ACCESS, TOPOLOGIES, ConversationConfig
+from translab.conversation.simulate import DEFAULT_ACCESS, GATEWAY_PLAYOUTS, TOPOLOGIES, ConversationConfig
 from translab.jsonio import dumps, write_json
 
 
@@ -55,7 +55,13 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                    "(up_*: what the model received; down_plcmos: the agent at the caller's ear; default none)")
     p.add_argument("--live", action="store_true",
                    help="run live in real time: real WebSockets through the in-process network emulator on the "
-                   "same profiles and seeds (direct-ws only, for now); the same columns as a simulated run")
+                   "same profiles and seeds (direct-ws, webrtc-gateway; twilio not yet); the same columns as a simulated run")
+    p.add_argument("--realtime", action="store_true",
+                   help="--live: run under SCHED_RR (root or CAP_SYS_NICE) so other busy processes cannot delay "
+                   "the call by a scheduler time slice")
+    p.add_argument("--gateway-playout", choices=GATEWAY_PLAYOUTS, default=None,
+                   help="webrtc-gateway: the gateway's jitter buffer (default: adaptive simulated; aiortc-stock live, "
+                   "since the live gateway plays aiortc's own track)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed (default %(default)s)")
     p.add_argument("--out", default=None, help="write turns.csv and summary.json here")
     p.add_argument("--json", action="store_true", help="print one JSON object: the summary and the turns")
@@ -72,6 +78,7 @@ def config_from_args(args: argparse.Namespace) -> ConversationConfig:
         pacing=ReplyPacing(args.pacing, args.chunk_ms, args.tts_speed, args.lead_ms),
         vad=VadParams(args.vad_threshold, d.vad.prefix_padding_ms, args.silence_ms),
         wer=args.wer, seed=args.seed,
+        gateway_playout=args.gateway_playout or ("aiortc-stock" if args.live else d.gateway_playout),
         metrics=() if args.metrics.strip() in ("", "none") else tuple(m.strip() for m in args.metrics.split(",")),
     )
 
@@ -95,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     if args.live:
         from translab.conversation.live import live_converse
 
-        result = live_converse(cfg)
+        result = live_converse(cfg, realtime=args.realtime)
     else:
         result = converse(cfg)
     summary = {k: _clean(v) for k, v in result.summary.items()}

@@ -26,7 +26,7 @@ import asyncio
 import math
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 
@@ -166,11 +166,29 @@ def _open_responses(log: CallerLog) -> bool:
     return created > sum(isinstance(e, p.ResponseDone) for _, e in log.received)
 
 
-def live_converse(cfg: ConversationConfig) -> ConversationResult:
+T = TypeVar("T")
+
+
+def _in_realtime(fn: Callable[[], T], rt: bool) -> T:
+    from translab.emulate.realtime import RT_PRIORITY, realtime_mode
+
+    def inner() -> T:
+        with realtime_mode(rt_priority=RT_PRIORITY if rt else None) as state:
+            out = fn()
+        getattr(out, "figures").update(state)
+        return out
+
+    return run_outside_event_loop(inner)
+
+
+def live_converse(cfg: ConversationConfig, realtime: bool = False) -> ConversationResult:
     """Run ``cfg`` live in real time through the in-process emulator (see the module docstring and
     translab.conversation.gateway); the same columns as
     :func:`translab.conversation.simulate.converse`, ``mode`` "live", and the engine's figures
-    (emulator counters, release lateness, event-loop stalls) in ``figures``."""
+    (emulator counters, release lateness, event-loop stalls) in ``figures``. The call runs in
+    :func:`translab.emulate.realtime.realtime_mode` (short GIL switch interval, no cyclic GC) as
+    live one-way calls do; ``realtime``: also SCHED_RR (root or CAP_SYS_NICE), so other busy
+    processes cannot delay it by a scheduler time slice."""
     cfg = cfg.resolved()
     if cfg.topology not in LIVE_TOPOLOGIES:
         raise ConfigError("topology", cfg.topology,
@@ -185,13 +203,13 @@ def live_converse(cfg: ConversationConfig) -> ConversationResult:
     if cfg.topology == "webrtc-gateway":
         from translab.conversation.gateway import run_gateway
 
-        g = run_outside_event_loop(lambda: asyncio.run(run_gateway(cfg, script, TAIL_S + 2.0)))
+        g = _in_realtime(lambda: asyncio.run(run_gateway(cfg, script, TAIL_S + 2.0)), realtime)
         session, received, figures, truncates = g.session, g.gateway.received, g.figures, g.gateway.truncates
         leg = g.up_leg
         position: Any = lambda m: play_time_of(leg.playout.frames, 48000, leg.frame_n, m)  # noqa: E731
         frame_s, caller_leg = 0.020, leg
     else:
-        run = run_outside_event_loop(lambda: asyncio.run(_direct_ws(cfg, script)))
+        run = _in_realtime(lambda: asyncio.run(_direct_ws(cfg, script)), realtime)
         session, received, figures, truncates = run.session, run.caller.received, run.figures, run.caller.truncates
         position, frame_s, caller_leg = (lambda m: m), cfg.frame_ms / 1000, None
     appends = [(t, e.audio) for t, e in session.received if isinstance(e, p.InputAudioAppend)]
