@@ -35,7 +35,7 @@ def test_json_is_exactly_one_object_with_the_summary_and_each_turn(tmp_path):
     (["--profile", "moon"], "profile: 'moon' is not allowed"),
     (["--pacing", "burst", "--tts-speed", "0.5"], "tts_speed: 0.5 is not allowed"),
     (["--turns", "0"], "turns: 0 is not allowed"),
-    (["--live", "--topology", "twilio"], "topology: 'twilio' is not allowed"),
+    (["--live", "--edge-playout", "adaptive", "--topology", "twilio"], "edge_playout: 'adaptive' is not allowed"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message):
     proc = _run(*args)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from translab.conversation.model import PACINGS, ReplyPacing, ThinkTime
-from translab.conversation.simulate import DEFAULT_ACCESS, GATEWAY_PLAYOUTS, TOPOLOGIES, ConversationConfig
+from translab.conversation.simulate import DEFAULT_ACCESS, EDGE_PLAYOUTS, TOPOLOGIES, ConversationConfig
 from translab.jsonio import dumps, write_json
 
 
@@ -59,9 +59,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--realtime", action="store_true",
                    help="--live: run under SCHED_RR (root or CAP_SYS_NICE) so other busy processes cannot delay "
                    "the call by a scheduler time slice")
-    p.add_argument("--gateway-playout", choices=GATEWAY_PLAYOUTS, default=None,
-                   help="webrtc-gateway: the gateway's jitter buffer (default: adaptive simulated; aiortc-stock live, "
-                   "since the live gateway plays aiortc's own track)")
+    p.add_argument("--edge-playout", choices=EDGE_PLAYOUTS, default=None,
+                   help="the jitter buffer where the caller's RTP leg ends (webrtc-gateway, twilio's carrier) "
+                   "(default: adaptive simulated; aiortc-stock live, since the live edges play aiortc's own track)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed (default %(default)s)")
     p.add_argument("--out", default=None, help="write turns.csv and summary.json here")
     p.add_argument("--json", action="store_true", help="print one JSON object: the summary and the turns")
@@ -78,7 +78,7 @@ def config_from_args(args: argparse.Namespace) -> ConversationConfig:
         pacing=ReplyPacing(args.pacing, args.chunk_ms, args.tts_speed, args.lead_ms),
         vad=VadParams(args.vad_threshold, d.vad.prefix_padding_ms, args.silence_ms),
         wer=args.wer, seed=args.seed,
-        gateway_playout=args.gateway_playout or ("aiortc-stock" if args.live else d.gateway_playout),
+        edge_playout=args.edge_playout or ("aiortc-stock" if args.live else d.edge_playout),
         metrics=() if args.metrics.strip() in ("", "none") else tuple(m.strip() for m in args.metrics.split(",")),
     )
 

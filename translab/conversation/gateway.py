@@ -9,7 +9,7 @@ Opus frames in real time and sends them back; on ``speech_started`` it stops sen
 (flush) and truncates it at what it had sent. The caller logs RTP arrivals; translab's adaptive
 jitter buffer plays them after the call (the arrival-trace seam).
 
-The simulation of the same config with ``gateway_playout = "aiortc-stock"`` models every step:
+The simulation of the same config with ``edge_playout = "aiortc-stock"`` models every step:
 aiortc's receiver + sink at the gateway, the elastic reply buffer, the Opus leg back. Both legs'
 media draw the simulation's generators (caller-rtp, caller-down, gateway-ws).
 """
@@ -20,7 +20,7 @@ import asyncio
 import fractions
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -28,7 +28,7 @@ from translab.call.live import leg_trace
 from translab.config import CallConfig
 from translab.conversation import protocol as p
 from translab.conversation.legs import RtpLeg, leg_rng, ws_model
-from translab.conversation.model import Emitted, ModelParams, StreamResampler, encode_output
+from translab.conversation.model import ModelParams, StreamResampler, encode_output
 from translab.conversation.script import Script
 from translab.conversation.server import ModelServer, Session
 from translab.emulate.scheduler import now
@@ -44,8 +44,8 @@ EDGE_RATE = 24000
 
 @dataclass
 class Segment:
-    """Reply audio placed on the gateway's output timeline: from ``start_s`` (call clock), float32
-    at 24 kHz, cut at ``cut_s`` (a flush)."""
+    """Reply audio placed on an edge's output timeline: from ``start_s`` (call clock), float32 at
+    the edge's rate, cut at ``cut_s`` (a flush)."""
 
     start_s: float
     audio: np.ndarray
@@ -53,70 +53,125 @@ class Segment:
 
 
 @dataclass
-class GatewayLog:
-    """What the gateway did: model events with their arrival (s), truncates sent, the sink's play
-    time of each frame aiortc delivered (s), and the Opus packets it sent with their audio."""
+class EdgeLog:
+    """What an edge (the gateway, Twilio) did: events with their arrival (s), truncates sent, the
+    sink's play time of each frame aiortc delivered (s), and the packets it sent with their audio."""
 
-    received: list[tuple[float, p.RealtimeEvent]] = field(default_factory=list)
+    received: list[tuple[float, Any]] = field(default_factory=list)
     truncates: list[tuple[float, p.ItemTruncate]] = field(default_factory=list)
     sink: list[tuple[float, float, int]] = field(default_factory=list)  # (release s, play s, pts)
     payloads: list[bytes] = field(default_factory=list)
-    audio48: list[np.ndarray] = field(default_factory=list)
+    audio: list[np.ndarray] = field(default_factory=list)  # what each packet carried, at the sender's rate
+
 
 
 class Edge:
-    """The gateway's reply timeline: elastic placement per response, flush on speech_started."""
+    """An edge's reply timeline at ``rate`` Hz: each stream's chunks placed elastically (a chunk
+    starts when it arrives or when the one before it ends), all cut at an interrupt."""
 
-    def __init__(self) -> None:
+    def __init__(self, rate: int = EDGE_RATE) -> None:
+        self.rate = rate
         self.segments: dict[str, list[Segment]] = {}
-        self.created: list[str] = []
 
-    def on_event(self, t: float, ev: p.RealtimeEvent) -> None:
-        if isinstance(ev, p.ResponseCreated):
-            self.created.append(ev.response_id)
-            self.segments.setdefault(ev.response_id, [])
-        elif isinstance(ev, p.AudioDelta):
-            segs = self.segments.setdefault(ev.response_id, [])
-            x = np.frombuffer(ev.delta, dtype="<i2").astype(np.float32) / 32768.0
-            start = max(t, segs[-1].start_s + len(segs[-1].audio) / EDGE_RATE) if segs else t
-            cut = segs[0].cut_s if segs else math.inf
-            segs.append(Segment(start, x, cut))
-        elif isinstance(ev, p.SpeechStarted):
-            for rid in self.created:  # every response created before it, not yet flushed
-                for s in self.segments[rid]:
-                    s.cut_s = min(s.cut_s, t)
+    def add(self, t: float, key: str, x: np.ndarray) -> None:
+        """Chunk ``x`` (float32) of stream ``key`` arrived at ``t`` (s)."""
+        segs = self.segments.setdefault(key, [])
+        start = max(t, segs[-1].start_s + len(segs[-1].audio) / self.rate) if segs else t
+        segs.append(Segment(start, x, segs[0].cut_s if segs else math.inf))
 
-    def render(self, a_s: float, n: int) -> np.ndarray:
-        """``n`` samples at 24 kHz from ``a_s`` (s)."""
-        out = np.zeros(n, dtype=np.float32)
-        i0 = int(round(a_s * EDGE_RATE))
+    def interrupt(self, t: float) -> None:
+        """Stop every stream so far at ``t`` (s): nothing of them plays from then on."""
         for segs in self.segments.values():
             for s in segs:
-                j0 = int(round(s.start_s * EDGE_RATE))
-                stop = min(j0 + len(s.audio), int(round(s.cut_s * EDGE_RATE)) if math.isfinite(s.cut_s) else 1 << 60)
+                s.cut_s = min(s.cut_s, t)
+
+    def on_event(self, t: float, ev: p.RealtimeEvent) -> None:
+        """The gateway: a realtime event from the model arrived at ``t``."""
+        if isinstance(ev, p.AudioDelta):
+            self.add(t, ev.response_id, np.frombuffer(ev.delta, dtype="<i2").astype(np.float32) / 32768.0)
+        elif isinstance(ev, p.SpeechStarted):
+            self.interrupt(t)
+
+    def render(self, a_s: float, n: int) -> np.ndarray:
+        """``n`` samples at the edge's rate from ``a_s`` (s)."""
+        out = np.zeros(n, dtype=np.float32)
+        i0 = int(round(a_s * self.rate))
+        for segs in self.segments.values():
+            for s in segs:
+                j0 = int(round(s.start_s * self.rate))
+                stop = min(j0 + len(s.audio), int(round(s.cut_s * self.rate)) if math.isfinite(s.cut_s) else 1 << 60)
                 lo, hi = max(i0, j0), min(i0 + n, stop)
                 if hi > lo:
                     out[lo - i0:hi - i0] += s.audio[lo - j0:hi - j0]
         return out
 
 
-def _make_reply_track(edge: Edge, log: GatewayLog, start: "asyncio.Future[float]", scheduler: Any,
-                      call: CallConfig, n_frames: int) -> Any:
-    """The gateway's outgoing track: frame k (20 ms of the edge timeline) resampled to 48 kHz and
-    Opus-encoded (the settings of ``call``, as translab.media.stream encodes) at t0 + (k+1) x 20 ms."""
+class SinkTimeline:
+    """A steady sink fed by aiortc's ``track.recv()`` frames (the aiortc-stock model's sink: one
+    frame per 20 ms tick from the first delivery, waiting for a late frame), on the call clock at
+    ``rate`` Hz; :meth:`take` cuts it in 20 ms pieces."""
+
+    def __init__(self, rate: int, log: EdgeLog) -> None:
+        self.rate, self.log = rate, log
+        self.frames: list[tuple[float, np.ndarray]] = []
+        self.releases: list[float] = []
+        self._i = 0
+
+    def add(self, r: float, pts: int, x: np.ndarray) -> None:
+        """A frame (float32 at ``rate``) delivered at ``r`` (s)."""
+        from translab.playout.aiortc_stock import sink_play_times
+
+        self.releases.append(r)
+        play_s = float(sink_play_times(np.array(self.releases), FRAME_S)[-1])
+        self.log.sink.append((r, play_s, pts))
+        self.frames.append((play_s, x))
+
+    def take(self, k: int) -> np.ndarray:
+        """The sink's output from k x 20 ms to (k+1) x 20 ms."""
+        n = int(round(FRAME_S * self.rate))
+        buf = np.zeros(n, dtype=np.float32)
+        j0 = k * n
+        for ps, x in self.frames[self._i:]:
+            s0 = int(round(ps * self.rate))
+            lo, hi = max(j0, s0), min(j0 + n, s0 + len(x))
+            if hi > lo:
+                buf[lo - j0:hi - j0] += x[lo - s0:hi - s0]
+        while self._i < len(self.frames) and int(round(self.frames[self._i][0] * self.rate)) + len(self.frames[self._i][1]) <= j0 + n:
+            self._i += 1
+        return buf
+
+    async def consume(self, remote: list[Any], t0: float) -> None:
+        """Read aiortc's remote track (``remote[0]`` once it exists) until it ends."""
+        from aiortc.mediastreams import MediaStreamError
+
+        while not remote:
+            await asyncio.sleep(0.01)
+        try:
+            while True:
+                frame = await remote[0].recv()
+                r = now() - t0
+                x = frame.to_ndarray().reshape(-1).astype(np.float32) / 32768.0
+                ch = len(frame.layout.channels)
+                self.add(r, int(frame.pts or 0), x.reshape(-1, ch).mean(axis=1) if ch > 1 else x)
+        except MediaStreamError:
+            pass
+
+
+def make_edge_track(edge: Edge, log: EdgeLog, start: "asyncio.Future[float]", scheduler: Any,
+                    encode: Callable[[np.ndarray], tuple[bytes, np.ndarray]], frame_samples: int,
+                    rtp_rate: int, n_frames: int) -> Any:
+    """An edge's outgoing track: frame k (20 ms of ``edge``) made into a packet by ``encode``
+    (edge audio -> payload, the audio it carries) at t0 + (k+1) x 20 ms; ``frame_samples`` per
+    packet at ``rtp_rate`` (the pts step)."""
     import av
     from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-    from translab.media.opus import OpusEncoder
     from translab.transport.webrtc import _sleep_until
 
-    enc = OpusEncoder(sample_rate=48000, channels=1, frame_ms=20, bitrate=call.bitrate,
-                      complexity=call.complexity, application="voip", fec=call.fec,
-                      packet_loss_perc=call.expected_loss_pct if call.fec else 0, dtx=False)
-    up = StreamResampler(EDGE_RATE, 48000)
-    tb = fractions.Fraction(1, 48000)
+    tb = fractions.Fraction(1, rtp_rate)
+    n_edge = int(round(FRAME_S * edge.rate))
 
-    class _ReplyTrack(MediaStreamTrack):
+    class _EdgeTrack(MediaStreamTrack):
         kind = "audio"
 
         def __init__(self) -> None:
@@ -133,31 +188,65 @@ def _make_reply_track(edge: Edge, log: GatewayLog, start: "asyncio.Future[float]
                 raise MediaStreamError
             await _sleep_until(t0 + (k + 1) * FRAME_S, scheduler)
             self.k += 1
-            x = up.process(edge.render(k * FRAME_S, int(FRAME_S * EDGE_RATE))).astype(np.float32)
-            pcm = to_int16(x)
-            payload = enc.encode(pcm)
+            payload, sent = encode(edge.render(k * FRAME_S, n_edge))
             log.payloads.append(payload)
-            log.audio48.append(pcm.astype(np.float32) / 32768.0)
+            log.audio.append(sent)
             pkt = av.Packet(payload)
-            pkt.pts = k * 960
+            pkt.pts = k * frame_samples
             pkt.time_base = tb
             return pkt
 
-    return _ReplyTrack()
+    return _EdgeTrack()
 
 
-def reply_stream(log: GatewayLog, call: CallConfig) -> SenderStream:
-    """The packets the gateway really sent, as a SenderStream (one 20 ms frame each)."""
-    from translab.media.opus import packet_has_fec
+def opus_encode(call: CallConfig) -> Callable[[np.ndarray], tuple[bytes, np.ndarray]]:
+    """24 kHz edge audio -> 48 kHz (streaming resampler) -> an Opus packet with ``call``'s settings
+    (as translab.media.stream encodes; no DTX: the edge sends every frame)."""
+    from translab.media.opus import OpusEncoder
 
-    n = len(log.payloads)
-    media_ts = np.arange(n, dtype=np.int64) * 960
+    enc = OpusEncoder(sample_rate=48000, channels=1, frame_ms=20, bitrate=call.bitrate,
+                      complexity=call.complexity, application="voip", fec=call.fec,
+                      packet_loss_perc=call.expected_loss_pct if call.fec else 0, dtx=False)
+    up = StreamResampler(EDGE_RATE, 48000)
+
+    def encode(x: np.ndarray) -> tuple[bytes, np.ndarray]:
+        pcm = to_int16(up.process(x).astype(np.float32))
+        return enc.encode(pcm), pcm.astype(np.float32) / 32768.0
+
+    return encode
+
+
+def reply_stream(log: EdgeLog, call: CallConfig) -> SenderStream:
+    """The packets an edge really sent, as a SenderStream (one 20 ms frame each, ``call``'s codec
+    and rate)."""
+    rate = int(call.sample_rate or 48000)
+    n, per = len(log.payloads), int(round(FRAME_S * rate))
+    media_ts = np.arange(n, dtype=np.int64) * per
+    if call.codec == "opus":
+        from translab.media.opus import packet_has_fec
+
+        fec = np.array([packet_has_fec(x) for x in log.payloads], dtype=bool)
+    else:
+        fec = np.zeros(n, dtype=bool)
     return SenderStream(seq=np.arange(n, dtype=np.int64), media_ts=media_ts,
-                        frame_samples=np.full(n, 960, dtype=np.int64), capture_s=(media_ts + 960) / 48000,
-                        payload=list(log.payloads), message=list(log.payloads),
-                        fec=np.array([packet_has_fec(x) for x in log.payloads], dtype=bool),
-                        reference=np.concatenate(log.audio48) if log.audio48 else np.zeros(0, np.float32),
-                        sample_rate=48000, lookahead_ms=0.0, dtx_skipped=0)
+                        frame_samples=np.full(n, per, dtype=np.int64), capture_s=(media_ts + per) / rate,
+                        payload=list(log.payloads), message=list(log.payloads), fec=fec,
+                        reference=np.concatenate(log.audio) if log.audio else np.zeros(0, np.float32),
+                        sample_rate=rate, lookahead_ms=0.0, dtx_skipped=0)
+
+
+def sink_vs_model(leg: RtpLeg, log: EdgeLog, frame_n: int) -> dict[str, float]:
+    """How far the edge's real sink (aiortc's deliveries) is from the modelled receiver's play
+    times, per frame (ms): p50 and max."""
+    played = leg.playout.frames
+    played = played[played["kind"].isin(PLAYED_KINDS)]
+    model_play = dict(zip((played["media_ts"] // frame_n).astype(int), played["play_s"]))
+    origin = log.sink[0][2] if log.sink else 0
+    step = 48000 * FRAME_S if leg.stream.sample_rate == 48000 else frame_n
+    diffs = [abs(ps - model_play[int((pts - origin) // step)]) for _, ps, pts in log.sink
+             if int((pts - origin) // step) in model_play]
+    return {"edge_sink_vs_model_p50_ms": 1000 * float(np.median(diffs)) if diffs else math.nan,
+            "edge_sink_vs_model_max_ms": 1000 * max(diffs) if diffs else math.nan}
 
 
 def live_leg(call: CallConfig, stream: SenderStream, send_tap: Any, recv_tap: Any, t0: float,
@@ -179,7 +268,7 @@ class GatewayRun:
 
     script: Script
     session: Session
-    gateway: GatewayLog
+    gateway: EdgeLog
     up_leg: RtpLeg
     down_leg: RtpLeg
     figures: dict[str, Any]
@@ -207,7 +296,7 @@ async def run_gateway(cfg: Any, script: Script, tail_s: float) -> GatewayRun:
     await emu.start()
     assert emu.scheduler is not None
     monitor = LoopLagMonitor()
-    log, edge = GatewayLog(), Edge()
+    log, edge = EdgeLog(), Edge()
     loop = asyncio.get_running_loop()
     start: asyncio.Future[float] = loop.create_future()
     n_append = int(math.ceil((script.duration_s + 1.0) / FRAME_S))
@@ -231,7 +320,7 @@ async def run_gateway(cfg: Any, script: Script, tail_s: float) -> GatewayRun:
             # WebRTC: offer/answer in process; media through the emulator's UDP links
             caller_track = make_packet_track(up_stream.payload, up_stream.media_ts, up_stream.capture_s, 48000,
                                              start, emu.scheduler)
-            reply_track = _make_reply_track(edge, log, start, emu.scheduler, down_call, n_reply)
+            reply_track = make_edge_track(edge, log, start, emu.scheduler, opus_encode(down_call), 960, 48000, n_reply)
             remote: list[Any] = []
             gateway.on("track", lambda tr: remote.append(tr))
             connected: asyncio.Future[None] = loop.create_future()
@@ -264,46 +353,13 @@ async def run_gateway(cfg: Any, script: Script, tail_s: float) -> GatewayRun:
             start.set_result(t0)
             session = server.sessions[0]
 
-            async def sink() -> None:  # aiortc's frames played back to back on a steady clock
-                from aiortc.mediastreams import MediaStreamError
-
-                from translab.playout.aiortc_stock import sink_play_times
-
-                while not remote:
-                    await asyncio.sleep(0.01)
-                releases: list[float] = []
-                try:
-                    while True:
-                        frame = await remote[0].recv()
-                        r = now() - t0
-                        releases.append(r)
-                        play_s = float(sink_play_times(np.array(releases), FRAME_S)[-1])
-                        x = frame.to_ndarray().reshape(-1).astype(np.float32) / 32768.0
-                        ch = len(frame.layout.channels)
-                        x = x.reshape(-1, ch).mean(axis=1) if ch > 1 else x
-                        log.sink.append((r, play_s, int(frame.pts or 0)))
-                        sink_audio.append((play_s, x))
-                except MediaStreamError:
-                    pass
-
-            sink_audio: list[tuple[float, np.ndarray]] = []
+            sink = SinkTimeline(48000, log)
 
             async def forward() -> None:  # 20 ms appends of the sink's timeline, resampled to 24 kHz
                 down = StreamResampler(48000, EDGE_RATE)
-                i = 0  # first sink frame not yet wholly forwarded
                 for k in range(n_append):
                     await _sleep_until(t0 + (k + 1) * FRAME_S, emu.scheduler)
-                    a, n = k * FRAME_S, 960
-                    buf = np.zeros(n, dtype=np.float32)
-                    j0 = int(round(a * 48000))
-                    for ps, x in sink_audio[i:]:
-                        s0 = int(round(ps * 48000))
-                        lo, hi = max(j0, s0), min(j0 + n, s0 + len(x))
-                        if hi > lo:
-                            buf[lo - j0:hi - j0] += x[lo - s0:hi - s0]
-                    while i < len(sink_audio) and int(round(sink_audio[i][0] * 48000)) + len(sink_audio[i][1]) <= j0 + n:
-                        i += 1
-                    out = down.process(buf)
+                    out = down.process(sink.take(k))
                     await ws.send(p.encode(p.InputAudioAppend(encode_output(p.AudioFormat(), out))))
 
             async def replies() -> None:
@@ -318,7 +374,8 @@ async def run_gateway(cfg: Any, script: Script, tail_s: float) -> GatewayRun:
                             log.truncates.append((now() - t0, trunc))
                             await ws.send(p.encode(trunc))
 
-            tasks = [asyncio.create_task(sink()), asyncio.create_task(forward()), asyncio.create_task(replies())]
+            tasks = [asyncio.create_task(sink.consume(remote, t0)), asyncio.create_task(forward()),
+                     asyncio.create_task(replies())]
             await _sleep_until(t0 + script.duration_s + tail_s, emu.scheduler)
             await asyncio.sleep(0.3)
             figures.update({"rtp_up_sent": len(up_send.sent), "rtp_up_received": len(up_recv.received),
@@ -327,17 +384,9 @@ async def run_gateway(cfg: Any, script: Script, tail_s: float) -> GatewayRun:
                 tk.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await ws.close()
-            up_leg = live_leg(call, up_stream, up_send, up_recv, t0, cfg.gateway_playout)
+            up_leg = live_leg(call, up_stream, up_send, up_recv, t0, cfg.edge_playout)
             down_leg = live_leg(down_call, reply_stream(log, down_call), down_send, down_recv, t0, "adaptive")
-            # how far the gateway's real sink (aiortc's deliveries) is from the modelled one
-            played = up_leg.playout.frames
-            played = played[played["kind"].isin(PLAYED_KINDS)]
-            model_play = dict(zip((played["media_ts"] // 960).astype(int), played["play_s"]))
-            origin = log.sink[0][2] if log.sink else 0
-            diffs = [abs(ps - model_play[(pts - origin) // 960]) for _, ps, pts in log.sink
-                     if (pts - origin) // 960 in model_play]
-            figures["gateway_sink_vs_model_max_ms"] = 1000 * max(diffs) if diffs else math.nan
-            figures["gateway_sink_vs_model_p50_ms"] = 1000 * float(np.median(diffs)) if diffs else math.nan
+            figures.update(sink_vs_model(up_leg, log, up_leg.frame_n))
             await relay.close()
     finally:
         for tk in tasks:
@@ -349,4 +398,5 @@ async def run_gateway(cfg: Any, script: Script, tail_s: float) -> GatewayRun:
     return GatewayRun(script, session, log, up_leg, down_leg, figures)
 
 
-__all__ = ["Edge", "GatewayLog", "GatewayRun", "run_gateway", "reply_stream", "live_leg", "Emitted"]
+__all__ = ["Edge", "EdgeLog", "GatewayRun", "SinkTimeline", "live_leg", "make_edge_track", "opus_encode",
+           "reply_stream", "run_gateway", "sink_vs_model"]

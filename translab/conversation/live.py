@@ -44,7 +44,7 @@ from translab.emulate.scheduler import now
 from translab.errors import ConfigError
 from translab.media.stream import encode_stream
 
-LIVE_TOPOLOGIES = ("direct-ws", "webrtc-gateway")
+LIVE_TOPOLOGIES = ("direct-ws", "webrtc-gateway", "twilio")
 START_DELAY_S = 0.05
 """From the media models' switch to the call clock's zero (s)."""
 TAIL_S = 1.0
@@ -192,21 +192,29 @@ def live_converse(cfg: ConversationConfig, realtime: bool = False) -> Conversati
     cfg = cfg.resolved()
     if cfg.topology not in LIVE_TOPOLOGIES:
         raise ConfigError("topology", cfg.topology,
-                          f"{', '.join(LIVE_TOPOLOGIES)} live (twilio is simulated only so far)")
-    if cfg.topology == "webrtc-gateway" and cfg.gateway_playout != "aiortc-stock":
-        raise ConfigError("gateway_playout", cfg.gateway_playout,
-                          "aiortc-stock for a live webrtc-gateway (the live gateway plays aiortc's own track)")
+                          ", ".join(LIVE_TOPOLOGIES))
+    if cfg.topology != "direct-ws" and cfg.edge_playout != "aiortc-stock":
+        raise ConfigError("edge_playout", cfg.edge_playout,
+                          f"aiortc-stock for a live {cfg.topology} (the live edge plays aiortc's own track)")
     t_start = time.perf_counter()
     script = build_script(cfg.turns, cfg.caller_clips, cfg.agent_clip, bargein_every=cfg.bargein_every,
                           expected_first_audio_s=expected_first_audio_s(cfg))
     fmt = p.AudioFormat()
-    if cfg.topology == "webrtc-gateway":
+    if cfg.topology == "twilio":
+        from translab.conversation.twilio import PCMU, run_twilio
+
+        tr = _in_realtime(lambda: asyncio.run(run_twilio(cfg, script, TAIL_S + 2.0)), realtime)
+        session, received, figures, truncates = tr.session, tr.bridge.received, tr.figures, []
+        tleg = tr.up_leg
+        position: Any = lambda m: play_time_of(tleg.playout.frames, 8000, tleg.frame_n, m)  # noqa: E731
+        frame_s, caller_leg, fmt = 0.020, tleg, PCMU
+    elif cfg.topology == "webrtc-gateway":
         from translab.conversation.gateway import run_gateway
 
         g = _in_realtime(lambda: asyncio.run(run_gateway(cfg, script, TAIL_S + 2.0)), realtime)
         session, received, figures, truncates = g.session, g.gateway.received, g.figures, g.gateway.truncates
         leg = g.up_leg
-        position: Any = lambda m: play_time_of(leg.playout.frames, 48000, leg.frame_n, m)  # noqa: E731
+        position = lambda m: play_time_of(leg.playout.frames, 48000, leg.frame_n, m)  # noqa: E731
         frame_s, caller_leg = 0.020, leg
     else:
         run = _in_realtime(lambda: asyncio.run(_direct_ws(cfg, script)), realtime)
@@ -220,7 +228,9 @@ def live_converse(cfg: ConversationConfig, realtime: bool = False) -> Conversati
     if kinds != [type(e) for _, e in received[:len(kinds)]]:
         raise RuntimeError("the events received do not match what the server sent")
     events = [(e, a) for e, (a, _) in zip(sent, received)]
-    if cfg.topology == "webrtc-gateway":
+    if cfg.topology == "twilio":
+        down = edge_downlink(_replies(tr.downlink_events(), fmt, cfg.pacing.chunk_ms, cfg.flush), tr.down_leg)
+    elif cfg.topology == "webrtc-gateway":
         down = edge_downlink(_replies(events, fmt, cfg.pacing.chunk_ms, cfg.flush), g.down_leg)
     else:
         down = client_downlink(events, fmt, cfg.pacing.chunk_ms, cfg.flush)
@@ -229,7 +239,7 @@ def live_converse(cfg: ConversationConfig, realtime: bool = False) -> Conversati
     res.figures = {**figures, "appends_sent": int(len(appends)), "truncates_sent": len(truncates),
                    "truncates_accepted": len(model.truncations),
                    "errors_received": sum(isinstance(e, p.ErrorEvent) for _, e in received)}
-    res.live = g if cfg.topology == "webrtc-gateway" else run
+    res.live = tr if cfg.topology == "twilio" else g if cfg.topology == "webrtc-gateway" else run
     return res
 
 

@@ -66,9 +66,10 @@ from translab.playout.stats import PLAYED_KINDS
 TOPOLOGIES = ("direct-ws", "webrtc-gateway", "twilio")
 WER_PAD_S = (0.15, 0.25)
 """Audio recognised per turn: from this long before the turn's start to this long after its end (s)."""
-GATEWAY_PLAYOUTS = ("adaptive", "aiortc-stock")
-"""The webrtc-gateway's jitter buffer: translab's NetEq-like one, or aiortc 1.16's own receiver
-(what a gateway built on aiortc plays from: ``track.recv()``; the live gateway is one)."""
+EDGE_PLAYOUTS = ("adaptive", "aiortc-stock")
+"""The jitter buffer where the caller's RTP leg ends (the webrtc-gateway, twilio's carrier):
+translab's NetEq-like one, or aiortc 1.16's own receiver (what an edge built on aiortc plays
+from: ``track.recv()``; the live edges are)."""
 DEFAULT_ACCESS = {"direct-ws": "broadband", "webrtc-gateway": "broadband", "twilio": "pstn-bridge"}
 
 
@@ -88,7 +89,7 @@ class ConversationConfig:
     vad: VadParams = VadParams()
     frame_ms: float = 20.0  # the caller's uplink frames
     flush: bool = True  # barge-in handling on the listener's side (flush / clear / stop sending)
-    gateway_playout: str = "adaptive"  # webrtc-gateway: the gateway's jitter buffer (a live gateway is aiortc's: aiortc-stock)
+    edge_playout: str = "adaptive"  # the jitter buffer where the caller's RTP leg ends (gateway, carrier); live: aiortc-stock
     wer: bool = False  # recognise what the model received (needs translab[asr])
     metrics: tuple[str, ...] = ()  # quality of both directions (translab.metrics.quality names)
     seed: int = 7
@@ -99,7 +100,7 @@ class ConversationConfig:
         check_range("bargein_every", self.bargein_every, 0, 200)
         check_range("seed", self.seed, 0, 2**63 - 1)
         check_choice("frame_ms", self.frame_ms, (10, 20, 40, 60) if self.topology != "twilio" else (20,))
-        check_choice("gateway_playout", self.gateway_playout, GATEWAY_PLAYOUTS)
+        check_choice("edge_playout", self.edge_playout, EDGE_PLAYOUTS)
         prof = self.profile or DEFAULT_ACCESS[self.topology]
         load_profile(prof)
         load_profile(self.dc_profile)
@@ -195,13 +196,14 @@ def _uplink(cfg: ConversationConfig, script: Script) -> Uplink:
         return Uplink(list(zip(arr.tolist(), stream.payload)), p.AudioFormat(), cfg.frame_ms / 1000, lambda m: m)
     if cfg.topology == "webrtc-gateway":
         leg = rtp_leg(script.caller_audio(48000), CallConfig(transport="webrtc", frame_ms=cfg.frame_ms, metrics=()),
-                      access, "up", seed, "caller-rtp", playout=cfg.gateway_playout)
+                      access, "up", seed, "caller-rtp", playout=cfg.edge_playout)
         out = resample(timeline(leg.playout, script.duration_s + 1.0), 48000, 24000)
         stream = encode_stream(out, _ws_call(24000, "pcm16", "realtime-json", 20))
         arr = ws_leg(stream.capture_s, stream.message_bytes, dc, "up", True, seed, "gateway-ws")
         return Uplink(list(zip(arr.tolist(), stream.payload)), p.AudioFormat(), 0.020,
                       lambda m: play_time_of(leg.playout.frames, 48000, leg.frame_n, m), leg)
-    leg = rtp_leg(script.caller_audio(8000), _ws_call(8000, "pcmu", "twilio-json", 20), access, "up", seed, "pstn")
+    leg = rtp_leg(script.caller_audio(8000), _ws_call(8000, "pcmu", "twilio-json", 20), access, "up", seed, "pstn",
+                  playout=cfg.edge_playout)
     out = timeline(leg.playout, script.duration_s + 1.0)
     stream = encode_stream(out, _ws_call(8000, "pcmu", "twilio-json", 20))
     a1 = ws_leg(stream.capture_s, stream.message_bytes, dc, "up", True, seed, "twilio-ws")
