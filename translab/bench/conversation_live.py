@@ -12,7 +12,7 @@ from translab.conversation.simulate import ConversationConfig, converse
 def run() -> dict:
     """Figures (ms) of one 3-turn live conversation with one barge-in on broadband, seed 1."""
     cfg = ConversationConfig(turns=3, bargein_every=2, seed=1, think=ThinkTime(315, 0))
-    live, sim = live_converse(cfg), converse(cfg)
+    live, sim = live_converse(cfg, realtime=True), converse(cfg)
     out: dict[str, float] = {}
     for k in ("turn_latency_p50_ms", "uplink_p50_ms", "vad_p50_ms", "think_p50_ms", "downlink_p50_ms",
               "bargein_stop_p50_ms"):
