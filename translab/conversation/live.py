@@ -1,6 +1,6 @@
-"""Live voice-agent conversations: real websockets through the in-process live emulator, in real
-time, analysed by exactly the code that analyses a simulated one
-(:func:`translab.conversation.simulate.analyse`).
+"""Live voice-agent conversations: real websockets (and aiortc: translab.conversation.gateway,
+translab.conversation.twilio) through the in-process live emulator, in real time, analysed by
+exactly the code that analyses a simulated one (:func:`translab.conversation.simulate.analyse`).
 
 ``direct-ws``: the scripted caller streams its microphone (realtime-json appends, PCM16 24 kHz, one
 per ``frame_ms`` on absolute deadlines) through a TCP relay whose two directions run the access

@@ -37,6 +37,8 @@ Barge-in: ``bargein_stop_ms`` = caller onset -> the agent's audio stops at the c
 The caller's truncate (``conversation.item.truncate``) is computed (what the listener's side had
 played at the flush) and checked against what the model sent, but not fed back to the model: the
 uplink is simulated before the model runs (the script is open loop, see translab.conversation.script).
+A live conversation (translab.conversation.live) sends it, and is analysed by :func:`analyse`
+with the legs' live arrival traces in place of these simulated ones.
 """
 
 from __future__ import annotations
