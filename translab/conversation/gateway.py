@@ -1,8 +1,8 @@
 """A live webrtc-gateway conversation: the caller is an aiortc peer sending translab's own Opus
 packets through the emulator's UDP links (access profile); the gateway is an aiortc answerer in the
-same process that plays the caller's audio from aiortc's own receiver (``track.recv()``: aiortc's
-jitter buffer and libopus decoder) into a steady sink, resamples it to 24 kHz and forwards it in
-20 ms realtime-json appends over a WebSocket through a TCP relay on the datacenter profile to
+same process that reads the caller's audio from aiortc's own receiver (``track.recv()``: aiortc's
+jitter buffer and libopus decoder) and forwards each frame as it comes, resampled to 24 kHz, as a
+realtime-json append (as gateways built on aiortc do) over a WebSocket through a TCP relay on the datacenter profile to
 :class:`~translab.conversation.server.ModelServer`; it plays the model's reply deltas into an
 elastic buffer (each starts when it arrives or when the one before it ends), encodes that in 20 ms
 Opus frames in real time and sends them back; on ``speech_started`` it stops sending the reply
@@ -20,14 +20,14 @@ import asyncio
 import fractions
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import numpy as np
 
 from translab.call.live import leg_trace
 from translab.config import CallConfig
 from translab.conversation import protocol as p
-from translab.conversation.legs import RtpLeg, leg_rng, ws_model
+from translab.conversation.legs import RtpLeg, leg_rng, released_frames, ws_model
 from translab.conversation.model import ModelParams, StreamResampler, encode_output
 from translab.conversation.script import Script
 from translab.conversation.server import ModelServer, Session
@@ -35,7 +35,6 @@ from translab.emulate.scheduler import now
 from translab.media.audio import to_int16
 from translab.media.stream import SenderStream, encode_stream
 from translab.playout import play
-from translab.playout.stats import PLAYED_KINDS
 from translab.transport.record import LegRecord
 
 FRAME_S = 0.020
@@ -108,11 +107,11 @@ class Edge:
 
 class SinkTimeline:
     """A steady sink fed by aiortc's ``track.recv()`` frames (the aiortc-stock model's sink: one
-    frame per 20 ms tick from the first delivery, waiting for a late frame), on the call clock at
-    ``rate`` Hz; :meth:`take` cuts it in 20 ms pieces."""
+    frame per 20 ms tick from the first delivery, or on ticks at ``origin_s`` + k x 20 ms, waiting
+    for a late frame), on the call clock at ``rate`` Hz; :meth:`take` cuts it in 20 ms pieces."""
 
-    def __init__(self, rate: int, log: EdgeLog) -> None:
-        self.rate, self.log = rate, log
+    def __init__(self, rate: int, log: EdgeLog, origin_s: float | None = None) -> None:
+        self.rate, self.log, self.origin_s = rate, log, origin_s
         self.frames: list[tuple[float, np.ndarray]] = []
         self.releases: list[float] = []
         self._i = 0
@@ -122,7 +121,7 @@ class SinkTimeline:
         from translab.playout.aiortc_stock import sink_play_times
 
         self.releases.append(r)
-        play_s = float(sink_play_times(np.array(self.releases), FRAME_S)[-1])
+        play_s = float(sink_play_times(np.array(self.releases), FRAME_S, self.origin_s)[-1])
         self.log.sink.append((r, play_s, pts))
         self.frames.append((play_s, x))
 
@@ -140,8 +139,10 @@ class SinkTimeline:
             self._i += 1
         return buf
 
-    async def consume(self, remote: list[Any], t0: float) -> None:
-        """Read aiortc's remote track (``remote[0]`` once it exists) until it ends."""
+    async def consume(self, remote: list[Any], t0: float,
+                      on_frame: Callable[[np.ndarray], Awaitable[None]] | None = None) -> None:
+        """Read aiortc's remote track (``remote[0]`` once it exists) until it ends; ``on_frame``
+        (each frame's audio, at once) for an application that forwards frames as they come."""
         from aiortc.mediastreams import MediaStreamError
 
         while not remote:
@@ -152,7 +153,10 @@ class SinkTimeline:
                 r = now() - t0
                 x = frame.to_ndarray().reshape(-1).astype(np.float32) / 32768.0
                 ch = len(frame.layout.channels)
-                self.add(r, int(frame.pts or 0), x.reshape(-1, ch).mean(axis=1) if ch > 1 else x)
+                x = x.reshape(-1, ch).mean(axis=1) if ch > 1 else x
+                self.add(r, int(frame.pts or 0), x)
+                if on_frame is not None:
+                    await on_frame(x)
         except MediaStreamError:
             pass
 
@@ -235,18 +239,14 @@ def reply_stream(log: EdgeLog, call: CallConfig) -> SenderStream:
                         sample_rate=rate, lookahead_ms=0.0, dtx_skipped=0)
 
 
-def sink_vs_model(leg: RtpLeg, log: EdgeLog, frame_n: int) -> dict[str, float]:
-    """How far the edge's real sink (aiortc's deliveries) is from the modelled receiver's play
-    times, per frame (ms): p50 and max."""
-    played = leg.playout.frames
-    played = played[played["kind"].isin(PLAYED_KINDS)]
-    model_play = dict(zip((played["media_ts"] // frame_n).astype(int), played["play_s"]))
-    origin = log.sink[0][2] if log.sink else 0
-    step = 48000 * FRAME_S if leg.stream.sample_rate == 48000 else frame_n
-    diffs = [abs(ps - model_play[int((pts - origin) // step)]) for _, ps, pts in log.sink
-             if int((pts - origin) // step) in model_play]
-    return {"edge_sink_vs_model_p50_ms": 1000 * float(np.median(diffs)) if diffs else math.nan,
-            "edge_sink_vs_model_max_ms": 1000 * max(diffs) if diffs else math.nan}
+def sink_vs_model(model_s: np.ndarray, live_s: list[float]) -> dict[str, float]:
+    """How far an edge's real handling of aiortc's frames (``live_s``: delivery or sink play times,
+    s, in order) is from the same times modelled on the live arrival trace (``model_s``): p50 and
+    max over frames (ms)."""
+    n = min(len(live_s), len(model_s))
+    d = np.abs(np.asarray(live_s[:n], dtype=float) - np.asarray(model_s, dtype=float)[:n])
+    return {"edge_vs_model_p50_ms": 1000 * float(np.median(d)) if n else math.nan,
+            "edge_vs_model_max_ms": 1000 * float(d.max()) if n else math.nan}
 
 
 def live_leg(call: CallConfig, stream: SenderStream, send_tap: Any, recv_tap: Any, t0: float,
@@ -299,7 +299,6 @@ async def run_gateway(cfg: Any, script: Script, tail_s: float) -> GatewayRun:
     log, edge = EdgeLog(), Edge()
     loop = asyncio.get_running_loop()
     start: asyncio.Future[float] = loop.create_future()
-    n_append = int(math.ceil((script.duration_s + 1.0) / FRAME_S))
     n_reply = int(math.ceil((script.duration_s + tail_s) / FRAME_S))
     caller, gateway = new_peer(), new_peer()
     figures: dict[str, Any] = {}
@@ -353,14 +352,11 @@ async def run_gateway(cfg: Any, script: Script, tail_s: float) -> GatewayRun:
             start.set_result(t0)
             session = server.sessions[0]
 
-            sink = SinkTimeline(48000, log)
+            sink = SinkTimeline(48000, log)  # logs aiortc's deliveries (and what a steady sink would make of them)
+            down = StreamResampler(48000, EDGE_RATE)
 
-            async def forward() -> None:  # 20 ms appends of the sink's timeline, resampled to 24 kHz
-                down = StreamResampler(48000, EDGE_RATE)
-                for k in range(n_append):
-                    await _sleep_until(t0 + (k + 1) * FRAME_S, emu.scheduler)
-                    out = down.process(sink.take(k))
-                    await ws.send(p.encode(p.InputAudioAppend(encode_output(p.AudioFormat(), out))))
+            async def forward(x: np.ndarray) -> None:  # each frame aiortc delivers, at once, at 24 kHz
+                await ws.send(p.encode(p.InputAudioAppend(encode_output(p.AudioFormat(), down.process(x)))))
 
             async def replies() -> None:
                 async for msg in ws:
@@ -374,8 +370,7 @@ async def run_gateway(cfg: Any, script: Script, tail_s: float) -> GatewayRun:
                             log.truncates.append((now() - t0, trunc))
                             await ws.send(p.encode(trunc))
 
-            tasks = [asyncio.create_task(sink.consume(remote, t0)), asyncio.create_task(forward()),
-                     asyncio.create_task(replies())]
+            tasks = [asyncio.create_task(sink.consume(remote, t0, forward)), asyncio.create_task(replies())]
             await _sleep_until(t0 + script.duration_s + tail_s, emu.scheduler)
             await asyncio.sleep(0.3)
             figures.update({"rtp_up_sent": len(up_send.sent), "rtp_up_received": len(up_recv.received),
@@ -386,7 +381,8 @@ async def run_gateway(cfg: Any, script: Script, tail_s: float) -> GatewayRun:
             await ws.close()
             up_leg = live_leg(call, up_stream, up_send, up_recv, t0, cfg.edge_playout)
             down_leg = live_leg(down_call, reply_stream(log, down_call), down_send, down_recv, t0, "adaptive")
-            figures.update(sink_vs_model(up_leg, log, up_leg.frame_n))
+            # aiortc's real deliveries against the aiortc-stock model's releases on the same arrivals
+            figures.update(sink_vs_model(np.array(released_frames(up_leg)[0]), [r for r, _, _ in log.sink]))
             await relay.close()
     finally:
         for tk in tasks:

@@ -32,7 +32,7 @@ import numpy as np
 
 from translab.call.live import run_outside_event_loop
 from translab.conversation import protocol as p
-from translab.conversation.legs import play_time_of, ws_model
+from translab.conversation.legs import clocked_sink, release_position, released_frames, ws_model
 from translab.conversation.model import Emitted, ModelParams, TurnRecord
 from translab.conversation.script import Script, build_script
 from translab.conversation.server import ModelServer, Session
@@ -205,17 +205,17 @@ def live_converse(cfg: ConversationConfig, realtime: bool = False) -> Conversati
 
         tr = _in_realtime(lambda: asyncio.run(run_twilio(cfg, script, TAIL_S + 2.0)), realtime)
         session, received, figures, truncates = tr.session, tr.bridge.received, tr.figures, []
-        tleg = tr.up_leg
-        position: Any = lambda m: play_time_of(tleg.playout.frames, 8000, tleg.frame_n, m)  # noqa: E731
-        frame_s, caller_leg, fmt = 0.020, tleg, PCMU
+        play_s, slots, _ = clocked_sink(tr.up_leg)  # the carrier's sink, modelled on the live arrivals
+        position: Any = release_position(slots, 0.020, play_s)
+        frame_s, caller_leg, fmt = 0.020, tr.up_leg, PCMU
     elif cfg.topology == "webrtc-gateway":
         from translab.conversation.gateway import run_gateway
 
         g = _in_realtime(lambda: asyncio.run(run_gateway(cfg, script, TAIL_S + 2.0)), realtime)
         session, received, figures, truncates = g.session, g.gateway.received, g.figures, g.gateway.truncates
-        leg = g.up_leg
-        position = lambda m: play_time_of(leg.playout.frames, 48000, leg.frame_n, m)  # noqa: E731
-        frame_s, caller_leg = 0.020, leg
+        leg = g.up_leg  # the gateway forwarded frames in aiortc's release order, modelled on the live arrivals
+        frame_s, caller_leg = cfg.frame_ms / 1000, leg
+        position = release_position(released_frames(leg)[1], frame_s)
     else:
         run = _in_realtime(lambda: asyncio.run(_direct_ws(cfg, script)), realtime)
         session, received, figures, truncates = run.session, run.caller.received, run.figures, run.caller.truncates

@@ -54,7 +54,10 @@ import pandas as pd
 from translab import trace as trace_mod
 from translab.config import CallConfig
 from translab.conversation import protocol as p
-from translab.conversation.legs import gaps, leg_rng, play_time_of, played_ms, rtp_leg, timeline, ws_leg
+from translab.conversation.legs import (
+    clocked_sink, gaps, leg_rng, play_time_of, played_ms, release_position, released_frames, rtp_leg, timeline,
+    ws_leg,
+)
 from translab.conversation.model import Emitted, ModelParams, RealtimeModel, ReplyPacing, ThinkTime, TurnRecord
 from translab.conversation.script import Script, build_script
 from translab.errors import ConfigError, check_choice, check_range
@@ -199,6 +202,13 @@ def _uplink(cfg: ConversationConfig, script: Script) -> Uplink:
     if cfg.topology == "webrtc-gateway":
         leg = rtp_leg(script.caller_audio(48000), CallConfig(transport="webrtc", frame_ms=cfg.frame_ms, metrics=()),
                       access, "up", seed, "caller-rtp", playout=cfg.edge_playout)
+        if cfg.edge_playout == "aiortc-stock":  # an aiortc gateway forwards each frame aiortc hands it, at once
+            rel, slots, audio = released_frames(leg)
+            stream = encode_stream(resample(audio, 48000, 24000), _ws_call(24000, "pcm16", "realtime-json", cfg.frame_ms))
+            n = min(len(rel), len(stream.payload))
+            arr = ws_leg(np.array(rel[:n]), stream.message_bytes[:n], dc, "up", True, seed, "gateway-ws")
+            return Uplink(list(zip(arr.tolist(), stream.payload[:n])), p.AudioFormat(), cfg.frame_ms / 1000,
+                          release_position(slots, cfg.frame_ms / 1000), leg)
         out = resample(timeline(leg.playout, script.duration_s + 1.0), 48000, 24000)
         stream = encode_stream(out, _ws_call(24000, "pcm16", "realtime-json", 20))
         arr = ws_leg(stream.capture_s, stream.message_bytes, dc, "up", True, seed, "gateway-ws")
@@ -206,13 +216,19 @@ def _uplink(cfg: ConversationConfig, script: Script) -> Uplink:
                       lambda m: play_time_of(leg.playout.frames, 48000, leg.frame_n, m), leg)
     leg = rtp_leg(script.caller_audio(8000), _ws_call(8000, "pcmu", "twilio-json", 20), access, "up", seed, "pstn",
                   playout=cfg.edge_playout)
-    out = timeline(leg.playout, script.duration_s + 1.0)
+    if cfg.edge_playout == "aiortc-stock":  # the carrier's clock ticks on its own (the call grid), not from the first frame
+        play_s, slots, sink = clocked_sink(leg)
+        n_out = int(np.ceil((script.duration_s + 1.0) * 8000))
+        out = np.concatenate([sink, np.zeros(max(0, n_out - len(sink)), np.float32)])[:n_out]
+        position = release_position(slots, 0.020, play_s)
+    else:
+        out = timeline(leg.playout, script.duration_s + 1.0)
+        position = lambda m: play_time_of(leg.playout.frames, 8000, leg.frame_n, m)  # noqa: E731
     stream = encode_stream(out, _ws_call(8000, "pcmu", "twilio-json", 20))
     a1 = ws_leg(stream.capture_s, stream.message_bytes, dc, "up", True, seed, "twilio-ws")
     sizes = np.array([len(p.encode(p.InputAudioAppend(x))) for x in stream.payload])
     a2 = ws_leg(a1, sizes, dc, "up", True, seed, "bridge-ws")
-    return Uplink(list(zip(a2.tolist(), stream.payload)), p.AudioFormat("audio/pcmu", 8000), 0.020,
-                  lambda m: play_time_of(leg.playout.frames, 8000, leg.frame_n, m), leg)
+    return Uplink(list(zip(a2.tolist(), stream.payload)), p.AudioFormat("audio/pcmu", 8000), 0.020, position, leg)
 
 
 def run_model(cfg: ConversationConfig, script: Script, up: Uplink) -> tuple[RealtimeModel, list[Emitted]]:

@@ -1,7 +1,8 @@
 """A live twilio conversation: the caller is an aiortc peer on a PSTN-like leg (G.711 mu-law, 20 ms,
 PCMU RTP through the emulator's UDP links on the access profile, pstn-bridge by default); the
 carrier / Twilio edge is an aiortc answerer in the same process that plays the caller's audio
-from aiortc's own receiver (the carrier's jitter buffer) into a steady sink and streams it as
+from aiortc's own receiver (the carrier's jitter buffer) into a steady sink on its own 20 ms clock
+(ticking on the call grid: the PSTN is clocked) and streams it as
 Twilio Media Streams ``media`` messages (twilio-json, 20 ms) over a WebSocket (datacenter profile)
 to a bridge; the bridge forwards each as a realtime-json ``input_audio_buffer.append`` (session
 ``audio/pcmu`` both ways, as Twilio bridges configure it) over another WebSocket (datacenter
@@ -27,7 +28,7 @@ from translab.conversation import protocol as p
 from translab.conversation.gateway import (
     FRAME_S, Edge, EdgeLog, SinkTimeline, live_leg, make_edge_track, reply_stream, sink_vs_model,
 )
-from translab.conversation.legs import RtpLeg, leg_rng, ws_model
+from translab.conversation.legs import RtpLeg, clocked_sink, leg_rng, ws_model
 from translab.conversation.model import Emitted, ModelParams
 from translab.conversation.script import Script
 from translab.conversation.server import ModelServer, Session
@@ -204,7 +205,7 @@ async def run_twilio(cfg: Any, script: Script, tail_s: float) -> TwilioRun:
             server.origin_s = t0
             start.set_result(t0)
             session = server.sessions[0]
-            sink = SinkTimeline(8000, tw)
+            sink = SinkTimeline(8000, tw, origin_s=0.0)  # the carrier's clock: the call grid
 
             async def forward() -> None:  # Twilio streams the carrier's sink in 20 ms media messages
                 for k in range(n_media):
@@ -236,7 +237,7 @@ async def run_twilio(cfg: Any, script: Script, tail_s: float) -> TwilioRun:
             await ws.close()
             up_leg = live_leg(call, up_stream, up_send, up_recv, t0, cfg.edge_playout)
             down_leg = live_leg(call, reply_stream(tw, call), down_send, down_recv, t0, "adaptive")
-            figures.update(sink_vs_model(up_leg, tw, up_leg.frame_n))
+            figures.update(sink_vs_model(clocked_sink(up_leg)[0], [ps for _, ps, _ in tw.sink]))
             for r in relays:
                 await r.close()
     finally:
