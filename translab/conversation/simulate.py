@@ -17,6 +17,11 @@ leg; ``dc_profile``: the datacenter legs, default ``colocated``):
   ``audio/pcmu`` both ways, as Twilio bridges configure it)-- model. Twilio plays the media it is
   sent in real time from its buffer; the bridge sends ``clear`` on ``speech_started``.
 
+``edge_playout`` = ``aiortc-stock`` (what the live edges are, translab.conversation.gateway and
+.twilio): the caller's RTP leg ends in aiortc's own receiver (capacity 16, prefetch 4, no
+concealment); the gateway forwards each frame the moment aiortc releases it (so its appends follow
+aiortc's release times and order), the carrier plays them on its own 20 ms clock (the call grid).
+
 Per turn (all times on the call clock) the turn latency is split into parts that add up exactly::
 
     turn_latency = heard - end          end: the caller's speech ends (script)
