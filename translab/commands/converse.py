@@ -54,8 +54,8 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                    help="quality of both directions, comma-separated: plcmos,stoi,estoi,pesq_wb,pesq_nb, or none "
                    "(up_*: what the model received; down_plcmos: the agent at the caller's ear; default none)")
     p.add_argument("--live", action="store_true",
-                   help="run live in real time: real WebSockets through the in-process network emulator on the "
-                   "same profiles and seeds (direct-ws, webrtc-gateway; twilio not yet); the same columns as a simulated run")
+                   help="run live in real time: real websockets and aiortc through the in-process network emulator "
+                   "on the same profiles and seeded draws (every topology); the same columns as a simulated run")
     p.add_argument("--realtime", action="store_true",
                    help="--live: run under SCHED_RR (root or CAP_SYS_NICE) so other busy processes cannot delay "
                    "the call by a scheduler time slice")
