@@ -35,7 +35,7 @@ def test_json_is_exactly_one_object_with_the_summary_and_each_turn(tmp_path):
     (["--profile", "moon"], "profile: 'moon' is not allowed"),
     (["--pacing", "burst", "--tts-speed", "0.5"], "tts_speed: 0.5 is not allowed"),
     (["--turns", "0"], "turns: 0 is not allowed"),
-    (["--live", "--topology", "twilio"], "live: 'twilio, barge-in 0' is not allowed"),
+    (["--live", "--edge-playout", "adaptive", "--topology", "twilio"], "edge_playout: 'adaptive' is not allowed"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message):
     proc = _run(*args)
@@ -43,3 +43,17 @@ def test_bad_input_is_one_line_and_exit_2(args, message):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("translab converse: error: ") and message in lines[0]
     assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+@pytest.mark.live
+@pytest.mark.slow
+def test_live_json_has_the_simulated_runs_columns():
+    # one short turn live through the emulator (~8 s), against the same command simulated
+    live = _run("--live", "--turns", "1", "--think-sigma", "0", "--json")
+    sim = _run("--turns", "1", "--think-sigma", "0", "--json")
+    assert live.returncode == 0 and sim.returncode == 0, live.stderr + sim.stderr
+    a, b = json.loads(live.stdout), json.loads(sim.stdout)
+    assert set(a) == set(b) == {"summary", "turns"}
+    assert set(a["summary"]) == set(b["summary"]) and a["summary"]["mode"] == "live"
+    assert [set(r) for r in a["turns"]] == [set(r) for r in b["turns"]]
+    assert a["summary"]["turns_answered"] == 1

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from translab.conversation.model import PACINGS, ReplyPacing, ThinkTime
-from translab.conversation.simulate import DEFAULT_ACCESS, TOPOLOGIES, ConversationConfig
+from translab.conversation.simulate import DEFAULT_ACCESS, EDGE_PLAYOUTS, TOPOLOGIES, ConversationConfig
 from translab.jsonio import dumps, write_json
 
 
@@ -21,7 +21,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
         description="Simulate a conversation between a scripted caller and a realtime-model stand-in "
         "(Silero server VAD, seeded think time, streamed replies) through a topology; per turn the "
         "latency from the end of the caller's speech to the agent's first audio at the caller's ear, "
-        "split into uplink, VAD, think and downlink. Simulated; --live runs direct-ws over loopback only.")
+        "split into uplink, VAD, think and downlink. Simulated by default; --live runs it in real time.")
     p.add_argument("--topology", choices=TOPOLOGIES, default=d.topology,
                    help="direct-ws: WebSocket to the model; webrtc-gateway: WebRTC to a gateway, WebSocket "
                    "to the model; twilio: PSTN leg, Twilio, WebSocket bridge (default %(default)s)")
@@ -54,8 +54,14 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                    help="quality of both directions, comma-separated: plcmos,stoi,estoi,pesq_wb,pesq_nb, or none "
                    "(up_*: what the model received; down_plcmos: the agent at the caller's ear; default none)")
     p.add_argument("--live", action="store_true",
-                   help="run live in real time over loopback WebSockets (direct-ws without barge-in only, for "
-                   "now: no emulated network); prints per-turn latencies beside the simulation on clean-lan")
+                   help="run live in real time: real websockets and aiortc through the in-process network emulator "
+                   "on the same profiles and seeded draws (every topology); the same columns as a simulated run")
+    p.add_argument("--realtime", action="store_true",
+                   help="--live: run under SCHED_RR (root or CAP_SYS_NICE) so other busy processes cannot delay "
+                   "the call by a scheduler time slice")
+    p.add_argument("--edge-playout", choices=EDGE_PLAYOUTS, default=None,
+                   help="the jitter buffer where the caller's RTP leg ends (webrtc-gateway, twilio's carrier) "
+                   "(default: adaptive simulated; aiortc-stock live, since the live edges play aiortc's own track)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed (default %(default)s)")
     p.add_argument("--out", default=None, help="write turns.csv and summary.json here")
     p.add_argument("--json", action="store_true", help="print one JSON object: the summary and the turns")
@@ -72,6 +78,7 @@ def config_from_args(args: argparse.Namespace) -> ConversationConfig:
         pacing=ReplyPacing(args.pacing, args.chunk_ms, args.tts_speed, args.lead_ms),
         vad=VadParams(args.vad_threshold, d.vad.prefix_padding_ms, args.silence_ms),
         wer=args.wer, seed=args.seed,
+        edge_playout=args.edge_playout or ("aiortc-stock" if args.live else d.edge_playout),
         metrics=() if args.metrics.strip() in ("", "none") else tuple(m.strip() for m in args.metrics.split(",")),
     )
 
@@ -93,19 +100,23 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         checks.out_dir("--out", args.out)
     if args.live:
-        return _run_live(args, cfg)
-    result = converse(cfg)
+        from translab.conversation.live import live_converse
+
+        result = live_converse(cfg, realtime=args.realtime)
+    else:
+        result = converse(cfg)
     summary = {k: _clean(v) for k, v in result.summary.items()}
     turns = [{k: _clean(v) for k, v in row.items()} for row in result.turns.to_dict(orient="records")]
     if args.out:
         out = Path(args.out)
         result.turns.to_csv(out / "turns.csv", index=False)
-        write_json(out / "summary.json", {"summary": summary, "config": _config_json(cfg)})
+        extra = {"figures": {k: _clean(v) for k, v in result.figures.items()}} if result.figures else {}
+        write_json(out / "summary.json", {"summary": summary, "config": _config_json(cfg), **extra})
     if args.json:
         print(dumps({"summary": summary, "turns": turns}))
         return 0
     s = summary
-    print(f"{s['topology']} over {s['profile']} (datacenter legs {s['dc_profile']}), seed {s['seed']}: "
+    print(f"{s['topology']} over {s['profile']} (datacenter legs {s['dc_profile']}), seed {s['seed']}, {s['mode']}: "
           f"{s['turns_answered']}/{s['turns']} turns answered")
     print(f"  turn latency p50/p95: {_fmt(s['turn_latency_p50_ms'])} / {_fmt(s['turn_latency_p95_ms'])} ms")
     print(f"  budget p50: uplink {_fmt(s['uplink_p50_ms'])}, VAD {_fmt(s['vad_p50_ms'])}, "
@@ -115,28 +126,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"  underruns inside agent speech: {s['underruns']} ({_fmt(s['underrun_ms'])} ms)")
     if cfg.wer:
         print(f"  WER on what the model received {_fmt(s['wer'], '{:.2f}')} (clean: {_fmt(s['wer_clean'], '{:.2f}')})")
+    if result.figures:
+        f = result.figures
+        print(f"  host: {f.get('host_stalls', 0)} event-loop stalls (max {_fmt(f.get('host_stall_max_ms'))} ms), "
+              f"emulator release lateness p99 {_fmt(f.get('emu_release_late_p99_ms'), '{:.1f}')} ms")
     if args.out:
         print(f"wrote {args.out}/turns.csv, summary.json ({result.wall_s:.1f} s)")
-    return 0
-
-
-def _run_live(args: argparse.Namespace, cfg: ConversationConfig) -> int:
-    from dataclasses import replace
-
-    from translab.conversation.live import live_direct_ws
-    from translab.conversation.simulate import converse
-
-    live = live_direct_ws(cfg)
-    sim = converse(replace(cfg, profile="clean-lan")).turns
-    live["sim_turn_latency_ms"] = sim["turn_latency_ms"].to_numpy()
-    if args.out:
-        live.to_csv(Path(args.out) / "live_turns.csv", index=False)
-    if args.json:
-        rows = [{k: _clean(v) for k, v in r.items()} for r in live.to_dict(orient="records")]
-        print(dumps({"mode": "live", "topology": cfg.topology, "seed": cfg.seed, "turns": rows}))
-        return 0
-    for r in live.itertuples():
-        print(f"turn {r.turn}: live {r.turn_latency_ms:.0f} ms, simulated (clean-lan) {r.sim_turn_latency_ms:.0f} ms")
     return 0
 
 

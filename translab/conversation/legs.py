@@ -14,8 +14,10 @@ not change another leg's randomness.
 
 from __future__ import annotations
 
+import bisect
 import zlib
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -27,6 +29,7 @@ from translab.link.tcp import TcpDeliveryModel
 from translab.media.stream import SenderStream, encode_stream
 from translab.metrics.bandwidth import HeaderModel, ws_tcp_payload_bytes
 from translab.playout import PlayoutResult, play
+from translab.playout.aiortc_stock import release_order, sink_play_times
 from translab.playout.stats import PLAYED_KINDS
 
 HEADERS = HeaderModel()
@@ -37,17 +40,26 @@ def leg_rng(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), zlib.crc32(name.encode())]))
 
 
+def ws_model(profile: str, direction: str, seed: int,
+             name: str) -> tuple[TcpDeliveryModel, tuple[np.random.Generator, np.random.Generator]]:
+    """The TCP delivery model of WebSocket leg ``name`` on ``profile``'s ``direction`` chain (ACKs on
+    the other) and its (data, ACK) generators: what :func:`ws_leg` computes with, and what a live
+    leg's relay runs in real time (translab.conversation.live), so both draw the same."""
+    prof = load_profile(profile)
+    other = "down" if direction == "up" else "up"
+    model = TcpDeliveryModel(prof.chain(direction), prof.chain(other), mss=int(HEADERS.mss or 1448))
+    return model, (leg_rng(seed, name + ":data"), leg_rng(seed, name + ":ack"))
+
+
 def ws_leg(send_s: np.ndarray, message_bytes: np.ndarray, profile: str, direction: str, client: bool,
            seed: int, name: str) -> np.ndarray:
     """Delivery time (s) of each WebSocket message (sent at ``send_s``, s; sizes in bytes) over the
     TCP model on ``profile``'s ``direction`` chain; ``client``: client-to-server frames (masked)."""
-    prof = load_profile(profile)
-    other = "down" if direction == "up" else "up"
     tcp = np.array([ws_tcp_payload_bytes(int(b), client, HEADERS) for b in message_bytes], dtype=np.int64)
-    model = TcpDeliveryModel(prof.chain(direction), prof.chain(other), mss=int(HEADERS.mss or 1448))
+    model, (data, ack) = ws_model(profile, direction, seed, name)
     if len(tcp) == 0:
         return np.zeros(0)
-    res = model.deliver(np.asarray(send_s, dtype=float), tcp, leg_rng(seed, name + ":data"), leg_rng(seed, name + ":ack"))
+    res = model.deliver(np.asarray(send_s, dtype=float), tcp, data, ack)
     return np.asarray(res.delivered_s, dtype=float)
 
 
@@ -138,3 +150,54 @@ def played_ms(frames: pd.DataFrame, rate: int, start_s: float, stop_s: float) ->
     a = f["play_s"].to_numpy(dtype=float)
     b = a + f["samples"].to_numpy(dtype=float) / rate
     return float(np.clip(np.minimum(b, stop_s) - np.maximum(a, start_s), 0, None).sum() * 1000.0)
+
+
+def released_frames(leg: RtpLeg) -> tuple[list[float], list[int], np.ndarray]:
+    """What aiortc's own receiver hands an application reading ``track.recv()`` on ``leg`` (its
+    ``aiortc-stock`` playout): each frame's release time (s, call clock) and slot, in order, and
+    their decoded audio joined (float32 at the leg's rate: no stalls, nothing concealed)."""
+    tr = leg.trace
+    rel, _ = release_order(tr["arrival_s"].to_numpy(dtype=float), tr["seq"].to_numpy(dtype=np.int64))
+    res = leg.playout
+    f = res.frames[res.frames["kind"].isin(PLAYED_KINDS)]
+    parts = []
+    for ps, n in zip(f["play_s"].to_numpy(dtype=float), f["samples"].to_numpy(dtype=np.int64)):
+        i = int(round((ps - res.start_s) * res.sample_rate))
+        parts.append(res.audio[i:i + int(n)])
+    audio = np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
+    return [r for r, _ in rel], [k for _, k in rel], audio
+
+
+def release_position(slots: list[int], frame_s: float, starts: np.ndarray | None = None) -> Callable[[float], float]:
+    """Where the sender's media instant m (s) lands in a stream made of frames forwarded in release
+    order (``slots``: the sender's frame index of each, ``frame_s`` s each): its frame's place in that
+    order (or ``starts[j]``, s, when the frames were placed on a timeline) plus the offset into it; a
+    frame never released maps to the next released one's start (NaN if none)."""
+    j_of = {k: j for j, k in enumerate(slots)}
+    ordered = sorted(j_of)
+    at = np.arange(len(slots)) * frame_s if starts is None else np.asarray(starts, dtype=float)
+
+    def position(m: float) -> float:
+        k = int(np.floor(m / frame_s + 1e-9))
+        if k in j_of:
+            return float(at[j_of[k]]) + (m - k * frame_s)
+        i = bisect.bisect_left(ordered, k)
+        return float(at[j_of[ordered[i]]]) if i < len(ordered) else float("nan")
+
+    return position
+
+
+def clocked_sink(leg: RtpLeg, origin_s: float = 0.0) -> tuple[np.ndarray, list[int], np.ndarray]:
+    """aiortc's released frames on ``leg`` played by a steady sink whose clock ticks at origin_s +
+    k x frame (a carrier's free-running clock, the call grid by default): each frame's play time
+    (s), its slot, and the sink's output from t = 0 (float32 at the leg's rate, silence where
+    nothing played)."""
+    rel, slots, audio = released_frames(leg)
+    rate, n = int(leg.stream.sample_rate), leg.frame_n
+    play_s = sink_play_times(np.array(rel), n / rate, origin_s) if rel else np.zeros(0)
+    end = int(round(play_s[-1] * rate)) + n if len(play_s) else 0
+    out = np.zeros(end, dtype=np.float32)
+    for j, ps in enumerate(play_s.tolist()):
+        i = int(round(ps * rate))
+        out[i:i + n] = audio[j * n:(j + 1) * n]
+    return play_s, slots, out

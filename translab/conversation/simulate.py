@@ -17,6 +17,11 @@ leg; ``dc_profile``: the datacenter legs, default ``colocated``):
   ``audio/pcmu`` both ways, as Twilio bridges configure it)-- model. Twilio plays the media it is
   sent in real time from its buffer; the bridge sends ``clear`` on ``speech_started``.
 
+``edge_playout`` = ``aiortc-stock`` (what the live edges are, translab.conversation.gateway and
+.twilio): the caller's RTP leg ends in aiortc's own receiver (capacity 16, prefetch 4, no
+concealment); the gateway forwards each frame the moment aiortc releases it (so its appends follow
+aiortc's release times and order), the carrier plays them on its own 20 ms clock (the call grid).
+
 Per turn (all times on the call clock) the turn latency is split into parts that add up exactly::
 
     turn_latency = heard - end          end: the caller's speech ends (script)
@@ -37,13 +42,15 @@ Barge-in: ``bargein_stop_ms`` = caller onset -> the agent's audio stops at the c
 The caller's truncate (``conversation.item.truncate``) is computed (what the listener's side had
 played at the flush) and checked against what the model sent, but not fed back to the model: the
 uplink is simulated before the model runs (the script is open loop, see translab.conversation.script).
+A live conversation (translab.conversation.live) sends it, and is analysed by :func:`analyse`
+with the legs' live arrival traces in place of these simulated ones.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -52,8 +59,11 @@ import pandas as pd
 from translab import trace as trace_mod
 from translab.config import CallConfig
 from translab.conversation import protocol as p
-from translab.conversation.legs import gaps, leg_rng, play_time_of, played_ms, rtp_leg, timeline, ws_leg
-from translab.conversation.model import Emitted, ModelParams, RealtimeModel, ReplyPacing, ThinkTime
+from translab.conversation.legs import (
+    clocked_sink, gaps, leg_rng, play_time_of, played_ms, release_position, released_frames, rtp_leg, timeline,
+    ws_leg,
+)
+from translab.conversation.model import Emitted, ModelParams, RealtimeModel, ReplyPacing, ThinkTime, TurnRecord
 from translab.conversation.script import Script, build_script
 from translab.errors import ConfigError, check_choice, check_range
 from translab.link.profiles import load_profile
@@ -66,6 +76,10 @@ from translab.playout.stats import PLAYED_KINDS
 TOPOLOGIES = ("direct-ws", "webrtc-gateway", "twilio")
 WER_PAD_S = (0.15, 0.25)
 """Audio recognised per turn: from this long before the turn's start to this long after its end (s)."""
+EDGE_PLAYOUTS = ("adaptive", "aiortc-stock")
+"""The jitter buffer where the caller's RTP leg ends (the webrtc-gateway, twilio's carrier):
+translab's NetEq-like one, or aiortc 1.16's own receiver (what an edge built on aiortc plays
+from: ``track.recv()``; the live edges are)."""
 DEFAULT_ACCESS = {"direct-ws": "broadband", "webrtc-gateway": "broadband", "twilio": "pstn-bridge"}
 
 
@@ -85,6 +99,7 @@ class ConversationConfig:
     vad: VadParams = VadParams()
     frame_ms: float = 20.0  # the caller's uplink frames
     flush: bool = True  # barge-in handling on the listener's side (flush / clear / stop sending)
+    edge_playout: str = "adaptive"  # the jitter buffer where the caller's RTP leg ends (gateway, carrier); live: aiortc-stock
     wer: bool = False  # recognise what the model received (needs translab[asr])
     metrics: tuple[str, ...] = ()  # quality of both directions (translab.metrics.quality names)
     seed: int = 7
@@ -95,6 +110,7 @@ class ConversationConfig:
         check_range("bargein_every", self.bargein_every, 0, 200)
         check_range("seed", self.seed, 0, 2**63 - 1)
         check_choice("frame_ms", self.frame_ms, (10, 20, 40, 60) if self.topology != "twilio" else (20,))
+        check_choice("edge_playout", self.edge_playout, EDGE_PLAYOUTS)
         prof = self.profile or DEFAULT_ACCESS[self.topology]
         load_profile(prof)
         load_profile(self.dc_profile)
@@ -153,6 +169,8 @@ class ConversationResult:
     model: RealtimeModel
     emitted: list[Emitted]
     wall_s: float = math.nan
+    figures: dict[str, Any] = field(default_factory=dict)  # a live engine's own figures (emulator, host)
+    live: Any = None  # a live run's raw logs (translab.conversation.live.LiveRun)
 
 
 # --- uplink ---------------------------------------------------------------------------------------
@@ -188,20 +206,34 @@ def _uplink(cfg: ConversationConfig, script: Script) -> Uplink:
         return Uplink(list(zip(arr.tolist(), stream.payload)), p.AudioFormat(), cfg.frame_ms / 1000, lambda m: m)
     if cfg.topology == "webrtc-gateway":
         leg = rtp_leg(script.caller_audio(48000), CallConfig(transport="webrtc", frame_ms=cfg.frame_ms, metrics=()),
-                      access, "up", seed, "caller-rtp")
+                      access, "up", seed, "caller-rtp", playout=cfg.edge_playout)
+        if cfg.edge_playout == "aiortc-stock":  # an aiortc gateway forwards each frame aiortc hands it, at once
+            rel, slots, audio = released_frames(leg)
+            stream = encode_stream(resample(audio, 48000, 24000), _ws_call(24000, "pcm16", "realtime-json", cfg.frame_ms))
+            n = min(len(rel), len(stream.payload))
+            arr = ws_leg(np.array(rel[:n]), stream.message_bytes[:n], dc, "up", True, seed, "gateway-ws")
+            return Uplink(list(zip(arr.tolist(), stream.payload[:n])), p.AudioFormat(), cfg.frame_ms / 1000,
+                          release_position(slots, cfg.frame_ms / 1000), leg)
         out = resample(timeline(leg.playout, script.duration_s + 1.0), 48000, 24000)
         stream = encode_stream(out, _ws_call(24000, "pcm16", "realtime-json", 20))
         arr = ws_leg(stream.capture_s, stream.message_bytes, dc, "up", True, seed, "gateway-ws")
         return Uplink(list(zip(arr.tolist(), stream.payload)), p.AudioFormat(), 0.020,
                       lambda m: play_time_of(leg.playout.frames, 48000, leg.frame_n, m), leg)
-    leg = rtp_leg(script.caller_audio(8000), _ws_call(8000, "pcmu", "twilio-json", 20), access, "up", seed, "pstn")
-    out = timeline(leg.playout, script.duration_s + 1.0)
+    leg = rtp_leg(script.caller_audio(8000), _ws_call(8000, "pcmu", "twilio-json", 20), access, "up", seed, "pstn",
+                  playout=cfg.edge_playout)
+    if cfg.edge_playout == "aiortc-stock":  # the carrier's clock ticks on its own (the call grid), not from the first frame
+        play_s, slots, sink = clocked_sink(leg)
+        n_out = int(np.ceil((script.duration_s + 1.0) * 8000))
+        out = np.concatenate([sink, np.zeros(max(0, n_out - len(sink)), np.float32)])[:n_out]
+        position = release_position(slots, 0.020, play_s)
+    else:
+        out = timeline(leg.playout, script.duration_s + 1.0)
+        position = lambda m: play_time_of(leg.playout.frames, 8000, leg.frame_n, m)  # noqa: E731
     stream = encode_stream(out, _ws_call(8000, "pcmu", "twilio-json", 20))
     a1 = ws_leg(stream.capture_s, stream.message_bytes, dc, "up", True, seed, "twilio-ws")
     sizes = np.array([len(p.encode(p.InputAudioAppend(x))) for x in stream.payload])
     a2 = ws_leg(a1, sizes, dc, "up", True, seed, "bridge-ws")
-    return Uplink(list(zip(a2.tolist(), stream.payload)), p.AudioFormat("audio/pcmu", 8000), 0.020,
-                  lambda m: play_time_of(leg.playout.frames, 8000, leg.frame_n, m), leg)
+    return Uplink(list(zip(a2.tolist(), stream.payload)), p.AudioFormat("audio/pcmu", 8000), 0.020, position, leg)
 
 
 def run_model(cfg: ConversationConfig, script: Script, up: Uplink) -> tuple[RealtimeModel, list[Emitted]]:
@@ -288,6 +320,14 @@ class Downlink:
     caller_leg: Any = None
 
 
+def client_downlink(events: list[tuple[Emitted, float]], fmt: p.AudioFormat, chunk_ms: float, flush: bool) -> Downlink:
+    """What a WebSocket caller heard: the model's events (sent, arrived at the caller) played from
+    the client's elastic buffer, flushed on ``speech_started`` (direct-ws, simulated or live)."""
+    reps = _replies(events, fmt, chunk_ms, flush)
+    return Downlink({r.response_id: r for r in reps}, {r.response_id: r.start_s for r in reps},
+                    {r.response_id: r.stop_s for r in reps}, {r.response_id: r.gaps for r in reps})
+
+
 def _downlink(cfg: ConversationConfig, script: Script, emitted: list[Emitted], fmt: p.AudioFormat) -> Downlink:
     seed, access, dc = cfg.seed, str(cfg.profile), cfg.dc_profile
     send = np.array([e.at_s for e in emitted])
@@ -295,9 +335,7 @@ def _downlink(cfg: ConversationConfig, script: Script, emitted: list[Emitted], f
     chunk = cfg.pacing.chunk_ms
     if cfg.topology == "direct-ws":
         arr = ws_leg(send, sizes, access, "down", False, seed, "caller-ws")
-        reps = _replies(list(zip(emitted, arr.tolist())), fmt, chunk, cfg.flush)
-        return Downlink({r.response_id: r for r in reps}, {r.response_id: r.start_s for r in reps},
-                        {r.response_id: r.stop_s for r in reps}, {r.response_id: r.gaps for r in reps})
+        return client_downlink(list(zip(emitted, arr.tolist())), fmt, chunk, cfg.flush)
     if cfg.topology == "webrtc-gateway":
         arr = ws_leg(send, sizes, dc, "down", False, seed, "gateway-ws")
         events = list(zip(emitted, arr.tolist()))
@@ -325,7 +363,13 @@ def _downlink(cfg: ConversationConfig, script: Script, emitted: list[Emitted], f
         if r.playout is not None:
             edge += timeline(r.playout, length, r.stop_s)[: len(edge)]
     sender_audio = resample(edge, 24000, 48000) if call.codec == "opus" else edge
-    leg = rtp_leg(sender_audio, call, access, "down", seed, "caller-down")
+    return edge_downlink(reps, rtp_leg(sender_audio, call, access, "down", seed, "caller-down"))
+
+
+def edge_downlink(reps: list[Reply], leg: Any) -> Downlink:
+    """What the caller heard when an edge (gateway, Twilio) played the replies ``reps`` into an RTP
+    leg to the caller (``leg``: its RtpLeg, simulated or live): each reply's first and last sample
+    mapped through the caller's receiver, and the gaps at the edge and at the ear."""
     rate = int(leg.playout.sample_rate)
     heard, stop, gp = {}, {}, {}
     for r in reps:
@@ -344,7 +388,7 @@ def _downlink(cfg: ConversationConfig, script: Script, emitted: list[Emitted], f
 # --- the conversation -----------------------------------------------------------------------------
 
 
-def _match_turns(script: Script, up: Uplink, model: RealtimeModel) -> list[Any]:
+def _match_turns(script: Script, up: Uplink, turns: list[TurnRecord]) -> list[Any]:
     """For each scripted turn, the model's turn that ended it (the first stop decided after the
     caller's end reached the model, covering that turn's audio), or None."""
     out = []
@@ -353,7 +397,7 @@ def _match_turns(script: Script, up: Uplink, model: RealtimeModel) -> list[Any]:
         pos_start, pos_end = up.position(t.start_s), up.position(t.end_s)
         arrived = up.arrival_at(pos_end)
         best = None
-        for i, mt in enumerate(model.turns):
+        for i, mt in enumerate(turns):
             if i in used or not math.isfinite(mt.stopped_at_s):
                 continue
             if mt.audio_end_ms / 1000 >= pos_start and mt.stopped_at_s >= arrived - 1e-9:
@@ -361,7 +405,7 @@ def _match_turns(script: Script, up: Uplink, model: RealtimeModel) -> list[Any]:
                 break
         if best is not None:
             used.add(best)
-        out.append(model.turns[best] if best is not None else None)
+        out.append(turns[best] if best is not None else None)
     return out
 
 
@@ -385,7 +429,15 @@ def converse(cfg: ConversationConfig | None = None) -> ConversationResult:
     up = _uplink(cfg, script)
     model, emitted = run_model(cfg, script, up)
     down = _downlink(cfg, script, emitted, up.input_format)
-    matched = _match_turns(script, up, model)
+    return analyse(cfg, script, up, model, model.turns, emitted, down, t0)
+
+
+def analyse(cfg: ConversationConfig, script: Script, up: Uplink, model: RealtimeModel, turns: list[TurnRecord],
+            emitted: list[Emitted], down: Downlink, t0: float, mode: str = "simulate") -> ConversationResult:
+    """The per-turn table and the call's summary from what the legs carried, simulated or live
+    (``turns``: the model's turns with ``stopped_at_s`` = when speech_stopped left the model and
+    ``first_audio_s`` = when the reply's first delta did; ``t0``: perf_counter at the start)."""
+    matched = _match_turns(script, up, turns)
     rows: list[TurnResult] = []
     for st, mt in zip(script.turns, matched):
         r = TurnResult(st.index, st.start_s, st.end_s, st.text, interrupts=st.interrupts)
@@ -423,6 +475,7 @@ def converse(cfg: ConversationConfig | None = None) -> ConversationResult:
         _add_wer(cfg, script, up, model, rows)
     df = pd.DataFrame([asdict(r) for r in rows])
     summary = _summary(cfg, rows, model, script.duration_s)
+    summary["mode"] = mode
     if cfg.metrics:
         summary.update(_quality(cfg, script, up, model, down))
     return ConversationResult(df, summary, model, emitted, time.perf_counter() - t0)

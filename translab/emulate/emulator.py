@@ -69,12 +69,13 @@ class LiveEmulator:
     ``control``: "separate" (STUN/DTLS/RTCP use their own model instance and rng, so media draws
     match the simulator's) or "shared" (one model per direction for every datagram).
     ``pcap``: a path to write forwarded packets to. ``ip_version``: 4 or 6 (header sizes).
+    ``rngs``: the media generators per direction (default :meth:`media_rngs`' streams of ``seed``).
     """
 
     def __init__(self, profile: Any = None, seed: int = 0, *,
                  chain_factory: Callable[[str], LinkModel] | None = None,
                  control: str = "separate", pcap: str | Path | None = None, ip_version: int = 4,
-                 mss: int = 1448) -> None:
+                 mss: int = 1448, rngs: dict[str, np.random.Generator] | None = None) -> None:
         from translab.errors import check_choice
 
         check_choice("control", control, ("separate", "shared"))
@@ -94,6 +95,7 @@ class LiveEmulator:
         self.control = control
         self.ip_version = ip_version
         self.mss = mss
+        self._rngs = rngs
         self.pcap_path = Path(pcap) if pcap is not None else None
         self.pcap: PcapWriter | None = None
         self.scheduler: DeadlineScheduler | None = None
@@ -107,7 +109,10 @@ class LiveEmulator:
 
     # -- rngs ----------------------------------------------------------------------------------
     def media_rngs(self) -> dict[str, np.random.Generator]:
-        """The per-direction generators the simulator uses for the same seed."""
+        """The per-direction generators the simulator uses for the same seed (``rngs`` given to the
+        constructor: those, for callers whose simulation draws from other streams)."""
+        if self._rngs is not None:
+            return dict(self._rngs)
         try:
             from translab.link.profiles import direction_rngs
         except ImportError:  # link room not installed: the documented definition

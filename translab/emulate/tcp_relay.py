@@ -248,7 +248,7 @@ class TcpRelay:
         self.record = record
         self._server: asyncio.base_events.Server | None = None
         self._conns: list[tuple[_End, _End, _Pipe, _Pipe]] = []
-        self._retired: list[Any] = []  # setup-phase models replaced by start_media (for counters)
+        self._retired: dict[str, list[Any]] = {"up": [], "down": []}  # set-up models replaced by start_media
         self.address: tuple[str, int] | None = None
         self._wall_offset = time.time() - now()
 
@@ -306,17 +306,18 @@ class TcpRelay:
             up.feed(data)
         client.early.clear()
 
-    def start_media(self, t0: float, model: StreamModel, rngs: tuple[Any, Any]) -> bool:
-        """From now on, the newest connection's uplink bytes (client to target) cross ``model``
-        timed from ``t0`` (the call clock's zero), with ``rngs`` = (data, ACK) generators: the
-        media phase of a call then draws exactly what the simulator draws. Returns whether it
-        switched (False: no connection yet, or setup bytes still in flight)."""
+    def start_media(self, t0: float, model: StreamModel, rngs: tuple[Any, Any], direction: str = "up") -> bool:
+        """From now on, the newest connection's ``direction`` bytes ("up": client to target, "down":
+        back) cross ``model`` timed from ``t0`` (the call clock's zero), with ``rngs`` = (data, ACK)
+        generators: the media phase of a call then draws exactly what the simulator draws. Returns
+        whether it switched (False: no connection yet, or setup bytes still in flight)."""
         if not self._conns:
             return False
-        up = self._conns[-1][2]
-        old = up.model
-        if up.switch_model(model, rngs, t0):
-            self._retired.append(old)
+        _, _, up, down = self._conns[-1]
+        pipe = up if direction == "up" else down
+        old = pipe.model
+        if pipe.switch_model(model, rngs, t0):
+            self._retired[direction].append(old)
             return True
         return False
 
@@ -342,7 +343,7 @@ class TcpRelay:
                 d["max_buffered_bytes"] = max(d["max_buffered_bytes"], c["max_buffered_bytes"])
             d["connections"] = len(pipes)
             segs = retx = acks = timeouts = wire = ack_wire = 0
-            models = [p.model for p in pipes] + (self._retired if name == "up" else [])
+            models = [p.model for p in pipes] + self._retired[name]
             for m in models:
                 res = getattr(m, "result", None)
                 if res is None:

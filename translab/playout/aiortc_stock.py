@@ -32,13 +32,17 @@ CAPACITY = 16
 PREFETCH = 4
 
 
-def sink_play_times(release_s: np.ndarray, frame_s: float) -> np.ndarray:
+def sink_play_times(release_s: np.ndarray, frame_s: float, origin_s: float | None = None) -> np.ndarray:
     """Play time (s) of each frame handed to a steady sink at ``release_s`` (s, in order): the sink
     starts at the first release and plays one frame of ``frame_s`` seconds per tick; a frame not
-    yet released at its tick waits for the next tick at or after its release (silence meanwhile)."""
+    yet released at its tick waits for the next tick at or after its release (silence meanwhile).
+    ``origin_s``: the sink's clock ticks at origin + k x frame_s instead (a free-running clock,
+    e.g. a carrier's), starting at the first tick at or after the first release."""
     rel = np.asarray(release_s, dtype=np.float64)
     out = np.empty_like(rel)
     t = float(rel[0]) if rel.size else 0.0
+    if origin_s is not None and rel.size:
+        t = origin_s + np.ceil((t - origin_s) / frame_s - 1e-6) * frame_s
     for i, e in enumerate(rel.tolist()):
         if e > t + EPS_S:
             t += np.ceil((e - t) / frame_s - 1e-6) * frame_s
@@ -47,23 +51,32 @@ def sink_play_times(release_s: np.ndarray, frame_s: float) -> np.ndarray:
     return out
 
 
+def release_order(arrival: np.ndarray, seq: np.ndarray) -> tuple[list[tuple[float, int]], list[int]]:
+    """aiortc's jitter buffer on packets arriving at ``arrival`` (s, NaN: lost) with RTP sequence
+    numbers ``seq``, one per slot: the frames it releases, in order, as (release time s, slot),
+    and the sequence numbers it dropped (flushed or late)."""
+    got = np.flatnonzero(~np.isnan(arrival))
+    order = got[np.argsort(arrival[got], kind="stable")]
+    jb = AiortcJitterBuffer(CAPACITY, PREFETCH)
+    by_seq: dict[int, int] = {}
+    released: list[tuple[float, int]] = []  # (release time s, slot)
+    for k in order.tolist():
+        u = int(seq[k]) & 0xFFFF
+        by_seq[u] = k
+        r = jb.add(u)
+        if r is not None:
+            released.append((float(arrival[k]), by_seq[r]))
+    return released, list(jb.dropped)
+
+
 def play_aiortc_stock(trace: pd.DataFrame, *, conceal: str, policy: str) -> PlayoutResult:
     """Play ``trace`` as aiortc 1.16's RTCRtpReceiver + a steady sink would."""
     rx = Receiver(trace, conceal, use_concealer=False)
     s = rx.slots
     got = np.flatnonzero(~np.isnan(s.arrival))
-    order = got[np.argsort(s.arrival[got], kind="stable")]
-    jb = AiortcJitterBuffer(CAPACITY, PREFETCH)
-    by_seq: dict[int, int] = {}
-    released: list[tuple[float, int]] = []  # (release time s, slot)
-    for k in order.tolist():
-        u = int(s.seq[k]) & 0xFFFF
-        by_seq[u] = k
-        r = jb.add(u)
-        if r is not None:
-            released.append((float(s.arrival[k]), by_seq[r]))
+    released, dropped_seqs = release_order(s.arrival, s.seq)
     played = {k for _, k in released}
-    dropped = set(jb.dropped)
+    dropped = set(dropped_seqs)
     rx.discarded = {int(k) for k in got.tolist() if int(s.seq[k]) & 0xFFFF in dropped and int(k) not in played}
     # packets still waiting in the buffer when the trace ends are neither played nor discarded
     left = int(got.size - len(played) - len(rx.discarded))

@@ -1,0 +1,250 @@
+"""A live twilio conversation: the caller is an aiortc peer on a PSTN-like leg (G.711 mu-law, 20 ms,
+PCMU RTP through the emulator's UDP links on the access profile, pstn-bridge by default); the
+carrier / Twilio edge is an aiortc answerer in the same process that plays the caller's audio
+from aiortc's own receiver (the carrier's jitter buffer) into a steady sink on its own 20 ms clock
+(ticking on the call grid: the PSTN is clocked) and streams it as
+Twilio Media Streams ``media`` messages (twilio-json, 20 ms) over a WebSocket (datacenter profile)
+to a bridge; the bridge forwards each as a realtime-json ``input_audio_buffer.append`` (session
+``audio/pcmu`` both ways, as Twilio bridges configure it) over another WebSocket (datacenter
+profile) to :class:`~translab.conversation.server.ModelServer`. Replies come back the same way:
+the bridge turns each delta into a ``media`` message and ``speech_started`` into ``clear``; the
+Twilio edge plays media from an elastic buffer (flushed by ``clear``) into PCMU RTP to the caller,
+whose RTP arrivals translab's adaptive jitter buffer plays after the call.
+
+The simulation of the same config with ``edge_playout = "aiortc-stock"`` models every step, with
+the same generators on every leg (pstn, caller-down, twilio-ws, bridge-ws).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from translab.conversation import protocol as p
+from translab.conversation.gateway import (
+    FRAME_S, Edge, EdgeLog, SinkTimeline, live_leg, make_edge_track, reply_stream, sink_vs_model,
+)
+from translab.conversation.legs import RtpLeg, clocked_sink, leg_rng, ws_model
+from translab.conversation.model import Emitted, ModelParams
+from translab.conversation.script import Script
+from translab.conversation.server import ModelServer, Session
+from translab.emulate.scheduler import now
+from translab.media.audio import to_int16
+from translab.media.framing import encode_message
+from translab.media.g711 import ulaw_decode, ulaw_encode
+from translab.media.stream import encode_stream
+
+PCMU = p.AudioFormat("audio/pcmu", 8000)
+
+
+@dataclass
+class BridgeLog:
+    """What the bridge did: the model's events with their arrival (s), and what it sent Twilio
+    (send s, the model event it came from: an AudioDelta for a media message, TwilioClear; a
+    ResponseCreated marks where a response begins and is not sent)."""
+
+    received: list[tuple[float, p.RealtimeEvent]] = field(default_factory=list)
+    forwarded: list[Emitted] = field(default_factory=list)
+
+
+@dataclass
+class TwilioRun:
+    """The raw outcome of a live twilio conversation."""
+
+    script: Script
+    session: Session
+    bridge: BridgeLog
+    twilio: EdgeLog
+    up_leg: RtpLeg
+    down_leg: RtpLeg
+    figures: dict[str, Any]
+
+    def downlink_events(self) -> list[tuple[Emitted, float]]:
+        """What reached the Twilio edge, as the simulation lists it: (the bridge's event at its send
+        time, its arrival at Twilio; a response's start marker at the bridge's time)."""
+        arrivals = iter(t for t, _ in self.twilio.received)
+        return [(e, e.at_s if isinstance(e.event, p.ResponseCreated) else next(arrivals, math.nan))
+                for e in self.bridge.forwarded]
+
+
+def _relay(emu: Any, target: tuple[str, int], dc: str, seed: int, name: str) -> Any:
+    from translab.emulate.tcp_relay import TcpRelay
+
+    def setup_models() -> Any:
+        u, d = ws_model(dc, "up", seed, name + ":setup"), ws_model(dc, "down", seed, name + ":setup")
+        return u[0], u[1], d[0], d[1]
+
+    return TcpRelay(emu.scheduler, target, setup_models, t0=emu.t0)
+
+
+async def run_twilio(cfg: Any, script: Script, tail_s: float) -> TwilioRun:
+    """The live twilio conversation of ``cfg`` (a resolved ConversationConfig)."""
+    from aiortc import RTCRtpSender, RTCSessionDescription
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import serve
+
+    from translab.conversation.simulate import _ws_call
+    from translab.emulate.emulator import LiveEmulator
+    from translab.emulate.realtime import LoopLagMonitor
+    from translab.transport.webrtc import (
+        RtpReceiveTap, RtpSendTap, _sleep_until, make_packet_track, new_peer, watch_connection,
+    )
+
+    seed, access, dc = cfg.seed, str(cfg.profile), cfg.dc_profile
+    call = _ws_call(8000, "pcmu", "twilio-json", 20)
+    up_stream = encode_stream(script.caller_audio(8000), call)
+    emu = LiveEmulator(access, seed, rngs={"up": leg_rng(seed, "pstn"), "down": leg_rng(seed, "caller-down")})
+    await emu.start()
+    assert emu.scheduler is not None
+    monitor = LoopLagMonitor()
+    tw, br, edge = EdgeLog(), BridgeLog(), Edge(8000)
+    loop = asyncio.get_running_loop()
+    start: asyncio.Future[float] = loop.create_future()
+    n_media = int(math.ceil((script.duration_s + 1.0) / FRAME_S))
+    n_reply = int(math.ceil((script.duration_s + tail_s) / FRAME_S))
+    caller, carrier = new_peer(), new_peer()
+    figures: dict[str, Any] = {}
+    tasks: list[asyncio.Task[Any]] = []
+    td = p.TurnDetection(cfg.vad.threshold, int(cfg.vad.prefix_padding_ms), int(cfg.vad.silence_duration_ms))
+    bridge_ready: asyncio.Future[None] = loop.create_future()
+    relays: list[Any] = []
+
+    async def bridge(twilio_ws: Any) -> None:
+        """One Twilio media stream <-> one realtime session with the model."""
+        model_ws = await connect(f"ws://localhost:{relays[1].address[1]}/", max_size=2**22, ping_interval=None,
+                                 compression=None)
+        await model_ws.send(p.encode(p.SessionUpdate(PCMU, PCMU, td)))
+        bridge_ready.set_result(None)
+
+        async def from_model() -> None:
+            async for msg in model_ws:
+                t = now() - t0_box[0]
+                ev = p.decode_realtime(msg)
+                br.received.append((t, ev))
+                if isinstance(ev, p.AudioDelta):
+                    br.forwarded.append(Emitted(now() - t0_box[0], ev))
+                    await twilio_ws.send(p.encode(p.TwilioMedia(ev.delta)))
+                elif isinstance(ev, p.SpeechStarted) and cfg.flush:
+                    br.forwarded.append(Emitted(now() - t0_box[0], p.TwilioClear()))  # type: ignore[arg-type]
+                    await twilio_ws.send(p.encode(p.TwilioClear()))
+                elif isinstance(ev, p.ResponseCreated):
+                    br.forwarded.append(Emitted(t, ev))
+
+        task = asyncio.create_task(from_model())
+        try:
+            async for msg in twilio_ws:
+                ev = p.decode_twilio(msg)
+                if isinstance(ev, p.TwilioMedia):
+                    await model_ws.send(p.encode(p.InputAudioAppend(ev.payload)))
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await model_ws.close()
+
+    t0_box = [math.nan]
+    try:
+        async with ModelServer([r[0] for r in script.replies], ModelParams(cfg.think, cfg.pacing), seed) as server, \
+                serve(bridge, "127.0.0.1", 0, max_size=2**22, ping_interval=None, compression=None) as bridge_server:
+            bport = bridge_server.sockets[0].getsockname()[1]
+            relays[:] = [_relay(emu, ("127.0.0.1", bport), dc, seed, "twilio-ws"),
+                         _relay(emu, (server.host, server.port), dc, seed, "bridge-ws")]
+            for r in relays:
+                await r.start()
+            ws = await connect(f"ws://localhost:{relays[0].address[1]}/", max_size=2**22, ping_interval=None,
+                               compression=None)
+            await ws.send(p.encode(p.TwilioConnected()))
+            await ws.send(p.encode(p.TwilioStart()))
+            # the PSTN leg: PCMU RTP through the emulator's UDP links
+            caller_track = make_packet_track(up_stream.payload, up_stream.media_ts, up_stream.capture_s, 8000,
+                                             start, emu.scheduler)
+
+            def encode(x: np.ndarray) -> tuple[bytes, np.ndarray]:
+                pcm = to_int16(x)
+                return ulaw_encode(pcm), pcm.astype(np.float32) / 32768.0
+
+            reply_track = make_edge_track(edge, tw, start, emu.scheduler, encode, 160, 8000, n_reply)
+            remote: list[Any] = []
+            carrier.on("track", lambda tr: remote.append(tr))
+            connected: asyncio.Future[None] = loop.create_future()
+            connected.add_done_callback(lambda f: f.cancelled() or f.exception())
+            watch_connection(caller, lambda _: None, connected)
+            transceiver = caller.addTransceiver(caller_track, direction="sendrecv")
+            transceiver.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("audio").codecs
+                                             if c.mimeType.lower() == "audio/pcmu"])
+            await caller.setLocalDescription(await caller.createOffer())
+            emu.attach_peer(caller, egress="up")
+            await carrier.setRemoteDescription(caller.localDescription)
+            carrier.addTrack(reply_track)
+            await carrier.setLocalDescription(await carrier.createAnswer())
+            emu.attach_peer(carrier, egress="down")
+            await caller.setRemoteDescription(RTCSessionDescription(carrier.localDescription.sdp, "answer"))
+            up_send, down_send = RtpSendTap(caller.getSenders()[0].transport), RtpSendTap(carrier.getSenders()[0].transport)
+            up_recv, down_recv = RtpReceiveTap(carrier.getReceivers()[0]), RtpReceiveTap(caller.getReceivers()[0])
+            await asyncio.wait_for(asyncio.shield(connected), 10.0)
+            await asyncio.wait_for(asyncio.shield(bridge_ready), 10.0)
+            while not (server.sessions and server.sessions[0].received):
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.1)
+            for _ in range(100):  # both datacenter WebSockets' media phase on the simulation's models
+                t0 = now() + 0.05
+                ok = True
+                for r, name in zip(relays, ("twilio-ws", "bridge-ws")):
+                    u, d = ws_model(dc, "up", seed, name), ws_model(dc, "down", seed, name)
+                    ok = ok and r.start_media(t0, u[0], u[1], "up") and r.start_media(t0, d[0], d[1], "down")
+                if ok:
+                    break
+                await asyncio.sleep(0.02)
+            else:
+                raise RuntimeError("a datacenter relay kept set-up bytes in flight for 2 s")
+            t0_box[0] = t0
+            emu.set_media_origin(t0)
+            server.origin_s = t0
+            start.set_result(t0)
+            session = server.sessions[0]
+            sink = SinkTimeline(8000, tw, origin_s=0.0)  # the carrier's clock: the call grid
+
+            async def forward() -> None:  # Twilio streams the carrier's sink in 20 ms media messages
+                for k in range(n_media):
+                    await _sleep_until(t0 + (k + 1) * FRAME_S, emu.scheduler)
+                    payload = ulaw_encode(to_int16(sink.take(k)))
+                    await ws.send(encode_message("twilio-json", payload, k, k * 20))
+
+            async def from_bridge() -> None:  # media into the elastic buffer, clear flushes it
+                gen = 0
+                async for msg in ws:
+                    t = now() - t0
+                    ev = p.decode_twilio(msg)
+                    tw.received.append((t, ev))
+                    if isinstance(ev, p.TwilioMedia):
+                        edge.add(t, f"stream{gen}", ulaw_decode(ev.payload).astype(np.float32) / 32768.0)
+                    elif isinstance(ev, p.TwilioClear):
+                        edge.interrupt(t)
+                        gen += 1
+
+            tasks = [asyncio.create_task(sink.consume(remote, t0)), asyncio.create_task(forward()),
+                     asyncio.create_task(from_bridge())]
+            await _sleep_until(t0 + script.duration_s + tail_s, emu.scheduler)
+            await asyncio.sleep(0.3)
+            figures.update({"rtp_up_sent": len(up_send.sent), "rtp_up_received": len(up_recv.received),
+                            "rtp_down_sent": len(down_send.sent), "rtp_down_received": len(down_recv.received)})
+            for tk in tasks:
+                tk.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await ws.close()
+            up_leg = live_leg(call, up_stream, up_send, up_recv, t0, cfg.edge_playout)
+            down_leg = live_leg(call, reply_stream(tw, call), down_send, down_recv, t0, "adaptive")
+            figures.update(sink_vs_model(clocked_sink(up_leg)[0], [ps for _, ps, _ in tw.sink]))
+            for r in relays:
+                await r.close()
+    finally:
+        for tk in tasks:
+            tk.cancel()
+        figures.update(await monitor.stop())
+        await asyncio.gather(caller.close(), carrier.close(), return_exceptions=True)
+        await emu.close()
+    figures.update(emu.report())
+    return TwilioRun(script, session, br, tw, up_leg, down_leg, figures)
