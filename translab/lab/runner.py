@@ -226,9 +226,10 @@ def _run_local(fn: CellFunction, jobs: list[tuple[dict[str, Any], str]], root: s
 def _check_importable(fn: CellFunction) -> None:
     """The local pool's workers are fresh processes (spawn): they find the cell function by module and
     name, so one defined in a notebook or a REPL, or inside another function, cannot run there."""
+    module, qualname = getattr(fn, "__module__", ""), getattr(fn, "__qualname__", "")  # a partial has neither
     main_file = getattr(sys.modules.get("__main__"), "__file__", None)
-    if "<" in fn.__qualname__ or (fn.__module__ == "__main__" and not main_file):
-        raise ConfigError("run_cell", f"{fn.__module__}.{fn.__qualname__}",
+    if "<" in qualname or (module == "__main__" and not main_file):
+        raise ConfigError("run_cell", f"{module}.{qualname}",
                           "a module-level function importable from a module or script with executor "
                           "'local' (its worker processes start fresh); executor 'serial' runs any function")
 
