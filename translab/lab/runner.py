@@ -16,9 +16,11 @@
 * The local pool's workers are spawned (fresh interpreters), never forked: a fork copies the parent's
   native state but not its threads, and libraries with thread pools (the Silero VAD's ggml runtime
   uses GNU OpenMP) hang in a forked child once the parent has used them. The cost is each worker
-  importing translab (about 1.5 s of CPU, once per run). As with any spawned process, a script that
-  runs an experiment needs ``if __name__ == "__main__":``, and the cell function must be importable
-  (a module-level function, not one defined in a notebook); both are checked with a clear error.
+  importing translab: about 1.7 s of CPU per worker, once per run (the default experiment: 3-7 s more
+  CPU than forked workers, of 60-240 s). As with any spawned process, a script that runs an
+  experiment needs ``if __name__ == "__main__":``, and the cell function must be importable (a
+  module-level function, not one defined in a notebook); both are checked with a clear error.
+  Dask's LocalCluster spawns its worker processes too (distributed's default start method).
 * One run at a time per directory: ``DIR/.lock`` (see :class:`translab.lab.store.RunLock`); a second
   run is refused with one line, the lock of a dead run is taken over. A run starts by rewriting
   results.parquet from the finished cells, so a run killed between two writes loses nothing.
