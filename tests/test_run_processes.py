@@ -198,6 +198,43 @@ def test_local_pool_runs_after_the_vad_ran_in_the_main_process(tmp_path: Path) -
     assert not list((tmp_path / "run" / "cells").glob(".tmp-*"))
 
 
+WATCHDOG_RUNNER = """
+import multiprocessing, os, sys, time
+
+sys.path.insert(0, sys.argv[1])
+from runner_cells import watchdog_only_worker
+
+if __name__ == "__main__":
+    w = multiprocessing.get_context("spawn").Process(target=watchdog_only_worker, args=(os.getpid(),))
+    w.start()
+    print(w.pid, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_worker_watchdog_alone_ends_the_worker_when_the_runner_is_killed(tmp_path: Path) -> None:
+    """Without PR_SET_PDEATHSIG (switched off in the worker), the watchdog on the runner's parent
+    sentinel still ends a spawned worker once the runner is SIGKILLed."""
+    script = tmp_path / "runner.py"
+    script.write_text(WATCHDOG_RUNNER)
+    p = subprocess.Popen([sys.executable, str(script), str(ROOT / "tests")], stdout=subprocess.PIPE, text=True)
+    worker = 0
+    try:
+        assert p.stdout is not None
+        worker = int(p.stdout.readline())
+        assert p.stdout.readline().strip() == "ready"  # set up, parent-death signal off
+        time.sleep(1.0)
+        assert _alive(worker)  # the watchdog does not end a worker whose runner lives
+        p.kill()
+        p.wait(timeout=30)
+        assert _wait_for(lambda: not _alive(worker), 10), f"worker {worker} outlived its runner"
+    finally:
+        p.kill()
+        p.wait(timeout=30)
+        if worker and _alive(worker):  # the test failed: leave no sleeping worker behind
+            os.kill(worker, signal.SIGKILL)
+
+
 def test_sync_results_without_manifest_reports_unreadable_table(tmp_path: Path) -> None:
     (tmp_path / RESULTS_FILE).write_bytes(b"garbage")
     with pytest.raises(ConfigError, match=r"results: .*cannot be read"):
