@@ -51,3 +51,18 @@ def timed_cell(cell: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     start = time.time()
     time.sleep(0.3)
     return {**runner_cell(cell, out_dir), "start_s": start, "end_s": time.time(), "pid": os.getpid()}
+
+
+def watchdog_only_worker(runner_pid: int) -> None:
+    """A pool worker's set-up (:func:`translab.lab.runner._worker_init`) with the kernel's parent-death
+    signal then switched off, so only the runner watchdog can end it; says ``ready`` and waits."""
+    import sys
+
+    from translab.emulate.netns.system import set_pdeathsig
+    from translab.lab.runner import _worker_init
+
+    _worker_init(runner_pid)
+    set_pdeathsig(0)
+    print("ready", flush=True)
+    sys.stdout.close()
+    time.sleep(600)

@@ -215,3 +215,47 @@ def test_live_cells_run_one_at_a_time_and_never_beside_simulated_ones(tmp_path: 
     # and the simulated cells did run in parallel (2 workers), so the test can tell the difference
     srows = list(sim.iterrows())
     assert any(overlap(a, b) for i, (_, a) in enumerate(srows) for _, b in srows[i + 1:])
+
+
+def test_local_pool_refuses_a_cell_function_its_workers_cannot_import(tmp_path: Path) -> None:
+    """The pool's workers start fresh (spawn) and find the cell function by module and name: a
+    function defined inside another one is refused up front, in one line naming it."""
+    from translab.errors import ConfigError
+
+    def local_cell(cell: dict, out_dir: Path) -> dict:  # type: ignore[type-arg]
+        return runner_cell(cell, out_dir)
+
+    with pytest.raises(ConfigError, match=r"run_cell: '.*local_cell' is not allowed .*executor 'serial'"):
+        run_experiment(runner_exp([1, 2]), tmp_path, run_cell=local_cell, progress=False, code="t")
+    assert not (tmp_path / "cells").exists()  # refused before anything ran
+    res = run_experiment(runner_exp([1, 2]), tmp_path, run_cell=local_cell, progress=False, code="t",
+                         executor="serial")
+    assert res.n_run == 4 and res.n_failed == 0
+
+
+UNGUARDED_SCRIPT = """
+import sys
+from pathlib import Path
+
+from translab.bench.lab import noop_cell
+from translab.lab import experiment as ex
+from translab.lab.runner import run_experiment
+
+exp = ex.from_dict({"name": "unguarded", "description": "runner test", "grid": [{"seed": [1, 2, 3]}]})
+run_experiment(exp, Path(sys.argv[1]), run_cell=noop_cell, workers=2, progress=False, code="t")
+"""
+
+
+def test_script_without_main_guard_gets_one_clear_error_not_an_endless_retry(tmp_path: Path) -> None:
+    """Spawned workers import the main module: a script that runs an experiment at top level runs it
+    again in each worker, which dies before taking a cell. The run stops with an error that says what
+    to do, instead of restarting the pool forever."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED_SCRIPT)
+    r = subprocess.run([sys.executable, str(script), str(tmp_path / "run")], cwd=ROOT, capture_output=True,
+                       text=True, timeout=180)
+    assert r.returncode == 1
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("translab.errors.TranslabError: executor: the local pool's worker processes "
+                           "ended before running any cell"), r.stderr
+    assert 'if __name__ == "__main__":' in last

@@ -238,9 +238,7 @@ def protection_conversation_run(tmp_path_factory: pytest.TempPathFactory) -> Pat
             {"transport": "webrtc", "profile": "sfu-10pct-loss", "abr": True},
             {"topology": ["direct-ws", "webrtc-gateway"], "profile": "clean-lan", "turns": 2, "bargein_every": 2},
         ]})
-    # in this process: earlier tests ran the Silero VAD here, and its native runtime (ggml) hangs in a
-    # forked pool worker (a known limit: pools must start before the VAD runs in the parent)
-    res = run_experiment(exp, out, progress=False, code="t", executor="serial")
+    res = run_experiment(exp, out, progress=False, code="t", executor="local", workers=2)
     assert res.n_failed == 0, res.failed
     return out
 

@@ -160,6 +160,81 @@ def test_second_run_on_same_out_is_refused_and_dead_runs_lock_taken_over(tmp_pat
     assert res.n_failed == 0 and len(res.results) == 40
 
 
+#: a process that runs the Silero VAD (its native runtime, ggml with GNU OpenMP, starts a thread pool),
+#: then two conversation cells (which run the VAD themselves) on the local pool of two workers
+VAD_THEN_POOL = """
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from translab.lab import experiment as ex
+from translab.lab.runner import run_experiment
+from translab.media.vad import speech_probabilities
+
+if __name__ == "__main__":
+    probs = speech_probabilities(np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32), 16000)
+    assert len(probs) == 32
+    exp = ex.from_dict({"name": "vad-then-pool", "description": "runner test", "grid": [
+        {"topology": ["direct-ws", "webrtc-gateway"], "profile": "clean-lan", "turns": 2, "bargein_every": 2,
+         "seed": 4}]})
+    res = run_experiment(exp, Path(sys.argv[1]), executor="local", workers=2, progress=False, code="test")
+    df = res.results
+    print(res.n_run, res.n_failed, ",".join(sorted(df["topology"])), ",".join(df["turns_answered"].astype(str)))
+"""
+
+
+def test_local_pool_runs_after_the_vad_ran_in_the_main_process(tmp_path: Path) -> None:
+    """Forked from a process whose VAD had run, a worker hung in its first VAD call (GNU OpenMP's
+    thread pool does not survive fork): the run never ended. The pool's workers now start fresh."""
+    script = tmp_path / "vad_then_pool.py"
+    script.write_text(VAD_THEN_POOL)
+    r = subprocess.run([sys.executable, str(script), str(tmp_path / "run")], cwd=ROOT, capture_output=True,
+                       text=True, timeout=240)  # a hang fails the test here instead of hanging it
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["2", "0", "direct-ws,webrtc-gateway", "2,2"], r.stdout
+    df = load_results(tmp_path / "run")
+    assert (df["status"] == "ok").all() and (df["vad_turns"] == 2).all()
+    assert not list((tmp_path / "run" / "cells").glob(".tmp-*"))
+
+
+WATCHDOG_RUNNER = """
+import multiprocessing, os, sys, time
+
+sys.path.insert(0, sys.argv[1])
+from runner_cells import watchdog_only_worker
+
+if __name__ == "__main__":
+    w = multiprocessing.get_context("spawn").Process(target=watchdog_only_worker, args=(os.getpid(),))
+    w.start()
+    print(w.pid, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_worker_watchdog_alone_ends_the_worker_when_the_runner_is_killed(tmp_path: Path) -> None:
+    """Without PR_SET_PDEATHSIG (switched off in the worker), the watchdog on the runner's parent
+    sentinel still ends a spawned worker once the runner is SIGKILLed."""
+    script = tmp_path / "runner.py"
+    script.write_text(WATCHDOG_RUNNER)
+    p = subprocess.Popen([sys.executable, str(script), str(ROOT / "tests")], stdout=subprocess.PIPE, text=True)
+    worker = 0
+    try:
+        assert p.stdout is not None
+        worker = int(p.stdout.readline())
+        assert p.stdout.readline().strip() == "ready"  # set up, parent-death signal off
+        time.sleep(1.0)
+        assert _alive(worker)  # the watchdog does not end a worker whose runner lives
+        p.kill()
+        p.wait(timeout=30)
+        assert _wait_for(lambda: not _alive(worker), 10), f"worker {worker} outlived its runner"
+    finally:
+        p.kill()
+        p.wait(timeout=30)
+        if worker and _alive(worker):  # the test failed: leave no sleeping worker behind
+            os.kill(worker, signal.SIGKILL)
+
+
 def test_sync_results_without_manifest_reports_unreadable_table(tmp_path: Path) -> None:
     (tmp_path / RESULTS_FILE).write_bytes(b"garbage")
     with pytest.raises(ConfigError, match=r"results: .*cannot be read"):

@@ -11,7 +11,16 @@
   results.parquet and the manifest, and re-raises KeyboardInterrupt.
 * A cell that raises becomes a row with ``status="failed"`` and ``error``; the run goes on.
 * SIGTERM ends a run as Ctrl-C does. Pool workers die with the main process whatever ends it (SIGKILL
-  included: PR_SET_PDEATHSIG and a parent-pid watchdog), so no worker outlives a run.
+  included: PR_SET_PDEATHSIG and a watchdog on multiprocessing's parent sentinel), so no worker
+  outlives a run.
+* The local pool's workers are spawned (fresh interpreters), never forked: a fork copies the parent's
+  native state but not its threads, and libraries with thread pools (the Silero VAD's ggml runtime
+  uses GNU OpenMP) hang in a forked child once the parent has used them. The cost is each worker
+  importing translab: about 1.7 s of CPU per worker, once per run (the default experiment: 3-7 s more
+  CPU than forked workers, of 60-240 s). As with any spawned process, a script that runs an
+  experiment needs ``if __name__ == "__main__":``, and the cell function must be importable (a
+  module-level function, not one defined in a notebook); both are checked with a clear error.
+  Dask's LocalCluster spawns its worker processes too (distributed's default start method).
 * One run at a time per directory: ``DIR/.lock`` (see :class:`translab.lab.store.RunLock`); a second
   run is refused with one line, the lock of a dead run is taken over. A run starts by rewriting
   results.parquet from the finished cells, so a run killed between two writes loses nothing.
@@ -29,18 +38,20 @@ import hashlib
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 import traceback
 import uuid
 from dataclasses import dataclass, field
+from multiprocessing.connection import wait as mp_wait
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pandas as pd
 
 import translab
-from translab.errors import ConfigError
+from translab.errors import ConfigError, TranslabError
 from translab import provenance
 from translab.lab.experiment import Expansion, Experiment, expand
 from translab.lab.store import ResultStore, RunLock, flatten
@@ -124,30 +135,35 @@ def execute_cell(fn: CellFunction, cell: dict[str, Any], h: str, root: str, expe
     return row
 
 
-def _worker_init(parent_pid: int) -> None:
-    """Pool worker set-up: Ctrl-C is the parent's business (it cancels pending cells and lets running
-    ones finish); the worker dies with the parent, whatever ends it. The kernel sends SIGKILL when the
-    parent dies (PR_SET_PDEATHSIG), and a watchdog thread exits when the parent pid changes (the case
-    of a parent that died before the prctl took effect, and of systems without prctl)."""
-    import threading
+def _worker_init(runner_pid: int) -> None:
+    """Pool worker set-up: Ctrl-C is the runner's business (it cancels pending cells and lets running
+    ones finish); the worker dies with the runner (process ``runner_pid``), whatever ends it.
 
+    Two mechanisms, both independent of who the worker's parent process is: the kernel sends SIGKILL
+    when the process that started the worker dies (PR_SET_PDEATHSIG; the runner, under spawn), and a
+    watchdog thread waits on multiprocessing's parent sentinel, a pipe whose other end only the
+    runner holds: it reads end-of-file the moment the runner is gone (no polling, no pid reuse), and
+    also covers a runner that died before the prctl took effect and systems without prctl."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's run-time handler
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the runner's run-time handler
     try:
         from translab.emulate.netns.system import set_pdeathsig
 
         set_pdeathsig(signal.SIGKILL)
     except (OSError, AttributeError):  # not Linux
         pass
-    if os.getppid() != parent_pid:
+    parent = multiprocessing.parent_process()
+    if parent is None or parent.pid != runner_pid or parent.sentinel is None:
+        os._exit(1)  # not started by the runner's pool: nothing to tie this worker's life to
+    sentinel = parent.sentinel
+    if mp_wait([sentinel], timeout=0):  # the runner died while this worker was starting
         os._exit(1)
 
     def watchdog() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(1.0)
+        mp_wait([sentinel])
         os._exit(1)
 
-    threading.Thread(target=watchdog, name="translab-parent-watchdog", daemon=True).start()
+    threading.Thread(target=watchdog, name="translab-runner-watchdog", daemon=True).start()
 
 
 @dataclass
@@ -188,9 +204,15 @@ def _run_local(fn: CellFunction, jobs: list[tuple[dict[str, Any], str]], root: s
 
     remaining = list(jobs)
     while remaining:
+        n_before = len(finished)
         if not _pool_pass(fn, remaining, root, name, code, workers, track):
             return
         in_progress = {p.name.split("-")[1] for p in store.cells_dir.glob(".tmp-*")}
+        if not in_progress and len(finished) == n_before:  # retrying would fail the same way, forever
+            raise TranslabError(
+                "executor: the local pool's worker processes ended before running any cell (see the "
+                "error above); a script that runs an experiment must do it under "
+                "`if __name__ == \"__main__\":`, as worker processes import the main module")
         store.prepare()  # remove the dead workers' temporary directories
         for cell, h in remaining:
             if h in in_progress and h not in finished:
@@ -203,15 +225,22 @@ def _run_local(fn: CellFunction, jobs: list[tuple[dict[str, Any], str]], root: s
         remaining = [(c, h) for c, h in remaining if h not in finished]
 
 
+def _check_importable(fn: CellFunction) -> None:
+    """The local pool's workers are fresh processes (spawn): they find the cell function by module and
+    name, so one defined in a notebook or a REPL, or inside another function, cannot run there."""
+    module, qualname = getattr(fn, "__module__", ""), getattr(fn, "__qualname__", "")  # a partial has neither
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if "<" in qualname or (module == "__main__" and not main_file):
+        raise ConfigError("run_cell", f"{module}.{qualname}",
+                          "a module-level function importable from a module or script with executor "
+                          "'local' (its worker processes start fresh); executor 'serial' runs any function")
+
+
 def _pool_pass(fn: CellFunction, jobs: list[tuple[dict[str, Any], str]], root: str, name: str,
                code: str, workers: int, sink: RowSink) -> bool:
     """One pool over ``jobs``; False when every job finished, True when a worker died (retry)."""
-    # fork: workers start at once with translab already imported and need no ``__main__`` guard in the
-    # caller's script (forkserver/spawn re-import the main module). Cells hold no threads or locks.
-    methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
-    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                                  initargs=(os.getpid(),))
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=_worker_init, initargs=(os.getpid(),))
     futs: list[cf.Future[dict[str, Any]]] = []
     try:
         futs = [pool.submit(execute_cell, fn, cell, h, root, name, code) for cell, h in jobs]
@@ -296,6 +325,8 @@ def run_experiment(
         from translab.lab.cells import run_cell as default_cell
 
         run_cell = default_cell
+    if executor == "local" and workers > 1:
+        _check_importable(run_cell)
     code = code or code_version()
     t0 = time.perf_counter()
     started = _now()

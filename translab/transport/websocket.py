@@ -287,6 +287,107 @@ async def _sleep_until(deadline: float, scheduler: Any) -> None:
     await sleep_until(deadline, scheduler)
 
 
+class _SetupClock:
+    """The call's set-up milestones: ms since the client dialled, into ``rec.setup_ms`` (first wins)."""
+
+    def __init__(self, rec: LegRecord) -> None:
+        self.rec = rec
+        self.t_start = now()
+
+    def mark(self, name: str, t: float | None = None) -> None:
+        self.rec.setup_ms.setdefault(name, ((t if t is not None else now()) - self.t_start) * 1e3)
+
+
+async def _dial(target: tuple[str, int], relay: Any, timeout_s: float) -> tuple[Any, float]:
+    """TCP connect to ``target``, through the emulator's relay when there is one: (a non-blocking
+    socket, monotonic s when TCP was connected). Raises OSError / asyncio.TimeoutError."""
+    if relay is not None:
+        sock, t_tcp = await relay.connect(timeout_s)
+        return sock, t_tcp
+    import socket as _socket
+
+    sock = _socket.create_connection(target, timeout=timeout_s)
+    sock.setblocking(False)
+    return sock, now()
+
+
+async def _upgrade(sock: Any, port: int, clock: _SetupClock, *, tls: bool, client_ctx: ssl.SSLContext | None,
+                   deflate: bool, timeout_s: float) -> Any:
+    """The TLS (if ``tls``) and WebSocket handshakes on a connected ``sock``; marks ``tls_done``
+    when TLS completes. Returns the client connection; raises when refused or timed out."""
+    from websockets.asyncio.client import ClientConnection, connect
+
+    class _Conn(ClientConnection):
+        def connection_made(self, transport: Any) -> None:
+            if tls:
+                clock.mark("tls_done")
+            super().connection_made(transport)
+
+    uri = f"{'wss' if tls else 'ws'}://localhost:{port}/"
+    kwargs: dict[str, Any] = {"sock": sock, "compression": "deflate" if deflate else None,
+                              "create_connection": _Conn,
+                              "open_timeout": timeout_s, "max_size": None,
+                              "ping_interval": None}
+    if tls:
+        kwargs.update(ssl=client_ctx, server_hostname="localhost")
+    return await connect(uri, **kwargs)
+
+
+async def _read_echoes(ws: Any, echo: bool, sent_at: list[float], echoes: list[float]) -> None:
+    """The client's receive loop: reads every server message until the connection ends; with
+    ``echo``, the n-th message back gives the n-th round trip (s since the n-th message was sent)."""
+    try:
+        async for _ in ws:
+            if echo and len(echoes) < len(sent_at):
+                echoes.append(now() - sent_at[len(echoes)])
+    except Exception:
+        pass
+
+
+async def _send_paced(ws: Any, stream: Any, rec: LegRecord, clock: _SetupClock, sent_at: list[float],
+                      scheduler: Any, progress: Callable[[float], None] | None) -> None:
+    """The send loop: message k leaves at ``rec.t0 + stream.capture_s[k]`` (absolute deadlines, like
+    a microphone); records ``rec.send_s`` and ``first_frame_sent``; ``progress`` at most once a second."""
+    n = len(stream.seq)
+    last_progress = now()
+    for k in range(n):
+        await _sleep_until(rec.t0 + float(stream.capture_s[k]), scheduler)
+        t = now()
+        sent_at.append(t)
+        rec.send_s[k] = t - rec.t0
+        if k == 0:
+            clock.mark("first_frame_sent", t)
+        await ws.send(stream.message[k])
+        if progress is not None and t - last_progress >= 1.0:
+            last_progress = t
+            progress((k + 1) / n)
+
+
+async def _drain(server: VoiceServer | None, n: int, drain_s: float, echo: bool) -> None:
+    """Wait for the server to have all ``n`` messages (TCP delivers all; allow ``drain_s`` + 5 s for
+    retransmissions), then a little more (``drain_s`` with echo, for the last echoes)."""
+    deadline = now() + drain_s + 5.0
+    while server is not None and server.calls and len(server.calls[0].arrivals) < n \
+            and now() < deadline:
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(min(drain_s, 0.2) if not echo else drain_s)
+
+
+def _fill_record(rec: LegRecord, clock: _SetupClock, call: ServerCall, n: int, first_rx: list[float],
+                 echo: bool) -> None:
+    """The server's view into the record: arrivals on the call clock, ``first_frame_received``, the
+    message count (the leg fails when fewer than ``n`` arrived) and, with echo, echoes dropped."""
+    for k, (t, _, _) in enumerate(call.arrivals[:n]):
+        rec.arrivals[k] = [t - rec.t0]
+    if first_rx:
+        clock.mark("first_frame_received", first_rx[0])
+    rec.extra["server_messages"] = len(call.arrivals)
+    if len(call.arrivals) < n:
+        rec.fail(f"server received {len(call.arrivals)} of {n} messages")
+    if echo:
+        rec.extra["echo_dropped"] = call.echo_dropped
+
+
 async def websocket_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: float = 10.0,
                          drain_s: float = 1.0, progress: Callable[[float], None] | None = None,
                          echo: bool = False, start_delay_s: float = 0.05,
@@ -296,17 +397,13 @@ async def websocket_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: 
     (``emu=None``: directly). ``target``: connect there instead of starting a server (for tests of
     refused connections). ``deflate``: offer permessage-deflate (RFC 7692; off by default, as the
     lab's header model assumes uncompressed messages: the emulator's wire counts are then the only
-    true wire figures). Never raises for a network failure: the record says failed and why."""
-    from websockets.asyncio.client import ClientConnection, connect
+    true wire figures). Never raises for a network failure: the record says failed and why.
 
+    Steps: start the server (and the emulator's relay), dial TCP, TLS + WebSocket upgrade, send
+    paced while a reader collects echoes, drain, fill the record from what the server saw."""
     from translab.transport.tls import self_signed_contexts
 
     rec = LegRecord()
-    t_start = now()  # reset below, once the server is listening: set-up is timed from the client's dial
-
-    def mark(name: str, t: float | None = None) -> None:
-        rec.setup_ms.setdefault(name, ((t if t is not None else now()) - t_start) * 1e3)
-
     tls = bool(getattr(cfg, "tls", False))
     server_ctx, client_ctx = self_signed_contexts() if tls else (None, None)
     spec = StreamSpec(framing=cfg.framing, codec=cfg.codec, sample_rate=int(cfg.sample_rate),
@@ -317,7 +414,6 @@ async def websocket_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: 
     ws: Any = None
     reader: asyncio.Task[None] | None = None
     echoes: list[float] = []
-    scheduler = emu.scheduler if emu is not None else None
     first_rx: list[float] = []
 
     def first_message(_: ServerCall) -> None:
@@ -334,89 +430,35 @@ async def websocket_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: 
         relay = await emu.tcp_relay(target) if emu is not None else None
         # the server's start-up (its self-signed certificate, listening socket, relay) happens once
         # per server, not per call: the call's set-up clock starts when the client dials
-        t_start = now()
+        clock = _SetupClock(rec)
         try:
-            if relay is not None:
-                sock, t_tcp = await relay.connect(connect_timeout_s)
-            else:
-                import socket as _socket
-
-                sock = _socket.create_connection(target, timeout=connect_timeout_s)
-                sock.setblocking(False)
-                t_tcp = now()
+            sock, t_tcp = await _dial(target, relay, connect_timeout_s)
         except (OSError, asyncio.TimeoutError) as err:
             return rec.fail(f"TCP connect to {target[0]}:{target[1]} failed: "
                             f"{type(err).__name__} {err}".strip())
-        mark("tcp_connected", t_tcp)
-
-        class _Conn(ClientConnection):
-            def connection_made(self, transport: Any) -> None:
-                if tls:
-                    mark("tls_done")
-                super().connection_made(transport)
-
-        uri = f"{'wss' if tls else 'ws'}://localhost:{target[1]}/"
-        kwargs: dict[str, Any] = {"sock": sock, "compression": "deflate" if deflate else None,
-                                  "create_connection": _Conn,
-                                  "open_timeout": connect_timeout_s, "max_size": None,
-                                  "ping_interval": None}
-        if tls:
-            kwargs.update(ssl=client_ctx, server_hostname="localhost")
+        clock.mark("tcp_connected", t_tcp)
         try:
-            ws = await connect(uri, **kwargs)
+            ws = await _upgrade(sock, target[1], clock, tls=tls, client_ctx=client_ctx, deflate=deflate,
+                                timeout_s=connect_timeout_s)
         except (OSError, asyncio.TimeoutError, Exception) as err:  # handshake refused or timed out
             sock.close()
             return rec.fail(f"WebSocket upgrade failed: {type(err).__name__} {err}".strip())
-        mark("upgrade_done")
+        clock.mark("upgrade_done")
 
         sent_at: list[float] = []
-
-        async def read() -> None:
-            try:
-                async for _ in ws:
-                    if echo and len(echoes) < len(sent_at):
-                        echoes.append(now() - sent_at[len(echoes)])
-            except Exception:
-                pass
-
-        reader = asyncio.get_running_loop().create_task(read())
-        t0 = now() + start_delay_s
-        rec.t0 = t0
-        rec.extra["setup_t0_ms"] = (t0 - t_start) * 1e3
+        reader = asyncio.get_running_loop().create_task(_read_echoes(ws, echo, sent_at, echoes))
+        rec.t0 = now() + start_delay_s
+        rec.extra["setup_t0_ms"] = (rec.t0 - clock.t_start) * 1e3
         if emu is not None:
-            emu.set_media_origin(t0)
+            emu.set_media_origin(rec.t0)
             # True: the media bytes cross a TCP model timed and seeded exactly like simulate's
             rec.extra["emu_tcp_media_aligned"] = bool(emu.tcp_media_aligned)
+        scheduler = emu.scheduler if emu is not None else None
+        await _send_paced(ws, stream, rec, clock, sent_at, scheduler, progress)
         n = len(stream.seq)
-        last_progress = now()
-        for k in range(n):
-            await _sleep_until(t0 + float(stream.capture_s[k]), scheduler)
-            t = now()
-            sent_at.append(t)
-            rec.send_s[k] = t - t0
-            if k == 0:
-                mark("first_frame_sent", t)
-            await ws.send(stream.message[k])
-            if progress is not None and t - last_progress >= 1.0:
-                last_progress = t
-                progress((k + 1) / n)
-        # wait for the server to have everything (TCP delivers all; allow for retransmissions)
-        deadline = now() + drain_s + 5.0
-        while server is not None and server.calls and len(server.calls[0].arrivals) < n \
-                and now() < deadline:
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(min(drain_s, 0.2) if not echo else drain_s)
+        await _drain(server, n, drain_s, echo)
         if server is not None and server.calls:
-            call = server.calls[0]
-            for k, (t, _, _) in enumerate(call.arrivals[:n]):
-                rec.arrivals[k] = [t - t0]
-            if first_rx:
-                mark("first_frame_received", first_rx[0])
-            rec.extra["server_messages"] = len(call.arrivals)
-            if len(call.arrivals) < n:
-                rec.fail(f"server received {len(call.arrivals)} of {n} messages")
-            if echo:
-                rec.extra["echo_dropped"] = call.echo_dropped
+            _fill_record(rec, clock, server.calls[0], n, first_rx, echo)
         rec.echo_rtt_s = list(echoes)
         return rec
     except asyncio.CancelledError:
