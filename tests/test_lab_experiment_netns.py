@@ -29,7 +29,7 @@ def test_choices_agree_with_the_netns_backend() -> None:
 
     assert ex.NAT_CHOICES == NAT_CHOICES == ("none", *PRESETS) and ex.FIREWALLS == tuple(FIREWALL_PROFILES) == FIREWALLS
     assert ex.ICE_OPTIONS == ICE_OPTIONS and ex.NETNS_KEYS == NETNS_FIELDS
-    assert set(RUNNER_KEYS) == {"mode", "backend", "peer", *NETNS_FIELDS}
+    assert set(RUNNER_KEYS) == {"mode", "backend", "peer", "target", *NETNS_FIELDS}
 
 
 def test_nat_experiment_expands_to_netns_live_cells() -> None:

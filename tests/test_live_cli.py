@@ -43,18 +43,26 @@ def test_cli_call_websocket_writes_artefacts_and_pcap(tmp_path: Path) -> None:
         assert "tls" in shark.stdout and "tcp" in shark.stdout
 
 
-def _ctrl_c_after(args: list[str], wait_s: float = 3.0) -> tuple[int, str, str]:
-    """Start ``translab ARGS``, press Ctrl-C after ``wait_s`` s; (exit code, stdout, stderr). Fails
-    the test if it has not stopped 15 s later."""
+def _ctrl_c_after(args: list[str], wait_s: float = 3.0, ready: str | None = None) -> tuple[int, str, str]:
+    """Start ``translab ARGS``, press Ctrl-C after ``wait_s`` s, or, with ``ready``, once a stdout line
+    holds that text (at most 60 s: start-up under load can take seconds); (exit code, stdout,
+    stderr). Fails the test if it has not stopped 15 s after Ctrl-C."""
     p = subprocess.Popen(TRANSLAB + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(wait_s)
+    head = ""
+    if ready is None:
+        time.sleep(wait_s)
+    else:
+        assert p.stdout is not None
+        deadline = time.monotonic() + 60.0
+        while ready not in head and time.monotonic() < deadline and p.poll() is None:
+            head += p.stdout.readline()
     p.send_signal(signal.SIGINT)
     try:
         out, err = p.communicate(timeout=15)
     except subprocess.TimeoutExpired:
         p.kill()
         raise AssertionError(f"translab {args[0]} did not stop within 15 s of Ctrl-C") from None
-    return p.returncode, out, err
+    return p.returncode, head + out, err
 
 
 def test_cli_call_ctrl_c_ends_cleanly(tmp_path: Path) -> None:
@@ -126,7 +134,8 @@ def test_live_webrtc_bitrates(bitrate: int, frame_ms: int) -> None:
 
 
 def test_cli_serve_prints_endpoints_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    code, out, err = _ctrl_c_after(["serve", "--http-port", "0", "--ws-port", "0", "--out", str(tmp_path)])
+    code, out, err = _ctrl_c_after(["serve", "--http-port", "0", "--ws-port", "0", "--out", str(tmp_path)],
+                                   ready="Ctrl-C stops")
     assert code == 0 and "Traceback" not in err, err
     assert "/offer" in out and "ws://127.0.0.1:" in out
 
