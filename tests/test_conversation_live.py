@@ -12,6 +12,20 @@ from translab.conversation.simulate import ConversationConfig, converse
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 
 PARTS = ["uplink_ms", "vad_ms", "think_ms", "downlink_ms"]
+STALL_MS = 50.0
+"""A live call during which the host descheduled the event loop for longer than this is run again (at
+most twice): one stall shifts every later turn on aiortc-based edges (their receiver never catches
+up), which says something about the host, not about the model being checked."""
+
+
+def _live(cfg):
+    from translab.conversation.live import live_converse
+
+    for _ in range(3):
+        live = live_converse(cfg, realtime=True)
+        if (live.figures.get("host_stall_max_ms") or 0.0) <= STALL_MS:
+            break
+    return live
 
 
 def test_live_direct_ws_through_the_emulator_agrees_with_its_simulation_and_stops_on_barge_in():
@@ -19,10 +33,8 @@ def test_live_direct_ws_through_the_emulator_agrees_with_its_simulation_and_stop
     # draws as the simulation; fixed think time; turn 2 barges into the reply to turn 1. A loaded
     # host delays single turns (event-loop stalls of 100-800 ms were seen with load 4-6 on two
     # cores); SCHED_RR (when allowed) and the p50 over three turns absorb that; rerun before concluding.
-    from translab.conversation.live import live_converse
-
     cfg = ConversationConfig(turns=3, bargein_every=2, seed=1, think=ThinkTime(315, 0))
-    live, sim = live_converse(cfg, realtime=True), converse(cfg)
+    live, sim = _live(cfg), converse(cfg)
     assert live.summary["mode"] == "live" and set(live.summary) == set(sim.summary)
     assert list(live.turns.columns) == list(sim.turns.columns)
     assert live.summary["turns_answered"] == 3
@@ -52,11 +64,9 @@ def test_live_webrtc_gateway_agrees_with_its_simulation_and_the_gateway_stops_on
     # caller (aiortc, translab's Opus) -- broadband UDP -- aiortc gateway -- colocated TCP -- model;
     # the simulation models the gateway as aiortc's receiver (aiortc-stock), the same draws on
     # every leg (the same packets are lost on the caller's leg live and simulated)
-    from translab.conversation.live import live_converse
-
     cfg = ConversationConfig(topology="webrtc-gateway", edge_playout="aiortc-stock", turns=3, bargein_every=2,
                              seed=1, think=ThinkTime(315, 0))
-    live, sim = live_converse(cfg, realtime=True), converse(cfg)
+    live, sim = _live(cfg), converse(cfg)
     g = live.live
     assert list(g.up_leg.trace["arrival_s"].isna()) == list(_sim_up_lost(cfg))
     assert live.summary["turns_answered"] == 3
@@ -97,11 +107,9 @@ def _sim_up_lost(cfg):
 def test_live_twilio_agrees_with_its_simulation_and_clear_stops_the_agent():
     # caller -- PSTN-like PCMU RTP on pstn-bridge (UDP) -- carrier/Twilio edge (aiortc) -- twilio-json
     # -- bridge -- realtime-json audio/pcmu -- model; both WebSockets on colocated
-    from translab.conversation.live import live_converse
-
     cfg = ConversationConfig(topology="twilio", edge_playout="aiortc-stock", turns=3, bargein_every=2, seed=1,
                              think=ThinkTime(315, 0))
-    live, sim = live_converse(cfg, realtime=True), converse(cfg)
+    live, sim = _live(cfg), converse(cfg)
     tr = live.live
     # the bridge answers every speech_started with a clear (a no-op when Twilio holds nothing)
     clears = [type(e.event).__name__ for e in tr.bridge.forwarded].count("TwilioClear")

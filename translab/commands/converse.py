@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  WER on what the model received {_fmt(s['wer'], '{:.2f}')} (clean: {_fmt(s['wer_clean'], '{:.2f}')})")
     if result.figures:
         f = result.figures
-        print(f"  host: {f.get('host_stalls', 0)} event-loop stalls (max {_fmt(f.get('host_stall_max_ms'))} ms), "
+        print(f"  host: {f.get('host_stalls', 0)} event-loop stalls while the script ran (max {_fmt(f.get('host_stall_max_ms'))} ms), "
               f"emulator release lateness p99 {_fmt(f.get('emu_release_late_p99_ms'), '{:.1f}')} ms")
     if args.out:
         print(f"wrote {args.out}/turns.csv, summary.json ({result.wall_s:.1f} s)")

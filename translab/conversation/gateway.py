@@ -349,6 +349,7 @@ async def run_gateway(cfg: Any, script: Script, tail_s: float) -> GatewayRun:
                 raise RuntimeError("the datacenter relay kept set-up bytes in flight for 2 s")
             emu.set_media_origin(t0)
             server.origin_s = t0
+            monitor.since_s, monitor.until_s = t0, t0 + script.duration_s  # stalls that can move a turn
             start.set_result(t0)
             session = server.sessions[0]
 

@@ -131,6 +131,7 @@ async def _direct_ws(cfg: ConversationConfig, script: Script) -> LiveRun:
                 else:
                     raise RuntimeError("the relay kept set-up bytes in flight for 2 s")
                 server.origin_s = t0
+                monitor.since_s, monitor.until_s = t0, t0 + script.duration_s  # stalls that can move a turn
                 session = server.sessions[0]
 
                 async def receive() -> None:

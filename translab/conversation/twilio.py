@@ -203,6 +203,7 @@ async def run_twilio(cfg: Any, script: Script, tail_s: float) -> TwilioRun:
             t0_box[0] = t0
             emu.set_media_origin(t0)
             server.origin_s = t0
+            monitor.since_s, monitor.until_s = t0, t0 + script.duration_s  # stalls that can move a turn
             start.set_result(t0)
             session = server.sessions[0]
             sink = SinkTimeline(8000, tw, origin_s=0.0)  # the carrier's clock: the call grid

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import sys
 from typing import Any, Iterator
 
@@ -65,10 +66,15 @@ class LoopLagMonitor:
     """Measures how late the event loop wakes up (a 10 ms sleep that takes longer): on a shared or
     virtualised host the whole process is sometimes descheduled for ~100 ms, which delays sends
     and arrivals alike. ``stalls`` lists (monotonic s, lag s) of wake-ups later than
-    ``threshold_s``; reported so live figures can be judged."""
+    ``threshold_s``; reported so live figures can be judged. Set ``since_s`` (monotonic s) when the
+    measured phase starts (a call's media origin): stalls that ended before it (set-up: imports,
+    model loading, ICE/DTLS) are then not reported; with ``until_s`` too, neither are stalls that
+    began after it (tear-down, a tail after the measured part)."""
 
     def __init__(self, period_s: float = 0.01, threshold_s: float = 0.02) -> None:
         self.period_s, self.threshold_s = period_s, threshold_s
+        self.since_s: float | None = None
+        self.until_s: float | None = None
         self.stalls: list[tuple[float, float]] = []
         self.task = asyncio.get_running_loop().create_task(self._run())
 
@@ -87,6 +93,8 @@ class LoopLagMonitor:
     async def stop(self) -> dict[str, float]:
         self.task.cancel()
         await asyncio.gather(self.task, return_exceptions=True)
-        lags = [lag for _, lag in self.stalls]
+        since = -math.inf if self.since_s is None else self.since_s
+        until = math.inf if self.until_s is None else self.until_s
+        lags = [lag for t, lag in self.stalls if t + self.period_s + lag > since and t < until]
         return {"host_stalls": len(lags), "host_stall_max_ms": 1e3 * max(lags) if lags else 0.0,
                 "host_stall_total_ms": 1e3 * sum(lags)}
