@@ -279,7 +279,7 @@ async def run_gateway(cfg: Any, script: Script, tail_s: float) -> GatewayRun:
     from aiortc import RTCSessionDescription
     from websockets.asyncio.client import connect
 
-    from translab.conversation.live import truncate_for
+    from translab.conversation.simulate import truncate_for
     from translab.emulate.emulator import LiveEmulator
     from translab.emulate.realtime import LoopLagMonitor
     from translab.emulate.tcp_relay import TcpRelay

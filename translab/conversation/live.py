@@ -38,7 +38,7 @@ from translab.conversation.script import Script, build_script
 from translab.conversation.server import ModelServer, Session
 from translab.conversation.simulate import (
     ConversationConfig, ConversationResult, Uplink, _replies, _ws_call, analyse, client_downlink, edge_downlink,
-    expected_first_audio_s,
+    expected_first_audio_s, truncate_for,
 )
 from translab.emulate.scheduler import now
 from translab.errors import ConfigError
@@ -79,20 +79,6 @@ def as_sent(turns: list[TurnRecord], sent: list[Emitted]) -> list[TurnRecord]:
     first = {e.event.response_id: e.at_s for e in reversed(sent) if isinstance(e.event, p.AudioDelta)}
     return [replace(t, stopped_at_s=stopped.get(t.item_id, t.stopped_at_s),
                     first_audio_s=first.get(t.response_id, t.first_audio_s)) for t in turns]
-
-
-def truncate_for(received: list[tuple[float, p.RealtimeEvent]], t: float, fmt: p.AudioFormat,
-                 chunk_ms: float) -> p.ItemTruncate | None:
-    """On a ``speech_started`` that arrived at ``t`` (``received``: the model's events so far with
-    their arrival, s): the truncate of the reply the listener's elastic buffer was playing then
-    (what it had played, ms, by the same playout the analysis uses), or None when none was."""
-    events = [(Emitted(a, e), a) for a, e in received]
-    down = client_downlink(events, fmt, chunk_ms, True)
-    for rid, rep in down.replies.items():
-        if rep.flush_s == t and rep.start_s < t <= rep.stop_s + 1e-9 and rep.played_ms > 0:
-            item = next(e.item_id for _, e in received if isinstance(e, p.AudioDelta) and e.response_id == rid)
-            return p.ItemTruncate(item, int(math.floor(rep.played_ms)))
-    return None
 
 
 async def _direct_ws(cfg: ConversationConfig, script: Script) -> LiveRun:

@@ -328,6 +328,20 @@ def client_downlink(events: list[tuple[Emitted, float]], fmt: p.AudioFormat, chu
                     {r.response_id: r.stop_s for r in reps}, {r.response_id: r.gaps for r in reps})
 
 
+def truncate_for(received: list[tuple[float, p.RealtimeEvent]], t: float, fmt: p.AudioFormat,
+                 chunk_ms: float) -> p.ItemTruncate | None:
+    """On a ``speech_started`` that arrived at ``t`` (``received``: the model's events so far with
+    their arrival, s): the truncate of the reply the listener's elastic buffer was playing then
+    (what it had played, ms, by the same playout the analysis uses), or None when none was."""
+    events = [(Emitted(a, e), a) for a, e in received]
+    down = client_downlink(events, fmt, chunk_ms, True)
+    for rid, rep in down.replies.items():
+        if rep.flush_s == t and rep.start_s < t <= rep.stop_s + 1e-9 and rep.played_ms > 0:
+            item = next(e.item_id for _, e in received if isinstance(e, p.AudioDelta) and e.response_id == rid)
+            return p.ItemTruncate(item, int(math.floor(rep.played_ms)))
+    return None
+
+
 def _downlink(cfg: ConversationConfig, script: Script, emitted: list[Emitted], fmt: p.AudioFormat) -> Downlink:
     seed, access, dc = cfg.seed, str(cfg.profile), cfg.dc_profile
     send = np.array([e.at_s for e in emitted])
