@@ -555,3 +555,18 @@ def test_simulate_measured_fec_follows_the_loss():
     percs = [p for _, _, _, p, _ in lossy.trace.attrs["protection"]["timeline"]]
     assert percs[0] == 0 and max(percs) > 0
     assert [p for _, _, _, p, _ in clean.trace.attrs["protection"]["timeline"]] == [0]
+
+
+def test_experiment_cells_name_a_bad_abr_feedback_and_leave_the_default_out(tmp_path):
+    """abr_feedback is a cell key; at its default it is left out of the cell (so existing cells keep
+    their identity, tests/test_digest.py), a bad value is refused naming the key."""
+    from translab.lab.experiment import load_experiment
+
+    grid = 'name = "t"\nmetrics = []\n[[grid]]\nprofile = ["sfu-10pct-loss"]\nabr = [true]\nabr_feedback = [{}]\n'
+    (tmp_path / "ok.toml").write_text(grid.format('"twcc", "rr"'))
+    cells = load_experiment(tmp_path / "ok.toml").cells()
+    assert ["abr_feedback" in c for c in cells] == [False, True] and cells[1]["abr_feedback"] == "rr"
+    (tmp_path / "bad.toml").write_text(grid.format('"remb"'))
+    with pytest.raises(ConfigError) as e:
+        load_experiment(tmp_path / "bad.toml")
+    assert "abr_feedback" in str(e.value) and "remb" in str(e.value) and "twcc, rr" in str(e.value)

@@ -112,7 +112,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from translab.config import (BACKENDS, CODECS, CONCEALMENTS, FIREWALLS, FRAME_MS, FRAMINGS, ICE_OPTIONS,
+from translab.config import (ABR_FEEDBACKS, BACKENDS, CODECS, CONCEALMENTS, FIREWALLS, FRAME_MS, FRAMINGS, ICE_OPTIONS,
                              METRICS, MODES, NAT_CHOICES, PEERS, NETNS_FIELDS, OPUS_FRAME_MS, PLAYOUTS, SAMPLE_RATES,
                              TRANSPORTS, TURN_ICE, check_playout, parse_bitrate)
 from translab.errors import ConfigError
@@ -394,6 +394,9 @@ def _check_value(key: str, v: Any, label: str, where: str, base: Path) -> Any:
     elif key == "conceal":
         if v not in CONCEALS:
             raise bad(", ".join(CONCEALS))
+    elif key == "abr_feedback":
+        if v not in ABR_FEEDBACKS:
+            raise bad(", ".join(ABR_FEEDBACKS))
     elif key == "playout":
         try:
             check_playout(v, label)
