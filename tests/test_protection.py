@@ -467,8 +467,47 @@ def test_live_calls_refuse_protection_they_do_not_carry_by_name():
     from translab.live import live_call
 
     with pytest.raises(ConfigError) as e:  # live NACK and RED exist (tests/test_live_protection.py); ABR not yet
-        live_call(CallConfig(red=2, abr=True, profile="clean-lan", duration_s=0.5))
-    assert e.value.field == "abr" and "simulated calls only" in str(e.value)
+        live_call(CallConfig(red=2, abr=True, abr_feedback="rr", profile="clean-lan", duration_s=0.5))
+    assert e.value.field == "abr" and "simulated calls only" in str(e.value) and "0.5 points" in str(e.value)
+
+
+def test_abr_feedback_is_validated_by_name():
+    with pytest.raises(ConfigError) as e:
+        CallConfig(abr=True, abr_feedback="remb").resolved()
+    assert e.value.field == "abr_feedback" and e.value.value == "remb" and "twcc" in str(e.value) and "rr" in str(e.value)
+
+
+def test_adaptor_without_per_packet_feedback_has_no_delay_based_estimate():
+    """Receiver reports only (``packets=[]``): the delay-based estimate gets no samples and stays where
+    it started (the configured maximum), so the estimate is the loss-based one alone: a report of 30 %
+    loss over 50 packets cuts it by 15 %, none below 2 % raises it past the maximum."""
+    ana = AudioNetworkAdaptor(64000, 20, fec=True, frame_lengths_ms=(20,))
+    start = ana.bwe.bps
+    ana.on_feedback(1000.0, 0.0, [], 80.0, expected=50)
+    assert ana.bwe.bps == start and ana.bwe.delay_bps == start
+    s = ana.on_feedback(2000.0, 0.3, [], 80.0, expected=50)
+    assert ana.bwe.bps == pytest.approx(0.85 * start) and ana.bwe.delay_bps == start
+    assert ana.bwe.detector._n == 0 and not ana.bwe.overusing
+    assert s.frame_ms == 20 and s.bitrate_bps == pytest.approx(0.85 * start - ana.overhead_bytes * 8 * 50, abs=1)
+
+
+def test_simulated_abr_in_rr_mode_changes_settings_only_when_a_receiver_report_arrives():
+    """abr_feedback = "rr": the controller acts on the rapid-start RR (0.1 s) and one every 0.5 s
+    (arriving one downlink delay, ~30-45 ms on sfu-10pct-loss, later), keeps 20 ms frames, and on the
+    lossy SFU leg lowers the bitrate and turns FEC on from the reported loss; twcc (the default) is
+    unchanged by the option's existence (tests/test_digest.py)."""
+    from translab.protection.sim import LIVE_RR_INTERVAL_S, RAPID_RR_S
+
+    res = simulate(CallConfig(profile="sfu-10pct-loss", bitrate=64000, duration_s=10, metrics=(), seed=3, abr=True,
+                              abr_feedback="rr"))
+    tl = res.trace.attrs["protection"]["timeline"]
+    assert len(tl) >= 4 and all(fm == 20 for *_, fm in tl)
+    reports = [RAPID_RR_S] + [LIVE_RR_INTERVAL_S * k for k in range(1, 25)]
+    for t, *_ in tl[1:]:
+        assert min(t - r for r in reports if r <= t) < 0.06, t
+    s = res.summary
+    assert s["abr_bitrate_min_kbps"] < 64.0 and s["abr_fec_on_share"] > 0.5
+    assert (res.trace["frame_samples"] == res.trace["frame_samples"].iloc[0]).all()
 
 
 def test_opus_encoder_reconfigures_mid_stream():
@@ -516,3 +555,18 @@ def test_simulate_measured_fec_follows_the_loss():
     percs = [p for _, _, _, p, _ in lossy.trace.attrs["protection"]["timeline"]]
     assert percs[0] == 0 and max(percs) > 0
     assert [p for _, _, _, p, _ in clean.trace.attrs["protection"]["timeline"]] == [0]
+
+
+def test_experiment_cells_name_a_bad_abr_feedback_and_leave_the_default_out(tmp_path):
+    """abr_feedback is a cell key; at its default it is left out of the cell (so existing cells keep
+    their identity, tests/test_digest.py), a bad value is refused naming the key."""
+    from translab.lab.experiment import load_experiment
+
+    grid = 'name = "t"\nmetrics = []\n[[grid]]\nprofile = ["sfu-10pct-loss"]\nabr = [true]\nabr_feedback = [{}]\n'
+    (tmp_path / "ok.toml").write_text(grid.format('"twcc", "rr"'))
+    cells = load_experiment(tmp_path / "ok.toml").cells()
+    assert ["abr_feedback" in c for c in cells] == [False, True] and cells[1]["abr_feedback"] == "rr"
+    (tmp_path / "bad.toml").write_text(grid.format('"remb"'))
+    with pytest.raises(ConfigError) as e:
+        load_experiment(tmp_path / "bad.toml")
+    assert "abr_feedback" in str(e.value) and "remb" in str(e.value) and "twcc, rr" in str(e.value)

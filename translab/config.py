@@ -20,6 +20,9 @@ from translab.errors import ConfigError, check_choice, check_range
 
 TRANSPORTS: tuple[str, ...] = ("webrtc", "websocket")
 CODECS: tuple[str, ...] = ("opus", "pcm16", "pcmu")
+#: what drives the adaptive bitrate controller (``abr_feedback``): "twcc" (transport-wide-CC-like
+#: feedback every 100 ms + RTCP receiver reports) or "rr" (RTCP receiver reports only)
+ABR_FEEDBACKS: tuple[str, ...] = ("twcc", "rr")
 CONCEALMENTS: tuple[str, ...] = ("opus-plc", "opus-fec", "zero", "repeat", "pcm-plc")
 METRICS: tuple[str, ...] = ("plcmos", "pesq_wb", "pesq_nb", "stoi", "estoi", "visqol")
 DEFAULT_METRICS: tuple[str, ...] = ("plcmos", "pesq_wb", "stoi")
@@ -146,6 +149,7 @@ class CallConfig:
     red: int = 0  # WebRTC: RED (RFC 2198) with 1 or 2 redundant frames per packet; 0 = off
     abr: bool = False  # WebRTC: adaptive bitrate / FEC controller (libwebrtc audio network adaptor)
     fec_loss: str = "fixed"  # Opus FEC expected loss: fixed (expected_loss_pct) or measured (from feedback)
+    abr_feedback: str = "twcc"  # what drives abr: twcc (transport-cc every 100 ms + RRs) or rr (RTCP RRs only)
 
     def __post_init__(self) -> None:
         # "24k" (and 24000.0) are accepted here as on the CLI and in experiment files (bit/s)
@@ -237,6 +241,7 @@ def _check_protection(cfg: CallConfig) -> None:
     redundant frames."""
     check_choice("red", cfg.red, (0, 1, 2))
     check_choice("fec_loss", cfg.fec_loss, ("fixed", "measured"))
+    check_choice("abr_feedback", cfg.abr_feedback, ABR_FEEDBACKS)
     for name in ("nack", "abr"):
         if not isinstance(getattr(cfg, name), bool):
             raise ConfigError(name, getattr(cfg, name), "true or false")

@@ -31,7 +31,8 @@ from translab.protection.receive import original_packets, playout_options, playo
 
 #: CallConfig fields that do not change the codec-only reference call (it has no network and its own
 #: fixed playout), so calls differing only in them share one cached codec-only score.
-_NOT_CODEC_FIELDS = ("seed", "profile", "playout", "ip_version", "tls", "nack", "red", "abr", "fec_loss")
+_NOT_CODEC_FIELDS = ("seed", "profile", "playout", "ip_version", "tls", "nack", "red", "abr", "fec_loss",
+                     "abr_feedback")
 
 
 def codec_only_key(cfg: CallConfig) -> str:

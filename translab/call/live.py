@@ -60,7 +60,7 @@ def leg_record(call: PreparedCall, rec: LegRecord, figures: dict[str, Any],
                protection: tuple[ProtectedSender, ProtectedReceiver] | None = None) -> CallRecord:
     """A transport leg's raw timings as a CallRecord: the trace, milestones, aiortc's own output,
     the sender's lateness and echo round trips, and ``figures`` (the engine's counters).
-    ``protection``: the protected sender and receiver of a call with NACK / RED / measured FEC (its
+    ``protection``: the protected sender and receiver of a call with NACK / RED / measured FEC / ABR (its
     trace then has the protected schema, :func:`translab.call.live_protection.protected_leg_trace`)."""
     cfg, stream = call.cfg, call.stream
     assert stream is not None
@@ -128,7 +128,7 @@ class LiveEngine(ClipEngine):
                 if cfg.transport == "webrtc":
                     from translab.transport.webrtc import RTX_PT, webrtc_call
 
-                    if cfg.nack or cfg.red or cfg.fec_loss == "measured":  # issue 13 on the live path
+                    if cfg.nack or cfg.red or cfg.abr or cfg.fec_loss == "measured":  # issue 13 on the live path
                         protection = endpoints(cfg, call.reference)
                         if cfg.nack:
                             emu.route_retransmissions(RTX_PT)

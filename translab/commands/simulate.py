@@ -7,7 +7,7 @@ from dataclasses import fields
 from typing import Any
 
 from translab.jsonio import dumps
-from translab.config import (CODECS, CONCEALMENTS, DEFAULT_METRICS, IP_VERSIONS, METRICS, PLAYOUTS, TRANSPORTS,
+from translab.config import (ABR_FEEDBACKS, CODECS, CONCEALMENTS, DEFAULT_METRICS, IP_VERSIONS, METRICS, PLAYOUTS, TRANSPORTS,
                              WS_FRAMINGS, CallConfig, check_playout, parse_bitrate)
 
 
@@ -67,6 +67,10 @@ def add_call_options(p: argparse.ArgumentParser) -> None:
                    "reports, as libwebrtc does (simulated and in-process live calls; default fixed)")
     p.add_argument("--abr", action=argparse.BooleanOptionalAction, default=d.abr,
                    help="WebRTC, simulated calls only: adaptive bitrate / FEC controller on the sender (default off)")
+    p.add_argument("--abr-feedback", choices=ABR_FEEDBACKS, default=d.abr_feedback,
+                   help="what drives --abr: twcc (transport-cc-like feedback every 100 ms for the delay-based "
+                   "estimate + RTCP receiver reports every 5 s) or rr (RTCP receiver reports only, every 0.5 s: what "
+                   "a live aiortc sender sees; default %(default)s)")
     p.add_argument("--tls", action=argparse.BooleanOptionalAction, default=d.tls,
                    help="WebSocket over TLS (wss) in the header model (default on)")
 

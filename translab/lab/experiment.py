@@ -48,7 +48,7 @@ The backend and the netns keys are stored in a cell only when its backend is net
 other backend keep the hashes (and results) they had before these keys existed.
 
 Protection keys (WebRTC only, see translab.protection): ``nack`` (true/false), ``red`` (0, 1, 2),
-``abr`` (true/false), ``fec_loss`` ("fixed" or "measured"); ``data/experiments/protection.toml``.
+``abr`` (true/false), ``abr_feedback`` ("twcc" or "rr"), ``fec_loss`` ("fixed" or "measured"); ``data/experiments/protection.toml``.
 
 Conversation cells: a cell with a ``topology`` (direct-ws, webrtc-gateway, twilio) is a simulated
 voice-agent conversation (translab.conversation.simulate, run by translab.lab.cells.conversation_cell)
@@ -112,7 +112,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from translab.config import (BACKENDS, CODECS, CONCEALMENTS, FIREWALLS, FRAME_MS, FRAMINGS, ICE_OPTIONS,
+from translab.config import (ABR_FEEDBACKS, BACKENDS, CODECS, CONCEALMENTS, FIREWALLS, FRAME_MS, FRAMINGS, ICE_OPTIONS,
                              METRICS, MODES, NAT_CHOICES, PEERS, NETNS_FIELDS, OPUS_FRAME_MS, PLAYOUTS, SAMPLE_RATES,
                              TRANSPORTS, TURN_ICE, check_playout, parse_bitrate)
 from translab.errors import ConfigError
@@ -135,6 +135,11 @@ QUALITY_METRICS = METRICS
 DEFAULT_METRICS = ("plcmos", "stoi")
 
 TOP_KEYS = ("name", "description", "question", "metrics", "defaults", "grid", "exclude")
+
+
+#: CallConfig fields a cell leaves out while they hold their default, so that adding them kept the
+#: identity (hash, stored results, tests/data/default_digest.json) of every existing cell.
+SPARSE_FIELDS: tuple[str, ...] = ("abr_feedback",)
 
 
 def call_fields() -> dict[str, Any]:
@@ -389,6 +394,9 @@ def _check_value(key: str, v: Any, label: str, where: str, base: Path) -> Any:
     elif key == "conceal":
         if v not in CONCEALS:
             raise bad(", ".join(CONCEALS))
+    elif key == "abr_feedback":
+        if v not in ABR_FEEDBACKS:
+            raise bad(", ".join(ABR_FEEDBACKS))
     elif key == "playout":
         try:
             check_playout(v, label)
@@ -605,6 +613,9 @@ def _rule_callconfig(c: dict[str, Any]) -> dict[str, Any] | None:
         return None
     d = cfg.to_dict()
     d.pop("metrics", None)
+    for k in SPARSE_FIELDS:
+        if d.get(k) == call_fields().get(k):
+            d.pop(k)
     return {**d, **{k: c[k] for k in EXTRA_FIELDS if k in c}}
 
 
@@ -718,7 +729,7 @@ def _matches(cell: dict[str, Any], pattern: dict[str, list[Any]]) -> bool:
 def expand(exp: Experiment) -> Expansion:
     """Expand the grid blocks: product of each block over defaults and CallConfig defaults, validity
     rules, ``[[exclude]]``, then de-duplication (first occurrence kept). Cells carry every key of
-    :func:`cell_keys` plus ``metrics`` (a list). Refuses a grid over :data:`MAX_GRID_COMBINATIONS`."""
+    :func:`cell_keys` (but :data:`SPARSE_FIELDS` at their default) plus ``metrics`` (a list). Refuses a grid over :data:`MAX_GRID_COMBINATIONS`."""
     check_grid_size(exp)
     base = {**call_fields(), **EXTRA_FIELDS, **exp.defaults}
     if base.get("clip") is None:  # pin the clip so the cell hash names the audio actually used

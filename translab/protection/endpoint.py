@@ -6,9 +6,10 @@ time; nothing here reads a clock or touches a socket.
 - :class:`ProtectedSender`: each media packet's payload is wrapped in RED (:class:`.red.RedEncoder`)
   when asked and stored in the :class:`.rtx.RtxHistory`; a NACK returns the stored payloads the
   history agrees to resend (RFC 4588 payloads built with :func:`.rtx.rtx_payload`).
-- :class:`MeasuredFecEncoder`: Opus encoded during the call whose FEC expected loss follows the
-  receiver's reports (``fec_loss = "measured"``, :class:`.abr.MeasuredLossFec`), as the simulator's
-  closed loop does it.
+- :class:`LiveEncoder`: Opus encoded during the call and reconfigured from the receiver's reports:
+  FEC expected loss (``fec_loss = "measured"``, :class:`.abr.MeasuredLossFec`) or bitrate, FEC and
+  expected loss (``abr``, :class:`.abr.AudioNetworkAdaptor` fed by receiver reports only), as the
+  simulator's closed loop does it.
 - :class:`ProtectedReceiver`: every arriving packet (original or retransmission) goes to the
   :class:`.nack.NackTracker`, which is told the playout position estimated as
   :mod:`translab.protection.sim` estimates it (``PlayoutEstimate``); with NACK on, the list it
@@ -27,7 +28,7 @@ import math
 import numpy as np
 
 from translab.media.opus import OpusEncoder
-from translab.protection.abr import MeasuredLossFec
+from translab.protection.abr import AudioNetworkAdaptor, MeasuredLossFec
 from translab.protection.nack import NackTracker
 from translab.protection.red import RedEncoder, decode_red
 from translab.protection.rtx import RtxHistory, rtx_payload
@@ -54,28 +55,48 @@ class SeqUnwrapper:
         return out
 
 
-class MeasuredFecEncoder:
+class LiveEncoder:
     """Encodes ``frames`` (int16, ``(n_frames, frame_samples)``) one by one during the call with Opus
-    in-band FEC on and its expected loss (``OPUS_SET_PACKET_LOSS_PERC``) from the receiver's reports
-    through :class:`.abr.MeasuredLossFec` (starts at 0 %). ``timeline``: (call-clock s, bit/s, FEC,
-    expected loss %, frame ms) at the start and at every change, the simulator's bitrate timeline.
-    Other arguments as :class:`translab.media.opus.OpusEncoder`'s (DTX off: every frame is sent)."""
+    in-band FEC and reconfigures the encoder from the receiver's RTCP reports (:meth:`on_report`):
+
+    - ``adaptor`` None (``fec_loss = "measured"``): FEC on, its expected loss
+      (``OPUS_SET_PACKET_LOSS_PERC``) from the reports' loss through :class:`.abr.MeasuredLossFec`
+      (starts at 0 %);
+    - ``adaptor`` an :class:`.abr.AudioNetworkAdaptor` (``abr`` with ``abr_feedback = "rr"``): each
+      report (loss fraction, packets it covers, RTT) is fed to it with no per-packet times (so its
+      delay-based estimate has no samples) and its bitrate, FEC and expected loss apply from the next
+      frame; the frame length stays the call's (give the adaptor ``frame_lengths_ms`` of that one).
+
+    ``timeline``: (call-clock s, bit/s, FEC, expected loss %, frame ms) at the start and at every
+    change, the simulator's bitrate timeline. Other arguments as
+    :class:`translab.media.opus.OpusEncoder`'s (DTX off: every frame is sent)."""
 
     def __init__(self, frames: np.ndarray, sample_rate: int, frame_ms: float, bitrate: int,
-                 complexity: int) -> None:
+                 complexity: int, adaptor: AudioNetworkAdaptor | None = None) -> None:
         self.frames = frames
+        self.adaptor = adaptor
+        fec, perc = (adaptor.settings.fec, adaptor.settings.loss_perc) if adaptor is not None else (True, 0)
         self.enc = OpusEncoder(sample_rate=sample_rate, channels=1, frame_ms=frame_ms, bitrate=bitrate,
-                               complexity=complexity, application="voip", fec=True, packet_loss_perc=0, dtx=False)
+                               complexity=complexity, application="voip", fec=fec, packet_loss_perc=perc,
+                               dtx=False)
         self.measured = MeasuredLossFec()
         self.frame_ms = int(round(float(frame_ms)))
-        self.timeline: list[tuple[float, int, bool, int, int]] = [(0.0, int(bitrate), True, 0, self.frame_ms)]
+        self.timeline: list[tuple[float, int, bool, int, int]] = [(0.0, int(bitrate), fec, perc, self.frame_ms)]
 
     def encode(self, k: int) -> bytes:
         """Frame ``k`` encoded now, with the current settings."""
         return self.enc.encode(self.frames[k])
 
-    def on_report(self, loss: float, t_s: float) -> None:
-        """A receiver report's loss fraction (0-1) reached the sender at ``t_s`` (call clock)."""
+    def on_report(self, loss: float, t_s: float, expected: int | None = None, rtt_s: float | None = None) -> None:
+        """A receiver report reached the sender at ``t_s`` (call clock): its loss fraction (0-1) over
+        ``expected`` packets (None: unknown) and the RTT sample (s; None: none yet, 100 ms assumed)."""
+        if self.adaptor is not None:
+            before = self.adaptor.settings
+            s = self.adaptor.on_feedback(1000.0 * t_s, loss, [], 1000.0 * (rtt_s or 0.1), expected)
+            if s != before:
+                self.enc.reconfigure(bitrate=s.bitrate_bps, fec=s.fec, packet_loss_perc=s.loss_perc)
+                self.timeline.append((t_s, s.bitrate_bps, s.fec, s.loss_perc, s.frame_ms))
+            return
         perc = self.measured.on_loss(loss, 1000.0 * t_s)
         if perc != self.enc.packet_loss_perc:
             self.enc.reconfigure(packet_loss_perc=perc)
@@ -87,7 +108,7 @@ class ProtectedSender:
     ``opus_pt``: the payload type RED blocks name; ``encoder``: encode during the call (None: the
     transport sends its pre-encoded packets)."""
 
-    def __init__(self, red: int = 0, opus_pt: int = 96, encoder: MeasuredFecEncoder | None = None) -> None:
+    def __init__(self, red: int = 0, opus_pt: int = 96, encoder: LiveEncoder | None = None) -> None:
         self.encoder = encoder
         self.red = RedEncoder(red, pt=opus_pt) if red else None
         self.history = RtxHistory()
@@ -106,10 +127,11 @@ class ProtectedSender:
         """Packet ``k``'s codec payload when this sender encodes during the call, else None."""
         return self.encoder.encode(k) if self.encoder is not None else None
 
-    def on_report(self, loss: float, t_s: float) -> None:
-        """A receiver report (loss fraction 0-1) arrived at ``t_s`` (call clock, s)."""
+    def on_report(self, loss: float, t_s: float, expected: int | None = None, rtt_s: float | None = None) -> None:
+        """A receiver report arrived at ``t_s`` (call clock, s): loss fraction 0-1 over ``expected``
+        packets, RTT sample (s) (see :meth:`LiveEncoder.on_report`)."""
         if self.encoder is not None:
-            self.encoder.on_report(loss, t_s)
+            self.encoder.on_report(loss, t_s, expected, rtt_s)
 
     def on_nack(self, seqs16: list[int], t_s: float, rtt_s: float | None) -> list[tuple[int, bytes]]:
         """The retransmissions for an RTCP NACK of ``seqs16``: ``[(osn16, RFC 4588 payload)]``."""

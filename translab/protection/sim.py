@@ -24,6 +24,13 @@ One event queue in time order runs the sender, the link models of both direction
   sender learns of loss 2.5 s into the call: until then ABR hands Opus 0 % expected loss and libopus
   adds no FEC, as a libwebrtc sender does.
 
+``abr_feedback = "rr"`` (:data:`translab.config.ABR_FEEDBACKS`) drives ABR by receiver reports only,
+as a live aiortc sender must (it gets no transport-wide CC): an early RR at ``RAPID_RR_S`` (the
+rapid RTCP start), then one every ``LIVE_RR_INTERVAL_S``; each gives the controller its loss
+fraction, the packets it covers and an RTT sample (RR send time minus the last packet's arrival,
+as LSR/DLSR give it), and no per-packet times, so the delay-based estimate gets no samples and
+the bandwidth estimate is the loss-based one. The 100 ms feedback then runs only for NACK's RTT.
+
 With NACK on, the adaptive jitter buffer waits for retransmissions by a stated rule
 (:func:`nack_min_target_ms`): from the first RTT sample on, its minimum target delay is one RTT plus
 two frames. The receiver's playout position, which decides whether a missing packet is still worth a
@@ -69,6 +76,16 @@ FEEDBACK_INTERVAL_S = 0.1
 #: Interval of the receiver's RTCP receiver reports carrying the loss fraction (s): libwebrtc's audio
 #: report interval (video: 1 s); see the module docstring.
 RR_INTERVAL_S = 5.0
+#: Interval of the receiver reports in ``abr_feedback = "rr"`` mode (s), the only loss and RTT
+#: feedback a live aiortc sender gets: aiortc's receiver sends an RR every 0.5-1.5 s (uniform, mean
+#: 1 s) and the live call's rapid-start hook (:func:`translab.transport.webrtc.rapid_rtt`) answers
+#: each of aiortc's Sender Reports (also every 0.5-1.5 s) with one more: two a second on average
+#: (fixed here at 0.5 s; live they come at random times).
+LIVE_RR_INTERVAL_S = 0.5
+#: When the early receiver report of the rapid RTCP start is sent in ``"rr"`` mode (s): the live
+#: call's sender sends an SR after its second packet and the receiver answers at once
+#: (:func:`translab.transport.webrtc.rapid_rtt`), one uplink delay later (~30-60 ms).
+RAPID_RR_S = 0.1
 #: Wire bytes of one RTCP receiver report (IPv4 + UDP + SRTCP RR with one report block).
 RR_WIRE_BYTES = 20 + 8 + 8 + 24 + 4 + 10
 #: Wire bytes of one feedback report (IPv4 + UDP + SRTCP with a transport-cc message for ~5 packets).
@@ -130,8 +147,10 @@ def abr_frame_lengths(cfg: Any) -> tuple[int, ...]:
     60 ms packet as three 20 ms slots, :class:`translab.playout.receiver.Slots`); the call's own
     frame length otherwise, and with RED or NACK: the receiver's view of redundant blocks and
     retransmissions (:func:`translab.protection.receive.playout_view`) rebuilds each frame's capture
-    time from the call's frame length."""
-    if float(cfg.frame_ms) == 20 and not int(getattr(cfg, "red", 0) or 0) and not getattr(cfg, "nack", False):
+    time from the call's frame length; with ``abr_feedback = "rr"`` (the live aiortc sender's case,
+    whose packetisation is fixed) too."""
+    if (float(cfg.frame_ms) == 20 and not int(getattr(cfg, "red", 0) or 0) and not getattr(cfg, "nack", False)
+            and getattr(cfg, "abr_feedback", "twcc") != "rr"):
         return (20, 60)
     return (int(cfg.frame_ms) if float(cfg.frame_ms).is_integer() else 20,)
 
@@ -160,6 +179,7 @@ class _Report:
     loss: float | None  # RR: loss fraction since the previous RR; None for transport-cc feedback
     expected: int
     packets: list[tuple[float, float, int]]  # (send_s, arrival_s, wire bytes) received in the interval
+    last: tuple[float, float] | None = None  # RR: (send_s, arrival_s) of the last packet received (RTT)
 
 
 @dataclass
@@ -251,14 +271,18 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
     for ts, cap, j in plan:
         push(cap, "send", (ts, cap, j))
     end_s = (plan[-1][1] if plan else 0.0) + 1.0
+    rr_only = opts.abr and getattr(cfg, "abr_feedback", "twcc") == "rr"
     t_fb = FEEDBACK_INTERVAL_S
-    while (opts.nack or opts.abr or measured is not None) and t_fb <= end_s:
+    while (opts.nack or (opts.abr and not rr_only) or measured is not None) and t_fb <= end_s:
         push(t_fb, "feedback", None)
         t_fb += FEEDBACK_INTERVAL_S
-    t_rr = RR_INTERVAL_S / 2
+    if rr_only:
+        push(RAPID_RR_S, "rr", None)
+    interval = LIVE_RR_INTERVAL_S if rr_only else RR_INTERVAL_S
+    t_rr = interval if rr_only else interval / 2
     while (opts.abr or measured is not None) and t_rr <= end_s:
         push(t_rr, "rr", None)
-        t_rr += RR_INTERVAL_S
+        t_rr += interval
 
     rtt_s: float | None = None
     pending: list[int] = []  # frames of the packet being assembled (ABR at 60 ms)
@@ -268,6 +292,7 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
     rr_prev_max = -1
     rr_received = 0
     fb_owd: list[tuple[float, float, int]] = []
+    last_rx: tuple[float, float] | None = None  # (send_s, arrival_s) of the last packet received
     first_seen: set[int] = set()
     originals: dict[int, _Row] = {}
 
@@ -323,6 +348,7 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
                 rr_received += 1
                 max_seq = max(max_seq, row.seq)
             fb_owd.append((row.send_s, t, row.wire))
+            last_rx = (row.send_s, t)
             off = playout.offset_s()
             if off is not None:
                 tracker.on_playout(int(math.floor((t - off) * rate)))
@@ -351,20 +377,23 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
             expected = max_seq - rr_prev_max
             # RFC 3550 A.3 interval loss, negative when late packets of an earlier interval came
             loss = 1.0 - rr_received / expected if expected > 0 else 0.0
-            rr = _Report(t, loss, max(expected, 0), [])
+            if rr_only:  # as an RTCP RR carries it: 8-bit fraction, negative sent as 0 (RFC 3550 6.4.1)
+                loss = max(expected - rr_received, 0) * 256 // expected / 256.0 if expected > 0 else 0.0
+            rr = _Report(t, loss, max(expected, 0), [], last_rx if rr_only else None)
             rr_prev_max, rr_received = max(max_seq, rr_prev_max), 0
             res.feedback_bytes += RR_WIRE_BYTES
             for a in down.apply_one(t, RR_WIRE_BYTES, rngs["down"])[:1]:
                 push(a, "report", rr)
         elif kind == "report":
             rep: _Report = data
-            if rep.packets:
-                last_send, last_arr, _ = rep.packets[-1]
+            last = rep.packets[-1][:2] if rep.packets else rep.last
+            if last is not None:
+                last_send, last_arr = last
                 rtt_s = (t - last_send) - (rep.sent_s - last_arr)
                 if opts.nack and res.min_target_ms is None and playout.fixed_s is None:
                     res.min_target_ms = nack_min_target_ms(rtt_s, frame_s)
                     playout.set_min_target(res.min_target_ms)
-            if ana is not None:
+            if ana is not None and not (rr_only and rep.loss is None):
                 before = ana.settings
                 s = ana.on_feedback(1000.0 * t, rep.loss,
                                     [(1000.0 * a, 1000.0 * b, w) for a, b, w in rep.packets],

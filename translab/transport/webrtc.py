@@ -24,7 +24,7 @@ REFERENCE section 3 lists what aiortc would otherwise get wrong; this module wor
   ``a=ssrc-group:FID``, ``red/48000/2``. :class:`RtpSendTap` and :class:`RtpReceiveTap` then carry
   the packets: the send tap wraps each Opus payload as the sender object says (RED) and keeps its
   header for RTX (the track takes each payload from the sender object when it encodes during the
-  call: measured-loss FEC, fed with the receiver reports' loss fraction); NACKs
+  call: measured-loss FEC or ABR, fed with the receiver reports); NACKs
   reaching the caller's RTCRtpSender go to the sender object (not to aiortc's own 128-packet
   history) and its answers leave as RFC 4588 packets on the RTX SSRC; the receive tap hands every
   packet to the receiver object, sends the NACKs it asks for through aiortc's RTCP, and gives
@@ -107,8 +107,10 @@ class StreamSender(Protocol):
         """Packet ``k``'s codec payload, encoded now; None: the stream's pre-encoded packet."""
         ...
 
-    def on_report(self, loss: float, t_s: float) -> None:
-        """A receiver report's loss fraction (0-1) arrived at ``t_s`` (call clock, s)."""
+    def on_report(self, loss: float, t_s: float, expected: int | None = None, rtt_s: float | None = None) -> None:
+        """A receiver report arrived at ``t_s`` (call clock, s): its loss fraction (0-1), the packets it
+        covers (highest sequence number since the previous report's; None for the first) and the
+        RTT sample it gave (s; None: none yet)."""
         ...
 
 
@@ -310,7 +312,8 @@ class RtpSendTap:
     number, and :meth:`attach_sender` makes NACKs reaching an RTCRtpSender answer with RTX packets
     (``rtx_sent``: (rtx seq, original seq, monotonic s, RTX payload)) and keeps ``last_rtt_s``, the
     RTT (s) of the latest receiver report (RFC 3550 LSR/DLSR, as aiortc computes it but not
-    smoothed: the simulator's endpoints also use their latest sample). ``rtt()``: the RTT the
+    smoothed: the simulator's endpoints also use their latest sample); each report's loss fraction,
+    the packets it covers and that RTT go to ``protect.on_report``. ``rtt()``: the RTT the
     StreamSender is given (s, None before the first receiver report).
     """
 
@@ -321,6 +324,7 @@ class RtpSendTap:
         self.rtx_sent: list[tuple[int, int, float, bytes]] = []
         self.nacks_received = 0
         self.last_rtt_s: float | None = None
+        self._rr_highest: int | None = None  # highest sequence number of the previous receiver report
         self.t0 = 0.0  # the call clock's zero (monotonic s), for the times given to on_report
         #: coroutines to run once the n-th media packet has been handed on (n: key, from 1)
         self.after_packet: dict[int, Callable[[], Any]] = {}
@@ -381,7 +385,13 @@ class RtpSendTap:
                         continue
                     if lsr is not None and report.lsr == lsr and report.dlsr:
                         self.last_rtt_s = time.time() - lsr_time - report.dlsr / 65536
-                    protect.on_report(report.fraction_lost / 256.0, now() - self.t0)
+                    expected = None  # packets the report covers (RFC 3550 A.3 expected_interval)
+                    prev = self._rr_highest if self._rr_highest is not None else (
+                        (self.sent[0][0] - 1) & 0xFFFF if self.sent else None)
+                    if prev is not None:
+                        expected = (report.highest_sequence - prev) & 0xFFFF
+                    self._rr_highest = report.highest_sequence
+                    protect.on_report(report.fraction_lost / 256.0, now() - self.t0, expected, self.last_rtt_s)
             if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
                 self.nacks_received += 1
                 for osn, payload in protect.on_nack(list(packet.lost), now(), self._rtt()):
