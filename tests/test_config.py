@@ -41,7 +41,7 @@ def test_bad_values_name_field_value_and_allowed(kwargs, message):
 
 
 def test_from_dict_refuses_unknown_keys():
-    with pytest.raises(ConfigError, match=r"exp.toml: key: 'bitrat' is not allowed \(allowed: abr, bitrate, "):
+    with pytest.raises(ConfigError, match=r"exp.toml: key: 'bitrat' is not allowed \(allowed: abr, abr_feedback, bitrate, "):
         CallConfig.from_dict({"bitrat": 24000}, where="exp.toml")
     assert CallConfig.from_dict({"bitrate": "32k"}).bitrate == 32000
 
