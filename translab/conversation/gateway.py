@@ -274,19 +274,50 @@ class GatewayRun:
     figures: dict[str, Any]
 
 
+async def connect_edge(caller: Any, edge: Any, caller_track: Any, reply_track: Any, emu: Any,
+                       codec: str | None = None) -> tuple[list[Any], Any, Any, Any, Any]:
+    """Connect the caller's aiortc peer to an edge's (gateway, carrier) in process: the caller offers
+    one sendrecv audio transceiver with ``caller_track`` (``codec``: a mime subtype to prefer, e.g.
+    "pcmu"; None: aiortc's order), the edge answers with ``reply_track``, and each peer's datagrams
+    leave through the emulator (caller "up", edge "down"). Waits (at most 10 s) until ICE and DTLS
+    are up; returns (the edge's remote tracks, filled when it arrives; the up and down send taps; the
+    up and down receive taps)."""
+    from aiortc import RTCRtpSender, RTCSessionDescription
+
+    from translab.transport.webrtc import RtpReceiveTap, RtpSendTap, watch_connection
+
+    loop = asyncio.get_running_loop()
+    remote: list[Any] = []
+    edge.on("track", lambda tr: remote.append(tr))
+    connected: asyncio.Future[None] = loop.create_future()
+    connected.add_done_callback(lambda f: f.cancelled() or f.exception())
+    watch_connection(caller, lambda _: None, connected)
+    transceiver = caller.addTransceiver(caller_track, direction="sendrecv")
+    if codec is not None:
+        transceiver.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("audio").codecs
+                                         if c.mimeType.lower() == f"audio/{codec}"])
+    await caller.setLocalDescription(await caller.createOffer())
+    emu.attach_peer(caller, egress="up")
+    await edge.setRemoteDescription(caller.localDescription)
+    edge.addTrack(reply_track)
+    await edge.setLocalDescription(await edge.createAnswer())
+    emu.attach_peer(edge, egress="down")
+    await caller.setRemoteDescription(RTCSessionDescription(edge.localDescription.sdp, "answer"))
+    up_send, down_send = RtpSendTap(caller.getSenders()[0].transport), RtpSendTap(edge.getSenders()[0].transport)
+    up_recv, down_recv = RtpReceiveTap(edge.getReceivers()[0]), RtpReceiveTap(caller.getReceivers()[0])
+    await asyncio.wait_for(asyncio.shield(connected), 10.0)
+    return remote, up_send, down_send, up_recv, down_recv
+
+
 async def run_gateway(cfg: Any, script: Script, tail_s: float) -> GatewayRun:
     """The live webrtc-gateway conversation of ``cfg`` (a resolved ConversationConfig)."""
-    from aiortc import RTCSessionDescription
     from websockets.asyncio.client import connect
 
     from translab.conversation.simulate import truncate_for
     from translab.emulate.emulator import LiveEmulator
     from translab.emulate.realtime import LoopLagMonitor
     from translab.emulate.tcp_relay import TcpRelay
-    from translab.transport.webrtc import (
-        RtpReceiveTap, RtpSendTap, _sleep_until, advertised_opus, make_packet_track, new_peer, opus_fmtp,
-        watch_connection,
-    )
+    from translab.transport.webrtc import _sleep_until, advertised_opus, make_packet_track, new_peer, opus_fmtp
 
     seed, access, dc = cfg.seed, str(cfg.profile), cfg.dc_profile
     call = CallConfig(transport="webrtc", frame_ms=cfg.frame_ms, metrics=()).resolved()
@@ -320,23 +351,9 @@ async def run_gateway(cfg: Any, script: Script, tail_s: float) -> GatewayRun:
             caller_track = make_packet_track(up_stream.payload, up_stream.media_ts, up_stream.capture_s, 48000,
                                              start, emu.scheduler)
             reply_track = make_edge_track(edge, log, start, emu.scheduler, opus_encode(down_call), 960, 48000, n_reply)
-            remote: list[Any] = []
-            gateway.on("track", lambda tr: remote.append(tr))
-            connected: asyncio.Future[None] = loop.create_future()
-            connected.add_done_callback(lambda f: f.cancelled() or f.exception())
-            watch_connection(caller, lambda _: None, connected)
             with advertised_opus(opus_fmtp(call)):
-                caller.addTransceiver(caller_track, direction="sendrecv")
-                await caller.setLocalDescription(await caller.createOffer())
-                emu.attach_peer(caller, egress="up")
-                await gateway.setRemoteDescription(caller.localDescription)
-                gateway.addTrack(reply_track)
-                await gateway.setLocalDescription(await gateway.createAnswer())
-                emu.attach_peer(gateway, egress="down")
-                await caller.setRemoteDescription(RTCSessionDescription(gateway.localDescription.sdp, "answer"))
-            up_send, down_send = RtpSendTap(caller.getSenders()[0].transport), RtpSendTap(gateway.getSenders()[0].transport)
-            up_recv, down_recv = RtpReceiveTap(gateway.getReceivers()[0]), RtpReceiveTap(caller.getReceivers()[0])
-            await asyncio.wait_for(asyncio.shield(connected), 10.0)
+                pair = await connect_edge(caller, gateway, caller_track, reply_track, emu)
+            remote, up_send, down_send, up_recv, down_recv = pair
             while not (server.sessions and server.sessions[0].received):
                 await asyncio.sleep(0.01)
             for _ in range(100):  # the datacenter WebSocket's media phase on the simulation's models

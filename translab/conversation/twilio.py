@@ -26,7 +26,7 @@ import numpy as np
 
 from translab.conversation import protocol as p
 from translab.conversation.gateway import (
-    FRAME_S, Edge, EdgeLog, SinkTimeline, live_leg, make_edge_track, reply_stream, sink_vs_model,
+    FRAME_S, Edge, EdgeLog, SinkTimeline, connect_edge, live_leg, make_edge_track, reply_stream, sink_vs_model,
 )
 from translab.conversation.legs import RtpLeg, clocked_sink, leg_rng, ws_model
 from translab.conversation.model import Emitted, ModelParams
@@ -83,16 +83,13 @@ def _relay(emu: Any, target: tuple[str, int], dc: str, seed: int, name: str) -> 
 
 async def run_twilio(cfg: Any, script: Script, tail_s: float) -> TwilioRun:
     """The live twilio conversation of ``cfg`` (a resolved ConversationConfig)."""
-    from aiortc import RTCRtpSender, RTCSessionDescription
     from websockets.asyncio.client import connect
     from websockets.asyncio.server import serve
 
     from translab.conversation.simulate import _ws_call
     from translab.emulate.emulator import LiveEmulator
     from translab.emulate.realtime import LoopLagMonitor
-    from translab.transport.webrtc import (
-        RtpReceiveTap, RtpSendTap, _sleep_until, make_packet_track, new_peer, watch_connection,
-    )
+    from translab.transport.webrtc import _sleep_until, make_packet_track, new_peer
 
     seed, access, dc = cfg.seed, str(cfg.profile), cfg.dc_profile
     call = _ws_call(8000, "pcmu", "twilio-json", 20)
@@ -167,24 +164,8 @@ async def run_twilio(cfg: Any, script: Script, tail_s: float) -> TwilioRun:
                 return ulaw_encode(pcm), pcm.astype(np.float32) / 32768.0
 
             reply_track = make_edge_track(edge, tw, start, emu.scheduler, encode, 160, 8000, n_reply)
-            remote: list[Any] = []
-            carrier.on("track", lambda tr: remote.append(tr))
-            connected: asyncio.Future[None] = loop.create_future()
-            connected.add_done_callback(lambda f: f.cancelled() or f.exception())
-            watch_connection(caller, lambda _: None, connected)
-            transceiver = caller.addTransceiver(caller_track, direction="sendrecv")
-            transceiver.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("audio").codecs
-                                             if c.mimeType.lower() == "audio/pcmu"])
-            await caller.setLocalDescription(await caller.createOffer())
-            emu.attach_peer(caller, egress="up")
-            await carrier.setRemoteDescription(caller.localDescription)
-            carrier.addTrack(reply_track)
-            await carrier.setLocalDescription(await carrier.createAnswer())
-            emu.attach_peer(carrier, egress="down")
-            await caller.setRemoteDescription(RTCSessionDescription(carrier.localDescription.sdp, "answer"))
-            up_send, down_send = RtpSendTap(caller.getSenders()[0].transport), RtpSendTap(carrier.getSenders()[0].transport)
-            up_recv, down_recv = RtpReceiveTap(carrier.getReceivers()[0]), RtpReceiveTap(caller.getReceivers()[0])
-            await asyncio.wait_for(asyncio.shield(connected), 10.0)
+            pair = await connect_edge(caller, carrier, caller_track, reply_track, emu, codec="pcmu")
+            remote, up_send, down_send, up_recv, down_recv = pair
             await asyncio.wait_for(asyncio.shield(bridge_ready), 10.0)
             while not (server.sessions and server.sessions[0].received):
                 await asyncio.sleep(0.01)
