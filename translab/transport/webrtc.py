@@ -566,7 +566,8 @@ async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: flo
     so gathering completes before the offer is sent (and the callee's before the answer). Set-up
     milestones (ms since the caller started building its offer; the callee's endpoint is already
     listening): ``offer_ready``, ``tcp_connected``, ``tls_done`` (HTTPS only), ``answer_received``,
-    ``signalling_done`` (answer applied), ``ice_connected``, ``dtls_connected``, ``first_rtp_sent``,
+    ``signalling_done`` (answer applied), ``ice_connected``, ``dtls_connected``, ``callee_ice_connected``,
+    ``callee_dtls_connected`` (media starts once both ends are connected), ``first_rtp_sent``,
     ``first_rtp_received``, ``first_stock_frame``. Without a path (``emu=None``: the netns backend,
     whose peers live in namespaces, and loopback tests) the offer and answer are exchanged in this
     process and never cross a link; only ``offer_ready`` and ``signalling_done`` are recorded.
@@ -615,6 +616,12 @@ async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: flo
     first_rx: list[float] = []
 
     watch_connection(caller, mark, connected)
+    # media waits for the callee too: the DTLS server is up one flight before the client, and when
+    # that last flight is lost the client has no SRTP keys until it retransmits (1 s later), so media
+    # sent meanwhile is dropped by the receiver, not by the link (issue 13, seed 1 of sfu-10pct-loss)
+    callee_connected: asyncio.Future[None] = loop.create_future()
+    callee_connected.add_done_callback(lambda f: f.cancelled() or f.exception())
+    watch_connection(callee, lambda name: mark(f"callee_{name}"), callee_connected)
 
     @callee.on("track")
     def _track(remote: Any) -> None:
@@ -701,10 +708,11 @@ async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: flo
         if protection is not None:
             rapid_rtt(sender, callee.getReceivers()[0], send_tap)
         try:
-            await asyncio.wait_for(asyncio.shield(connected), connect_timeout_s)
+            await asyncio.wait_for(asyncio.shield(asyncio.gather(connected, callee_connected)), connect_timeout_s)
         except asyncio.TimeoutError:
             return rec.fail(f"not connected within {connect_timeout_s:g} s "
-                            f"(ICE {caller.iceConnectionState}, connection {caller.connectionState})")
+                            f"(ICE {caller.iceConnectionState}, connection {caller.connectionState}; "
+                            f"callee's connection {callee.connectionState})")
         except ConnectionError as err:
             return rec.fail(str(err))
         # media: the call clock starts a little after connection
