@@ -8,7 +8,10 @@ on the wire: originals (their ``payload`` is the RTP payload as sent: Opus, or R
 - :func:`original_packets`: the rows of the original packets (what loss, fates and latency count).
 - :func:`playout_view`: what the jitter buffer gets, as libwebrtc's receive path feeds NetEq: RTX
   payloads unwrapped to their original packet, RED payloads split into their blocks (primary and
-  redundant), each block a row for its own frame with the carrying packet's arrival time. The jitter
+  redundant), each block a row for its own frame with the carrying packet's arrival time. A block's
+  row takes its sequence number, length (``frame_samples``) and capture time from its own packet's
+  row, so a 60 ms frame carried by a 20 ms packet (or the reverse, an ABR sender switching between
+  them) covers its own slots. The jitter
   buffer keeps the earliest copy of a frame, so a frame lost on its own packet is played from a
   retransmission or a later RED packet if one arrives before its slot plays, and is concealed
   otherwise. A retransmission's delay enters the adaptive buffer's delay histogram like any
@@ -61,8 +64,11 @@ def playout_view(trace: pd.DataFrame) -> pd.DataFrame:
     rate = int(trace.attrs["sample_rate"])
     rtx = trace["rtx"].to_numpy(dtype=bool) if "rtx" in trace.columns else np.zeros(len(trace), bool)
     orig = ~rtx
-    seq_of = dict(zip(trace["media_ts"].to_numpy()[orig].tolist(), trace["seq"].to_numpy()[orig].tolist()))
-    n = int(trace["frame_samples"].iloc[0])
+    # each frame's own packet (seq, frame length in samples, capture time of its last sample, s) by
+    # media_ts: a redundant block or a retransmission is timed as its frame, whose length may differ
+    # from the carrying packet's (an ABR sender switches between 20 and 60 ms packets)
+    own = trace.loc[orig, ["media_ts", "seq", "frame_samples", "capture_s"]]
+    frame_of = {int(ts): (int(q), int(fs), float(c)) for ts, q, fs, c in own.itertuples(index=False)}
     cols: dict[str, list[Any]] = {c: [] for c in trace_mod.COLUMNS}
     cols["source"] = []
     recs = trace.to_dict("records")
@@ -75,11 +81,12 @@ def playout_view(trace: pd.DataFrame) -> pd.DataFrame:
             blocks = [(b.ts_offset * rate // _RTP_HZ, b.data) for b in decode_red(payload)]
         for back, data in blocks:
             ts = int(rec["media_ts"]) - back
-            if back and (not data or ts not in seq_of):
+            if back and (not data or ts not in frame_of):
                 continue
+            seq, n, cap = frame_of.get(ts, (int(rec["seq"]), int(rec["frame_samples"]), float(rec["capture_s"])))
             row = dict(rec)
             row.update(
-                seq=seq_of.get(ts, rec["seq"]), media_ts=ts, capture_s=(ts + n) / rate, payload=data,
+                seq=seq, media_ts=ts, frame_samples=n, capture_s=cap, payload=data,
                 payload_bytes=len(data), fec=packet_has_fec(data) if data else False,
             )
             for c in trace_mod.COLUMNS:

@@ -144,13 +144,11 @@ class ProtectionOptions:
 def abr_frame_lengths(cfg: Any) -> tuple[int, ...]:
     """The frame lengths (ms) the simulated receiver accepts from an ABR sender: 20 and 60 ms for a
     20 ms call (libwebrtc ANA's FrameLengthController switches between them; the receiver plays a
-    60 ms packet as three 20 ms slots, :class:`translab.playout.receiver.Slots`); the call's own
-    frame length otherwise, and with RED or NACK: the receiver's view of redundant blocks and
-    retransmissions (:func:`translab.protection.receive.playout_view`) rebuilds each frame's capture
-    time from the call's frame length; with ``abr_feedback = "rr"`` (the live aiortc sender's case,
-    whose packetisation is fixed) too."""
-    if (float(cfg.frame_ms) == 20 and not int(getattr(cfg, "red", 0) or 0) and not getattr(cfg, "nack", False)
-            and getattr(cfg, "abr_feedback", "twcc") != "rr"):
+    60 ms packet as three 20 ms slots, :class:`translab.playout.receiver.Slots`, and times redundant
+    blocks and retransmissions by their own frame's length, :func:`translab.protection.receive.playout_view`);
+    the call's own frame length otherwise, and with ``abr_feedback = "rr"`` (the live aiortc sender's
+    case, whose packetisation is fixed)."""
+    if float(cfg.frame_ms) == 20 and getattr(cfg, "abr_feedback", "twcc") != "rr":
         return (20, 60)
     return (int(cfg.frame_ms) if float(cfg.frame_ms).is_integer() else 20,)
 
