@@ -707,8 +707,10 @@ async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: flo
                                  red, rtt, media_clock)
         if protection is not None:
             rapid_rtt(sender, callee.getReceivers()[0], send_tap)
+        both = asyncio.gather(connected, callee_connected)
+        both.add_done_callback(lambda f: f.cancelled() or f.exception())  # a failure after a timeout
         try:
-            await asyncio.wait_for(asyncio.shield(asyncio.gather(connected, callee_connected)), connect_timeout_s)
+            await asyncio.wait_for(asyncio.shield(both), connect_timeout_s)
         except asyncio.TimeoutError:
             return rec.fail(f"not connected within {connect_timeout_s:g} s "
                             f"(ICE {caller.iceConnectionState}, connection {caller.connectionState}; "
