@@ -102,8 +102,9 @@ def agreement_words(t: pd.DataFrame) -> str:
 
 def agreement_figure(df: pd.DataFrame) -> Figure | None:
     """Every live call's turn-latency p50 minus its simulation's (ms), per topology (x) and caller
-    access profile (marker), the +-:data:`AGREE_MS` band shaded, and each topology's mean paired
-    difference with its 95 % interval (black bar). None without live conversation rows."""
+    access profile (marker; black edge: no host stall while the script ran), the +-:data:`AGREE_MS`
+    band shaded, and each topology's mean paired difference with its 95 % interval (black bar). None
+    without live conversation rows."""
     d = live_rows(df)
     t = agreement_table(d)
     if not len(t):
@@ -118,10 +119,15 @@ def agreement_figure(df: pd.DataFrame) -> Figure | None:
     for j, p in enumerate(profs):
         for i, topo in enumerate(topos):
             g = d[(d["topology"] == topo) & (d["profile"].map(profile_name) == p)]
+            g = g[pd.to_numeric(g["turn_latency_p50_ms"], errors="coerce").notna()
+                  & pd.to_numeric(g["sim_turn_latency_p50_ms"], errors="coerce").notna()]
             live, sim = _diffs(g)
             x = i - 0.3 + (j + 0.5) * width + np.linspace(-0.3, 0.3, max(1, len(live)))[:len(live)] * width
-            ax.scatter(x, live - sim, marker=PROFILE_MARKERS[j % len(PROFILE_MARKERS)], s=28, alpha=0.75,
-                       color=f"C{j}", label=p if i == 0 else None)
+            calm = (pd.to_numeric(g.get("host_stalls", pd.Series(np.nan, index=g.index)), errors="coerce") == 0).to_numpy()
+            for sel, edge in ((~calm, "none"), (calm, "k")):
+                ax.scatter(x[sel], (live - sim)[sel], marker=PROFILE_MARKERS[j % len(PROFILE_MARKERS)], s=28,
+                           alpha=0.75, color=f"C{j}", edgecolors=edge, linewidths=1.2,
+                           label=p if i == 0 and edge == "none" else None)
     for i, r in enumerate(t.itertuples(index=False)):
         e = r[t.columns.get_loc("live - sim (ms)")]
         if math.isfinite(e.value):

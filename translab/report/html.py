@@ -661,7 +661,7 @@ def conversation_agreement(df: pd.DataFrame) -> str:
     if fig is not None:
         parts.append(_img(fig, "Live - simulated turn-latency p50 per call",
                           f"Each point one live conversation minus its simulation (marker: the caller's access "
-                          f"profile); shaded: within +-{conv.AGREE_MS:g} ms; black: the topology's mean with its "
+                          f"profile; black edge: the host did not stall the event loop during it); shaded: within +-{conv.AGREE_MS:g} ms; black: the topology's mean with its "
                           "95 % interval.", "fig-conversation-live"))
     return "".join(parts)
 
