@@ -148,7 +148,7 @@ def test_agreement_table_recomputed_from_the_parquet(measured: pd.DataFrame) -> 
         assert r["profiles"] == "4g, broadband"
     words = conv.agreement_words(t.reset_index())
     for topo in conv.TOPOLOGIES:
-        k = int(round(t.loc[topo, "within 20 ms"].value * 8))
+        k = round(t.loc[topo, "within 20 ms"].value * 8)
         assert f"{topo}: live - simulated turn-latency p50" in words and f"{k} of 8 calls within 20 ms" in words
 
 
@@ -166,3 +166,16 @@ def test_the_report_shows_the_checked_in_agreement_without_live_cells(measured: 
     ct = conversation_table(measured)
     assert set(ct["mode"]) == {"simulate", "live"} and (ct["n"] == 4).all() and len(ct) == 12
     assert "mode" not in conversation_table(sim_only).columns
+
+
+def test_translab_run_refuses_a_bad_edge_playout_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from translab.cli import main
+
+    f = tmp_path / "bad.toml"
+    f.write_text('name = "c"\ndescription = "d"\n[[grid]]\ntopology = "twilio"\nmode = "live"\n'
+                 'edge_playout = ["aiortc-stock", "neteq"]\n')
+    assert main(["run", str(f), "--out", str(tmp_path / "out"), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "edge_playout" in err and "neteq" in err and "adaptive, aiortc-stock" in err
+    assert not (tmp_path / "out").exists()

@@ -21,6 +21,7 @@ simulation: ``live_minus_sim_p50_ms`` = its ``turn_latency_p50_ms`` - ``sim_turn
 from __future__ import annotations
 
 import math
+
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -92,7 +93,7 @@ def agreement_words(t: pd.DataFrame) -> str:
     out = []
     for _, r in t.iterrows():
         diff, within = r["live - sim (ms)"], r["within 20 ms"]
-        k = int(round(within.value * r["n"]))
+        k = round(within.value * r["n"])
         out.append(f"{r['topology']}: live - simulated turn-latency p50 {diff.text('ms', 1, signed=True)}, "
                    f"{k} of {r['n']} calls within {AGREE_MS:g} ms (largest miss "
                    f"{r['max |live - sim| (ms)']:.0f} ms; {r['stalled calls']} of {r['n']} calls with a host "
