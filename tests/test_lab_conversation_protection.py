@@ -41,7 +41,9 @@ def test_conversation_cells_keep_their_keys_and_one_way_cells_do_not_change() ->
     x = ex.expand(e)
     conv = [c for c in x.cells if c.get("topology")]
     # the clip means nothing to a conversation (its script has its own clips): merged, one per seed
-    assert len(conv) == 4 and x.dropped == {"duplicate": 4, "conversation": 4}  # live: 2 seeds x 2 clips
+    # the live block: 2 seeds x 2 clips -> 2 live conversation cells (translab.conversation.live)
+    assert len(conv) == 6 and x.dropped == {"duplicate": 6}
+    assert sum(c["mode"] == "live" for c in conv) == 2
     assert set(conv[0]) == {"profile", "seed", "mode", "metrics", *ex.CONVERSATION_KEYS}
     assert conv[0]["turns"] == 3 and conv[0]["dc_profile"] == "colocated"
     one_way = [c for c in x.cells if not c.get("topology")]

@@ -52,8 +52,8 @@ GROUPS: dict[str, tuple[str, str]] = {
     "sender": ("engine", "the sender's pacing and DTX"),
     "aiortc_stock": ("engine", "what aiortc's own receiver delivered (live WebRTC calls)"),
     "transport": ("engine", "engine- and transport-specific counters"),
-    "conversation": ("conversation", ("a simulated voice-agent conversation (translab.conversation.simulate), one "
-                                      "row per conversation; mode, profile (the caller's access leg), seed and "
+    "conversation": ("conversation", ("a voice-agent conversation (translab.conversation.simulate, or .live "
+                                      "with mode live), one row per conversation; mode, profile (the caller's access leg), seed and "
                                       "duration_s as above")),
     "external": ("engine", "a call to an endpoint outside translab (translab.call.external): what the caller "
                  "measures of the endpoint's reply and the path; the shared groups are the uplink as the "
@@ -217,7 +217,13 @@ COLUMNS: tuple[Column, ...] = (
     _C("flush", "", "conversation", "the listener's side flushes buffered reply audio on barge-in"),
     _C("up_", "", "conversation", "quality of what the model received (up_<metric>)", family=True),
     _C("down_plcmos", "MOS", "conversation", "PLCMOS of the agent's speech at the caller's ear"),
-    _C("conversation_wall_s", "s", "conversation", "wall time of the simulation"),
+    _C("conversation_wall_s", "s", "conversation", "wall time of the conversation (simulated, or live in real time)"),
+    _C("edge_playout", "", "conversation", "the jitter buffer where the caller's RTP leg ends (gateway, carrier): "
+       "adaptive or aiortc-stock (a live edge's); empty on direct-ws"),
+    _C("sim_turn_latency_p50_ms", "ms", "conversation", "live row: turn_latency_p50_ms of the simulation of the "
+       "same conversation (profile, seed, script, think-time draws)"),
+    _C("live_minus_sim_p50_ms", "ms", "conversation", "live row: turn_latency_p50_ms live minus simulated "
+       "(the issue's agreement criterion: within 20 ms)"),
     # external endpoint
     _C("target", "", "external", "the endpoint's URL (ws[s]:// WebSocket, http[s]:// WebRTC offer URL)"),
     _C("failure", "", "external", "why the call failed, machine-readable (translab.transport.external.FAILURES; "

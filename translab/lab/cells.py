@@ -8,7 +8,8 @@ Dask) can unpickle them.
 
 * :func:`run_cell` (the default) picks the engine from ``mode`` and ``backend``
   (:func:`engine_for`) and runs the call with :func:`translab.call.run_call`.
-* A cell with a ``topology`` is a simulated conversation (:func:`conversation_cell`).
+* A cell with a ``topology`` is a voice-agent conversation (:func:`conversation_cell`), simulated or
+  (``mode = "live"``) live through the in-process emulator beside its simulation.
 * :func:`netns_cell` runs every cell on the namespace backend (``translab run --cell-function
   translab.lab.cells:netns_cell``).
 
@@ -76,30 +77,54 @@ def run_cell(cell: dict[str, Any], out_dir: Path) -> dict[str, Any]:
 def conversation_config(cell: dict[str, Any]) -> Any:
     """The :class:`translab.conversation.simulate.ConversationConfig` of a conversation cell: its
     ``profile`` is the caller's access leg, ``dc_profile`` the datacenter legs; ``think_ms`` the
-    median think time (log-sd as the stand-in's default); the cell's ``metrics`` the quality of both
-    directions."""
+    median think time (log-sd as the stand-in's default); ``edge_playout`` the RTP edge's jitter
+    buffer (absent: adaptive simulated, aiortc-stock live, as `translab converse`); the cell's
+    ``metrics`` the quality of both directions."""
     from translab.conversation.model import ReplyPacing, ThinkTime
     from translab.conversation.simulate import ConversationConfig
 
+    live = cell.get("mode", "simulate") == "live"
     return ConversationConfig(
         topology=cell["topology"], profile=cell.get("profile"), dc_profile=cell.get("dc_profile", "colocated"),
         turns=int(cell.get("turns", 4)), bargein_every=int(cell.get("bargein_every", 0)),
         wer=bool(cell.get("wer", False)), seed=int(cell.get("seed", 7)),
         think=ThinkTime(median_ms=float(cell.get("think_ms", ThinkTime().median_ms))),
-        pacing=ReplyPacing(mode=cell.get("pacing", "burst")), metrics=tuple(cell.get("metrics") or ()))
+        pacing=ReplyPacing(mode=cell.get("pacing", "burst")), metrics=tuple(cell.get("metrics") or ()),
+        edge_playout=cell.get("edge_playout") or ("aiortc-stock" if live else "adaptive"))
+
+
+#: Figures of a live conversation's engine kept in its row (declared in translab.call.row's transport
+#: group): the emulator's counters (``emu_*``), the host's event-loop stalls while the script ran
+#: (``host_*``) and whether it ran under SCHED_RR.
+LIVE_FIGURE_PREFIXES = ("emu_", "host_", "rt_scheduling")
 
 
 def conversation_cell(cell: dict[str, Any], out_dir: Path) -> dict[str, Any]:
-    """One simulated conversation (translab.conversation.simulate.converse): writes the per-turn table
-    (:data:`TURNS_FILE`) and summary.json into ``out_dir``; returns the conversation's summary row
-    (columns of the ``conversation`` group of translab.call.row)."""
+    """One conversation: simulated (translab.conversation.simulate.converse) or, with ``mode =
+    "live"``, live in real time through the in-process emulator
+    (translab.conversation.live.live_converse, under SCHED_RR where the process may) and then the
+    simulation of the same config (same profile, seed, script and think-time draws): its
+    ``sim_turn_latency_p50_ms`` and ``live_minus_sim_p50_ms`` (ms) join the live row, with the
+    engine's figures (:data:`LIVE_FIGURE_PREFIXES`). Writes the per-turn table (:data:`TURNS_FILE`)
+    and summary.json into ``out_dir``; returns the summary row (columns of the ``conversation`` group
+    of translab.call.row)."""
     from translab.conversation.simulate import converse
     from translab.jsonio import write_json
 
-    res = converse(conversation_config(cell))
+    cfg = conversation_config(cell)
+    if cell.get("mode", "simulate") == "live":
+        from translab.conversation.live import live_converse
+
+        res = live_converse(cfg, realtime=True)
+        sim_p50 = float(converse(cfg).summary["turn_latency_p50_ms"])
+        extra = {k: v for k, v in res.figures.items() if k.startswith(LIVE_FIGURE_PREFIXES)}
+        extra.update(sim_turn_latency_p50_ms=sim_p50,
+                     live_minus_sim_p50_ms=float(res.summary["turn_latency_p50_ms"]) - sim_p50)
+    else:
+        res, extra = converse(cfg), {}
     turns = res.turns.drop(columns=["heard_text"], errors="ignore")
     turns.to_parquet(Path(out_dir) / TURNS_FILE, index=False)
-    summary = {**res.summary, "conversation_wall_s": res.wall_s}
+    summary = {**res.summary, **extra, "conversation_wall_s": res.wall_s}
     write_json(Path(out_dir) / "summary.json", summary)
     return summary
 

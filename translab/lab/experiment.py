@@ -63,6 +63,14 @@ are removed (cells that differ only in them merge); ``data/experiments/conversat
     profile = ["clean-lan", "4g"]
     seed = [1, 2, 3, 4, 5]
 
+``mode = "live"`` runs a conversation cell live (translab.conversation.live: real websockets and aiortc
+through the in-process emulator, in real time, never in parallel), with the simulated cell's columns
+plus its agreement with the simulation of the same cell (``sim_turn_latency_p50_ms``,
+``live_minus_sim_p50_ms``). ``edge_playout`` (adaptive, aiortc-stock) is the jitter buffer where the
+caller's RTP leg ends on webrtc-gateway and twilio: adaptive by default when simulated; aiortc-stock,
+the only one a live edge has, when live. A simulated cell to pair with live ones sets
+``edge_playout = "aiortc-stock"``; ``data/experiments/conversation_live.toml``.
+
 ``target = "URL"`` calls an endpoint outside translab instead of translab's receiver
 (translab.call.external.ExternalEngine, as ``translab call --target``): a live cell on the in-process
 emulator whose transport follows the URL (``ws[s]://...[#framing]``: WebSocket; ``http[s]://...``: a
@@ -88,8 +96,8 @@ kinds:
   frames; relay_only without a TURN ice option; anything else :meth:`CallConfig.resolved` refuses).
 * protection-webrtc: NACK, RED, ABR and measured FEC loss over WebSocket are dropped;
 * conversation (applied first): conversation keys are removed from one-way cells (so their hashes are
-  unchanged); a conversation cell keeps only its keys, profile, seed and mode; live or netns
-  conversation cells are dropped;
+  unchanged); a conversation cell keeps only its keys, profile, seed and mode; netns conversation
+  cells, and live ones on an RTP topology whose ``edge_playout`` is not aiortc-stock, are dropped;
 * netns: netns keys mean nothing on the in-process backend (removed, merged); a netns cell is a live
   call (mode set to "live"); a WebSocket netns cell talks to a public server, so callee_nat,
   callee_firewall, ice and relay_only are reset (merged).
@@ -127,9 +135,14 @@ NETNS_KEYS: dict[str, Any] = dict(NETNS_FIELDS)
 #: ``topology`` None means "not a conversation" (a one-way call).
 CONVERSATION_KEYS: dict[str, Any] = {"topology": None, "dc_profile": "colocated", "turns": 4, "bargein_every": 2,
                                      "wer": False, "pacing": "burst", "think_ms": 315.0}
+#: Conversation keys stored in a cell only when they matter and differ from their default, so the
+#: conversation cells that existed before them keep their hashes: ``edge_playout`` (the jitter buffer
+#: where the caller's RTP leg ends, translab.conversation.simulate.EDGE_PLAYOUTS; None: the mode's
+#: own, adaptive simulated and aiortc-stock live).
+CONVERSATION_SPARSE_KEYS: dict[str, Any] = {"edge_playout": None}
 #: Keys of a cell that are not CallConfig fields.
 EXTRA_FIELDS: dict[str, Any] = {"mode": "simulate", "backend": "inprocess", "peer": "aiortc", "target": None,
-                                 **NETNS_KEYS, **CONVERSATION_KEYS}
+                                 **NETNS_KEYS, **CONVERSATION_KEYS, **CONVERSATION_SPARSE_KEYS}
 CONCEALS = CONCEALMENTS
 QUALITY_METRICS = METRICS
 DEFAULT_METRICS = ("plcmos", "stoi")
@@ -376,6 +389,11 @@ def _check_value(key: str, v: Any, label: str, where: str, base: Path) -> Any:
 
         if v not in TOPOLOGIES:
             raise bad(", ".join(TOPOLOGIES))
+    elif key == "edge_playout":
+        from translab.conversation.simulate import EDGE_PLAYOUTS
+
+        if v not in EDGE_PLAYOUTS:
+            raise bad(", ".join(EDGE_PLAYOUTS))
     elif key == "pacing":
         from translab.conversation.model import PACINGS
 
@@ -566,14 +584,25 @@ CONVERSATION_CALL_KEYS = ("profile", "seed")
 def _rule_conversation(c: dict[str, Any]) -> dict[str, Any] | None:
     """One-way cells lose the conversation keys (merged, so their hashes are those of before the keys
     existed); a conversation cell (``topology`` set) keeps only the conversation keys, profile, seed
-    and mode, and is dropped when live or on the netns backend (experiments run simulated
-    conversations; a live conversation is `translab converse --live`)."""
+    and mode, and is dropped on the netns backend. A live conversation cell runs real websockets and
+    aiortc through the in-process emulator (translab.conversation.live); its RTP edges (gateway,
+    carrier) are aiortc's own receiver, so ``edge_playout`` is aiortc-stock there (another is dropped).
+    ``edge_playout`` means nothing on direct-ws (removed, merged) and is stored only when it is not
+    the simulated default, adaptive (hashes of earlier conversation cells unchanged)."""
     if c.get("topology") is None:
-        return {k: v for k, v in c.items() if k not in CONVERSATION_KEYS}
-    if c.get("mode", "simulate") != "simulate" or c.get("backend", "inprocess") != "inprocess":
+        return {k: v for k, v in c.items() if k not in CONVERSATION_KEYS and k not in CONVERSATION_SPARSE_KEYS}
+    if c.get("backend", "inprocess") != "inprocess":
         return None
-    return {**{k: c[k] for k in CONVERSATION_CALL_KEYS}, "mode": "simulate",
-            **{k: c.get(k, v) for k, v in CONVERSATION_KEYS.items()}}
+    mode = c.get("mode", "simulate")
+    out = {**{k: c[k] for k in CONVERSATION_CALL_KEYS}, "mode": mode,
+           **{k: c.get(k, v) for k, v in CONVERSATION_KEYS.items()}}
+    if c["topology"] != "direct-ws":
+        edge = c.get("edge_playout") or ("aiortc-stock" if mode == "live" else "adaptive")
+        if mode == "live" and edge != "aiortc-stock":
+            return None
+        if edge != "adaptive":
+            out["edge_playout"] = edge
+    return out
 
 
 def _rule_peer(c: dict[str, Any]) -> dict[str, Any] | None:
@@ -657,8 +686,9 @@ RULES: tuple[Rule, ...] = (
 #: The rule of conversation cells: applied first; a conversation cell is checked by it alone (the other
 #: rules are about one-way calls).
 CONVERSATION_RULE = Rule("conversation", "conversation keys removed from one-way cells (merged); a "
-                         "conversation cell keeps profile, seed and its conversation keys (merged); live or "
-                         "netns conversation cells dropped", _rule_conversation)
+                         "conversation cell keeps profile, seed, mode and its conversation keys (merged); "
+                         "edge_playout means nothing on direct-ws (merged); netns conversation cells, and "
+                         "live ones whose RTP edge is not aiortc-stock, dropped", _rule_conversation)
 
 
 def normalise_cell(cell: dict[str, Any], counts: dict[str, int] | None = None) -> dict[str, Any] | None:
