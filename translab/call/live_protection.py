@@ -164,6 +164,9 @@ def protected_leg_trace(cfg: CallConfig, stream: SenderStream, rec: LegRecord,
         "feedback_bytes": receiver.nack_bytes, "min_target_ms": receiver.min_target_ms,
         "timeline": [list(x) for x in sender.encoder.timeline] if sender is not None and sender.encoder else [],
     }
+    first = sender.first_seq16 if sender is not None and sender.first_seq16 is not None else 0
+    # the receiver reports, highest sequence number as the stream's (0 = first packet sent)
+    attrs["protection"]["rtcp_rr"] = [[t, fl, (h - first) & 0xFFFF, answer] for t, fl, h, answer in receiver.rr_log]
     df = trace_mod.make_trace({c: [v[i] for i in order] for c, v in cols.items()}, attrs)
     df["rtx"] = np.asarray([rtx[i] for i in order], dtype=bool)
     return df
