@@ -310,7 +310,6 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
     def send_sr(t_sr: float) -> None:
         nonlocal sr_sent
         sr_sent = (next_seq, t_sr)
-        res.feedback_bytes += SR_WIRE_BYTES
         for a in ctl["up"].apply_one(t_sr, SR_WIRE_BYTES, ctl_rngs["up"]):
             push(a, "sr_arrive", next_seq)
 
