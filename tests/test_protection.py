@@ -466,9 +466,10 @@ def test_cost_gain_pairs_each_option_with_the_same_seed_and_clip():
 def test_live_calls_refuse_protection_they_do_not_carry_by_name():
     from translab.live import live_call
 
-    with pytest.raises(ConfigError) as e:  # live NACK and RED exist (tests/test_live_protection.py); ABR not yet
-        live_call(CallConfig(red=2, abr=True, abr_feedback="rr", profile="clean-lan", duration_s=0.5))
-    assert e.value.field == "abr" and "simulated calls only" in str(e.value) and "0.5 points" in str(e.value)
+    with pytest.raises(ConfigError) as e:  # live NACK, RED and ABR exist (tests/test_live_protection*.py);
+        # the live sender gets RTCP receiver reports only
+        live_call(CallConfig(red=2, abr=True, profile="clean-lan", duration_s=0.5))
+    assert e.value.field == "abr_feedback" and e.value.value == "twcc" and "transport-wide CC" in str(e.value)
 
 
 def test_abr_feedback_is_validated_by_name():
