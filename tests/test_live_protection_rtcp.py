@@ -81,7 +81,7 @@ def test_simulated_rtt_comes_from_sr_rr_and_sets_the_nack_rule() -> None:
     twcc = simulate(CallConfig(profile="sfu-10pct-loss", duration_s=4, seed=2, metrics=(), nack=True))
     assert "rtcp_rr" not in twcc.trace.attrs["protection"]
     # downlink feedback: the RRs and the NACKs (58 B + 4 B per extra FCI each), no transport-cc reports
-    nack_bytes = p["feedback_bytes"] - RR_WIRE_BYTES * len(p["rtcp_rr"])
+    nack_bytes = p["feedback_bytes"] - RR_WIRE_BYTES * len(p["rtcp_rr"])  # IPv4
     assert 58 * p["nack_sent"] <= nack_bytes <= 58 * p["nack_sent"] + 4 * p["nack_seqs"]
     assert twcc.trace.attrs["protection"]["feedback_bytes"] > p["feedback_bytes"]
 
@@ -122,6 +122,8 @@ def test_live_reports_follow_the_simulated_schedule_and_abr_agrees() -> None:
             # packets arrive ~1 ms later (send and delivery on the host), so it may fall after it
             assert abs(a[2] - b[2]) == 1 and abs(arrival[max(a[2], b[2])] - a[0]) < 0.003, (a, b)
     assert same >= 0.75 * len(rr_live)
+    # the downlink feedback is those reports, live and simulated (the simulation's run 0.5 s longer)
+    assert s["feedback_kbps_down"] == pytest.approx(sim.summary["feedback_kbps_down"], rel=0.1)
     assert s["loss_rate"] == sim.summary["loss_rate"] and s["rtp_payload_mismatches"] == 0
     assert abs(s["effective_loss_rate"] - sim.summary["effective_loss_rate"]) <= 0.005
     # what the controller did live: 20 ms frames throughout, FEC asked for with an expected loss

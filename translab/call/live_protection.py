@@ -31,8 +31,8 @@ near the buffer's target (the NACK rule sets it to RTT + 2 frames), so whether i
 up a frame is decided by those 1-2 ms, and a live target 15-25 ms higher keeps the NACK tracker
 asking longer and recovers more (seed 3: 80 NACKs against 59, 0.43 % against 1.07 % after recovery).
 In the default "twcc" mode the simulator's feedback is a transport-cc-like report every 100 ms, so
-its RTT samples and NACK decisions differ from a live call's by construction.
-``feedback_kbps_down`` counts only the NACKs live (the simulator's also counts its reports).
+its RTT samples and NACK decisions differ from a live call's by construction. ``feedback_kbps_down`` counts the NACKs and
+receiver reports, live as in the simulator's rr mode (in "twcc" mode the simulator's 100 ms reports).
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ def protected_leg_trace(cfg: CallConfig, stream: SenderStream, rec: LegRecord,
         "nack": bool(cfg.nack), "red": int(cfg.red or 0), "abr": bool(cfg.abr),
         "fec_measured": bool(cfg.fec_loss == "measured" and sender is not None and sender.encoder is not None),
         "nack_sent": receiver.nack_sent, "nack_seqs": receiver.nack_seqs,
-        "feedback_bytes": receiver.nack_bytes, "min_target_ms": receiver.min_target_ms,
+        "feedback_bytes": receiver.nack_bytes + receiver.rr_bytes, "min_target_ms": receiver.min_target_ms,
         "timeline": [list(x) for x in sender.encoder.timeline] if sender is not None and sender.encoder else [],
     }
     first = sender.first_seq16 if sender is not None and sender.first_seq16 is not None else 0

@@ -31,6 +31,7 @@ from translab.media.opus import OpusEncoder
 from translab.protection.abr import AudioNetworkAdaptor, MeasuredLossFec
 from translab.protection.nack import NackTracker
 from translab.protection.red import RedEncoder, decode_red
+from translab.protection.rtcp import RR_WIRE_BYTES
 from translab.protection.rtx import RtxHistory, rtx_payload
 from translab.protection.sim import PlayoutEstimate, nack_min_target_ms, rtcp_nack_wire_bytes
 
@@ -159,6 +160,7 @@ class ProtectedReceiver:
         self.nack_sent = 0  # RTCP NACK messages
         self.nack_seqs = 0  # sequence numbers asked for (a packet asked twice counts twice)
         self.nack_bytes = 0  # their wire bytes (SRTCP over UDP/IP)
+        self.rr_bytes = 0  # wire bytes of the RTCP receiver reports sent (one report block each)
         self.min_target_ms: float | None = None
         #: the RTCP receiver reports sent: (call-clock s, 8-bit loss fraction, highest 16-bit sequence
         #: number received, an answer to an SR), as :func:`translab.protection.sim.simulate_uplink`'s
@@ -195,6 +197,7 @@ class ProtectedReceiver:
     def report_sent(self, t_s: float, fraction_lost: int, highest16: int, answer: bool) -> None:
         """The transport sent an RTCP RR at ``t_s`` (see :attr:`rr_log`)."""
         self.rr_log.append((float(t_s), int(fraction_lost), int(highest16), bool(answer)))
+        self.rr_bytes += RR_WIRE_BYTES - 20 + self.ip_bytes
 
     def primary(self, payload: bytes) -> bytes:
         """The primary (newest) block of a RED payload: what a RED receiver hands its decoder."""

@@ -323,8 +323,9 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
         lsr, dl = (sr_received[0], dlsr_s(t_rr - sr_received[1], answer)) if sr_received else (None, 0.0)
         rr = _Report(t_rr, fl / 256.0, 0, [], highest=max_seq, lsr=lsr, dlsr_s=dl)
         res.rtcp_rr.append((t_rr, fl, max_seq, answer))
-        res.feedback_bytes += RR_WIRE_BYTES
-        for a in ctl["down"].apply_one(t_rr, RR_WIRE_BYTES, ctl_rngs["down"]):
+        size = RR_WIRE_BYTES - 20 + hm.ip_bytes
+        res.feedback_bytes += size
+        for a in ctl["down"].apply_one(t_rr, size, ctl_rngs["down"]):
             push(a, "report", rr)
     originals: dict[int, _Row] = {}
 
