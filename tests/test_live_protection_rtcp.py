@@ -112,6 +112,9 @@ def test_live_reports_follow_the_simulated_schedule_and_abr_agrees() -> None:
     late_s = 0.005 + (s["host_stall_max_ms"] / 1000.0 if s["host_stalls"] else 0.0)
     rr_sim, rr_live = sim.trace.attrs["protection"]["rtcp_rr"], live.trace.attrs["protection"]["rtcp_rr"]
     assert len(rr_live) >= 15
+    # real RTCP on the wire: every report logged crossed the emulated downlink as an RTCP datagram
+    assert s["emu_udp_down_packets_rtcp"] == len(rr_live), (s["emu_udp_down_packets_rtcp"], len(rr_live))
+    assert s["emu_udp_up_packets_rtcp"] >= len([1 for *_, answer in rr_live if answer])
     arrival = sim.trace.set_index("seq")["arrival_s"]
     same = 0
     for a, b in zip(rr_sim, rr_live):
