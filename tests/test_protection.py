@@ -466,9 +466,10 @@ def test_cost_gain_pairs_each_option_with_the_same_seed_and_clip():
 def test_live_calls_refuse_protection_they_do_not_carry_by_name():
     from translab.live import live_call
 
-    with pytest.raises(ConfigError) as e:  # live NACK and RED exist (tests/test_live_protection.py); ABR not yet
-        live_call(CallConfig(red=2, abr=True, abr_feedback="rr", profile="clean-lan", duration_s=0.5))
-    assert e.value.field == "abr" and "simulated calls only" in str(e.value) and "0.5 points" in str(e.value)
+    with pytest.raises(ConfigError) as e:  # live NACK, RED and ABR exist (tests/test_live_protection*.py);
+        # the live sender gets RTCP receiver reports only
+        live_call(CallConfig(red=2, abr=True, profile="clean-lan", duration_s=0.5))
+    assert e.value.field == "abr_feedback" and e.value.value == "twcc" and "transport-wide CC" in str(e.value)
 
 
 def test_abr_feedback_is_validated_by_name():
@@ -492,19 +493,25 @@ def test_adaptor_without_per_packet_feedback_has_no_delay_based_estimate():
 
 
 def test_simulated_abr_in_rr_mode_changes_settings_only_when_a_receiver_report_arrives():
-    """abr_feedback = "rr": the controller acts on the rapid-start RR (0.1 s) and one every 0.5 s
-    (arriving one downlink delay, ~30-45 ms on sfu-10pct-loss, later), keeps 20 ms frames, and on the
-    lossy SFU leg lowers the bitrate and turns FEC on from the reported loss; twcc (the default) is
-    unchanged by the option's existence (tests/test_digest.py)."""
-    from translab.protection.sim import LIVE_RR_INTERVAL_S, RAPID_RR_S
+    """abr_feedback = "rr": the controller acts only on RTCP receiver reports, sent on the seeded
+    schedule of translab.protection.rtcp (an RR answering the first SR after the 2nd packet, then
+    aiortc's 0.5-1.5 s RRs and answers to its SRs) and arriving one downlink delay (~35-50 ms on
+    sfu-10pct-loss) later; it keeps 20 ms frames, and on the lossy SFU leg lowers the bitrate and
+    turns FEC on from the reported loss; twcc (the default) is unchanged by the option's existence
+    (tests/test_digest.py)."""
+    from translab.protection.rtcp import RtcpSchedule
 
     res = simulate(CallConfig(profile="sfu-10pct-loss", bitrate=64000, duration_s=10, metrics=(), seed=3, abr=True,
                               abr_feedback="rr"))
-    tl = res.trace.attrs["protection"]["timeline"]
+    p = res.trace.attrs["protection"]
+    tl, rr = p["timeline"], p["rtcp_rr"]
     assert len(tl) >= 4 and all(fm == 20 for *_, fm in tl)
-    reports = [RAPID_RR_S] + [LIVE_RR_INTERVAL_S * k for k in range(1, 25)]
+    sent = [t for t, *_ in rr]
+    assert sent == sorted(sent) and rr[0][3] and rr[0][0] < 0.15  # the rapid start's answer
+    periodic = [t for t, _, _, answer in rr if not answer]
+    assert periodic == pytest.approx(RtcpSchedule(3).until("rr", periodic[-1]))
     for t, *_ in tl[1:]:
-        assert min(t - r for r in reports if r <= t) < 0.06, t
+        assert 0.03 < min(t - r for r in sent if r <= t) < 0.06, t
     s = res.summary
     assert s["abr_bitrate_min_kbps"] < 64.0 and s["abr_fec_on_share"] > 0.5
     assert (res.trace["frame_samples"] == res.trace["frame_samples"].iloc[0]).all()

@@ -31,6 +31,7 @@ from translab.media.opus import OpusEncoder
 from translab.protection.abr import AudioNetworkAdaptor, MeasuredLossFec
 from translab.protection.nack import NackTracker
 from translab.protection.red import RedEncoder, decode_red
+from translab.protection.rtcp import RR_WIRE_BYTES
 from translab.protection.rtx import RtxHistory, rtx_payload
 from translab.protection.sim import PlayoutEstimate, nack_min_target_ms, rtcp_nack_wire_bytes
 
@@ -114,11 +115,14 @@ class ProtectedSender:
         self.history = RtxHistory()
         self._seq = SeqUnwrapper()
         self._ts = SeqUnwrapper(bits=32)
+        self.first_seq16: int | None = None  # the RTP sequence number of the first packet sent
 
     def wrap(self, seq16: int, rtp_ts: int, payload: bytes, t_s: float, rtt_s: float | None) -> bytes:
         """The RTP payload to send for codec ``payload`` (RTP sequence number ``seq16``, timestamp
         ``rtp_ts``, 32 bits, RTP clock units, sent at ``t_s``): RED-wrapped when asked; kept for
         retransmission."""
+        if self.first_seq16 is None:
+            self.first_seq16 = int(seq16) & 0xFFFF
         msg = self.red.wrap(payload, self._ts(rtp_ts)) if self.red is not None else payload
         self.history.sent(self._seq(seq16), msg, t_s, rtt_s or 0.0)
         return msg
@@ -156,7 +160,11 @@ class ProtectedReceiver:
         self.nack_sent = 0  # RTCP NACK messages
         self.nack_seqs = 0  # sequence numbers asked for (a packet asked twice counts twice)
         self.nack_bytes = 0  # their wire bytes (SRTCP over UDP/IP)
+        self.rr_bytes = 0  # wire bytes of the RTCP receiver reports sent (one report block each)
         self.min_target_ms: float | None = None
+        #: the RTCP receiver reports sent: (call-clock s, 8-bit loss fraction, highest 16-bit sequence
+        #: number received, an answer to an SR), as :func:`translab.protection.sim.simulate_uplink`'s
+        self.rr_log: list[tuple[float, int, int, bool]] = []
 
     def on_rtt(self, rtt_s: float | None) -> None:
         """An RTT sample is known (s): the first one sets the NACK rule's minimum target."""
@@ -186,6 +194,10 @@ class ProtectedReceiver:
             self.nack_bytes += rtcp_nack_wire_bytes(seqs, self.ip_bytes)
         return [s & 0xFFFF for s in seqs]
 
+    def report_sent(self, t_s: float, fraction_lost: int, highest16: int, answer: bool) -> None:
+        """The transport sent an RTCP RR at ``t_s`` (see :attr:`rr_log`)."""
+        self.rr_log.append((float(t_s), int(fraction_lost), int(highest16), bool(answer)))
+        self.rr_bytes += RR_WIRE_BYTES - 20 + self.ip_bytes
 
     def primary(self, payload: bytes) -> bytes:
         """The primary (newest) block of a RED payload: what a RED receiver hands its decoder."""

@@ -24,12 +24,16 @@ One event queue in time order runs the sender, the link models of both direction
   sender learns of loss 2.5 s into the call: until then ABR hands Opus 0 % expected loss and libopus
   adds no FEC, as a libwebrtc sender does.
 
-``abr_feedback = "rr"`` (:data:`translab.config.ABR_FEEDBACKS`) drives ABR by receiver reports only,
-as a live aiortc sender must (it gets no transport-wide CC): an early RR at ``RAPID_RR_S`` (the
-rapid RTCP start), then one every ``LIVE_RR_INTERVAL_S``; each gives the controller its loss
-fraction, the packets it covers and an RTT sample (RR send time minus the last packet's arrival,
-as LSR/DLSR give it), and no per-packet times, so the delay-based estimate gets no samples and
-the bandwidth estimate is the loss-based one. The 100 ms feedback then runs only for NACK's RTT.
+``abr_feedback = "rr"`` (:data:`translab.config.ABR_FEEDBACKS`) gives the sender RTCP Sender /
+Receiver Reports only, as a live aiortc call has them (no transport-wide CC), for every protection
+option: the reports follow the seeded schedule and rules of :mod:`translab.protection.rtcp` (aiortc's
+0.5-1.5 s SR and RR loops, early SRs until the first RTT sample, an RR answering each SR), cross
+model instances of their own with :func:`~.rtcp.rtcp_rngs` (NACKs too), and carry what aiortc's
+receiver statistics carry. Each RR gives the sender its loss fraction and the packets it covers
+(ABR, measured-loss FEC) and, when its LSR is the latest SR's, the RTT sample (LSR/DLSR) that NACK,
+the RTX history and the jitter buffer's NACK rule use; ABR gets no per-packet times, so the
+delay-based estimate has no samples and the bandwidth estimate is the loss-based one. The live call
+(:func:`translab.transport.webrtc.seeded_rtcp`) sends the same reports at the same times.
 
 With NACK on, the adaptive jitter buffer waits for retransmissions by a stated rule
 (:func:`nack_min_target_ms`): from the first RTT sample on, its minimum target delay is one RTT plus
@@ -69,6 +73,8 @@ from translab.playout.receiver import parse_policy
 from translab.protection.abr import AudioNetworkAdaptor, MeasuredLossFec
 from translab.protection.nack import NackTracker
 from translab.protection.red import RedEncoder, decode_red
+from translab.protection.rtcp import (RAPID_SR_PACKETS, RR_WIRE_BYTES, SR_WIRE_BYTES, RtcpSchedule, dlsr_s, fraction_lost,
+                                      rtcp_rngs)
 from translab.protection.rtx import RtxHistory, rtx_payload
 
 #: Interval of the receiver's feedback reports (s): transport-wide CC feedback is sent about every 100 ms.
@@ -76,18 +82,6 @@ FEEDBACK_INTERVAL_S = 0.1
 #: Interval of the receiver's RTCP receiver reports carrying the loss fraction (s): libwebrtc's audio
 #: report interval (video: 1 s); see the module docstring.
 RR_INTERVAL_S = 5.0
-#: Interval of the receiver reports in ``abr_feedback = "rr"`` mode (s), the only loss and RTT
-#: feedback a live aiortc sender gets: aiortc's receiver sends an RR every 0.5-1.5 s (uniform, mean
-#: 1 s) and the live call's rapid-start hook (:func:`translab.transport.webrtc.rapid_rtt`) answers
-#: each of aiortc's Sender Reports (also every 0.5-1.5 s) with one more: two a second on average
-#: (fixed here at 0.5 s; live they come at random times).
-LIVE_RR_INTERVAL_S = 0.5
-#: When the early receiver report of the rapid RTCP start is sent in ``"rr"`` mode (s): the live
-#: call's sender sends an SR after its second packet and the receiver answers at once
-#: (:func:`translab.transport.webrtc.rapid_rtt`), one uplink delay later (~30-60 ms).
-RAPID_RR_S = 0.1
-#: Wire bytes of one RTCP receiver report (IPv4 + UDP + SRTCP RR with one report block).
-RR_WIRE_BYTES = 20 + 8 + 8 + 24 + 4 + 10
 #: Wire bytes of one feedback report (IPv4 + UDP + SRTCP with a transport-cc message for ~5 packets).
 FEEDBACK_WIRE_BYTES = 90
 #: RTP clock rate of Opus (RFC 7587): RED timestamp offsets are in these units.
@@ -177,7 +171,9 @@ class _Report:
     loss: float | None  # RR: loss fraction since the previous RR; None for transport-cc feedback
     expected: int
     packets: list[tuple[float, float, int]]  # (send_s, arrival_s, wire bytes) received in the interval
-    last: tuple[float, float] | None = None  # RR: (send_s, arrival_s) of the last packet received (RTT)
+    highest: int = -1  # rr mode: the highest sequence number received
+    lsr: int | None = None  # rr mode: the SR the report refers to (packets sent before it; None: none yet)
+    dlsr_s: float = 0.0  # rr mode: its DLSR (s)
 
 
 @dataclass
@@ -190,6 +186,9 @@ class UplinkResult:
     feedback_bytes: int = 0  # wire bytes of NACKs and feedback reports (downlink)
     min_target_ms: float | None = None  # the NACK rule's minimum jitter-buffer target (ms)
     timeline: list[tuple[float, int, bool, int, int]] = field(default_factory=list)  # t_s, bps, fec, loss %, frame ms
+    #: ``abr_feedback = "rr"``: the receiver reports sent, (call-clock s, 8-bit loss fraction, highest
+    #: sequence number received, an answer to an SR)
+    rtcp_rr: list[tuple[float, int, int, bool]] = field(default_factory=list)
 
 
 class PlayoutEstimate:
@@ -269,18 +268,26 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
     for ts, cap, j in plan:
         push(cap, "send", (ts, cap, j))
     end_s = (plan[-1][1] if plan else 0.0) + 1.0
-    rr_only = opts.abr and getattr(cfg, "abr_feedback", "twcc") == "rr"
-    t_fb = FEEDBACK_INTERVAL_S
-    while (opts.nack or (opts.abr and not rr_only) or measured is not None) and t_fb <= end_s:
-        push(t_fb, "feedback", None)
-        t_fb += FEEDBACK_INTERVAL_S
+    # "rr": RTCP SR/RR only, on the shared seeded schedule (translab.protection.rtcp)
+    rr_only = getattr(cfg, "abr_feedback", "twcc") == "rr" and opts.enabled
+    ctl: dict[str, Any] = {}
+    ctl_rngs = rtcp_rngs(cfg.seed)
     if rr_only:
-        push(RAPID_RR_S, "rr", None)
-    interval = LIVE_RR_INTERVAL_S if rr_only else RR_INTERVAL_S
-    t_rr = interval if rr_only else interval / 2
-    while (opts.abr or measured is not None) and t_rr <= end_s:
-        push(t_rr, "rr", None)
-        t_rr += interval
+        ctl = {d: profile.chain(d) for d in ("up", "down")}
+        schedule = RtcpSchedule(cfg.seed)
+        for t_sr in schedule.until("sr", end_s):
+            push(t_sr, "sr", None)
+        for t_rr in schedule.until("rr", end_s):
+            push(t_rr, "rr", False)
+    else:
+        t_fb = FEEDBACK_INTERVAL_S
+        while (opts.nack or opts.abr or measured is not None) and t_fb <= end_s:
+            push(t_fb, "feedback", None)
+            t_fb += FEEDBACK_INTERVAL_S
+        t_rr = RR_INTERVAL_S / 2
+        while (opts.abr or measured is not None) and t_rr <= end_s:
+            push(t_rr, "rr", None)
+            t_rr += RR_INTERVAL_S
 
     rtt_s: float | None = None
     pending: list[int] = []  # frames of the packet being assembled (ABR at 60 ms)
@@ -290,8 +297,34 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
     rr_prev_max = -1
     rr_received = 0
     fb_owd: list[tuple[float, float, int]] = []
-    last_rx: tuple[float, float] | None = None  # (send_s, arrival_s) of the last packet received
     first_seen: set[int] = set()
+    # rr mode: aiortc's receiver statistics (every arrival counts), the SRs, the sender's last RR
+    rx_base: int | None = None
+    rx_count = rx_expected_prior = rx_received_prior = 0
+    sr_sent: tuple[int, float] | None = None  # (LSR: packets sent before the SR, send s)
+    sr_received: tuple[int, float] | None = None  # (LSR, arrival s)
+    sender_highest = -1
+
+    def send_sr(t_sr: float) -> None:
+        nonlocal sr_sent
+        sr_sent = (next_seq, t_sr)
+        for a in ctl["up"].apply_one(t_sr, SR_WIRE_BYTES, ctl_rngs["up"]):
+            push(a, "sr_arrive", next_seq)
+
+    def send_rr(t_rr: float, answer: bool) -> None:
+        nonlocal rx_expected_prior, rx_received_prior
+        if rx_base is None:
+            return  # aiortc reports only on a stream it has received
+        expected = max_seq - rx_base + 1
+        fl = fraction_lost(expected - rx_expected_prior, rx_count - rx_received_prior)
+        rx_expected_prior, rx_received_prior = expected, rx_count
+        lsr, dl = (sr_received[0], dlsr_s(t_rr - sr_received[1], answer)) if sr_received else (None, 0.0)
+        rr = _Report(t_rr, fl / 256.0, 0, [], highest=max_seq, lsr=lsr, dlsr_s=dl)
+        res.rtcp_rr.append((t_rr, fl, max_seq, answer))
+        size = RR_WIRE_BYTES - 20 + hm.ip_bytes
+        res.feedback_bytes += size
+        for a in ctl["down"].apply_one(t_rr, size, ctl_rngs["down"]):
+            push(a, "report", rr)
     originals: dict[int, _Row] = {}
 
     def transmit(row: _Row, streams: Any = None) -> None:
@@ -336,6 +369,8 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
             originals[seq] = _Row(seq, ts, cap, t, msg, codec_bytes, packet_has_fec(payload), False,
                                   rtp_wire_bytes(len(msg), hm), samples)
             transmit(originals[seq])
+            if rr_only and rtt_s is None and next_seq in RAPID_SR_PACKETS:
+                send_sr(t)
         elif kind == "arrive":
             row: _Row = data
             if row.seq not in first_seen:
@@ -345,8 +380,10 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
             if not row.rtx:
                 rr_received += 1
                 max_seq = max(max_seq, row.seq)
+            rx_count += 1
+            if rx_base is None:
+                rx_base = row.seq
             fb_owd.append((row.send_s, t, row.wire))
-            last_rx = (row.send_s, t)
             off = playout.offset_s()
             if off is not None:
                 tracker.on_playout(int(math.floor((t - off) * rate)))
@@ -357,8 +394,12 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
                     res.nack_seqs += len(seqs)
                     size = rtcp_nack_wire_bytes(seqs, hm.ip_bytes)
                     res.feedback_bytes += size
-                    for a in down.apply_one(t, size, rngs["down"])[:1]:
-                        push(a, "nack", seqs)
+                    if rr_only:  # RTCP: every copy reaches the sender
+                        for a in ctl["down"].apply_one(t, size, ctl_rngs["down"]):
+                            push(a, "nack", seqs)
+                    else:
+                        for a in down.apply_one(t, size, rngs["down"])[:1]:
+                            push(a, "nack", seqs)
         elif kind == "nack":
             for osn, payload in history.on_nack(data, t, rtt_s or 0.0):
                 msg = rtx_payload(osn, payload)
@@ -371,23 +412,35 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
             res.feedback_bytes += FEEDBACK_WIRE_BYTES
             for a in down.apply_one(t, FEEDBACK_WIRE_BYTES, rngs["down"])[:1]:
                 push(a, "report", report)
+        elif kind == "sr":
+            send_sr(t)
+        elif kind == "sr_arrive":
+            sr_received = (int(data), t)
+            send_rr(t, True)
+        elif kind == "rr" and rr_only:
+            send_rr(t, False)
         elif kind == "rr":
             expected = max_seq - rr_prev_max
             # RFC 3550 A.3 interval loss, negative when late packets of an earlier interval came
             loss = 1.0 - rr_received / expected if expected > 0 else 0.0
-            if rr_only:  # as an RTCP RR carries it: 8-bit fraction, negative sent as 0 (RFC 3550 6.4.1)
-                loss = max(expected - rr_received, 0) * 256 // expected / 256.0 if expected > 0 else 0.0
-            rr = _Report(t, loss, max(expected, 0), [], last_rx if rr_only else None)
+            rr = _Report(t, loss, max(expected, 0), [])
             rr_prev_max, rr_received = max(max_seq, rr_prev_max), 0
             res.feedback_bytes += RR_WIRE_BYTES
             for a in down.apply_one(t, RR_WIRE_BYTES, rngs["down"])[:1]:
                 push(a, "report", rr)
         elif kind == "report":
             rep: _Report = data
-            last = rep.packets[-1][:2] if rep.packets else rep.last
-            if last is not None:
+            last = rep.packets[-1][:2] if rep.packets else None
+            rtt_new: float | None = None
+            if rr_only:  # the sender's RTT sample from LSR/DLSR; the packets the RR covers
+                if sr_sent is not None and rep.lsr == sr_sent[0] and rep.dlsr_s > 0:
+                    rtt_new = t - sr_sent[1] - rep.dlsr_s
+                rep.expected, sender_highest = rep.highest - sender_highest, rep.highest
+            elif last is not None:
                 last_send, last_arr = last
-                rtt_s = (t - last_send) - (rep.sent_s - last_arr)
+                rtt_new = (t - last_send) - (rep.sent_s - last_arr)
+            if rtt_new is not None:
+                rtt_s = rtt_new
                 if opts.nack and res.min_target_ms is None and playout.fixed_s is None:
                     res.min_target_ms = nack_min_target_ms(rtt_s, frame_s)
                     playout.set_min_target(res.min_target_ms)
@@ -445,6 +498,8 @@ def protected_trace(cfg: Any, stream: Any, hm: Any, attrs: dict[str, Any]) -> tu
         "feedback_bytes": res.feedback_bytes, "min_target_ms": res.min_target_ms,
         "timeline": [list(x) for x in res.timeline],
     }
+    if getattr(cfg, "abr_feedback", "twcc") == "rr" and opts.enabled:
+        attrs["protection"]["rtcp_rr"] = [list(x) for x in res.rtcp_rr]
     df = trace_mod.make_trace(cols, attrs)
     df["rtx"] = np.asarray([r.rtx for r in rows], dtype=bool)
     return df, {}

@@ -30,8 +30,9 @@ REFERENCE section 3 lists what aiortc would otherwise get wrong; this module wor
   packet to the receiver object, sends the NACKs it asks for through aiortc's RTCP, and gives
   aiortc's decoder plain Opus (RTX unwrapped, RED's primary block). The decisions (history, NACK
   timing, RED packing) are not here: they come from objects implementing :class:`StreamSender` and
-  :class:`StreamReceiver` (translab.protection.endpoint). :func:`rapid_rtt` makes the RTT known
-  one round trip after media starts.
+  :class:`StreamReceiver` (translab.protection.endpoint). :func:`seeded_rtcp` sends the RTCP
+  reports on the seeded schedule the simulator shares (the RTT is known one round trip after media
+  starts) and :func:`route_rtcp` gives them the simulator's link draws.
 
 Times: monotonic seconds (``translab.emulate.scheduler.now``) internally; the LegRecord holds the
 call clock (s since the clip's first sample) and setup milestones in ms.
@@ -51,6 +52,7 @@ from typing import Any, Callable, Iterator, Protocol
 import numpy as np
 
 from translab.emulate.scheduler import DeadlineScheduler, now
+from translab.protection.rtcp import RAPID_SR_PACKETS, RtcpSchedule, dlsr_s, rtcp_rngs
 from translab.transport.record import LegRecord
 
 __all__ = ["RTP_CLOCK", "opus_fmtp", "advertised_opus", "PacketTrack", "RtpSendTap", "RtpReceiveTap",
@@ -123,6 +125,11 @@ class StreamReceiver(Protocol):
 
     def primary(self, payload: bytes) -> bytes:
         """The Opus payload a decoder gets from a received payload (RED: its primary block)."""
+        ...
+
+    def report_sent(self, t_s: float, fraction_lost: int, highest16: int, answer: bool) -> None:
+        """The receiver sent an RTCP RR at ``t_s`` (call clock, s): its 8-bit loss fraction, highest
+        sequence number, and whether it answered an SR."""
         ...
 
 
@@ -248,51 +255,135 @@ def make_packet_track(payloads: list[bytes], media_ts: np.ndarray, capture_s: np
     return _PacketTrack()
 
 
-def rapid_rtt(sender: Any, receiver: Any, send_tap: "RtpSendTap") -> None:
-    """RTCP rapid start for protected calls: the caller's ``sender`` (RTCRtpSender) sends a Sender
-    Report right after its second RTP packet, and again every 5 packets (100 ms at 20 ms frames, up
-    to 10 times) until a Receiver Report has given an RTT sample (an SR or RR lost on the link is
-    made up for); the callee's ``receiver`` (RTCRtpReceiver) answers every Sender Report at once
-    with a Receiver Report (LSR/DLSR), as AVPF's early RTCP allows (RFC 4585 3.5.2). So the sender's
-    RTT (``send_tap.last_rtt_s``) exists about one round trip after media starts, as the simulator's
-    first feedback report (after 100 ms) gives it, instead of after aiortc's first two random
-    0.5-1.5 s RTCP intervals; NACK timing, the RTX history and the jitter buffer's NACK rule depend
-    on it. aiortc's periodic reports go on as before."""
-    from aiortc.rtp import RtcpReceiverInfo, RtcpRrPacket, RtcpSenderInfo, RtcpSrPacket
+def seeded_rtcp(sender: Any, receiver: Any, send_tap: "RtpSendTap", schedule: RtcpSchedule,
+                start: "asyncio.Future[float]", scheduler: DeadlineScheduler | None,
+                report_sent: Callable[[float, int, int, bool], None] | None = None) -> None:
+    """The RTCP reports of a protected call on the seeded schedule shared with the simulator
+    (:mod:`translab.protection.rtcp`): real SR (+ SDES) and RR packets, built as aiortc builds them,
+    at the times and by the rules stated there. Install after both descriptions are set and
+    before the peers connect (aiortc starts its RTCP loops once DTLS is up).
+
+    - the caller's ``sender`` (RTCRtpSender) and the callee's ``receiver`` (RTCRtpReceiver) get
+      their own ``_run_rtcp`` (the coroutine aiortc starts): sleep until each time of
+      ``schedule.times("sr")`` / ``("rr")`` after the call clock's zero (``start``'s result,
+      monotonic s; ``scheduler`` for precise wake-ups), then send; the sender ends with a BYE as
+      aiortc's does;
+    - rapid start: an SR right after the 2nd, 7th, ... RTP packet (``RAPID_SR_PACKETS``) while
+      ``send_tap.last_rtt_s`` is None;
+    - the receiver answers every SR at once with an RR.
+
+    ``report_sent(call-clock s, 8-bit loss fraction, highest sequence number, answer)`` is told of
+    every RR the receiver sends."""
+    from aiortc.rtp import (RtcpByePacket, RtcpReceiverInfo, RtcpRrPacket, RtcpSdesPacket, RtcpSenderInfo,
+                            RtcpSourceInfo, RtcpSrPacket)
 
     async def send_sr() -> None:
-        if send_tap.last_rtt_s is not None:
-            return
         ntp = getattr(sender, "_RTCRtpSender__ntp_timestamp", 0)
-        sr = RtcpSrPacket(ssrc=sender._ssrc, sender_info=RtcpSenderInfo(
+        packets: list[Any] = [RtcpSrPacket(ssrc=sender._ssrc, sender_info=RtcpSenderInfo(
             ntp_timestamp=ntp, rtp_timestamp=getattr(sender, "_RTCRtpSender__rtp_timestamp", 0),
             packet_count=getattr(sender, "_RTCRtpSender__packet_count", 0) & 0xFFFFFFFF,
-            octet_count=getattr(sender, "_RTCRtpSender__octet_count", 0) & 0xFFFFFFFF))
+            octet_count=getattr(sender, "_RTCRtpSender__octet_count", 0) & 0xFFFFFFFF))]
         sender._RTCRtpSender__lsr = (ntp >> 16) & 0xFFFFFFFF
         sender._RTCRtpSender__lsr_time = time.time()
-        await sender._send_rtcp([sr])
+        cname = getattr(sender, "_RTCRtpSender__cname", None)
+        if cname is not None:
+            packets.append(RtcpSdesPacket(chunks=[RtcpSourceInfo(ssrc=sender._ssrc, items=[(1, cname.encode("utf8"))])]))
+        await sender._send_rtcp(packets)
 
-    for n in range(2, 52, 5):
-        send_tap.after_packet[n] = send_sr
+    async def send_rr(answer: bool) -> None:
+        rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc
+        lsrs, lsr_times = receiver._RTCRtpReceiver__lsr, receiver._RTCRtpReceiver__lsr_time
+        reports = []
+        for ssrc, stream in receiver._RTCRtpReceiver__remote_streams.items():
+            lsr, dlsr = 0, 0
+            if ssrc in lsrs:
+                lsr = lsrs[ssrc]
+                dlsr = int(round(65536 * dlsr_s(time.time() - lsr_times[ssrc], answer)))
+            reports.append(RtcpReceiverInfo(ssrc=ssrc, fraction_lost=stream.fraction_lost,
+                                            packets_lost=stream.packets_lost, highest_sequence=stream.max_seq,
+                                            jitter=stream.jitter, lsr=lsr, dlsr=dlsr))
+        if rtcp_ssrc is None or not reports:
+            return
+        if report_sent is not None and start.done():
+            report_sent(now() - start.result(), reports[0].fraction_lost, reports[0].highest_sequence, answer)
+        await receiver._send_rtcp(RtcpRrPacket(ssrc=rtcp_ssrc, reports=reports))
+
+    async def rapid_sr() -> None:
+        if send_tap.last_rtt_s is None:
+            await send_sr()
+
+    for n in RAPID_SR_PACKETS:
+        send_tap.after_packet[n] = rapid_sr
     original = receiver._handle_rtcp_packet
 
     async def _handle_rtcp_packet(packet: Any) -> None:
         await original(packet)
         if isinstance(packet, RtcpSrPacket):
-            streams = receiver._RTCRtpReceiver__remote_streams
-            lsr_time = receiver._RTCRtpReceiver__lsr_time.get(packet.ssrc)
-            rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc
-            stream = streams.get(packet.ssrc)
-            if stream is None or lsr_time is None or rtcp_ssrc is None:
-                return
-            report = RtcpReceiverInfo(
-                ssrc=packet.ssrc, fraction_lost=stream.fraction_lost, packets_lost=stream.packets_lost,
-                highest_sequence=stream.max_seq, jitter=stream.jitter,
-                lsr=receiver._RTCRtpReceiver__lsr[packet.ssrc],
-                dlsr=max(1, int((time.time() - lsr_time) * 65536)))
-            await receiver._send_rtcp(RtcpRrPacket(ssrc=rtcp_ssrc, reports=[report]))
+            await send_rr(True)
 
     receiver._handle_rtcp_packet = _handle_rtcp_packet
+
+    async def periodic(role: str, obj: Any, prefix: str, send: Callable[[], Any]) -> None:
+        getattr(obj, prefix + "rtcp_started").set()
+        try:
+            t0 = await start
+            for t in schedule.times(role):
+                await _sleep_until(t0 + t, scheduler)
+                await send()
+        except asyncio.CancelledError:
+            pass
+        if role == "sr":
+            await sender._send_rtcp([RtcpByePacket(sources=[sender._ssrc])])
+        getattr(obj, prefix + "rtcp_exited").set()
+
+    sender._run_rtcp = lambda: periodic("sr", sender, "_RTCRtpSender__", send_sr)
+    receiver._run_rtcp = lambda: periodic("rr", receiver, "_RTCRtpReceiver__", lambda: send_rr(False))
+
+
+class _CallClockModel:
+    """A link model seen on the call clock: send times shifted by ``offset_s`` before the model and
+    arrival times shifted back (so RTCP, timed by the emulator from its start, meets the model at
+    the simulator's times)."""
+
+    def __init__(self, model: Any, offset_s: float) -> None:
+        self.model, self.offset_s = model, float(offset_s)
+
+    def apply(self, send_s: np.ndarray, size: np.ndarray, rng: Any) -> tuple[np.ndarray, np.ndarray]:
+        idx, arrival = self.model.apply(np.asarray(send_s) - self.offset_s, size, rng)
+        return idx, np.asarray(arrival) + self.offset_s
+
+
+def route_rtcp(emu: Any, seed: int, t0: float) -> None:
+    """From the media start on (``t0``, monotonic s, the call clock's zero), RTCP datagrams crossing
+    ``emu``'s UDP links (a :class:`translab.emulate.emulator.LiveEmulator` with separate control
+    models; others are left alone) meet a fresh instance of the direction's link model on the call
+    clock, drawing from :func:`translab.protection.rtcp.rtcp_rngs` (``seed``), as the simulator's
+    RTCP does; STUN keeps the control model. The patch point: each link's ``submit`` is wrapped
+    to swap in that model and generator for one RTCP datagram (to move into the emulator as a
+    route like ``DatagramLink.route_retransmissions``)."""
+    udp, factory = getattr(emu, "udp", None), getattr(emu, "chain_factory", None)
+    if not udp or factory is None:
+        return
+    rngs = rtcp_rngs(seed)
+    for d, link in udp.items():
+        if link.control is link.media:
+            continue  # one shared model for every datagram: nothing to separate
+        model = _CallClockModel(factory(d), t0 - link.t0)
+        original = link.submit
+
+        def submit(data: bytes, deliver: Callable[[bytes], None], addrs: Any = None, kind: str | None = None,
+                   _link: Any = link, _model: Any = model, _rng: Any = rngs[d], _orig: Any = original) -> int:
+            kind = kind or _link.classify(data)
+            if kind != "rtcp":
+                return int(_orig(data, deliver, addrs, kind))
+            saved = _link.control, _link.control_rng
+            _link.control, _link.control_rng = _model, _rng
+            try:
+                return int(_orig(data, deliver, addrs, kind))
+            finally:
+                _link.control, _link.control_rng = saved
+
+        link.submit = submit
 
 
 def rtp_header_length(data: bytes) -> int:
@@ -705,8 +796,9 @@ async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: flo
 
         recv_tap = RtpReceiveTap(callee.getReceivers()[0], on_rx, protection[1] if protection else None,
                                  red, rtt, media_clock)
-        if protection is not None:
-            rapid_rtt(sender, callee.getReceivers()[0], send_tap)
+        if protection is not None:  # RTCP on the seeded schedule the simulator shares
+            seeded_rtcp(sender, callee.getReceivers()[0], send_tap, RtcpSchedule(int(getattr(cfg, "seed", 0))),
+                        start, scheduler, protection[1].report_sent)
         both = asyncio.gather(connected, callee_connected)
         both.add_done_callback(lambda f: f.cancelled() or f.exception())  # a failure after a timeout
         try:
@@ -723,6 +815,8 @@ async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: flo
         send_tap.t0 = t0
         if emu is not None:
             emu.set_media_origin(t0)
+            if protection is not None:
+                route_rtcp(emu, int(getattr(cfg, "seed", 0)), t0)
         start.set_result(t0)
         end = t0 + float(stream.capture_s[-1]) if len(stream.capture_s) else t0
         while now() < end:
