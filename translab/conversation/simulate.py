@@ -10,7 +10,8 @@ leg; ``dc_profile``: the datacenter legs, default ``colocated``):
 * ``webrtc-gateway``: caller --WebRTC (Opus 48 kHz, adaptive jitter buffer at the gateway)-- gateway
   --WebSocket (realtime-json, 24 kHz)-- model. The gateway plays the caller's stream out of its
   jitter buffer, resamples it to 24 kHz and forwards it in 20 ms appends; it paces replies into
-  Opus frames in real time (an elastic buffer: silence when empty) and, on ``speech_started``,
+  Opus frames in real time (an elastic buffer: silence when empty; each 20 ms frame read
+  ``EDGE_LEAD_S`` before it is sent, its encode budget) and, on ``speech_started``,
   stops sending the reply (flush). The caller's own receiver is an adaptive jitter buffer.
 * ``twilio``: caller --PSTN-like leg (G.711 mu-law 8 kHz, 20 ms, the carrier's adaptive jitter
   buffer)-- Twilio --WebSocket (twilio-json)-- bridge --WebSocket (realtime-json with
@@ -60,7 +61,7 @@ from translab import trace as trace_mod
 from translab.config import CallConfig
 from translab.conversation import protocol as p
 from translab.conversation.legs import (
-    clocked_sink, gaps, leg_rng, play_time_of, played_ms, release_position, released_frames, rtp_leg, timeline,
+    EDGE_LEAD_S, clocked_sink, gaps, leg_rng, play_time_of, played_ms, release_position, released_frames, rtp_leg, timeline,
     ws_leg,
 )
 from translab.conversation.model import Emitted, ModelParams, RealtimeModel, ReplyPacing, ThinkTime, TurnRecord
@@ -376,6 +377,8 @@ def _downlink(cfg: ConversationConfig, script: Script, emitted: list[Emitted], f
     for r in reps:
         if r.playout is not None:
             edge += timeline(r.playout, length, r.stop_s)[: len(edge)]
+    # the edge reads its buffer EDGE_LEAD_S before each send tick: its stream is its timeline that late
+    edge = np.concatenate([np.zeros(int(round(EDGE_LEAD_S * edge_rate)), np.float32), edge])
     sender_audio = resample(edge, 24000, 48000) if call.codec == "opus" else edge
     return edge_downlink(reps, rtp_leg(sender_audio, call, access, "down", seed, "caller-down"))
 
@@ -383,7 +386,8 @@ def _downlink(cfg: ConversationConfig, script: Script, emitted: list[Emitted], f
 def edge_downlink(reps: list[Reply], leg: Any) -> Downlink:
     """What the caller heard when an edge (gateway, Twilio) played the replies ``reps`` into an RTP
     leg to the caller (``leg``: its RtpLeg, simulated or live): each reply's first and last sample
-    mapped through the caller's receiver, and the gaps at the edge and at the ear."""
+    mapped through the caller's receiver (the edge's instant t is media instant t + EDGE_LEAD_S of
+    its stream), and the gaps at the edge and at the ear."""
     rate = int(leg.playout.sample_rate)
     heard, stop, gp = {}, {}, {}
     for r in reps:
@@ -391,8 +395,8 @@ def edge_downlink(reps: list[Reply], leg: Any) -> Downlink:
             heard[r.response_id] = stop[r.response_id] = math.nan
             gp[r.response_id] = (0, 0.0)
             continue
-        h = play_time_of(leg.playout.frames, rate, leg.frame_n, r.start_s)
-        s = play_time_of(leg.playout.frames, rate, leg.frame_n, r.stop_s - 1e-6)
+        h = play_time_of(leg.playout.frames, rate, leg.frame_n, r.start_s + EDGE_LEAD_S)
+        s = play_time_of(leg.playout.frames, rate, leg.frame_n, r.stop_s + EDGE_LEAD_S - 1e-6)
         heard[r.response_id], stop[r.response_id] = h, s
         g_ear = gaps(leg.playout.frames, rate, h, s) if s > h else (0, 0.0)
         gp[r.response_id] = (r.gaps[0] + g_ear[0], r.gaps[1] + g_ear[1])
