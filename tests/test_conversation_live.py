@@ -103,6 +103,36 @@ def test_live_rtp_topology_agrees_with_its_simulation_and_the_edge_stops_on_barg
         assert run.up_leg.trace.attrs["codec"] == "pcmu"
         clears = [type(e.event).__name__ for e in run.bridge.forwarded].count("TwilioClear")
         assert clears == sum(type(e).__name__ == "SpeechStarted" for _, e in run.bridge.received) == 3
+        # marks: one after each media message; Twilio echoed them in order (with its sequence
+        # numbers) once the audio before each had played; the bridge truncated the interrupted
+        # reply at the last echoed mark's audio position, and the model took it
+        kinds = [type(e.event).__name__ for e in run.bridge.forwarded if type(e.event).__name__ != "ResponseCreated"]
+        assert kinds.count("TwilioMark") == kinds.count("AudioDelta") > 0
+        assert all(a == "AudioDelta" for a, b in zip(kinds, kinds[1:]) if b == "TwilioMark")
+        sent = [e.event.name for e in run.bridge.forwarded if type(e.event).__name__ == "TwilioMark"]
+        echoed = [m.name for _, m in run.bridge.echoes]
+        assert echoed == run.twilio.echoed and echoed == [n for n in sent if n in set(echoed)]
+        assert [m.sequence_number for _, m in run.bridge.echoes] == list(range(1, len(echoed) + 1))
+        assert len(echoed) < len(sent)  # the clear dropped the interrupted reply's pending marks
+        assert len(run.bridge.truncates) == 1 == live.figures["truncates_sent"] == live.figures["truncates_accepted"]
+        at, trunc = run.bridge.truncates[0]
+        heard = [m for t, m in run.bridge.echoes if t <= at and m.name.startswith(trunc.item_id + "-")]
+        positions = {n: ms for n, (_, ms) in _mark_positions(run).items()}
+        assert trunc.audio_end_ms == (int(positions[heard[-1].name]) if heard else 0)
+        # the simulation's bridge, on the simulated echoes: the same reply, within one 100 ms chunk
+        (_, strunc), = sim.bridge_truncates
+        assert strunc.item_id == trunc.item_id and abs(strunc.audio_end_ms - trunc.audio_end_ms) <= 100, (trunc, strunc)
+
+
+def _mark_positions(run):
+    """Each mark the bridge sent: (item, audio position in ms after the media before it)."""
+    from translab.conversation.marks import MarkBook
+
+    book = MarkBook(8000)
+    for e in run.bridge.forwarded:
+        if type(e.event).__name__ == "AudioDelta":
+            book.after_media(e.event)
+    return book.names
 
 
 def _show(live, sim):

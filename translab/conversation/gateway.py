@@ -67,6 +67,7 @@ class EdgeLog:
     sink: list[tuple[float, float, int]] = field(default_factory=list)  # (release s, play s, pts)
     payloads: list[bytes] = field(default_factory=list)
     audio: list[np.ndarray] = field(default_factory=list)  # what each packet carried, at the sender's rate
+    echoed: list[str] = field(default_factory=list)  # Twilio: the marks it echoed, in order
 
 
 
@@ -96,6 +97,14 @@ class Edge:
             self.add(t, ev.response_id, np.frombuffer(ev.delta, dtype="<i2").astype(np.float32) / 32768.0)
         elif isinstance(ev, p.SpeechStarted):
             self.interrupt(t)
+
+    def queued_end_s(self, key: str, t: float) -> float:
+        """When the audio of stream ``key`` queued so far has played (s; ``t`` if it has)."""
+        segs = self.segments.get(key)
+        if not segs:
+            return t
+        last = segs[-1]
+        return max(t, min(last.start_s + len(last.audio) / self.rate, last.cut_s))
 
     def render(self, a_s: float, n: int) -> np.ndarray:
         """``n`` samples at the edge's rate from ``a_s`` (s)."""

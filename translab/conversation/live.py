@@ -193,7 +193,7 @@ def live_converse(cfg: ConversationConfig, realtime: bool = False) -> Conversati
         from translab.conversation.twilio import PCMU, run_twilio
 
         tr = _in_realtime(lambda: asyncio.run(run_twilio(cfg, script, TAIL_S + 2.0)), realtime)
-        session, received, figures, truncates = tr.session, tr.bridge.received, tr.figures, []
+        session, received, figures, truncates = tr.session, tr.bridge.received, tr.figures, tr.bridge.truncates
         play_s, slots, _ = clocked_sink(tr.up_leg)  # the carrier's sink, modelled on the live arrivals
         position: Any = release_position(slots, 0.020, play_s)
         frame_s, caller_leg, fmt = 0.020, tr.up_leg, PCMU
@@ -219,6 +219,7 @@ def live_converse(cfg: ConversationConfig, realtime: bool = False) -> Conversati
     events = [(e, a) for e, (a, _) in zip(sent, received)]
     if cfg.topology == "twilio":
         down = edge_downlink(_replies(tr.downlink_events(), fmt, cfg.pacing.chunk_ms, cfg.flush), tr.down_leg)
+        down.bridge_truncates = list(tr.bridge.truncates)
     elif cfg.topology == "webrtc-gateway":
         down = edge_downlink(_replies(events, fmt, cfg.pacing.chunk_ms, cfg.flush), g.down_leg)
     else:

@@ -19,6 +19,7 @@ the same generators on every leg (pstn, caller-down, twilio-ws, bridge-ws).
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,7 @@ from translab.conversation.gateway import (
     reply_stream, sink_vs_model,
 )
 from translab.conversation.legs import RtpLeg, clocked_sink, leg_rng, ws_model
+from translab.conversation.marks import MarkBook
 from translab.conversation.model import Emitted, ModelParams
 from translab.conversation.script import Script
 from translab.conversation.server import Session
@@ -47,11 +49,14 @@ PCMU = p.AudioFormat("audio/pcmu", 8000)
 @dataclass
 class BridgeLog:
     """What the bridge did: the model's events with their arrival (s), and what it sent Twilio
-    (send s, the model event it came from: an AudioDelta for a media message, TwilioClear; a
-    ResponseCreated marks where a response begins and is not sent)."""
+    (send s, the model event it came from: an AudioDelta for a media message, TwilioMark (one after
+    each media message, translab.conversation.marks), TwilioClear; a ResponseCreated marks where a
+    response begins and is not sent), the marks Twilio echoed and the truncates sent to the model."""
 
     received: list[tuple[float, p.RealtimeEvent]] = field(default_factory=list)
     forwarded: list[Emitted] = field(default_factory=list)
+    echoes: list[tuple[float, p.TwilioMark]] = field(default_factory=list)  # marks Twilio echoed (arrival s)
+    truncates: list[tuple[float, p.ItemTruncate]] = field(default_factory=list)  # sent to the model (send s)
 
 
 @dataclass
@@ -100,6 +105,7 @@ async def run_twilio(cfg: Any, script: Script, tail_s: float) -> TwilioRun:
     emu = LiveEmulator(access, seed, rngs={"up": leg_rng(seed, "pstn"), "down": leg_rng(seed, "caller-down")})
     await emu.start()
     assert emu.scheduler is not None
+    sched = emu.scheduler
     monitor = LoopLagMonitor()
     tw, br, edge = EdgeLog(), BridgeLog(), Edge(8000)
     loop = asyncio.get_running_loop()
@@ -119,6 +125,7 @@ async def run_twilio(cfg: Any, script: Script, tail_s: float) -> TwilioRun:
                                  compression=None)
         await model_ws.send(p.encode(p.SessionUpdate(PCMU, PCMU, td)))
         bridge_ready.set_result(None)
+        book = MarkBook(PCMU.rate)
 
         async def from_model() -> None:
             async for msg in model_ws:
@@ -128,9 +135,16 @@ async def run_twilio(cfg: Any, script: Script, tail_s: float) -> TwilioRun:
                 if isinstance(ev, p.AudioDelta):
                     br.forwarded.append(Emitted(now() - t0_box[0], ev))
                     await twilio_ws.send(p.encode(p.TwilioMedia(ev.delta)))
+                    mark = book.after_media(ev)
+                    br.forwarded.append(Emitted(now() - t0_box[0], mark))  # type: ignore[arg-type]
+                    await twilio_ws.send(p.encode(mark))
                 elif isinstance(ev, p.SpeechStarted) and cfg.flush:
                     br.forwarded.append(Emitted(now() - t0_box[0], p.TwilioClear()))  # type: ignore[arg-type]
                     await twilio_ws.send(p.encode(p.TwilioClear()))
+                    trunc = book.truncate()
+                    if trunc is not None:
+                        br.truncates.append((now() - t0_box[0], trunc))
+                        await model_ws.send(p.encode(trunc))
                 elif isinstance(ev, p.ResponseCreated):
                     br.forwarded.append(Emitted(t, ev))
 
@@ -140,6 +154,9 @@ async def run_twilio(cfg: Any, script: Script, tail_s: float) -> TwilioRun:
                 ev = p.decode_twilio(msg)
                 if isinstance(ev, p.TwilioMedia):
                     await model_ws.send(p.encode(p.InputAudioAppend(ev.payload)))
+                elif isinstance(ev, p.TwilioMark):
+                    br.echoes.append((now() - t0_box[0], ev))
+                    book.echoed(ev)
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -195,17 +212,31 @@ async def run_twilio(cfg: Any, script: Script, tail_s: float) -> TwilioRun:
                     payload = ulaw_encode(to_int16(sink.take(k)))
                     await ws.send(encode_message("twilio-json", payload, k, k * 20))
 
+            echo_tasks: set[asyncio.Task[Any]] = set()
+
+            def echo(name: str, of_gen: int) -> None:  # the audio before the mark has played
+                if of_gen == gen[0]:  # not dropped by a clear since
+                    tw.echoed.append(name)
+                    mark = p.TwilioMark(name, sequence_number=len(tw.echoed))
+                    task = asyncio.ensure_future(ws.send(p.encode(mark)))
+                    echo_tasks.add(task)
+                    task.add_done_callback(echo_tasks.discard)
+
+            gen = [0]
+
             async def from_bridge() -> None:  # media into the elastic buffer, clear flushes it
-                gen = 0
                 async for msg in ws:
                     t = now() - t0
                     ev = p.decode_twilio(msg)
                     tw.received.append((t, ev))
                     if isinstance(ev, p.TwilioMedia):
-                        edge.add(t, f"stream{gen}", ulaw_decode(ev.payload).astype(np.float32) / 32768.0)
+                        edge.add(t, f"stream{gen[0]}", ulaw_decode(ev.payload).astype(np.float32) / 32768.0)
+                    elif isinstance(ev, p.TwilioMark):
+                        at = edge.queued_end_s(f"stream{gen[0]}", t)
+                        sched.at(t0 + at, functools.partial(echo, ev.name, gen[0]))
                     elif isinstance(ev, p.TwilioClear):
                         edge.interrupt(t)
-                        gen += 1
+                        gen[0] += 1
 
             tasks = [asyncio.create_task(sink.consume(link.remote, t0)), asyncio.create_task(forward()),
                      asyncio.create_task(from_bridge())]
