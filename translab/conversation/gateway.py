@@ -7,7 +7,11 @@ realtime-json append (as gateways built on aiortc do) over a WebSocket through a
 elastic buffer (each starts when it arrives or when the one before it ends), encodes that in 20 ms
 Opus frames in real time and sends them back; on ``speech_started`` it stops sending the reply
 (flush) and truncates it at what it had sent. The caller logs RTP arrivals; translab's adaptive
-jitter buffer plays them after the call (the arrival-trace seam).
+jitter buffer plays them after the call (the arrival-trace seam). Both RTP legs' times are the
+wire's (translab.conversation.rtp_wire): each packet launched on the simulation's send grid (the
+caller's capture times; the gateway's 20 ms ticks, its frame read EDGE_LEAD_S before), its arrival
+the emulator's delivery to the receiving socket. The model runs in its own process
+(translab.conversation.server_process).
 
 The simulation of the same config with ``edge_playout = "aiortc-stock"`` models every step:
 aiortc's receiver + sink at the gateway, the elastic reply buffer, the Opus leg back. Both legs'
@@ -27,10 +31,12 @@ import numpy as np
 from translab.call.live import leg_trace
 from translab.config import CallConfig
 from translab.conversation import protocol as p
-from translab.conversation.legs import RtpLeg, leg_rng, released_frames, ws_model
+from translab.conversation.legs import EDGE_LEAD_S, RtpLeg, leg_rng, released_frames, ws_model
 from translab.conversation.model import ModelParams, StreamResampler, encode_output
+from translab.conversation.rtp_wire import RtpWire
 from translab.conversation.script import Script
-from translab.conversation.server import ModelServer, Session
+from translab.conversation.server import Session
+from translab.conversation.server_process import ModelProcess
 from translab.emulate.scheduler import now
 from translab.media.audio import to_int16
 from translab.media.stream import SenderStream, encode_stream
@@ -61,6 +67,7 @@ class EdgeLog:
     sink: list[tuple[float, float, int]] = field(default_factory=list)  # (release s, play s, pts)
     payloads: list[bytes] = field(default_factory=list)
     audio: list[np.ndarray] = field(default_factory=list)  # what each packet carried, at the sender's rate
+    echoed: list[str] = field(default_factory=list)  # Twilio: the marks it echoed, in order
 
 
 
@@ -90,6 +97,14 @@ class Edge:
             self.add(t, ev.response_id, np.frombuffer(ev.delta, dtype="<i2").astype(np.float32) / 32768.0)
         elif isinstance(ev, p.SpeechStarted):
             self.interrupt(t)
+
+    def queued_end_s(self, key: str, t: float) -> float:
+        """When the audio of stream ``key`` queued so far has played (s; ``t`` if it has)."""
+        segs = self.segments.get(key)
+        if not segs:
+            return t
+        last = segs[-1]
+        return max(t, min(last.start_s + len(last.audio) / self.rate, last.cut_s))
 
     def render(self, a_s: float, n: int) -> np.ndarray:
         """``n`` samples at the edge's rate from ``a_s`` (s)."""
@@ -164,9 +179,11 @@ class SinkTimeline:
 def make_edge_track(edge: Edge, log: EdgeLog, start: "asyncio.Future[float]", scheduler: Any,
                     encode: Callable[[np.ndarray], tuple[bytes, np.ndarray]], frame_samples: int,
                     rtp_rate: int, n_frames: int) -> Any:
-    """An edge's outgoing track: frame k (20 ms of ``edge``) made into a packet by ``encode``
-    (edge audio -> payload, the audio it carries) at t0 + (k+1) x 20 ms; ``frame_samples`` per
-    packet at ``rtp_rate`` (the pts step)."""
+    """An edge's outgoing track: at t0 + (k+1) x 20 ms - EDGE_LEAD_S it reads frame k (20 ms of
+    ``edge`` up to that moment: from k x 20 ms - EDGE_LEAD_S) and makes it a packet with ``encode``
+    (edge audio -> payload, the audio it carries), which the edge's pacer
+    (translab.conversation.rtp_wire) launches at t0 + (k+1) x 20 ms; ``frame_samples`` per packet
+    at ``rtp_rate`` (the pts step)."""
     import av
     from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
@@ -190,9 +207,9 @@ def make_edge_track(edge: Edge, log: EdgeLog, start: "asyncio.Future[float]", sc
             if k >= n_frames:
                 self.stop()
                 raise MediaStreamError
-            await _sleep_until(t0 + (k + 1) * FRAME_S, scheduler)
+            await _sleep_until(t0 + (k + 1) * FRAME_S - EDGE_LEAD_S, scheduler)
             self.k += 1
-            payload, sent = encode(edge.render(k * FRAME_S, n_edge))
+            payload, sent = encode(edge.render(k * FRAME_S - EDGE_LEAD_S, n_edge))
             log.payloads.append(payload)
             log.audio.append(sent)
             pkt = av.Packet(payload)
@@ -250,13 +267,19 @@ def sink_vs_model(model_s: np.ndarray, live_s: list[float]) -> dict[str, float]:
 
 
 def live_leg(call: CallConfig, stream: SenderStream, send_tap: Any, recv_tap: Any, t0: float,
-             playout: str) -> RtpLeg:
-    """An RTP leg of a live call: its arrival trace (from the taps) played by ``playout``."""
+             playout: str, wire: RtpWire) -> RtpLeg:
+    """An RTP leg of a live call: its arrival trace (from the taps, with the send and arrival times
+    of ``wire``: launch into and delivery from the emulated path) played by ``playout``."""
+    import copy
+
     from translab.transport.webrtc import _fill
 
     rec = LegRecord()
     rec.t0 = t0
-    _fill(rec, stream, send_tap, recv_tap, None)
+    send, recv = copy.copy(send_tap), copy.copy(recv_tap)  # the taps' logs, with the wire's times
+    send.sent = wire.sends(send_tap.sent)
+    recv.received, _ = wire.arrivals(recv_tap.received)
+    _fill(rec, stream, send, recv, None)
     trace = leg_trace(call, stream, rec)
     out = play(trace, policy=playout, conceal=str(call.conceal))
     return RtpLeg(stream, trace, out, int(stream.frame_samples[0]))
@@ -274,14 +297,44 @@ class GatewayRun:
     figures: dict[str, Any]
 
 
+@dataclass
+class EdgeLink:
+    """The caller's and an edge's aiortc peers, connected through the emulator: the edge's remote
+    tracks (filled when the caller's arrives), the send and receive taps and the wire of each
+    direction ("up": caller to edge)."""
+
+    remote: list[Any]
+    up_send: Any
+    down_send: Any
+    up_recv: Any
+    down_recv: Any
+    up_wire: RtpWire
+    down_wire: RtpWire
+
+    def leg(self, direction: str, call: CallConfig, stream: SenderStream, t0: float, playout: str) -> RtpLeg:
+        """The ``direction`` ("up", "down") leg's arrival trace of ``stream``, played by ``playout``."""
+        if direction == "up":
+            return live_leg(call, stream, self.up_send, self.up_recv, t0, playout, self.up_wire)
+        return live_leg(call, stream, self.down_send, self.down_recv, t0, playout, self.down_wire)
+
+    def counts(self) -> dict[str, int]:
+        """RTP packets each tap saw; per direction, those launched after their launch time (late:
+        they left at once) and those received without a delivery noted on the wire (0 expected)."""
+        out = {"rtp_up_sent": len(self.up_send.sent), "rtp_up_received": len(self.up_recv.received),
+               "rtp_down_sent": len(self.down_send.sent), "rtp_down_received": len(self.down_recv.received)}
+        for d, wire, recv in (("up", self.up_wire, self.up_recv), ("down", self.down_wire, self.down_recv)):
+            out[f"rtp_{d}_launched_late"] = wire.late
+            out[f"rtp_{d}_wire_unmatched"] = wire.arrivals(recv.received)[1]
+        return out
+
+
 async def connect_edge(caller: Any, edge: Any, caller_track: Any, reply_track: Any, emu: Any,
-                       codec: str | None = None) -> tuple[list[Any], Any, Any, Any, Any]:
+                       up_wire: RtpWire, down_wire: RtpWire, codec: str | None = None) -> EdgeLink:
     """Connect the caller's aiortc peer to an edge's (gateway, carrier) in process: the caller offers
     one sendrecv audio transceiver with ``caller_track`` (``codec``: a mime subtype to prefer, e.g.
     "pcmu"; None: aiortc's order), the edge answers with ``reply_track``, and each peer's datagrams
-    leave through the emulator (caller "up", edge "down"). Waits (at most 10 s) until ICE and DTLS
-    are up; returns (the edge's remote tracks, filled when it arrives; the up and down send taps; the
-    up and down receive taps)."""
+    leave through the emulator (caller "up", edge "down"), launched and stamped by ``up_wire`` /
+    ``down_wire``. Waits (at most 10 s) until ICE and DTLS are up."""
     from aiortc import RTCRtpSender, RTCSessionDescription
 
     from translab.transport.webrtc import RtpReceiveTap, RtpSendTap, watch_connection
@@ -297,16 +350,52 @@ async def connect_edge(caller: Any, edge: Any, caller_track: Any, reply_track: A
         transceiver.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("audio").codecs
                                          if c.mimeType.lower() == f"audio/{codec}"])
     await caller.setLocalDescription(await caller.createOffer())
+    up_wire.stamp(caller)
     emu.attach_peer(caller, egress="up")
+    up_wire.pace(caller)
     await edge.setRemoteDescription(caller.localDescription)
     edge.addTrack(reply_track)
     await edge.setLocalDescription(await edge.createAnswer())
+    down_wire.stamp(edge)
     emu.attach_peer(edge, egress="down")
+    down_wire.pace(edge)
     await caller.setRemoteDescription(RTCSessionDescription(edge.localDescription.sdp, "answer"))
-    up_send, down_send = RtpSendTap(caller.getSenders()[0].transport), RtpSendTap(edge.getSenders()[0].transport)
-    up_recv, down_recv = RtpReceiveTap(edge.getReceivers()[0]), RtpReceiveTap(caller.getReceivers()[0])
+    link = EdgeLink(remote, RtpSendTap(caller.getSenders()[0].transport), RtpSendTap(edge.getSenders()[0].transport),
+                    RtpReceiveTap(edge.getReceivers()[0]), RtpReceiveTap(caller.getReceivers()[0]), up_wire, down_wire)
     await asyncio.wait_for(asyncio.shield(connected), 10.0)
-    return remote, up_send, down_send, up_recv, down_recv
+    return link
+
+
+def caller_leg_track(stream: SenderStream, start: "asyncio.Future[float]", scheduler: Any) -> tuple[Any, RtpWire]:
+    """The caller's track of translab's own packets (``stream``, encoded before the call), handed to
+    aiortc EDGE_LEAD_S before each capture time, and the uplink's wire that launches each at its
+    capture time (the simulation's send time)."""
+    from translab.transport.webrtc import make_packet_track
+
+    capture = stream.capture_s.astype(float)
+    track = make_packet_track(stream.payload, stream.media_ts, capture - EDGE_LEAD_S, int(stream.sample_rate),
+                              start, scheduler)
+    return track, RtpWire(capture, start, scheduler)
+
+
+def edge_wire(n_frames: int, start: "asyncio.Future[float]", scheduler: Any) -> RtpWire:
+    """The downlink's wire: an edge's k-th packet launches at (k+1) x 20 ms (make_edge_track)."""
+    return RtpWire((np.arange(n_frames) + 1) * FRAME_S, start, scheduler)
+
+
+async def end_call(link: EdgeLink, tasks: list["asyncio.Task[Any]"], ws: Any, end: float, scheduler: Any,
+                   figures: dict[str, Any]) -> None:
+    """The end of a live edge conversation: wait until ``end`` (monotonic s) and 0.3 s more for the
+    last packets, note the taps' counts in ``figures``, stop ``tasks`` and close ``ws``."""
+    from translab.transport.webrtc import _sleep_until
+
+    await _sleep_until(end, scheduler)
+    await asyncio.sleep(0.3)
+    figures.update(link.counts())
+    for tk in tasks:
+        tk.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await ws.close()
 
 
 async def run_gateway(cfg: Any, script: Script, tail_s: float) -> GatewayRun:
@@ -317,7 +406,7 @@ async def run_gateway(cfg: Any, script: Script, tail_s: float) -> GatewayRun:
     from translab.emulate.emulator import LiveEmulator
     from translab.emulate.realtime import LoopLagMonitor
     from translab.emulate.tcp_relay import TcpRelay
-    from translab.transport.webrtc import _sleep_until, advertised_opus, make_packet_track, new_peer, opus_fmtp
+    from translab.transport.webrtc import advertised_opus, new_peer, opus_fmtp
 
     seed, access, dc = cfg.seed, str(cfg.profile), cfg.dc_profile
     call = CallConfig(transport="webrtc", frame_ms=cfg.frame_ms, metrics=()).resolved()
@@ -336,7 +425,7 @@ async def run_gateway(cfg: Any, script: Script, tail_s: float) -> GatewayRun:
     tasks: list[asyncio.Task[Any]] = []
     td = p.TurnDetection(cfg.vad.threshold, int(cfg.vad.prefix_padding_ms), int(cfg.vad.silence_duration_ms))
     try:
-        async with ModelServer([r[0] for r in script.replies], ModelParams(cfg.think, cfg.pacing), seed) as server:
+        async with ModelProcess([r[0] for r in script.replies], ModelParams(cfg.think, cfg.pacing), seed) as server:
             def setup_models() -> Any:
                 u, d = ws_model(dc, "up", seed, "gateway-ws:setup"), ws_model(dc, "down", seed, "gateway-ws:setup")
                 return u[0], u[1], d[0], d[1]
@@ -348,14 +437,12 @@ async def run_gateway(cfg: Any, script: Script, tail_s: float) -> GatewayRun:
                                compression=None)
             await ws.send(p.encode(p.SessionUpdate(turn_detection=td)))
             # WebRTC: offer/answer in process; media through the emulator's UDP links
-            caller_track = make_packet_track(up_stream.payload, up_stream.media_ts, up_stream.capture_s, 48000,
-                                             start, emu.scheduler)
+            caller_track, up_wire = caller_leg_track(up_stream, start, emu.scheduler)
             reply_track = make_edge_track(edge, log, start, emu.scheduler, opus_encode(down_call), 960, 48000, n_reply)
             with advertised_opus(opus_fmtp(call)):
-                pair = await connect_edge(caller, gateway, caller_track, reply_track, emu)
-            remote, up_send, down_send, up_recv, down_recv = pair
-            while not (server.sessions and server.sessions[0].received):
-                await asyncio.sleep(0.01)
+                link = await connect_edge(caller, gateway, caller_track, reply_track, emu, up_wire,
+                                          edge_wire(n_reply, start, emu.scheduler))
+            await server.wait_received()
             for _ in range(100):  # the datacenter WebSocket's media phase on the simulation's models
                 t0 = now() + 0.05
                 u, d = ws_model(dc, "up", seed, "gateway-ws"), ws_model(dc, "down", seed, "gateway-ws")
@@ -365,10 +452,9 @@ async def run_gateway(cfg: Any, script: Script, tail_s: float) -> GatewayRun:
             else:
                 raise RuntimeError("the datacenter relay kept set-up bytes in flight for 2 s")
             emu.set_media_origin(t0)
-            server.origin_s = t0
+            server.set_origin(t0)
             monitor.since_s, monitor.until_s = t0, t0 + script.duration_s  # stalls that can move a turn
             start.set_result(t0)
-            session = server.sessions[0]
 
             sink = SinkTimeline(48000, log)  # logs aiortc's deliveries (and what a steady sink would make of them)
             down = StreamResampler(48000, EDGE_RATE)
@@ -388,17 +474,10 @@ async def run_gateway(cfg: Any, script: Script, tail_s: float) -> GatewayRun:
                             log.truncates.append((now() - t0, trunc))
                             await ws.send(p.encode(trunc))
 
-            tasks = [asyncio.create_task(sink.consume(remote, t0, forward)), asyncio.create_task(replies())]
-            await _sleep_until(t0 + script.duration_s + tail_s, emu.scheduler)
-            await asyncio.sleep(0.3)
-            figures.update({"rtp_up_sent": len(up_send.sent), "rtp_up_received": len(up_recv.received),
-                            "rtp_down_sent": len(down_send.sent), "rtp_down_received": len(down_recv.received)})
-            for tk in tasks:
-                tk.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await ws.close()
-            up_leg = live_leg(call, up_stream, up_send, up_recv, t0, cfg.edge_playout)
-            down_leg = live_leg(down_call, reply_stream(log, down_call), down_send, down_recv, t0, "adaptive")
+            tasks = [asyncio.create_task(sink.consume(link.remote, t0, forward)), asyncio.create_task(replies())]
+            await end_call(link, tasks, ws, t0 + script.duration_s + tail_s, emu.scheduler, figures)
+            up_leg = link.leg("up", call, up_stream, t0, cfg.edge_playout)
+            down_leg = link.leg("down", down_call, reply_stream(log, down_call), t0, "adaptive")
             # aiortc's real deliveries against the aiortc-stock model's releases on the same arrivals
             figures.update(sink_vs_model(np.array(released_frames(up_leg)[0]), [r for r, _, _ in log.sink]))
             await relay.close()
@@ -409,6 +488,7 @@ async def run_gateway(cfg: Any, script: Script, tail_s: float) -> GatewayRun:
         await asyncio.gather(caller.close(), gateway.close(), return_exceptions=True)
         await emu.close()
     figures.update(emu.report())
+    session = server.sessions[0]  # sent back when the model process stopped
     return GatewayRun(script, session, log, up_leg, down_leg, figures)
 
 

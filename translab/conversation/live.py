@@ -5,7 +5,9 @@ exactly the code that analyses a simulated one (:func:`translab.conversation.sim
 ``direct-ws``: the scripted caller streams its microphone (realtime-json appends, PCM16 24 kHz, one
 per ``frame_ms`` on absolute deadlines) through a TCP relay whose two directions run the access
 profile's TCP delivery model (:mod:`translab.emulate.tcp_relay`) to
-:class:`~translab.conversation.server.ModelServer`. From the call clock's zero both directions cross
+:class:`~translab.conversation.server.ModelServer`, which runs in a process of its own
+(:mod:`translab.conversation.server_process`: its Silero scoring holds the GIL for 4-7 ms a chunk,
+which on the call's event loop delayed every other party). From the call clock's zero both directions cross
 the models a simulation of the same config computes with (:func:`translab.conversation.legs.ws_model`:
 same chains, same seeded generators); set-up (TCP handshake, HTTP upgrade, ``session.update``)
 crosses the emulator's own set-up models first.
@@ -14,7 +16,7 @@ The caller plays each reply from its client buffer (the same elastic playout as 
 the arrival times it logged) and on ``speech_started`` flushes it and sends
 ``conversation.item.truncate`` with ``audio_end_ms`` = the reply audio it had played by then.
 
-One clock: the server's logs run on the caller's call clock (``ModelServer.origin_s``), so a turn's
+One clock: the server's logs run on the caller's call clock (``ModelProcess.set_origin``), so a turn's
 budget splits at real times: ``arrived`` (the append holding the caller's end reached the server),
 ``decided`` (speech_stopped left the server, after Silero scored the chunk), ``first_sent`` (the
 reply's first delta left it), ``heard`` (its first sample played from the caller's buffer).
@@ -35,7 +37,8 @@ from translab.conversation import protocol as p
 from translab.conversation.legs import clocked_sink, release_position, released_frames, ws_model
 from translab.conversation.model import Emitted, ModelParams, TurnRecord
 from translab.conversation.script import Script, build_script
-from translab.conversation.server import ModelServer, Session
+from translab.conversation.server import Session
+from translab.conversation.server_process import ModelProcess
 from translab.conversation.simulate import (
     ConversationConfig, ConversationResult, Uplink, _replies, _ws_call, analyse, client_downlink, edge_downlink,
     expected_first_audio_s, truncate_for,
@@ -98,14 +101,13 @@ async def _direct_ws(cfg: ConversationConfig, script: Script) -> LiveRun:
     monitor = LoopLagMonitor()
     figures: dict[str, Any] = {}
     try:
-        async with ModelServer([r[0] for r in script.replies], ModelParams(cfg.think, cfg.pacing), cfg.seed) as server:
+        async with ModelProcess([r[0] for r in script.replies], ModelParams(cfg.think, cfg.pacing), cfg.seed) as server:
             relay = await emu.tcp_relay((server.host, server.port))
             sock, _ = await relay.connect()
             async with connect(f"ws://localhost:{server.port}/", sock=sock, max_size=2**22,
                                ping_interval=None, compression=None) as ws:
                 await ws.send(p.encode(p.SessionUpdate(turn_detection=td)))
-                while not (server.sessions and server.sessions[0].received):
-                    await asyncio.sleep(0.01)
+                await server.wait_received()
                 t0 = math.nan
                 for _ in range(100):  # switch when the set-up bytes are all delivered
                     t0 = now() + START_DELAY_S
@@ -116,9 +118,8 @@ async def _direct_ws(cfg: ConversationConfig, script: Script) -> LiveRun:
                     await asyncio.sleep(0.02)
                 else:
                     raise RuntimeError("the relay kept set-up bytes in flight for 2 s")
-                server.origin_s = t0
+                server.set_origin(t0)
                 monitor.since_s, monitor.until_s = t0, t0 + script.duration_s  # stalls that can move a turn
-                session = server.sessions[0]
 
                 async def receive() -> None:
                     async for msg in ws:
@@ -145,6 +146,7 @@ async def _direct_ws(cfg: ConversationConfig, script: Script) -> LiveRun:
         figures.update(await monitor.stop())
         await emu.close()
     figures.update(emu.report())
+    session = server.sessions[0]  # sent back when the model process stopped
     return LiveRun(script, session, log, figures)
 
 
@@ -191,7 +193,7 @@ def live_converse(cfg: ConversationConfig, realtime: bool = False) -> Conversati
         from translab.conversation.twilio import PCMU, run_twilio
 
         tr = _in_realtime(lambda: asyncio.run(run_twilio(cfg, script, TAIL_S + 2.0)), realtime)
-        session, received, figures, truncates = tr.session, tr.bridge.received, tr.figures, []
+        session, received, figures, truncates = tr.session, tr.bridge.received, tr.figures, tr.bridge.truncates
         play_s, slots, _ = clocked_sink(tr.up_leg)  # the carrier's sink, modelled on the live arrivals
         position: Any = release_position(slots, 0.020, play_s)
         frame_s, caller_leg, fmt = 0.020, tr.up_leg, PCMU
@@ -217,6 +219,7 @@ def live_converse(cfg: ConversationConfig, realtime: bool = False) -> Conversati
     events = [(e, a) for e, (a, _) in zip(sent, received)]
     if cfg.topology == "twilio":
         down = edge_downlink(_replies(tr.downlink_events(), fmt, cfg.pacing.chunk_ms, cfg.flush), tr.down_leg)
+        down.bridge_truncates = list(tr.bridge.truncates)
     elif cfg.topology == "webrtc-gateway":
         down = edge_downlink(_replies(events, fmt, cfg.pacing.chunk_ms, cfg.flush), g.down_leg)
     else:

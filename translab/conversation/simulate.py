@@ -10,7 +10,8 @@ leg; ``dc_profile``: the datacenter legs, default ``colocated``):
 * ``webrtc-gateway``: caller --WebRTC (Opus 48 kHz, adaptive jitter buffer at the gateway)-- gateway
   --WebSocket (realtime-json, 24 kHz)-- model. The gateway plays the caller's stream out of its
   jitter buffer, resamples it to 24 kHz and forwards it in 20 ms appends; it paces replies into
-  Opus frames in real time (an elastic buffer: silence when empty) and, on ``speech_started``,
+  Opus frames in real time (an elastic buffer: silence when empty; each 20 ms frame read
+  ``EDGE_LEAD_S`` before it is sent, its encode budget) and, on ``speech_started``,
   stops sending the reply (flush). The caller's own receiver is an adaptive jitter buffer.
 * ``twilio``: caller --PSTN-like leg (G.711 mu-law 8 kHz, 20 ms, the carrier's adaptive jitter
   buffer)-- Twilio --WebSocket (twilio-json)-- bridge --WebSocket (realtime-json with
@@ -60,9 +61,10 @@ from translab import trace as trace_mod
 from translab.config import CallConfig
 from translab.conversation import protocol as p
 from translab.conversation.legs import (
-    clocked_sink, gaps, leg_rng, play_time_of, played_ms, release_position, released_frames, rtp_leg, timeline,
+    EDGE_LEAD_S, clocked_sink, gaps, leg_rng, play_time_of, played_ms, release_position, released_frames, rtp_leg, timeline,
     ws_leg,
 )
+from translab.conversation.marks import MarkBook
 from translab.conversation.model import Emitted, ModelParams, RealtimeModel, ReplyPacing, ThinkTime, TurnRecord
 from translab.conversation.script import Script, build_script
 from translab.errors import ConfigError, check_choice, check_range
@@ -171,6 +173,7 @@ class ConversationResult:
     wall_s: float = math.nan
     figures: dict[str, Any] = field(default_factory=dict)  # a live engine's own figures (emulator, host)
     live: Any = None  # a live run's raw logs (translab.conversation.live.LiveRun)
+    bridge_truncates: list[tuple[float, p.ItemTruncate]] = field(default_factory=list)  # twilio's bridge: (s, truncate)
 
 
 # --- uplink ---------------------------------------------------------------------------------------
@@ -318,6 +321,7 @@ class Downlink:
     stop_s: dict[str, float]
     gaps: dict[str, tuple[int, float]]
     caller_leg: Any = None
+    bridge_truncates: list[tuple[float, p.ItemTruncate]] = field(default_factory=list)  # twilio: (sent s, truncate)
 
 
 def client_downlink(events: list[tuple[Emitted, float]], fmt: p.AudioFormat, chunk_ms: float, flush: bool) -> Downlink:
@@ -357,9 +361,11 @@ def _downlink(cfg: ConversationConfig, script: Script, emitted: list[Emitted], f
     else:
         a1 = ws_leg(send, sizes, dc, "down", False, seed, "bridge-ws")
         fwd: list[Emitted] = []  # what the bridge sends Twilio, when
+        book = MarkBook(fmt.rate)
         for e, a in zip(emitted, a1.tolist()):
             if isinstance(e.event, p.AudioDelta):
                 fwd.append(Emitted(a, e.event))  # forwarded as a media message (sized below)
+                fwd.append(Emitted(a, book.after_media(e.event)))  # type: ignore[arg-type]
             elif isinstance(e.event, p.SpeechStarted) and cfg.flush:
                 fwd.append(Emitted(a, p.TwilioClear()))  # type: ignore[arg-type]
             elif isinstance(e.event, p.ResponseCreated):
@@ -371,19 +377,70 @@ def _downlink(cfg: ConversationConfig, script: Script, emitted: list[Emitted], f
         events = [(e, e.at_s if isinstance(e.event, p.ResponseCreated) else next(a2)) for e in fwd]
         edge_rate, call = 8000, _ws_call(8000, "pcmu", "twilio-json", 20)
     reps = _replies(events, fmt, chunk, cfg.flush)
+    truncates = _bridge_truncates(cfg, emitted, a1.tolist(), events, reps, fmt) if cfg.topology == "twilio" else []
     length = max([script.duration_s] + [r.stop_s for r in reps if r.playout is not None]) + 1.0
     edge = np.zeros(int(np.ceil(length * edge_rate)), dtype=np.float32)
     for r in reps:
         if r.playout is not None:
             edge += timeline(r.playout, length, r.stop_s)[: len(edge)]
+    # the edge reads its buffer EDGE_LEAD_S before each send tick: its stream is its timeline that late
+    edge = np.concatenate([np.zeros(int(round(EDGE_LEAD_S * edge_rate)), np.float32), edge])
     sender_audio = resample(edge, 24000, 48000) if call.codec == "opus" else edge
-    return edge_downlink(reps, rtp_leg(sender_audio, call, access, "down", seed, "caller-down"))
+    down = edge_downlink(reps, rtp_leg(sender_audio, call, access, "down", seed, "caller-down"))
+    down.bridge_truncates = truncates
+    return down
+
+
+def _bridge_truncates(cfg: ConversationConfig, emitted: list[Emitted], at_bridge: list[float],
+                      events: list[tuple[Emitted, float]], reps: list[Reply],
+                      fmt: p.AudioFormat) -> list[tuple[float, p.ItemTruncate]]:
+    """The twilio bridge's truncates (translab.conversation.marks): Twilio echoes each mark when the
+    reply audio before it has played from its elastic buffer (not after a clear), the echo crosses
+    the twilio-ws uplink (its own draws: the simulation's uplink ran before the model, open loop),
+    and the bridge replays the model's events (``at_bridge``: their arrival, s) and the echoes in
+    time order."""
+    played = {r.response_id: r for r in reps}
+    per = int(round(cfg.pacing.chunk_ms * fmt.rate / 1000))
+    echo_at: list[tuple[float, p.TwilioMark]] = []
+    index: dict[str, int] = {}
+    for e, a in events:  # a: arrival at Twilio
+        if isinstance(e.event, p.AudioDelta):
+            rid = e.event.response_id
+            j = index[rid] = index.get(rid, -1) + 1
+        elif isinstance(e.event, p.TwilioMark):
+            rep = played.get(rid)
+            if rep is None or rep.playout is None:
+                continue
+            f = rep.playout.frames
+            f = f[(f["media_ts"] == j * per) & f["kind"].isin(PLAYED_KINDS)]
+            if f.empty:
+                continue
+            end = float((f["play_s"] + f["samples"] / fmt.rate).max())
+            if end <= rep.stop_s + 1e-9:  # played before any clear
+                echo_at.append((max(a, end), e.event))
+    sizes = np.array([len(p.encode(p.TwilioMark(m.name, sequence_number=i + 1))) for i, (_, m) in enumerate(echo_at)])
+    back = ws_leg(np.array([t for t, _ in echo_at]), sizes, cfg.dc_profile, "up", True, cfg.seed,
+                  "twilio-ws:echo").tolist() if echo_at else []
+    timeline: list[tuple[float, int, Any]] = [(a, 0, e.event) for e, a in zip(emitted, at_bridge)]
+    timeline += [(b, 1, m) for b, (_, m) in zip(back, echo_at)]
+    book, out = MarkBook(fmt.rate), []
+    for t, _, ev in sorted(timeline, key=lambda x: (x[0], x[1])):
+        if isinstance(ev, p.AudioDelta):
+            book.after_media(ev)
+        elif isinstance(ev, p.TwilioMark):
+            book.echoed(ev)
+        elif isinstance(ev, p.SpeechStarted) and cfg.flush:
+            trunc = book.truncate()
+            if trunc is not None:
+                out.append((t, trunc))
+    return out
 
 
 def edge_downlink(reps: list[Reply], leg: Any) -> Downlink:
     """What the caller heard when an edge (gateway, Twilio) played the replies ``reps`` into an RTP
     leg to the caller (``leg``: its RtpLeg, simulated or live): each reply's first and last sample
-    mapped through the caller's receiver, and the gaps at the edge and at the ear."""
+    mapped through the caller's receiver (the edge's instant t is media instant t + EDGE_LEAD_S of
+    its stream), and the gaps at the edge and at the ear."""
     rate = int(leg.playout.sample_rate)
     heard, stop, gp = {}, {}, {}
     for r in reps:
@@ -391,8 +448,8 @@ def edge_downlink(reps: list[Reply], leg: Any) -> Downlink:
             heard[r.response_id] = stop[r.response_id] = math.nan
             gp[r.response_id] = (0, 0.0)
             continue
-        h = play_time_of(leg.playout.frames, rate, leg.frame_n, r.start_s)
-        s = play_time_of(leg.playout.frames, rate, leg.frame_n, r.stop_s - 1e-6)
+        h = play_time_of(leg.playout.frames, rate, leg.frame_n, r.start_s + EDGE_LEAD_S)
+        s = play_time_of(leg.playout.frames, rate, leg.frame_n, r.stop_s + EDGE_LEAD_S - 1e-6)
         heard[r.response_id], stop[r.response_id] = h, s
         g_ear = gaps(leg.playout.frames, rate, h, s) if s > h else (0, 0.0)
         gp[r.response_id] = (r.gaps[0] + g_ear[0], r.gaps[1] + g_ear[1])
@@ -492,7 +549,8 @@ def analyse(cfg: ConversationConfig, script: Script, up: Uplink, model: Realtime
     summary["mode"] = mode
     if cfg.metrics:
         summary.update(_quality(cfg, script, up, model, down))
-    return ConversationResult(df, summary, model, emitted, time.perf_counter() - t0)
+    return ConversationResult(df, summary, model, emitted, time.perf_counter() - t0,
+                              bridge_truncates=list(down.bridge_truncates))
 
 
 def _add_wer(cfg: ConversationConfig, script: Script, up: Uplink, model: RealtimeModel, rows: list[TurnResult]) -> None:

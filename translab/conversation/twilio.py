@@ -9,7 +9,8 @@ to a bridge; the bridge forwards each as a realtime-json ``input_audio_buffer.ap
 profile) to :class:`~translab.conversation.server.ModelServer`. Replies come back the same way:
 the bridge turns each delta into a ``media`` message and ``speech_started`` into ``clear``; the
 Twilio edge plays media from an elastic buffer (flushed by ``clear``) into PCMU RTP to the caller,
-whose RTP arrivals translab's adaptive jitter buffer plays after the call.
+whose RTP arrivals translab's adaptive jitter buffer plays after the call. RTP times are the wire's,
+as for the gateway (translab.conversation.rtp_wire); the model runs in its own process.
 
 The simulation of the same config with ``edge_playout = "aiortc-stock"`` models every step, with
 the same generators on every leg (pstn, caller-down, twilio-ws, bridge-ws).
@@ -18,6 +19,7 @@ the same generators on every leg (pstn, caller-down, twilio-ws, bridge-ws).
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,12 +28,15 @@ import numpy as np
 
 from translab.conversation import protocol as p
 from translab.conversation.gateway import (
-    FRAME_S, Edge, EdgeLog, SinkTimeline, connect_edge, live_leg, make_edge_track, reply_stream, sink_vs_model,
+    FRAME_S, Edge, EdgeLog, SinkTimeline, caller_leg_track, connect_edge, edge_wire, end_call, make_edge_track,
+    reply_stream, sink_vs_model,
 )
 from translab.conversation.legs import RtpLeg, clocked_sink, leg_rng, ws_model
+from translab.conversation.marks import MarkBook
 from translab.conversation.model import Emitted, ModelParams
 from translab.conversation.script import Script
-from translab.conversation.server import ModelServer, Session
+from translab.conversation.server import Session
+from translab.conversation.server_process import ModelProcess
 from translab.emulate.scheduler import now
 from translab.media.audio import to_int16
 from translab.media.framing import encode_message
@@ -44,11 +49,14 @@ PCMU = p.AudioFormat("audio/pcmu", 8000)
 @dataclass
 class BridgeLog:
     """What the bridge did: the model's events with their arrival (s), and what it sent Twilio
-    (send s, the model event it came from: an AudioDelta for a media message, TwilioClear; a
-    ResponseCreated marks where a response begins and is not sent)."""
+    (send s, the model event it came from: an AudioDelta for a media message, TwilioMark (one after
+    each media message, translab.conversation.marks), TwilioClear; a ResponseCreated marks where a
+    response begins and is not sent), the marks Twilio echoed and the truncates sent to the model."""
 
     received: list[tuple[float, p.RealtimeEvent]] = field(default_factory=list)
     forwarded: list[Emitted] = field(default_factory=list)
+    echoes: list[tuple[float, p.TwilioMark]] = field(default_factory=list)  # marks Twilio echoed (arrival s)
+    truncates: list[tuple[float, p.ItemTruncate]] = field(default_factory=list)  # sent to the model (send s)
 
 
 @dataclass
@@ -89,7 +97,7 @@ async def run_twilio(cfg: Any, script: Script, tail_s: float) -> TwilioRun:
     from translab.conversation.simulate import _ws_call
     from translab.emulate.emulator import LiveEmulator
     from translab.emulate.realtime import LoopLagMonitor
-    from translab.transport.webrtc import _sleep_until, make_packet_track, new_peer
+    from translab.transport.webrtc import _sleep_until, new_peer
 
     seed, access, dc = cfg.seed, str(cfg.profile), cfg.dc_profile
     call = _ws_call(8000, "pcmu", "twilio-json", 20)
@@ -97,6 +105,7 @@ async def run_twilio(cfg: Any, script: Script, tail_s: float) -> TwilioRun:
     emu = LiveEmulator(access, seed, rngs={"up": leg_rng(seed, "pstn"), "down": leg_rng(seed, "caller-down")})
     await emu.start()
     assert emu.scheduler is not None
+    sched = emu.scheduler
     monitor = LoopLagMonitor()
     tw, br, edge = EdgeLog(), BridgeLog(), Edge(8000)
     loop = asyncio.get_running_loop()
@@ -116,6 +125,7 @@ async def run_twilio(cfg: Any, script: Script, tail_s: float) -> TwilioRun:
                                  compression=None)
         await model_ws.send(p.encode(p.SessionUpdate(PCMU, PCMU, td)))
         bridge_ready.set_result(None)
+        book = MarkBook(PCMU.rate)
 
         async def from_model() -> None:
             async for msg in model_ws:
@@ -125,9 +135,16 @@ async def run_twilio(cfg: Any, script: Script, tail_s: float) -> TwilioRun:
                 if isinstance(ev, p.AudioDelta):
                     br.forwarded.append(Emitted(now() - t0_box[0], ev))
                     await twilio_ws.send(p.encode(p.TwilioMedia(ev.delta)))
+                    mark = book.after_media(ev)
+                    br.forwarded.append(Emitted(now() - t0_box[0], mark))  # type: ignore[arg-type]
+                    await twilio_ws.send(p.encode(mark))
                 elif isinstance(ev, p.SpeechStarted) and cfg.flush:
                     br.forwarded.append(Emitted(now() - t0_box[0], p.TwilioClear()))  # type: ignore[arg-type]
                     await twilio_ws.send(p.encode(p.TwilioClear()))
+                    trunc = book.truncate()
+                    if trunc is not None:
+                        br.truncates.append((now() - t0_box[0], trunc))
+                        await model_ws.send(p.encode(trunc))
                 elif isinstance(ev, p.ResponseCreated):
                     br.forwarded.append(Emitted(t, ev))
 
@@ -137,6 +154,9 @@ async def run_twilio(cfg: Any, script: Script, tail_s: float) -> TwilioRun:
                 ev = p.decode_twilio(msg)
                 if isinstance(ev, p.TwilioMedia):
                     await model_ws.send(p.encode(p.InputAudioAppend(ev.payload)))
+                elif isinstance(ev, p.TwilioMark):
+                    br.echoes.append((now() - t0_box[0], ev))
+                    book.echoed(ev)
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -144,7 +164,7 @@ async def run_twilio(cfg: Any, script: Script, tail_s: float) -> TwilioRun:
 
     t0_box = [math.nan]
     try:
-        async with ModelServer([r[0] for r in script.replies], ModelParams(cfg.think, cfg.pacing), seed) as server, \
+        async with ModelProcess([r[0] for r in script.replies], ModelParams(cfg.think, cfg.pacing), seed) as server, \
                 serve(bridge, "127.0.0.1", 0, max_size=2**22, ping_interval=None, compression=None) as bridge_server:
             bport = bridge_server.sockets[0].getsockname()[1]
             relays[:] = [_relay(emu, ("127.0.0.1", bport), dc, seed, "twilio-ws"),
@@ -156,19 +176,17 @@ async def run_twilio(cfg: Any, script: Script, tail_s: float) -> TwilioRun:
             await ws.send(p.encode(p.TwilioConnected()))
             await ws.send(p.encode(p.TwilioStart()))
             # the PSTN leg: PCMU RTP through the emulator's UDP links
-            caller_track = make_packet_track(up_stream.payload, up_stream.media_ts, up_stream.capture_s, 8000,
-                                             start, emu.scheduler)
+            caller_track, up_wire = caller_leg_track(up_stream, start, emu.scheduler)
 
             def encode(x: np.ndarray) -> tuple[bytes, np.ndarray]:
                 pcm = to_int16(x)
                 return ulaw_encode(pcm), pcm.astype(np.float32) / 32768.0
 
             reply_track = make_edge_track(edge, tw, start, emu.scheduler, encode, 160, 8000, n_reply)
-            pair = await connect_edge(caller, carrier, caller_track, reply_track, emu, codec="pcmu")
-            remote, up_send, down_send, up_recv, down_recv = pair
+            link = await connect_edge(caller, carrier, caller_track, reply_track, emu, up_wire,
+                                      edge_wire(n_reply, start, emu.scheduler), codec="pcmu")
             await asyncio.wait_for(asyncio.shield(bridge_ready), 10.0)
-            while not (server.sessions and server.sessions[0].received):
-                await asyncio.sleep(0.01)
+            await server.wait_received()
             await asyncio.sleep(0.1)
             for _ in range(100):  # both datacenter WebSockets' media phase on the simulation's models
                 t0 = now() + 0.05
@@ -183,10 +201,9 @@ async def run_twilio(cfg: Any, script: Script, tail_s: float) -> TwilioRun:
                 raise RuntimeError("a datacenter relay kept set-up bytes in flight for 2 s")
             t0_box[0] = t0
             emu.set_media_origin(t0)
-            server.origin_s = t0
+            server.set_origin(t0)
             monitor.since_s, monitor.until_s = t0, t0 + script.duration_s  # stalls that can move a turn
             start.set_result(t0)
-            session = server.sessions[0]
             sink = SinkTimeline(8000, tw, origin_s=0.0)  # the carrier's clock: the call grid
 
             async def forward() -> None:  # Twilio streams the carrier's sink in 20 ms media messages
@@ -195,30 +212,37 @@ async def run_twilio(cfg: Any, script: Script, tail_s: float) -> TwilioRun:
                     payload = ulaw_encode(to_int16(sink.take(k)))
                     await ws.send(encode_message("twilio-json", payload, k, k * 20))
 
+            echo_tasks: set[asyncio.Task[Any]] = set()
+
+            def echo(name: str, of_gen: int) -> None:  # the audio before the mark has played
+                if of_gen == gen[0]:  # not dropped by a clear since
+                    tw.echoed.append(name)
+                    mark = p.TwilioMark(name, sequence_number=len(tw.echoed))
+                    task = asyncio.ensure_future(ws.send(p.encode(mark)))
+                    echo_tasks.add(task)
+                    task.add_done_callback(echo_tasks.discard)
+
+            gen = [0]
+
             async def from_bridge() -> None:  # media into the elastic buffer, clear flushes it
-                gen = 0
                 async for msg in ws:
                     t = now() - t0
                     ev = p.decode_twilio(msg)
                     tw.received.append((t, ev))
                     if isinstance(ev, p.TwilioMedia):
-                        edge.add(t, f"stream{gen}", ulaw_decode(ev.payload).astype(np.float32) / 32768.0)
+                        edge.add(t, f"stream{gen[0]}", ulaw_decode(ev.payload).astype(np.float32) / 32768.0)
+                    elif isinstance(ev, p.TwilioMark):
+                        at = edge.queued_end_s(f"stream{gen[0]}", t)
+                        sched.at(t0 + at, functools.partial(echo, ev.name, gen[0]))
                     elif isinstance(ev, p.TwilioClear):
                         edge.interrupt(t)
-                        gen += 1
+                        gen[0] += 1
 
-            tasks = [asyncio.create_task(sink.consume(remote, t0)), asyncio.create_task(forward()),
+            tasks = [asyncio.create_task(sink.consume(link.remote, t0)), asyncio.create_task(forward()),
                      asyncio.create_task(from_bridge())]
-            await _sleep_until(t0 + script.duration_s + tail_s, emu.scheduler)
-            await asyncio.sleep(0.3)
-            figures.update({"rtp_up_sent": len(up_send.sent), "rtp_up_received": len(up_recv.received),
-                            "rtp_down_sent": len(down_send.sent), "rtp_down_received": len(down_recv.received)})
-            for tk in tasks:
-                tk.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await ws.close()
-            up_leg = live_leg(call, up_stream, up_send, up_recv, t0, cfg.edge_playout)
-            down_leg = live_leg(call, reply_stream(tw, call), down_send, down_recv, t0, "adaptive")
+            await end_call(link, tasks, ws, t0 + script.duration_s + tail_s, emu.scheduler, figures)
+            up_leg = link.leg("up", call, up_stream, t0, cfg.edge_playout)
+            down_leg = link.leg("down", call, reply_stream(tw, call), t0, "adaptive")
             figures.update(sink_vs_model(clocked_sink(up_leg)[0], [ps for _, ps, _ in tw.sink]))
             for r in relays:
                 await r.close()
@@ -229,4 +253,5 @@ async def run_twilio(cfg: Any, script: Script, tail_s: float) -> TwilioRun:
         await asyncio.gather(caller.close(), carrier.close(), return_exceptions=True)
         await emu.close()
     figures.update(emu.report())
+    session = server.sessions[0]  # sent back when the model process stopped
     return TwilioRun(script, session, br, tw, up_leg, down_leg, figures)
