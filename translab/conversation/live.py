@@ -30,7 +30,6 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, TypeVar
 
-import numpy as np
 
 from translab.call.live import run_outside_event_loop
 from translab.conversation import protocol as p
@@ -232,15 +231,3 @@ def live_converse(cfg: ConversationConfig, realtime: bool = False) -> Conversati
     res.live = tr if cfg.topology == "twilio" else g if cfg.topology == "webrtc-gateway" else run
     return res
 
-
-def agreement(cfg: ConversationConfig) -> dict[str, float]:
-    """A live conversation against its simulation (same config: profile, seed, script, think times):
-    p50 turn latency of each and the p50 of the per-turn difference (ms), the turns compared."""
-    from translab.conversation.simulate import converse
-
-    live = live_converse(cfg)
-    sim = converse(cfg)
-    a, b = live.turns["turn_latency_ms"].to_numpy(), sim.turns["turn_latency_ms"].to_numpy()
-    return {"live_p50_ms": float(live.summary["turn_latency_p50_ms"]),
-            "sim_p50_ms": float(sim.summary["turn_latency_p50_ms"]),
-            "diff_p50_ms": float(np.nanmedian(a - b)), "turns": float(np.isfinite(a - b).sum())}
