@@ -30,7 +30,6 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, TypeVar
 
-
 from translab.call.live import run_outside_event_loop
 from translab.conversation import protocol as p
 from translab.conversation.legs import clocked_sink, release_position, released_frames, ws_model
