@@ -28,6 +28,7 @@ Units: times in seconds, sizes in bytes. Wire size of a datagram = payload + 8 (
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -178,7 +179,7 @@ class DatagramLink:
         c.packets_duplicated += n - 1
         for a in arrival:
             due = origin + float(a)
-            self.scheduler.at(due, lambda due=due: self._release(data, deliver, addrs, wire, due))
+            self.scheduler.at(due, functools.partial(self._release, data, deliver, addrs, wire, due))
         return n
 
     def _release(self, data: bytes, deliver: Callable[[bytes], None],

@@ -32,10 +32,17 @@ REFERENCE section 3 lists what aiortc would otherwise get wrong; this module wor
   timing, RED packing) are not here: they come from objects implementing :class:`StreamSender` and
   :class:`StreamReceiver` (translab.protection.endpoint). :func:`seeded_rtcp` sends the RTCP
   reports on the seeded schedule the simulator shares (the RTT is known one round trip after media
-  starts) and :func:`route_rtcp` gives them the simulator's link draws.
+  starts) and :func:`route_rtcp` gives them the simulator's link draws. A protected call's protocol
+  timing (the NACK tracker's and the adaptive buffer's packet arrival times, the SR arrival behind
+  DLSR, the RR arrival and SR send behind the RTT, the time a NACK is handled) uses wire times,
+  :class:`WireTimes`: when the emulated link delivered (or took) the datagram, as libwebrtc uses
+  the socket's receive time; the host's processing still happens, and delays what it sends, in
+  real time.
 
 Times: monotonic seconds (``translab.emulate.scheduler.now``) internally; the LegRecord holds the
-call clock (s since the clip's first sample) and setup milestones in ms.
+call clock (s since the clip's first sample) and setup milestones in ms. A protected call's arrival
+times in the LegRecord are wire times (see above); an unprotected call's are when the tap handled
+the packet.
 """
 
 from __future__ import annotations
