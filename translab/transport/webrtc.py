@@ -624,7 +624,7 @@ class RtpReceiveTap:
     NACK timing, playout estimate and the NACK rule's target): ``now()`` (when the tap handles it)
     by default, its arrival on the emulated wire with :meth:`WireTimes.receiving` (a protected
     call), as libwebrtc stamps packets on receipt from the socket; ``host_lag_s`` then lists how
-    long after that arrival each packet was handled (s)."""
+    long after that arrival each packet was handled (s; empty with the default clock)."""
 
     def __init__(self, receiver: Any, on_packet: Callable[[int, int, float, bytes], None] | None = None,
                  protect: StreamReceiver | None = None, red: bool = False,
@@ -637,10 +637,12 @@ class RtpReceiveTap:
         self.nacks_sent = 0
         self.ssrc: int | None = None  # the (last) media SSRC seen
         original = receiver._handle_rtp_packet
+        stamped = clock is not now
 
         async def _handle_rtp_packet(packet: Any, arrival_time_ms: int) -> None:
             t = clock()
-            self.host_lag_s.append(now() - t)
+            if stamped:
+                self.host_lag_s.append(now() - t)
             if protect is not None and packet.payload_type == RTX_PT:
                 if len(packet.payload) < 2 or self.ssrc is None:
                     return
@@ -1049,7 +1051,7 @@ def _fill(rec: LegRecord, stream: Any, send_tap: RtpSendTap, recv_tap: RtpReceiv
         if k is not None:
             rec.rtx.append((k, t - t0, arrived.get(rtx_seq, float("nan")) - t0, payload))
     rec.extra["rtp_payload_mismatches"] = int(mismatches)
-    if recv_tap.host_lag_s and any(lag != 0.0 for lag in recv_tap.host_lag_s):  # wire-stamped arrivals
+    if recv_tap.host_lag_s:  # wire-stamped arrivals
         lag_ms = 1e3 * np.asarray(recv_tap.host_lag_s)
         rec.extra["host_rx_lag_p50_ms"] = float(np.percentile(lag_ms, 50))
         rec.extra["host_rx_lag_p99_ms"] = float(np.percentile(lag_ms, 99))
