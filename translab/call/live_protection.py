@@ -41,7 +41,9 @@ retransmission of packet 60 arrives at 1381.1 ms live against 1379.8 ms simulate
 from 124 to 140 ms at 1.62 s), and a higher target keeps the NACK tracker asking longer (more
 NACKs, more recovered; extra retransmissions also shift later ones' side-stream draws). Measured
 (10 s, two runs each, no SCHED_RR, load 0.6-0.9): live - simulated loss after recovery, seeds 1-6:
-+1.07 / +0.43, 0 / 0, -0.64 / -0.64, -0.86 / -0.43, +0.21 / +0.21, 0 / -0.43 points. The simulation
++1.07 / +0.43, 0 / 0, -0.64 / -0.64, -0.86 / -0.43, +0.21 / +0.21, 0 / -0.43 points; under SCHED_RR
+(load 0.15-0.4, no stalls, once): +0.21, 0, -0.64, -0.21, +0.21, 0 (host receive lag p50 still
+0.5-0.7 ms: it is work, not scheduling). The simulation
 with those host delays added (0.5 ms on every original's send, 0.8 ms on every NACK, 0.7 ms on
 every retransmission) gives 1.07, 0.43, 0.43, 1.07, 0.86, 1.29 % on seeds 1-6, the live figures
 within one packet on 9 of the 12 runs (of the other three, two had 4 host stalls, seed 4's second
