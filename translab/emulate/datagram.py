@@ -28,6 +28,7 @@ Units: times in seconds, sizes in bytes. Wire size of a datagram = payload + 8 (
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -122,6 +123,10 @@ class DatagramLink:
         #: RTP payload type of retransmissions (RFC 4588) and the side streams they draw from
         self.rtx_pt: int | None = None
         self.rtx_streams: list[np.random.Generator] | None = None
+        #: when set: called with each delivered copy and its arrival time (monotonic s, as the link
+        #: model gave it, before the scheduler's release lateness) just before it is handed on: the
+        #: time a capture at the far end of the emulated wire stamps (translab.transport.webrtc.WireTimes)
+        self.on_release: Callable[[bytes, float], None] | None = None
 
     def route_retransmissions(self, payload_type: int, rng: np.random.Generator) -> None:
         """RTP datagrams with ``payload_type`` (in the clear in SRTP) are kind "rtx": they cross the
@@ -173,15 +178,18 @@ class DatagramLink:
             return 0
         c.packets_duplicated += n - 1
         for a in arrival:
-            self.scheduler.at(origin + float(a), lambda: self._release(data, deliver, addrs, wire))
+            due = origin + float(a)
+            self.scheduler.at(due, functools.partial(self._release, data, deliver, addrs, wire, due))
         return n
 
     def _release(self, data: bytes, deliver: Callable[[bytes], None],
-                 addrs: tuple[tuple[str, int], tuple[str, int]] | None, wire: int) -> None:
+                 addrs: tuple[tuple[str, int], tuple[str, int]] | None, wire: int, due: float) -> None:
         self.counters.packets_delivered += 1
         self.counters.bytes_delivered += wire
         if self.pcap is not None and addrs is not None:
             self.pcap.udp(now() + self._wall_offset, addrs[0], addrs[1], data)
+        if self.on_release is not None:
+            self.on_release(data, due)
         deliver(data)
 
 

@@ -32,10 +32,17 @@ REFERENCE section 3 lists what aiortc would otherwise get wrong; this module wor
   timing, RED packing) are not here: they come from objects implementing :class:`StreamSender` and
   :class:`StreamReceiver` (translab.protection.endpoint). :func:`seeded_rtcp` sends the RTCP
   reports on the seeded schedule the simulator shares (the RTT is known one round trip after media
-  starts) and :func:`route_rtcp` gives them the simulator's link draws.
+  starts) and :func:`route_rtcp` gives them the simulator's link draws. A protected call's protocol
+  timing (the NACK tracker's and the adaptive buffer's packet arrival times, the SR arrival behind
+  DLSR, the RR arrival and SR send behind the RTT, the time a NACK is handled) uses wire times,
+  :class:`WireTimes`: when the emulated link delivered (or took) the datagram, as libwebrtc uses
+  the socket's receive time; the host's processing still happens, and delays what it sends, in
+  real time.
 
 Times: monotonic seconds (``translab.emulate.scheduler.now``) internally; the LegRecord holds the
-call clock (s since the clip's first sample) and setup milestones in ms.
+call clock (s since the clip's first sample) and setup milestones in ms. A protected call's arrival
+times in the LegRecord are wire times (see above); an unprotected call's are when the tap handled
+the packet.
 """
 
 from __future__ import annotations
@@ -257,7 +264,8 @@ def make_packet_track(payloads: list[bytes], media_ts: np.ndarray, capture_s: np
 
 def seeded_rtcp(sender: Any, receiver: Any, send_tap: "RtpSendTap", schedule: RtcpSchedule,
                 start: "asyncio.Future[float]", scheduler: DeadlineScheduler | None,
-                report_sent: Callable[[float, int, int, bool], None] | None = None) -> None:
+                report_sent: Callable[[float, int, int, bool], None] | None = None,
+                wire: "WireTimes | None" = None, rx_clock: Callable[[], float] = now) -> None:
     """The RTCP reports of a protected call on the seeded schedule shared with the simulator
     (:mod:`translab.protection.rtcp`): real SR (+ SDES) and RR packets, built as aiortc builds them,
     at the times and by the rules stated there. Install after both descriptions are set and
@@ -273,7 +281,15 @@ def seeded_rtcp(sender: Any, receiver: Any, send_tap: "RtpSendTap", schedule: Rt
     - the receiver answers every SR at once with an RR.
 
     ``report_sent(call-clock s, 8-bit loss fraction, highest sequence number, answer)`` is told of
-    every RR the receiver sends."""
+    every RR the receiver sends.
+
+    Wire times (the timestamps of the RTT sample, as a capture would stamp them): each SR's send
+    time (``send_tap.sr_sent``, which the RR's LSR is checked against) is when the SR entered the
+    uplink (``wire.sr_sent``; ``now()`` without ``wire``), and the receiver's SR arrival, from which
+    an RR's DLSR counts, is ``rx_clock()`` while it handles the SR (:meth:`WireTimes.receiving`:
+    the SR's delivery by the emulated downlink's far end). DLSR then covers the receiver's real
+    processing up to the RR's send, and the sender's RTT (RR arrival on the wire - SR send - DLSR)
+    is the emulated path's round trip, as libwebrtc measures it with socket receive times."""
     from aiortc.rtp import (RtcpByePacket, RtcpReceiverInfo, RtcpRrPacket, RtcpSdesPacket, RtcpSenderInfo,
                             RtcpSourceInfo, RtcpSrPacket)
 
@@ -283,22 +299,29 @@ def seeded_rtcp(sender: Any, receiver: Any, send_tap: "RtpSendTap", schedule: Rt
             ntp_timestamp=ntp, rtp_timestamp=getattr(sender, "_RTCRtpSender__rtp_timestamp", 0),
             packet_count=getattr(sender, "_RTCRtpSender__packet_count", 0) & 0xFFFFFFFF,
             octet_count=getattr(sender, "_RTCRtpSender__octet_count", 0) & 0xFFFFFFFF))]
-        sender._RTCRtpSender__lsr = (ntp >> 16) & 0xFFFFFFFF
+        lsr = (ntp >> 16) & 0xFFFFFFFF
+        sender._RTCRtpSender__lsr = lsr  # aiortc's own statistics (wall clock)
         sender._RTCRtpSender__lsr_time = time.time()
         cname = getattr(sender, "_RTCRtpSender__cname", None)
         if cname is not None:
             packets.append(RtcpSdesPacket(chunks=[RtcpSourceInfo(ssrc=sender._ssrc, items=[(1, cname.encode("utf8"))])]))
+        t_send = now()
+        if wire is not None:
+            wire.sr_sent.pop(sender._ssrc, None)
         await sender._send_rtcp(packets)
+        if wire is not None:  # the moment the SR entered the uplink
+            t_send = wire.sr_sent.pop(sender._ssrc, t_send)
+        send_tap.sr_sent = (lsr, t_send)
 
     async def send_rr(answer: bool) -> None:
         rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc
-        lsrs, lsr_times = receiver._RTCRtpReceiver__lsr, receiver._RTCRtpReceiver__lsr_time
+        lsrs = receiver._RTCRtpReceiver__lsr
         reports = []
         for ssrc, stream in receiver._RTCRtpReceiver__remote_streams.items():
             lsr, dlsr = 0, 0
-            if ssrc in lsrs:
+            if ssrc in lsrs and ssrc in sr_arrival:
                 lsr = lsrs[ssrc]
-                dlsr = int(round(65536 * dlsr_s(time.time() - lsr_times[ssrc], answer)))
+                dlsr = int(round(65536 * dlsr_s(now() - sr_arrival[ssrc], answer)))
             reports.append(RtcpReceiverInfo(ssrc=ssrc, fraction_lost=stream.fraction_lost,
                                             packets_lost=stream.packets_lost, highest_sequence=stream.max_seq,
                                             jitter=stream.jitter, lsr=lsr, dlsr=dlsr))
@@ -315,8 +338,11 @@ def seeded_rtcp(sender: Any, receiver: Any, send_tap: "RtpSendTap", schedule: Rt
     for n in RAPID_SR_PACKETS:
         send_tap.after_packet[n] = rapid_sr
     original = receiver._handle_rtcp_packet
+    sr_arrival: dict[int, float] = {}  # SSRC -> wire arrival (monotonic s) of its latest SR
 
     async def _handle_rtcp_packet(packet: Any) -> None:
+        if isinstance(packet, RtcpSrPacket):
+            sr_arrival[packet.ssrc] = rx_clock()
         await original(packet)
         if isinstance(packet, RtcpSrPacket):
             await send_rr(True)
@@ -386,6 +412,76 @@ def route_rtcp(emu: Any, seed: int, t0: float) -> None:
         link.submit = submit
 
 
+class WireTimes:
+    """Wire times of the SRTP / SRTCP datagrams of a call through an emulated path (the in-process
+    :class:`translab.emulate.emulator.LiveEmulator`), for the protocol timing of a protected call:
+    libwebrtc takes a packet's receive time from the socket (as a packet capture or the kernel's
+    ``SO_TIMESTAMPNS`` stamps it), not from the moment the application gets round to the packet,
+    and so do the NACK tracker, the adaptive buffer's target and the RTT (LSR/DLSR) here.
+
+    - arrival: :meth:`attach` has each UDP link report every delivered RTP/RTCP datagram with its
+      arrival time on the emulated wire (``DatagramLink.on_release``: the link model's arrival,
+      monotonic s, the time the simulator gives the same datagram); :meth:`receiving` wraps a peer's
+      ICE transport so that while its DTLS transport handles a datagram (aiortc handles them one at
+      a time, ``RTCDtlsTransport._recv_next``) the clock it returns gives that datagram's arrival;
+    - send: ``sr_sent`` (SSRC -> monotonic s) is when the latest RTCP Sender Report of an SSRC
+      entered the link (read in the link's ``submit``).
+
+    The host's processing keeps its real cost: a packet is handled, and the NACK or RR it triggers
+    sent (entering the link at that real time), when Python gets to it; only the timestamps the
+    algorithms use come from the wire. A datagram the links did not deliver (no emulator) is
+    stamped ``now()``."""
+
+    def __init__(self) -> None:
+        self._due: dict[bytes, list[float]] = {}
+        self.sr_sent: dict[int, float] = {}
+
+    def attach(self, emu: Any) -> bool:
+        """Stamp the datagrams of ``emu``'s UDP links (False: ``emu`` has none, nothing done)."""
+        udp = getattr(emu, "udp", None)
+        if not udp:
+            return False
+        for link in udp.values():
+            link.on_release = self._released
+            original = link.submit
+
+            def submit(data: bytes, deliver: Callable[[bytes], None], addrs: Any = None, kind: str | None = None,
+                       _orig: Any = original) -> int:
+                if len(data) >= 8 and 128 <= data[0] <= 191 and data[1] == 200:  # SRTCP starting with an SR
+                    self.sr_sent[int.from_bytes(data[4:8], "big")] = now()
+                return int(_orig(data, deliver, addrs, kind))
+
+            link.submit = submit
+        return True
+
+    def _released(self, data: bytes, due_s: float) -> None:
+        if data and 128 <= data[0] <= 191:  # RTP / RTCP (RFC 7983)
+            self._due.setdefault(data, []).append(due_s)
+
+    def receiving(self, ice_transport: Any) -> Callable[[], float]:
+        """Wrap ``ice_transport`` (an aiortc RTCIceTransport, whose ``_recv`` its DTLS transport
+        awaits for each datagram); the returned clock gives the wire arrival (monotonic s) of the
+        datagram being handled, ``now()`` for one not stamped."""
+        current: list[float | None] = [None]
+        original = ice_transport._recv
+
+        async def _recv() -> bytes:
+            data = await original()
+            times = self._due.get(data)
+            current[0] = times.pop(0) if times else None
+            if times is not None and not times:
+                del self._due[data]
+            return data
+
+        ice_transport._recv = _recv
+
+        def clock() -> float:
+            t = current[0]
+            return now() if t is None else t
+
+        return clock
+
+
 def rtp_header_length(data: bytes) -> int:
     """Bytes of an RTP packet's header: fixed 12, CSRCs and the header extension (RFC 3550 5.3.1)."""
     n = 12 + 4 * (data[0] & 0x0F)
@@ -405,16 +501,22 @@ class RtpSendTap:
     RTT (s) of the latest receiver report (RFC 3550 LSR/DLSR, as aiortc computes it but not
     smoothed: the simulator's endpoints also use their latest sample); each report's loss fraction,
     the packets it covers and that RTT go to ``protect.on_report``. ``rtt()``: the RTT the
-    StreamSender is given (s, None before the first receiver report).
+    StreamSender is given (s, None before the first receiver report). ``clock()``: the time
+    (monotonic s) of the RTCP datagram being handled: the RR's arrival in the RTT sample and the
+    report's and a NACK's time given to the StreamSender (:meth:`WireTimes.receiving`: its arrival
+    on the wire; default ``now()``); ``sr_sent``: (LSR, send time, monotonic s) of the latest SR
+    (set by :func:`seeded_rtcp`; None: aiortc's own, on the wall clock).
     """
 
     def __init__(self, dtls_transport: Any, protect: StreamSender | None = None, red: bool = False,
-                 rtt: Callable[[], float | None] = lambda: None) -> None:
+                 rtt: Callable[[], float | None] = lambda: None, clock: Callable[[], float] = now) -> None:
         self.sent: list[tuple[int, int, float, int]] = []
         self.payloads: dict[int, bytes] = {}
         self.rtx_sent: list[tuple[int, int, float, bytes]] = []
         self.nacks_received = 0
         self.last_rtt_s: float | None = None
+        self.sr_sent: tuple[int, float] | None = None
+        self.clock = clock
         self._rr_highest: int | None = None  # highest sequence number of the previous receiver report
         self.t0 = 0.0  # the call clock's zero (monotonic s), for the times given to on_report
         #: coroutines to run once the n-th media packet has been handed on (n: key, from 1)
@@ -469,23 +571,27 @@ class RtpSendTap:
         original = sender._handle_rtcp_packet
 
         async def _handle_rtcp_packet(packet: Any) -> None:
+            t = self.clock()  # the datagram's arrival
             if isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
-                lsr, lsr_time = sender._RTCRtpSender__lsr, sender._RTCRtpSender__lsr_time
+                if self.sr_sent is not None:
+                    (lsr, lsr_time), arrival = self.sr_sent, t
+                else:
+                    lsr, lsr_time, arrival = sender._RTCRtpSender__lsr, sender._RTCRtpSender__lsr_time, time.time()
                 for report in packet.reports:
                     if report.ssrc != sender._ssrc:
                         continue
                     if lsr is not None and report.lsr == lsr and report.dlsr:
-                        self.last_rtt_s = time.time() - lsr_time - report.dlsr / 65536
+                        self.last_rtt_s = arrival - lsr_time - report.dlsr / 65536
                     expected = None  # packets the report covers (RFC 3550 A.3 expected_interval)
                     prev = self._rr_highest if self._rr_highest is not None else (
                         (self.sent[0][0] - 1) & 0xFFFF if self.sent else None)
                     if prev is not None:
                         expected = (report.highest_sequence - prev) & 0xFFFF
                     self._rr_highest = report.highest_sequence
-                    protect.on_report(report.fraction_lost / 256.0, now() - self.t0, expected, self.last_rtt_s)
+                    protect.on_report(report.fraction_lost / 256.0, t - self.t0, expected, self.last_rtt_s)
             if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
                 self.nacks_received += 1
-                for osn, payload in protect.on_nack(list(packet.lost), now(), self._rtt()):
+                for osn, payload in protect.on_nack(list(packet.lost), t, self._rtt()):
                     header = self._headers.get(osn)
                     if header is None:
                         continue
@@ -513,20 +619,30 @@ class RtpReceiveTap:
     and aiortc's decoder gets plain Opus (RED's primary block). ``media_clock()``: (the call clock's
     zero in monotonic s, the RTP timestamp of media time 0): the StreamReceiver gets times on the
     call clock and timestamps from media time 0, the frame the simulator's receiver works in (a
-    fixed playout delay is counted from the capture time)."""
+    fixed playout delay is counted from the capture time). ``clock()``: a packet's arrival time
+    (monotonic s), stamped in ``received`` / ``rtx_received`` and given to the StreamReceiver (its
+    NACK timing, playout estimate and the NACK rule's target): ``now()`` (when the tap handles it)
+    by default, its arrival on the emulated wire with :meth:`WireTimes.receiving` (a protected
+    call), as libwebrtc stamps packets on receipt from the socket; ``host_lag_s`` then lists how
+    long after that arrival each packet was handled (s; empty with the default clock)."""
 
     def __init__(self, receiver: Any, on_packet: Callable[[int, int, float, bytes], None] | None = None,
                  protect: StreamReceiver | None = None, red: bool = False,
                  rtt: Callable[[], float | None] = lambda: None,
-                 media_clock: Callable[[], tuple[float, int]] = lambda: (0.0, 0)) -> None:
+                 media_clock: Callable[[], tuple[float, int]] = lambda: (0.0, 0),
+                 clock: Callable[[], float] = now) -> None:
         self.received: list[tuple[int, int, float, bytes]] = []
         self.rtx_received: list[tuple[int, int, float, bytes]] = []
+        self.host_lag_s: list[float] = []
         self.nacks_sent = 0
         self.ssrc: int | None = None  # the (last) media SSRC seen
         original = receiver._handle_rtp_packet
+        stamped = clock is not now
 
         async def _handle_rtp_packet(packet: Any, arrival_time_ms: int) -> None:
-            t = now()
+            t = clock()
+            if stamped:
+                self.host_lag_s.append(now() - t)
             if protect is not None and packet.payload_type == RTX_PT:
                 if len(packet.payload) < 2 or self.ssrc is None:
                     return
@@ -779,7 +895,13 @@ async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: flo
             return send_tap.last_rtt_s  # the latest receiver report's RTT sample (s)
 
         red = bool(getattr(cfg, "red", 0)) and protection is not None
-        send_tap = RtpSendTap(sender.transport, protection[0] if protection else None, red, rtt)
+        # a protected call's protocol timing uses wire times (WireTimes) where the path has them
+        wire = WireTimes() if protection is not None and emu is not None else None
+        if wire is not None and not wire.attach(emu):
+            wire = None
+        tx_clock = wire.receiving(sender.transport.transport) if wire is not None else now
+        rx_clock = wire.receiving(callee.getReceivers()[0].transport.transport) if wire is not None else now
+        send_tap = RtpSendTap(sender.transport, protection[0] if protection else None, red, rtt, tx_clock)
         if protection is not None:
             send_tap.attach_sender(sender)
 
@@ -795,10 +917,10 @@ async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: flo
             return rec.t0, (send_tap.sent[0][1] - int(round(int(stream.media_ts[0]) * ts_scale))) & 0xFFFFFFFF
 
         recv_tap = RtpReceiveTap(callee.getReceivers()[0], on_rx, protection[1] if protection else None,
-                                 red, rtt, media_clock)
+                                 red, rtt, media_clock, rx_clock)
         if protection is not None:  # RTCP on the seeded schedule the simulator shares
             seeded_rtcp(sender, callee.getReceivers()[0], send_tap, RtcpSchedule(int(getattr(cfg, "seed", 0))),
-                        start, scheduler, protection[1].report_sent)
+                        start, scheduler, protection[1].report_sent, wire, rx_clock)
         both = asyncio.gather(connected, callee_connected)
         both.add_done_callback(lambda f: f.cancelled() or f.exception())  # a failure after a timeout
         try:
@@ -929,6 +1051,10 @@ def _fill(rec: LegRecord, stream: Any, send_tap: RtpSendTap, recv_tap: RtpReceiv
         if k is not None:
             rec.rtx.append((k, t - t0, arrived.get(rtx_seq, float("nan")) - t0, payload))
     rec.extra["rtp_payload_mismatches"] = int(mismatches)
+    if recv_tap.host_lag_s:  # wire-stamped arrivals
+        lag_ms = 1e3 * np.asarray(recv_tap.host_lag_s)
+        rec.extra["host_rx_lag_p50_ms"] = float(np.percentile(lag_ms, 50))
+        rec.extra["host_rx_lag_p99_ms"] = float(np.percentile(lag_ms, 99))
     rec.extra["rtp_packets_sent"] = len(send_tap.sent)
     rec.extra["rtp_packets_received"] = len(recv_tap.received)
     if send_tap.rtx_sent or recv_tap.nacks_sent:
