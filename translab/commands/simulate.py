@@ -66,11 +66,11 @@ def add_call_options(p: argparse.ArgumentParser) -> None:
                    help="WebRTC: Opus FEC expected loss fixed (--expected-loss-pct) or measured from the receiver's "
                    "reports, as libwebrtc does (simulated and in-process live calls; default fixed)")
     p.add_argument("--abr", action=argparse.BooleanOptionalAction, default=d.abr,
-                   help="WebRTC, simulated calls only: adaptive bitrate / FEC controller on the sender (default off)")
+                   help="WebRTC: adaptive bitrate / FEC controller on the sender (simulated and in-process live calls; live needs --abr-feedback rr; default off)")
     p.add_argument("--abr-feedback", choices=ABR_FEEDBACKS, default=d.abr_feedback,
                    help="what drives --abr: twcc (transport-cc-like feedback every 100 ms for the delay-based "
-                   "estimate + RTCP receiver reports every 5 s) or rr (RTCP receiver reports only, every 0.5 s: what "
-                   "a live aiortc sender sees; default %(default)s)")
+                   "estimate + RTCP receiver reports every 5 s) or rr (RTCP receiver reports only, on aiortc's seeded 0.5-1.5 s "
+                   "schedule: what a live aiortc sender sees; default %(default)s)")
     p.add_argument("--tls", action=argparse.BooleanOptionalAction, default=d.tls,
                    help="WebSocket over TLS (wss) in the header model (default on)")
 
