@@ -21,7 +21,7 @@ import math
 import numbers
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -226,6 +226,16 @@ def _img(fig: Any, title: str, caption: str, anchor: str) -> str:
     b64 = figs.to_png_base64(fig)
     return (f"<figure id='{anchor}'><h3>{_e(title)}</h3><img alt='{_e(title)}' src='data:image/png;base64,{b64}'>"
             f"<figcaption>{_e(caption)}</figcaption></figure>")
+
+
+def _figure(make: Callable[[], Any], title: str, caption: str, anchor: str) -> str:
+    """The figure ``make()`` draws as :func:`_img`; "" when it draws none (None), a muted note when it
+    fails (a figure must never take the report down)."""
+    try:
+        fig = make()
+    except Exception as err:  # noqa: BLE001
+        return f"<p class='muted'>Figure not shown: {_e(type(err).__name__)}: {_e(err)}.</p>"
+    return "" if fig is None else _img(fig, title, caption, anchor)
 
 
 def nat_section(df: pd.DataFrame) -> str:
@@ -612,18 +622,15 @@ def conversation_section(df: pd.DataFrame, run_dir: str | Path | None = None) ->
              "the mean turn latency). Each figure: mean over the conversations [95 % interval]; WER beside the "
              "same recogniser on the clean caller audio.</p>"
              + _table(t, fmts, left=("profile", "topology", "mode"))]
-    try:  # the figure shows the simulated conversations (the live ones, when the run has only those)
+    def conversation_fig() -> Any:  # the simulated conversations (the live ones, when the run has only those)
         sim = claims_mod.conversation_rows(df)
         sim = sim[sim["mode"] == "simulate"] if live and (sim["mode"] == "simulate").any() else sim
-        fig = figs.conversation_figure(sim, run_dir)
-    except Exception as err:  # noqa: BLE001 (a figure must never take the report down)
-        parts.append(f"<p class='muted'>Figure not shown: {_e(type(err).__name__)}: {_e(err)}.</p>")
-        fig = None
-    if fig is not None:
-        parts.append(_img(fig, "Turn latency, budget and barge-in per topology",
-                          "Left: every answered turn's latency (box: quartiles, whiskers 1.5 IQR). Middle: mean "
-                          "budget per turn, stacked. Right: caller onset to the agent's audio stopping at the "
-                          "caller's ear, per barge-in.", "fig-conversation"))
+        return figs.conversation_figure(sim, run_dir)
+
+    parts.append(_figure(conversation_fig, "Turn latency, budget and barge-in per topology",
+                         "Left: every answered turn's latency (box: quartiles, whiskers 1.5 IQR). Middle: mean "
+                         "budget per turn, stacked. Right: caller onset to the agent's audio stopping at the "
+                         "caller's ear, per barge-in.", "fig-conversation"))
     parts.append(conversation_agreement(df))
     parts.append("<p class='muted'>The claims \"WebSocket first\" and \"the cost of getting it wrong is mostly "
                  "engineering time\" are judged from these cells in the claims table (paired by seed and "
@@ -653,16 +660,11 @@ def conversation_agreement(df: pd.DataFrame) -> str:
              f"{conv.AGREE_MS:g} ms with its interval, and calls during which the host stalled the event loop "
              "(&gt; 20 ms).</p>", _table(t, fmts, left=("topology", "profiles", "verdict")),
              f"<p>{_e(conv.agreement_words(t))}</p>"]
-    try:
-        fig = conv.agreement_figure(rows)
-    except Exception as err:  # noqa: BLE001 (a figure must never take the report down)
-        parts.append(f"<p class='muted'>Figure not shown: {_e(type(err).__name__)}: {_e(err)}.</p>")
-        fig = None
-    if fig is not None:
-        parts.append(_img(fig, "Live - simulated turn-latency p50 per call",
-                          f"Each point one live conversation minus its simulation (marker: the caller's access "
-                          f"profile; black edge: the host did not stall the event loop during it); shaded: within +-{conv.AGREE_MS:g} ms; black: the topology's mean with its "
-                          "95 % interval.", "fig-conversation-live"))
+    parts.append(_figure(lambda: conv.agreement_figure(rows), "Live - simulated turn-latency p50 per call",
+                         f"Each point one live conversation minus its simulation (marker: the caller's access "
+                         f"profile; black edge: the host did not stall the event loop during it); shaded: within "
+                         f"+-{conv.AGREE_MS:g} ms; black: the topology's mean with its 95 % interval.",
+                         "fig-conversation-live"))
     return "".join(parts)
 
 
@@ -692,16 +694,10 @@ def browser_section(df: pd.DataFrame) -> str:
                      "translab's adaptive playout made of each caller's audio, against the clip.</p>"
                      + _table(cells[["profile", "figure", "n", "chromium", "aiortc", "chromium - aiortc"]],
                               left=("profile", "figure")))
-    try:
-        fig = br.paired_figure(df)
-    except Exception as err:  # noqa: BLE001 (a figure must never take the report down)
-        parts.append(f"<p class='muted'>Figure not shown: {_e(type(err).__name__)}: {_e(err)}.</p>")
-        fig = None
-    if fig is not None:
-        parts.append(_img(fig, "Chromium - aiortc as the caller",
-                          "Left: paired differences of the quality translab heard (PLCMOS, PESQ-WB, STOI; above "
-                          "0: Chromium's audio scored higher). Right: ICE + DTLS after the answer per caller "
-                          "(ms). Bars: 95 % intervals over the seeds.", "fig-browser"))
+    parts.append(_figure(lambda: br.paired_figure(df), "Chromium - aiortc as the caller",
+                         "Left: paired differences of the quality translab heard (PLCMOS, PESQ-WB, STOI; above "
+                         "0: Chromium's audio scored higher). Right: ICE + DTLS after the answer per caller "
+                         "(ms). Bars: 95 % intervals over the seeds.", "fig-browser"))
     nt = br.neteq_table(df)
     if len(nt):
         cells = nt.assign(**{k: [br.estimate_text(e, int(nd), signed=(k == "browser - model"))
