@@ -123,6 +123,8 @@ class DatagramLink:
         #: RTP payload type of retransmissions (RFC 4588) and the side streams they draw from
         self.rtx_pt: int | None = None
         self.rtx_streams: list[np.random.Generator] | None = None
+        #: when set (:meth:`route_rtcp`): the model and generator RTCP datagrams cross instead of the control's
+        self.rtcp_route: tuple[Any, np.random.Generator] | None = None
         #: when set: called with each delivered copy and its arrival time (monotonic s, as the link
         #: model gave it, before the scheduler's release lateness) just before it is handed on: the
         #: time a capture at the far end of the emulated wire stamps (translab.transport.webrtc.WireTimes)
@@ -134,6 +136,12 @@ class DatagramLink:
         :class:`translab.link.chain.LinkChain`)."""
         self.rtx_pt = int(payload_type)
         self.rtx_streams = self.media.side_streams(rng)  # type: ignore[attr-defined]
+
+    def route_rtcp(self, model: Any, rng: np.random.Generator) -> None:
+        """RTCP datagrams (kind "rtcp", when it is not a media kind) cross ``model`` with ``rng``
+        instead of the control model (translab.protection.rtcp: reports with their own draws on the
+        call clock, as the simulator's); STUN and DTLS keep the control model."""
+        self.rtcp_route = (model, rng)
 
     def submit(self, data: bytes, deliver: Callable[[bytes], None],
                addrs: tuple[tuple[str, int], tuple[str, int]] | None = None,
@@ -159,6 +167,8 @@ class DatagramLink:
         c.by_kind[kind] = c.by_kind.get(kind, 0) + 1
         if is_media:
             model, rng = self.media, self.media_rng
+        elif kind == "rtcp" and self.rtcp_route is not None:
+            model, rng = self.rtcp_route
         else:
             model, rng = self.control, self.control_rng
         if side is not None:

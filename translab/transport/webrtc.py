@@ -384,9 +384,7 @@ def route_rtcp(emu: Any, seed: int, t0: float) -> None:
     ``emu``'s UDP links (a :class:`translab.emulate.emulator.LiveEmulator` with separate control
     models; others are left alone) meet a fresh instance of the direction's link model on the call
     clock, drawing from :func:`translab.protection.rtcp.rtcp_rngs` (``seed``), as the simulator's
-    RTCP does; STUN keeps the control model. The patch point: each link's ``submit`` is wrapped
-    to swap in that model and generator for one RTCP datagram (to move into the emulator as a
-    route like ``DatagramLink.route_retransmissions``)."""
+    RTCP does (``DatagramLink.route_rtcp``); STUN keeps the control model."""
     udp, factory = getattr(emu, "udp", None), getattr(emu, "chain_factory", None)
     if not udp or factory is None:
         return
@@ -394,22 +392,7 @@ def route_rtcp(emu: Any, seed: int, t0: float) -> None:
     for d, link in udp.items():
         if link.control is link.media:
             continue  # one shared model for every datagram: nothing to separate
-        model = _CallClockModel(factory(d), t0 - link.t0)
-        original = link.submit
-
-        def submit(data: bytes, deliver: Callable[[bytes], None], addrs: Any = None, kind: str | None = None,
-                   _link: Any = link, _model: Any = model, _rng: Any = rngs[d], _orig: Any = original) -> int:
-            kind = kind or _link.classify(data)
-            if kind != "rtcp":
-                return int(_orig(data, deliver, addrs, kind))
-            saved = _link.control, _link.control_rng
-            _link.control, _link.control_rng = _model, _rng
-            try:
-                return int(_orig(data, deliver, addrs, kind))
-            finally:
-                _link.control, _link.control_rng = saved
-
-        link.submit = submit
+        link.route_rtcp(_CallClockModel(factory(d), t0 - link.t0), rngs[d])
 
 
 class WireTimes:
