@@ -112,6 +112,61 @@ def test_link_adds_configured_delay() -> None:
     assert np.median(d) < 0.03 + 0.003  # generous: shared CI machine; the bench measures precisely
 
 
+def test_launch_time_holds_an_early_datagram_and_counts_a_late_one() -> None:
+    """SO_TXTIME for the emulated wire (launch_at): a datagram sent through a peer's socket 20 ms
+    before its launch time enters the link model exactly at that time (its send time on the link
+    clock, the on_enter time, and its delivery one 30 ms delay later); one sent 5 ms after its
+    launch time enters at once and its lateness is kept; without a launch time, at once, uncounted.
+    Outside the block nothing is held."""
+    from translab.emulate.datagram import _EgressTransport, launch_at, launch_time
+
+    class Socket:  # the real asyncio transport under the emulator's egress
+        def __init__(self) -> None:
+            self.sent: list[tuple[bytes, float]] = []
+
+        def sendto(self, data: bytes, addr: object = None) -> None:
+            self.sent.append((data, now()))
+
+        def get_extra_info(self, name: str) -> tuple[str, int]:
+            return ("127.0.0.1", 5000)
+
+        def is_closing(self) -> bool:
+            return False
+
+    async def main() -> tuple[DatagramLink, list[tuple[bytes, float]], list[tuple[bytes, float]], dict[str, float]]:
+        sched = DeadlineScheduler()
+        link = DatagramLink("up", sched, Delay(0.03), np.random.default_rng(0), t0=now())
+        entered: list[tuple[bytes, float]] = []
+        link.on_enter = lambda d, t: entered.append((d, t))
+        sock = Socket()
+        egress = _EgressTransport(sock, link)
+        t = now()
+        marks = {"t": t}
+        with launch_at(t + 0.020):
+            marks["asked"] = launch_time()
+            egress.sendto(b"\x80\x60early", ("127.0.0.1", 6000))
+        with launch_at(t - 0.005):
+            marks["passed"] = launch_time() - now()
+            egress.sendto(b"\x80\x60late", ("127.0.0.1", 6000))
+        egress.sendto(b"\x80\x60plain", ("127.0.0.1", 6000))
+        await asyncio.sleep(0.08)
+        sched.close()
+        return link, entered, sock.sent, marks
+
+    link, entered, delivered, marks = asyncio.run(main())
+    t = marks["t"]
+    assert marks["asked"] == t + 0.020 and abs(marks["passed"]) < 1e-3  # a passed launch time: now
+    assert [d[2:] for d, _ in entered] == [b"late", b"plain", b"early"]
+    times = {d[2:]: x for d, x in entered}
+    assert times[b"early"] == t + 0.020  # held, then entered at exactly its launch time
+    assert 0 <= times[b"late"] - t < 0.003 and 0 <= times[b"plain"] - t < 0.003
+    assert link.media_log[-1][0] == pytest.approx(0.020 + t - link.t0, abs=1e-9)  # the model's send time
+    assert link.held == 1 and len(link.late_launches_s) == 1
+    assert 0.005 <= link.late_launches_s[0] < 0.008
+    arrival = {d[2:]: x for d, x in delivered}
+    assert 0.050 - 50e-6 <= arrival[b"early"] - t < 0.050 + 0.005
+
+
 @pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
 def test_pcap_opens_in_tshark_with_valid_checksums(tmp_path) -> None:
     path = tmp_path / "x.pcap"

@@ -577,3 +577,29 @@ def test_experiment_cells_name_a_bad_abr_feedback_and_leave_the_default_out(tmp_
     with pytest.raises(ConfigError) as e:
         load_experiment(tmp_path / "bad.toml")
     assert "abr_feedback" in str(e.value) and "remb" in str(e.value) and "twcc, rr" in str(e.value)
+
+
+def test_each_reaction_leaves_the_stated_reaction_time_after_its_cause(monkeypatch):
+    """The simulator's endpoint time (translab.protection.timing), rr mode, NACK with a 200 ms buffer,
+    sfu-10pct-loss seed 3, 4 s: raising the reaction time from 2 to 4 ms sends the same
+    retransmissions exactly 4 ms later each (the NACK leaves 2 ms later after the arrival that
+    revealed the loss, the retransmission 2 ms later after the NACK's arrival), while the originals
+    keep the capture grid and the RTT sample behind the NACK rule stays the path's (DLSR counts the
+    RR's reaction time)."""
+    import translab.protection.sim as sim_mod
+    from translab.call.simulated import SimulatedEngine
+
+    cfg = CallConfig(profile="sfu-10pct-loss", duration_s=4, seed=3, metrics=(), nack=True, playout="fixed:200",
+                     abr_feedback="rr", conceal="opus-plc")
+    runs = {}
+    engine = SimulatedEngine()
+    for r in (0.002, 0.004):
+        monkeypatch.setattr(sim_mod, "REACTION_S", r)
+        runs[r] = engine.run(engine.prepare(cfg), None).trace  # the wire trace: originals and retransmissions
+    a, b = runs[0.002], runs[0.004]
+    ra, rb = a[a.rtx].reset_index(drop=True), b[b.rtx].reset_index(drop=True)
+    assert len(ra) >= 10 and ra.seq.tolist() == rb.seq.tolist()
+    assert np.allclose(rb.send_s - ra.send_s, 0.004, atol=1e-9)
+    oa, ob = a[~a.rtx], b[~b.rtx]
+    assert np.array_equal(oa.send_s.to_numpy(), ob.send_s.to_numpy())
+    assert np.allclose(oa.send_s.to_numpy(), oa.capture_s.to_numpy())

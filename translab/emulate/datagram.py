@@ -22,6 +22,13 @@ held until their arrival time and then really sent; incoming ones (``ingress``, 
 other end is outside the process) are handed to aioice at their arrival time. Both peers of an
 in-process call use ``egress`` only (the caller's egress is "up", the callee's "down").
 
+Launch times (:func:`launch_at`): a sender may name the moment a datagram is to enter the link, as
+Linux's ``SO_TXTIME`` with the ETF qdisc lets a media server name each packet's transmit time. A
+datagram handed over early is held until then and enters the link model at exactly that time; one
+handed over late enters at once, and its lateness is kept (``DatagramLink.late_launches_s``), so a
+host stall stays visible. Live protected calls use it to put every datagram on the wire at the time
+the simulator sends it (translab.protection.timing).
+
 Units: times in seconds, sizes in bytes. Wire size of a datagram = payload + 8 (UDP) + 20 (IPv4) or
 40 (IPv6).
 """
@@ -30,8 +37,10 @@ from __future__ import annotations
 
 import functools
 import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -41,11 +50,34 @@ from translab.link.base import LinkModel
 from translab.metrics.bandwidth import HeaderModel
 
 __all__ = ["LinkModel", "DirectionCounters", "DatagramLink", "classify_datagram", "attach_ice",
-           "UDP_IPV4_OVERHEAD", "UDP_IPV6_OVERHEAD"]
+           "launch_at", "launch_time", "UDP_IPV4_OVERHEAD", "UDP_IPV6_OVERHEAD"]
 
 #: IP + UDP header bytes by IP version (translab.metrics.bandwidth.HeaderModel, the one header model)
 UDP_IPV4_OVERHEAD = HeaderModel(ip_version=4).udp_header_bytes
 UDP_IPV6_OVERHEAD = HeaderModel(ip_version=6).udp_header_bytes
+
+
+#: the launch time (monotonic s) asked for the datagrams sent in the current context (None: at once)
+_LAUNCH_AT: ContextVar[float | None] = ContextVar("translab_launch_at", default=None)
+
+
+@contextmanager
+def launch_at(t: float | None) -> Iterator[None]:
+    """Datagrams sent through an emulated link inside this block (in this task, and in tasks and
+    callbacks it starts) enter the link at ``t`` (monotonic s): held until then when handed over
+    early, at once (counted late) when after it; ``t`` None: at once (see the module docstring)."""
+    token = _LAUNCH_AT.set(t)
+    try:
+        yield
+    finally:
+        _LAUNCH_AT.reset(token)
+
+
+def launch_time() -> float:
+    """When a datagram sent now enters the link (monotonic s): the launch time asked for by the
+    enclosing :func:`launch_at`, or now when none was asked or it has passed."""
+    t, at = now(), _LAUNCH_AT.get()
+    return t if at is None or at < t else at
 
 
 def classify_datagram(data: bytes) -> str:
@@ -129,6 +161,13 @@ class DatagramLink:
         #: model gave it, before the scheduler's release lateness) just before it is handed on: the
         #: time a capture at the far end of the emulated wire stamps (translab.transport.webrtc.WireTimes)
         self.on_release: Callable[[bytes, float], None] | None = None
+        #: when set: called with each datagram and the time it entered the link (monotonic s: its
+        #: launch time when it was held for one, else the moment it was submitted)
+        self.on_enter: Callable[[bytes, float], None] | None = None
+        #: how late (s) each datagram handed over after its launch time was (it entered at once)
+        self.late_launches_s: list[float] = []
+        #: datagrams held for their launch time
+        self.held = 0
 
     def route_retransmissions(self, payload_type: int, rng: np.random.Generator) -> None:
         """RTP datagrams with ``payload_type`` (in the clear in SRTP) are kind "rtx": they cross the
@@ -145,11 +184,30 @@ class DatagramLink:
 
     def submit(self, data: bytes, deliver: Callable[[bytes], None],
                addrs: tuple[tuple[str, int], tuple[str, int]] | None = None,
-               kind: str | None = None) -> int:
+               kind: str | None = None, at: float | None = None) -> int | None:
         """Send ``data`` across the link; ``deliver(data)`` runs at each copy's arrival time.
         ``addrs`` = (src, dst) for the pcap; ``kind`` overrides :func:`classify_datagram` (a kind not
-        in ``media_kinds`` crosses the control model). Returns the copies scheduled (0 = lost)."""
+        in ``media_kinds`` crosses the control model); ``at``: its launch time (monotonic s; see the
+        module docstring). Returns the copies scheduled (0 = lost), None when held for ``at``."""
         t = now()
+        if at is not None:
+            if at > t:
+                self.held += 1
+                self.scheduler.at(at, functools.partial(self._launch, data, deliver, addrs, kind, at))
+                return None
+            self.late_launches_s.append(t - at)
+        return self._enter(data, deliver, addrs, kind, t)
+
+    def _launch(self, data: bytes, deliver: Callable[[bytes], None],
+                addrs: tuple[tuple[str, int], tuple[str, int]] | None, kind: str | None, at: float) -> None:
+        """A held datagram's launch time has come."""
+        self._enter(data, deliver, addrs, kind, at)
+
+    def _enter(self, data: bytes, deliver: Callable[[bytes], None],
+               addrs: tuple[tuple[str, int], tuple[str, int]] | None, kind: str | None, t: float) -> int:
+        """``data`` enters the link at ``t`` (monotonic s)."""
+        if self.on_enter is not None:
+            self.on_enter(data, t)
         kind = kind or self.classify(data)
         side = None
         if kind == "rtp" and self.rtx_pt is not None and len(data) > 1 and (data[1] & 0x7F) == self.rtx_pt:
@@ -221,7 +279,7 @@ class _EgressTransport:
             if not real.is_closing():
                 real.sendto(d, addr)
 
-        self._link.submit(bytes(data), deliver, (local, dst))
+        self._link.submit(bytes(data), deliver, (local, dst), at=_LAUNCH_AT.get())
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)

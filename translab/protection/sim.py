@@ -6,12 +6,17 @@ One event queue in time order runs the sender, the link models of both direction
   current bitrate / FEC / expected loss when ABR is on, through :class:`translab.media.opus.OpusEncoder`),
   wrapped in RED when asked, stored in the RTX history and pushed through the uplink chain.
 - **arrival** at the receiver: the NACK tracker sees the packet (gap detection) and is told the
-  current playout position; with NACK on, the list it returns is sent at once as one RTCP NACK
-  through the downlink chain.
-- **NACK arrival** at the sender: the RTX history resends what it may (RFC 4588 payloads); each
+  current playout position; with NACK on, the list it returns is sent as one RTCP NACK through the
+  downlink chain.
+- **NACK arrival** at the sender: the RTX history decides what to resend (RFC 4588 payloads); each
   retransmission is an extra row of the trace that crosses the uplink chain again with its own loss
   draw and delay (its variates come from a second set of streams, so the original packets see the
   same draws as in the call without NACK; the queue and loss-chain state are shared).
+- **endpoint time** (:mod:`translab.protection.timing`): every datagram an endpoint sends in reaction
+  to an event (a NACK, a retransmission, a feedback report, an SR or RR) enters the wire
+  ``REACTION_S`` after the event (reports carry the statistics of the event's time; DLSR counts to
+  the wire); an encoder reconfigured during the call encodes each packet with the settings in force
+  ``ENCODE_LEAD_S`` before its capture time. The live call keeps to the same times.
 - **feedback** every ``FEEDBACK_INTERVAL_S`` (transport-wide-CC-like report through the downlink
   chain): send and arrival times and sizes of the packets received in the interval; when it
   reaches the sender it gives an RTT sample and, with ABR, feeds the delay-based part of
@@ -76,6 +81,7 @@ from translab.protection.red import RedEncoder, decode_red
 from translab.protection.rtcp import (RAPID_SR_PACKETS, RR_WIRE_BYTES, SR_WIRE_BYTES, RtcpSchedule, dlsr_s, fraction_lost,
                                       rtcp_rngs)
 from translab.protection.rtx import RtxHistory, rtx_payload
+from translab.protection.timing import ENCODE_LEAD_S, REACTION_S
 
 #: Interval of the receiver's feedback reports (s): transport-wide CC feedback is sent about every 100 ms.
 FEEDBACK_INTERVAL_S = 0.1
@@ -289,6 +295,25 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
             push(t_rr, "rr", None)
             t_rr += RR_INTERVAL_S
 
+    # what the sender has decided, with the time it decided it (the encoder takes the settings in force
+    # ENCODE_LEAD_S before a packet's capture time: translab.protection.timing)
+    ana_log: list[tuple[float, Any]] = [(-math.inf, ana.settings)] if ana is not None else []
+    fec_log: list[tuple[float, int]] = [(-math.inf, enc.packet_loss_perc)] if measured is not None and enc is not None else []
+
+    def launch(t: float, send: Any) -> None:
+        """An endpoint's reaction to an event at ``t``: ``send(t_wire)`` puts it on the wire
+        REACTION_S later (an event of its own, so every chain meets its datagrams in send order)."""
+        push(t + REACTION_S, "launch", send)
+
+    def datagram(chain: Any, rng: Any, size: int, kind: str, data: Any, first: bool = False) -> Any:
+        """The send of one datagram of ``size`` wire bytes across ``chain`` (with ``rng``): each copy
+        (the first only, with ``first``) arrives as event ``kind`` carrying ``data``."""
+        def send(t_wire: float) -> None:
+            arrivals = chain.apply_one(t_wire, size, rng)
+            for a in arrivals[:1] if first else arrivals:
+                push(a, kind, data)
+        return send
+
     rtt_s: float | None = None
     pending: list[int] = []  # frames of the packet being assembled (ABR at 60 ms)
     group = 1
@@ -307,9 +332,9 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
 
     def send_sr(t_sr: float) -> None:
         nonlocal sr_sent
-        sr_sent = (next_seq, t_sr)
-        for a in ctl["up"].apply_one(t_sr, SR_WIRE_BYTES, ctl_rngs["up"]):
-            push(a, "sr_arrive", next_seq)
+        lsr = next_seq
+        sr_sent = (lsr, t_sr + REACTION_S)
+        launch(t_sr, datagram(ctl["up"], ctl_rngs["up"], SR_WIRE_BYTES, "sr_arrive", lsr))
 
     def send_rr(t_rr: float, answer: bool) -> None:
         nonlocal rx_expected_prior, rx_received_prior
@@ -318,13 +343,13 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
         expected = max_seq - rx_base + 1
         fl = fraction_lost(expected - rx_expected_prior, rx_count - rx_received_prior)
         rx_expected_prior, rx_received_prior = expected, rx_count
-        lsr, dl = (sr_received[0], dlsr_s(t_rr - sr_received[1], answer)) if sr_received else (None, 0.0)
-        rr = _Report(t_rr, fl / 256.0, 0, [], highest=max_seq, lsr=lsr, dlsr_s=dl)
+        t_wire = t_rr + REACTION_S
+        lsr, dl = (sr_received[0], dlsr_s(t_wire - sr_received[1], answer)) if sr_received else (None, 0.0)
+        rr = _Report(t_wire, fl / 256.0, 0, [], highest=max_seq, lsr=lsr, dlsr_s=dl)
         res.rtcp_rr.append((t_rr, fl, max_seq, answer))
         size = RR_WIRE_BYTES - 20 + hm.ip_bytes
         res.feedback_bytes += size
-        for a in ctl["down"].apply_one(t_rr, size, ctl_rngs["down"]):
-            push(a, "report", rr)
+        launch(t_rr, datagram(ctl["down"], ctl_rngs["down"], size, "report", rr))
     originals: dict[int, _Row] = {}
 
     def transmit(row: _Row, streams: Any = None) -> None:
@@ -345,7 +370,7 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
                 assert frames is not None
                 if ana is not None:
                     if not pending:  # a packet starts: the controller's settings apply to all of it
-                        s = ana.settings
+                        s = _as_of(ana_log, t - ENCODE_LEAD_S)
                         enc.reconfigure(bitrate=s.bitrate_bps, fec=s.fec, packet_loss_perc=s.loss_perc)
                         group = max(1, int(round(s.frame_ms * rate / 1000)) // n)
                     pending.append(j)
@@ -356,6 +381,10 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
                     payload = enc.encode(frames[pending[0]:pending[-1] + 1].reshape(-1))
                     pending = []
                 else:
+                    if fec_log:
+                        perc = _as_of(fec_log, t - ENCODE_LEAD_S)
+                        if perc != enc.packet_loss_perc:
+                            enc.reconfigure(packet_loss_perc=perc)
                     payload = enc.encode(frames[j])
                 if cfg.dtx and len(payload) <= DTX_MAX_BYTES:
                     continue
@@ -395,23 +424,28 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
                     size = rtcp_nack_wire_bytes(seqs, hm.ip_bytes)
                     res.feedback_bytes += size
                     if rr_only:  # RTCP: every copy reaches the sender
-                        for a in ctl["down"].apply_one(t, size, ctl_rngs["down"]):
-                            push(a, "nack", seqs)
+                        launch(t, datagram(ctl["down"], ctl_rngs["down"], size, "nack", seqs))
                     else:
-                        for a in down.apply_one(t, size, rngs["down"])[:1]:
-                            push(a, "nack", seqs)
+                        launch(t, datagram(down, rngs["down"], size, "nack", seqs, first=True))
         elif kind == "nack":
+            resend = []
             for osn, payload in history.on_nack(data, t, rtt_s or 0.0):
                 msg = rtx_payload(osn, payload)
                 base = originals[osn]
-                transmit(_Row(osn, base.media_ts, base.capture_s, t, msg, base.codec_bytes, base.fec, True,
-                              rtp_wire_bytes(len(msg), hm), base.frame_samples), streams=rtx_streams)
+                resend.append(_Row(osn, base.media_ts, base.capture_s, t + REACTION_S, msg, base.codec_bytes,
+                                   base.fec, True, rtp_wire_bytes(len(msg), hm), base.frame_samples))
+            if resend:
+                push(t + REACTION_S, "resend", resend)
+        elif kind == "resend":
+            for r in data:
+                transmit(r, streams=rtx_streams)
+        elif kind == "launch":
+            data(t)
         elif kind == "feedback":
-            report = _Report(t, None, len(fb_owd), fb_owd)
+            report = _Report(t + REACTION_S, None, len(fb_owd), fb_owd)
             fb_owd = list[tuple[float, float, int]]()
             res.feedback_bytes += FEEDBACK_WIRE_BYTES
-            for a in down.apply_one(t, FEEDBACK_WIRE_BYTES, rngs["down"])[:1]:
-                push(a, "report", report)
+            launch(t, datagram(down, rngs["down"], FEEDBACK_WIRE_BYTES, "report", report, first=True))
         elif kind == "sr":
             send_sr(t)
         elif kind == "sr_arrive":
@@ -423,11 +457,10 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
             expected = max_seq - rr_prev_max
             # RFC 3550 A.3 interval loss, negative when late packets of an earlier interval came
             loss = 1.0 - rr_received / expected if expected > 0 else 0.0
-            rr = _Report(t, loss, max(expected, 0), [])
+            rr = _Report(t + REACTION_S, loss, max(expected, 0), [])
             rr_prev_max, rr_received = max(max_seq, rr_prev_max), 0
             res.feedback_bytes += RR_WIRE_BYTES
-            for a in down.apply_one(t, RR_WIRE_BYTES, rngs["down"])[:1]:
-                push(a, "report", rr)
+            launch(t, datagram(down, rngs["down"], RR_WIRE_BYTES, "report", rr, first=True))
         elif kind == "report":
             rep: _Report = data
             last = rep.packets[-1][:2] if rep.packets else None
@@ -450,13 +483,22 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
                                     [(1000.0 * a, 1000.0 * b, w) for a, b, w in rep.packets],
                                     1000.0 * (rtt_s or 0.1), rep.expected)
                 if s != before:
+                    ana_log.append((t, s))
                     res.timeline.append((t, s.bitrate_bps, s.fec, s.loss_perc, s.frame_ms))
             elif measured is not None and enc is not None and rep.loss is not None:
                 perc = measured.on_loss(rep.loss, 1000.0 * t)
-                if perc != enc.packet_loss_perc:
-                    enc.reconfigure(packet_loss_perc=perc)
+                if perc != fec_log[-1][1]:
+                    fec_log.append((t, perc))
                     res.timeline.append((t, enc.bitrate, enc.fec, perc, int(round(float(cfg.frame_ms)))))
     return res
+
+
+def _as_of(log: list[tuple[float, Any]], t: float) -> Any:
+    """The value of a (time, value) log, in time order, in force at ``t``: the last one decided at or before it."""
+    for at, value in reversed(log):
+        if at <= t:
+            return value
+    return log[0][1]
 
 
 def _red_codec_bytes(msg: bytes) -> int:

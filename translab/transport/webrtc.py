@@ -36,8 +36,12 @@ REFERENCE section 3 lists what aiortc would otherwise get wrong; this module wor
   timing (the NACK tracker's and the adaptive buffer's packet arrival times, the SR arrival behind
   DLSR, the RR arrival and SR send behind the RTT, the time a NACK is handled) uses wire times,
   :class:`WireTimes`: when the emulated link delivered (or took) the datagram, as libwebrtc uses
-  the socket's receive time; the host's processing still happens, and delays what it sends, in
-  real time.
+  the socket's receive time. What it sends goes on the wire at the simulator's times
+  (:mod:`translab.protection.timing`): media on the capture grid (the track hands each packet over
+  ``ENCODE_LEAD_S`` early and the emulator holds it, :func:`translab.emulate.datagram.launch_at`),
+  each NACK, retransmission and report ``REACTION_S`` after what caused it; the host's processing
+  must fit inside that, and a datagram it hands over late leaves at once and is counted
+  (``host_late_launches``).
 
 Times: monotonic seconds (``translab.emulate.scheduler.now``) internally; the LegRecord holds the
 call clock (s since the clip's first sample) and setup milestones in ms. A protected call's arrival
@@ -58,8 +62,10 @@ from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
 
+from translab.emulate.datagram import launch_at, launch_time
 from translab.emulate.scheduler import DeadlineScheduler, now
 from translab.protection.rtcp import RAPID_SR_PACKETS, RtcpSchedule, dlsr_s, rtcp_rngs
+from translab.protection.timing import ENCODE_LEAD_S, REACTION_S
 from translab.transport.record import LegRecord
 
 __all__ = ["RTP_CLOCK", "opus_fmtp", "advertised_opus", "PacketTrack", "RtpSendTap", "RtpReceiveTap",
@@ -225,10 +231,12 @@ def make_packet_track(payloads: list[bytes], media_ts: np.ndarray, capture_s: np
                       sample_rate: int, start: "asyncio.Future[float]",
                       scheduler: DeadlineScheduler | None = None,
                       payload_of: Callable[[int], bytes | None] | None = None) -> Any:
-    """A MediaStreamTrack whose k-th ``recv()`` returns packet k at ``t0 + capture_s[k]`` (the moment
-    its last sample is captured), t0 being the result of ``start`` (monotonic s). pts = media time
-    in 1/48000 s. After the last packet the track ends (MediaStreamError). ``payload_of(k)``: the
-    payload encoded at send time (None: ``payloads[k]``)."""
+    """A MediaStreamTrack whose k-th ``recv()`` returns packet k at ``t0 + capture_s[k] - lead_s``
+    (its capture time, the moment its last sample is captured, less the track's ``lead_s``
+    attribute, 0 unless set: a head start for a sender whose datagrams are launched at their
+    capture time), t0 being the result of ``start`` (monotonic s). pts = media time in 1/48000 s.
+    After the last packet the track ends (MediaStreamError). ``payload_of(k)``: the payload encoded
+    at send time (None: ``payloads[k]``)."""
     import av
     from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
@@ -241,6 +249,7 @@ def make_packet_track(payloads: list[bytes], media_ts: np.ndarray, capture_s: np
         def __init__(self) -> None:
             super().__init__()
             self.index = 0
+            self.lead_s = 0.0
 
         async def recv(self) -> Any:
             if self.readyState != "live":
@@ -250,7 +259,7 @@ def make_packet_track(payloads: list[bytes], media_ts: np.ndarray, capture_s: np
             if k >= len(payloads):
                 self.stop()
                 raise MediaStreamError
-            await _sleep_until(t0 + float(capture_s[k]), scheduler)
+            await _sleep_until(t0 + float(capture_s[k]) - self.lead_s, scheduler)
             self.index += 1
             live = payload_of(k) if payload_of is not None else None
             pkt = av.Packet(live if live is not None else payloads[k])
@@ -289,7 +298,13 @@ def seeded_rtcp(sender: Any, receiver: Any, send_tap: "RtpSendTap", schedule: Rt
     an RR's DLSR counts, is ``rx_clock()`` while it handles the SR (:meth:`WireTimes.receiving`:
     the SR's delivery by the emulated downlink's far end). DLSR then covers the receiver's real
     processing up to the RR's send, and the sender's RTT (RR arrival on the wire - SR send - DLSR)
-    is the emulated path's round trip, as libwebrtc measures it with socket receive times."""
+    is the emulated path's round trip, as libwebrtc measures it with socket receive times.
+
+    Launch times (with ``wire``; :mod:`translab.protection.timing`): a periodic report built at its
+    scheduled time, an answering RR built when the SR arrived and an early SR after the media packet
+    it follows enter the link ``REACTION_S`` later (held by the emulator); DLSR counts to that
+    moment, and the early SR checks for an RTT sample at the packet's launch, as the simulator's
+    does."""
     from aiortc.rtp import (RtcpByePacket, RtcpReceiverInfo, RtcpRrPacket, RtcpSdesPacket, RtcpSenderInfo,
                             RtcpSourceInfo, RtcpSrPacket)
 
@@ -305,11 +320,11 @@ def seeded_rtcp(sender: Any, receiver: Any, send_tap: "RtpSendTap", schedule: Rt
         cname = getattr(sender, "_RTCRtpSender__cname", None)
         if cname is not None:
             packets.append(RtcpSdesPacket(chunks=[RtcpSourceInfo(ssrc=sender._ssrc, items=[(1, cname.encode("utf8"))])]))
-        t_send = now()
+        t_send = launch_time()  # when it enters the uplink: now, or its launch time when held
         if wire is not None:
             wire.sr_sent.pop(sender._ssrc, None)
         await sender._send_rtcp(packets)
-        if wire is not None:  # the moment the SR entered the uplink
+        if wire is not None:  # the moment the SR entered the uplink, if it did not wait for its launch
             t_send = wire.sr_sent.pop(sender._ssrc, t_send)
         send_tap.sr_sent = (lsr, t_send)
 
@@ -321,7 +336,7 @@ def seeded_rtcp(sender: Any, receiver: Any, send_tap: "RtpSendTap", schedule: Rt
             lsr, dlsr = 0, 0
             if ssrc in lsrs and ssrc in sr_arrival:
                 lsr = lsrs[ssrc]
-                dlsr = int(round(65536 * dlsr_s(now() - sr_arrival[ssrc], answer)))
+                dlsr = int(round(65536 * dlsr_s(launch_time() - sr_arrival[ssrc], answer)))
             reports.append(RtcpReceiverInfo(ssrc=ssrc, fraction_lost=stream.fraction_lost,
                                             packets_lost=stream.packets_lost, highest_sequence=stream.max_seq,
                                             jitter=stream.jitter, lsr=lsr, dlsr=dlsr))
@@ -331,9 +346,16 @@ def seeded_rtcp(sender: Any, receiver: Any, send_tap: "RtpSendTap", schedule: Rt
             report_sent(now() - start.result(), reports[0].fraction_lost, reports[0].highest_sequence, answer)
         await receiver._send_rtcp(RtcpRrPacket(ssrc=rtcp_ssrc, reports=reports))
 
-    async def rapid_sr() -> None:
+    def reaction(t: float) -> float | None:
+        """The launch time of what the endpoint sends in reaction to an event at ``t`` (monotonic s)."""
+        return t + REACTION_S if wire is not None else None
+
+    async def rapid_sr(t_packet: float) -> None:
+        if wire is not None:
+            await _sleep_until(t_packet, scheduler)
         if send_tap.last_rtt_s is None:
-            await send_sr()
+            with launch_at(reaction(t_packet)):
+                await send_sr()
 
     for n in RAPID_SR_PACKETS:
         send_tap.after_packet[n] = rapid_sr
@@ -345,7 +367,8 @@ def seeded_rtcp(sender: Any, receiver: Any, send_tap: "RtpSendTap", schedule: Rt
             sr_arrival[packet.ssrc] = rx_clock()
         await original(packet)
         if isinstance(packet, RtcpSrPacket):
-            await send_rr(True)
+            with launch_at(reaction(sr_arrival[packet.ssrc])):
+                await send_rr(True)
 
     receiver._handle_rtcp_packet = _handle_rtcp_packet
 
@@ -355,7 +378,8 @@ def seeded_rtcp(sender: Any, receiver: Any, send_tap: "RtpSendTap", schedule: Rt
             t0 = await start
             for t in schedule.times(role):
                 await _sleep_until(t0 + t, scheduler)
-                await send()
+                with launch_at(reaction(t0 + t)):
+                    await send()
         except asyncio.CancelledError:
             pass
         if role == "sr":
@@ -408,12 +432,12 @@ class WireTimes:
       ICE transport so that while its DTLS transport handles a datagram (aiortc handles them one at
       a time, ``RTCDtlsTransport._recv_next``) the clock it returns gives that datagram's arrival;
     - send: ``sr_sent`` (SSRC -> monotonic s) is when the latest RTCP Sender Report of an SSRC
-      entered the link (read in the link's ``submit``).
+      entered the link (``DatagramLink.on_enter``).
 
-    The host's processing keeps its real cost: a packet is handled, and the NACK or RR it triggers
-    sent (entering the link at that real time), when Python gets to it; only the timestamps the
-    algorithms use come from the wire. A datagram the links did not deliver (no emulator) is
-    stamped ``now()``."""
+    The host's processing keeps its real cost: a packet is handled when Python gets to it; the
+    timestamps the algorithms use come from the wire, and what the endpoint sends in reaction is
+    launched at the simulator's time (see the module docstring). A datagram the links did not
+    deliver (no emulator) is stamped ``now()``."""
 
     def __init__(self) -> None:
         self._due: dict[bytes, list[float]] = {}
@@ -426,16 +450,12 @@ class WireTimes:
             return False
         for link in udp.values():
             link.on_release = self._released
-            original = link.submit
-
-            def submit(data: bytes, deliver: Callable[[bytes], None], addrs: Any = None, kind: str | None = None,
-                       _orig: Any = original) -> int:
-                if len(data) >= 8 and 128 <= data[0] <= 191 and data[1] == 200:  # SRTCP starting with an SR
-                    self.sr_sent[int.from_bytes(data[4:8], "big")] = now()
-                return int(_orig(data, deliver, addrs, kind))
-
-            link.submit = submit
+            link.on_enter = self._entered
         return True
+
+    def _entered(self, data: bytes, t: float) -> None:
+        if len(data) >= 8 and 128 <= data[0] <= 191 and data[1] == 200:  # SRTCP starting with an SR
+            self.sr_sent[int.from_bytes(data[4:8], "big")] = t
 
     def _released(self, data: bytes, due_s: float) -> None:
         if data and 128 <= data[0] <= 191:  # RTP / RTCP (RFC 7983)
@@ -489,10 +509,16 @@ class RtpSendTap:
     report's and a NACK's time given to the StreamSender (:meth:`WireTimes.receiving`: its arrival
     on the wire; default ``now()``); ``sr_sent``: (LSR, send time, monotonic s) of the latest SR
     (set by :func:`seeded_rtcp`; None: aiortc's own, on the wall clock).
+
+    Launch times (:func:`translab.emulate.datagram.launch_at`): ``launch(k)`` gives the monotonic s
+    the k-th media packet (from 0) is to enter the link (None: at once); ``reaction_s`` (None: at
+    once), how long after a NACK's arrival (``clock()``) its retransmissions are launched. Send
+    times in ``sent`` and ``rtx_sent`` are those launch times (now, for a packet handed over late).
     """
 
     def __init__(self, dtls_transport: Any, protect: StreamSender | None = None, red: bool = False,
-                 rtt: Callable[[], float | None] = lambda: None, clock: Callable[[], float] = now) -> None:
+                 rtt: Callable[[], float | None] = lambda: None, clock: Callable[[], float] = now,
+                 launch: Callable[[int], float | None] = lambda k: None, reaction_s: float | None = None) -> None:
         self.sent: list[tuple[int, int, float, int]] = []
         self.payloads: dict[int, bytes] = {}
         self.rtx_sent: list[tuple[int, int, float, bytes]] = []
@@ -502,22 +528,26 @@ class RtpSendTap:
         self.clock = clock
         self._rr_highest: int | None = None  # highest sequence number of the previous receiver report
         self.t0 = 0.0  # the call clock's zero (monotonic s), for the times given to on_report
-        #: coroutines to run once the n-th media packet has been handed on (n: key, from 1)
-        self.after_packet: dict[int, Callable[[], Any]] = {}
+        #: coroutines to run once the n-th media packet has been handed on (n: key, from 1), given
+        #: that packet's send time (monotonic s)
+        self.after_packet: dict[int, Callable[[float], Any]] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
         self._headers: dict[int, bytes] = {}
         self._rtx_seq = random.getrandbits(16)
         self._rtt = rtt
+        self._reaction_s = reaction_s
         original = dtls_transport._send_rtp
 
         async def _send_rtp(data: bytes) -> None:
+            at = None  # a media packet's launch time
             if len(data) >= 12 and not (192 <= data[1] <= 223):
                 seq, ts = struct.unpack_from("!HI", data, 2)
                 pt = data[1] & 0x7F
                 if protect is not None and pt == RTX_PT:
                     h = rtp_header_length(data)
-                    self.rtx_sent.append((seq, int.from_bytes(data[h:h + 2], "big"), now(), bytes(data[h:])))
+                    self.rtx_sent.append((seq, int.from_bytes(data[h:h + 2], "big"), launch_time(), bytes(data[h:])))
                 else:
+                    at = launch(len(self.sent))
                     if protect is not None and pt == OPUS_PT:
                         h = rtp_header_length(data)
                         header = bytearray(data[:h])
@@ -529,18 +559,23 @@ class RtpSendTap:
                             del self._headers[next(iter(self._headers))]
                         self.payloads[seq] = msg
                         data = bytes(header) + msg
-                    self.sent.append((seq, ts, now(), len(data)))
+                    t_sent = at if at is not None and at > now() else now()
+                    self.sent.append((seq, ts, t_sent, len(data)))
                     then = self.after_packet.pop(len(self.sent), None)
                     if then is not None:  # after aiortc's sender has noted this packet (its SR fields)
-                        asyncio.get_running_loop().call_soon(self._spawn, then)
-            await original(data)
+                        asyncio.get_running_loop().call_soon(self._spawn, then, t_sent)
+            if at is None:
+                await original(data)
+                return
+            with launch_at(at):
+                await original(data)
 
         dtls_transport._send_rtp = _send_rtp
         self._target = dtls_transport
         self._protect = protect
 
-    def _spawn(self, fn: Callable[[], Any]) -> None:
-        task = asyncio.ensure_future(fn())
+    def _spawn(self, fn: Callable[..., Any], *args: Any) -> None:
+        task = asyncio.ensure_future(fn(*args))
         self._tasks.add(task)  # a strong reference until it is done
         task.add_done_callback(self._tasks.discard)
 
@@ -574,16 +609,17 @@ class RtpSendTap:
                     protect.on_report(report.fraction_lost / 256.0, t - self.t0, expected, self.last_rtt_s)
             if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
                 self.nacks_received += 1
-                for osn, payload in protect.on_nack(list(packet.lost), t, self._rtt()):
-                    header = self._headers.get(osn)
-                    if header is None:
-                        continue
-                    h = bytearray(header)
-                    h[1] = (h[1] & 0x80) | RTX_PT
-                    struct.pack_into("!HI", h, 2, self._rtx_seq, struct.unpack_from("!I", header, 4)[0])
-                    struct.pack_into("!I", h, 8, sender._rtx_ssrc)
-                    self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
-                    await self._target._send_rtp(bytes(h) + payload)
+                with launch_at(None if self._reaction_s is None else t + self._reaction_s):
+                    for osn, payload in protect.on_nack(list(packet.lost), t, self._rtt()):
+                        header = self._headers.get(osn)
+                        if header is None:
+                            continue
+                        h = bytearray(header)
+                        h[1] = (h[1] & 0x80) | RTX_PT
+                        struct.pack_into("!HI", h, 2, self._rtx_seq, struct.unpack_from("!I", header, 4)[0])
+                        struct.pack_into("!I", h, 8, sender._rtx_ssrc)
+                        self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+                        await self._target._send_rtp(bytes(h) + payload)
                 return
             await original(packet)
 
@@ -607,13 +643,15 @@ class RtpReceiveTap:
     NACK timing, playout estimate and the NACK rule's target): ``now()`` (when the tap handles it)
     by default, its arrival on the emulated wire with :meth:`WireTimes.receiving` (a protected
     call), as libwebrtc stamps packets on receipt from the socket; ``host_lag_s`` then lists how
-    long after that arrival each packet was handled (s; empty with the default clock)."""
+    long after that arrival each packet was handled (s; empty with the default clock).
+    ``reaction_s``: a NACK is launched that long after the arrival of the packet that revealed the
+    loss (:func:`translab.emulate.datagram.launch_at`; None: at once)."""
 
     def __init__(self, receiver: Any, on_packet: Callable[[int, int, float, bytes], None] | None = None,
                  protect: StreamReceiver | None = None, red: bool = False,
                  rtt: Callable[[], float | None] = lambda: None,
                  media_clock: Callable[[], tuple[float, int]] = lambda: (0.0, 0),
-                 clock: Callable[[], float] = now) -> None:
+                 clock: Callable[[], float] = now, reaction_s: float | None = None) -> None:
         self.received: list[tuple[int, int, float, bytes]] = []
         self.rtx_received: list[tuple[int, int, float, bytes]] = []
         self.host_lag_s: list[float] = []
@@ -645,7 +683,8 @@ class RtpReceiveTap:
                 lost = protect.on_packet(packet.sequence_number, (packet.timestamp - ts0) & 0xFFFFFFFF, t - t0, rtt())
                 if lost:
                     self.nacks_sent += 1
-                    await receiver._send_rtcp_nack(packet.ssrc, lost)
+                    with launch_at(None if reaction_s is None else t + reaction_s):
+                        await receiver._send_rtcp_nack(packet.ssrc, lost)
                 if packet.payload_type == RED_PT:
                     packet.payload = protect.primary(bytes(packet.payload))
                     packet.payload_type = OPUS_PT
@@ -884,7 +923,17 @@ async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: flo
             wire = None
         tx_clock = wire.receiving(sender.transport.transport) if wire is not None else now
         rx_clock = wire.receiving(callee.getReceivers()[0].transport.transport) if wire is not None else now
-        send_tap = RtpSendTap(sender.transport, protection[0] if protection else None, red, rtt, tx_clock)
+        reaction_s = REACTION_S if wire is not None else None
+
+        def launch(k: int) -> float | None:  # media on the capture grid (translab.protection.timing)
+            if wire is None or not start.done() or k >= len(stream.capture_s):
+                return None
+            return start.result() + float(stream.capture_s[k])
+
+        if wire is not None:
+            track.lead_s = ENCODE_LEAD_S
+        send_tap = RtpSendTap(sender.transport, protection[0] if protection else None, red, rtt, tx_clock,
+                              launch, reaction_s)
         if protection is not None:
             send_tap.attach_sender(sender)
 
@@ -900,7 +949,7 @@ async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: flo
             return rec.t0, (send_tap.sent[0][1] - int(round(int(stream.media_ts[0]) * ts_scale))) & 0xFFFFFFFF
 
         recv_tap = RtpReceiveTap(callee.getReceivers()[0], on_rx, protection[1] if protection else None,
-                                 red, rtt, media_clock, rx_clock)
+                                 red, rtt, media_clock, rx_clock, reaction_s)
         if protection is not None:  # RTCP on the seeded schedule the simulator shares
             seeded_rtcp(sender, callee.getReceivers()[0], send_tap, RtcpSchedule(int(getattr(cfg, "seed", 0))),
                         start, scheduler, protection[1].report_sent, wire, rx_clock)
@@ -937,6 +986,10 @@ async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: flo
         if stock is not None and stock.frames:
             rec.setup_ms["first_stock_frame"] = (stock.frames[0][0] - t_start) * 1e3
         rec.extra["setup_t0_ms"] = (t0 - t_start) * 1e3
+        if wire is not None:  # the host against its launch times
+            late = [x for link in emu.udp.values() for x in link.late_launches_s]
+            rec.extra["host_late_launches"] = len(late)
+            rec.extra["host_launch_late_max_ms"] = 1e3 * max(late, default=0.0)
         rec.extra.update(rtc_stats(await caller.getStats(), "rtc_caller"))
         rec.extra.update(rtc_stats(await callee.getStats(), "rtc_callee"))
         _fill(rec, stream, send_tap, recv_tap, stock)
