@@ -69,7 +69,7 @@ def test_simulated_rtt_comes_from_sr_rr_and_sets_the_nack_rule() -> None:
     plus its answer's downlink delay (sfu-10pct-loss: 45 + 40 ms base, 5 ms jitter each), so the
     buffer's minimum target is that plus two frames; no 100 ms feedback is sent (the downlink
     carries only the SRs' answers, the periodic RRs and the NACKs)."""
-    from translab.protection.rtcp import RR_WIRE_BYTES
+    from translab.metrics.bandwidth import rtcp_rr_wire_bytes
     from translab.simulate import simulate
 
     res = simulate(CallConfig(profile="sfu-10pct-loss", duration_s=4, seed=2, metrics=(), nack=True,
@@ -80,9 +80,9 @@ def test_simulated_rtt_comes_from_sr_rr_and_sets_the_nack_rule() -> None:
     assert p["nack_sent"] > 0 and res.summary["rtx_recovered"] > 0
     twcc = simulate(CallConfig(profile="sfu-10pct-loss", duration_s=4, seed=2, metrics=(), nack=True))
     assert "rtcp_rr" not in twcc.trace.attrs["protection"]
-    # downlink feedback: the RRs and the NACKs (58 B + 4 B per extra FCI each), no transport-cc reports
-    nack_bytes = p["feedback_bytes"] - RR_WIRE_BYTES * len(p["rtcp_rr"])  # IPv4
-    assert 58 * p["nack_sent"] <= nack_bytes <= 58 * p["nack_sent"] + 4 * p["nack_seqs"]
+    # downlink feedback: the RRs and the NACKs (64 B + 4 B per extra FCI each), no transport-cc reports
+    nack_bytes = p["feedback_bytes"] - rtcp_rr_wire_bytes() * len(p["rtcp_rr"])  # IPv4
+    assert 64 * p["nack_sent"] <= nack_bytes <= 64 * p["nack_sent"] + 4 * p["nack_seqs"]
     assert twcc.trace.attrs["protection"]["feedback_bytes"] > p["feedback_bytes"]
 
 

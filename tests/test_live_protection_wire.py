@@ -94,3 +94,39 @@ def test_live_nack_rule_and_arrivals_come_from_the_wire() -> None:
     assert (a["arrival_s"].isna() == b["arrival_s"].isna()).all()  # the simulator's loss draws
     resid_ms = 1e3 * ((b["arrival_s"] - a["arrival_s"]) - (b["send_s"] - a["send_s"])).dropna()
     assert len(resid_ms) > 150 and 0.0 <= float(np.median(resid_ms)) < 0.25, float(np.median(resid_ms))
+
+
+@pytest.mark.live
+def test_live_datagrams_have_the_header_models_sizes(monkeypatch) -> None:
+    """What two aiortc peers put on the emulated wire is what translab.metrics.bandwidth counts:
+    every RTP datagram (originals and RFC 4588 retransmissions) is the wire size the trace gives
+    it (IP + UDP + RTP 12 + extensions 8 + payload + SRTP tag 16: aiortc negotiates AEAD_AES_256_GCM),
+    every SR is rtcp_sr_wire_bytes, every RTCP datagram toward the sender an RR
+    (rtcp_rr_wire_bytes) or a NACK (rtcp_nack_wire_bytes for one to three FCIs). sfu-10pct-loss,
+    NACK, seed 3, 2 s."""
+    from translab.call.live import LiveEngine
+    from translab.emulate import datagram as dg
+    from translab.metrics.bandwidth import HeaderModel, rtcp_nack_wire_bytes, rtcp_rr_wire_bytes, rtcp_sr_wire_bytes
+
+    seen: dict[tuple[str, str], list[int]] = {}
+    enter = dg.DatagramLink._enter
+
+    def counting(self, data, deliver, addrs, kind, t):  # type: ignore[no-untyped-def]
+        seen.setdefault((self.name, dg.classify_datagram(data)), []).append(len(data) + dg.UDP_IPV4_OVERHEAD)
+        return enter(self, data, deliver, addrs, kind, t)
+
+    monkeypatch.setattr(dg.DatagramLink, "_enter", counting)
+    cfg = CallConfig(profile="sfu-10pct-loss", duration_s=2, seed=3, metrics=(), nack=True, playout="fixed:200",
+                     abr_feedback="rr", conceal="opus-plc")
+    engine = LiveEngine(drain_s=0.5, realtime=True)
+    rec = engine.run(engine.prepare(cfg), None)
+    assert rec.status == "ok", rec.reason
+    assert rec.trace["rtx"].any()
+    assert sorted(seen[("up", "rtp")]) == sorted(rec.trace["wire_bytes"].astype(int).tolist())
+    hm = HeaderModel()
+    bye = hm.ip_bytes + 8 + 8 + 4 + hm.srtp_tag_bytes  # the sender's BYE at the end
+    assert set(seen[("up", "rtcp")]) == {rtcp_sr_wire_bytes(hm), bye}
+    nacks = {rtcp_nack_wire_bytes(list(range(0, 17 * n, 17)), hm) for n in (1, 2, 3)}
+    assert rtcp_rr_wire_bytes(hm) in seen[("down", "rtcp")]
+    assert set(seen[("down", "rtcp")]) - {rtcp_rr_wire_bytes(hm)} <= nacks
+    assert len(set(seen[("down", "rtcp")]) & nacks) >= 1

@@ -9,6 +9,7 @@ from translab.errors import ConfigError, TranslabError
 from translab.metrics.bandwidth import (
     HeaderModel,
     bandwidth,
+    rtcp_nack_wire_bytes,
     rtcp_rr_wire_bytes,
     rtcp_sr_wire_bytes,
     rtp_wire_bytes,
@@ -21,7 +22,8 @@ from translab.metrics.bandwidth import (
 )
 from translab.trace import make_trace
 
-NO_EXT = HeaderModel(rtp_ext_bytes=0)
+#: REFERENCE's worked example: no header extension, AES-CM + HMAC-SHA1-80 (10 B tag)
+NO_EXT = HeaderModel(rtp_ext_bytes=0, srtp_tag_bytes=10)
 
 
 def _trace(transport: str, payload: list[int], message: list[int] | None = None, direction: str = "up",
@@ -51,19 +53,19 @@ def test_opus_20_and_32_kbps_over_srtp():
     # 20 kbit/s at 20 ms = 50 B payload, 50 packets/s.
     # No extension: 20 IP + 8 UDP + 12 RTP + 50 + 10 tag = 100 B -> 100 * 8 * 50 = 40.0 kbit/s (REFERENCE).
     assert rtp_wire_bytes(50, NO_EXT) == 100
-    # aiortc's 8 B extension block (mid + audio level): 108 B -> 43.2 kbit/s.
-    assert rtp_wire_bytes(50) == 108
-    # 32 kbit/s = 80 B: 130 B -> 52.0 kbit/s (REFERENCE) without, 138 B -> 55.2 kbit/s with extensions.
-    assert rtp_wire_bytes(80, NO_EXT) == 130 and rtp_wire_bytes(80) == 138
-    # IPv6 adds 20 B; AES-GCM adds 6 B of tag.
-    assert rtp_wire_bytes(50, HeaderModel(ip_version=6)) == 128
-    assert rtp_wire_bytes(50, HeaderModel(srtp_tag_bytes=16)) == 114
+    # aiortc's 8 B extension block (mid + audio level) and its AES-GCM 16 B tag: 114 B -> 45.6 kbit/s.
+    assert rtp_wire_bytes(50) == 114
+    assert rtp_wire_bytes(50, HeaderModel(srtp_tag_bytes=10)) == 108
+    # 32 kbit/s = 80 B: 130 B -> 52.0 kbit/s (REFERENCE), 144 B as aiortc sends it.
+    assert rtp_wire_bytes(80, NO_EXT) == 130 and rtp_wire_bytes(80) == 144
+    # IPv6 adds 20 B.
+    assert rtp_wire_bytes(50, HeaderModel(ip_version=6)) == 134
 
     bw = bandwidth(_trace("webrtc", [50] * 500), 10.0, NO_EXT)
     assert bw["payload_kbps_up"] == pytest.approx(20.0)
     assert bw["media_wire_kbps_up"] == pytest.approx(40.0)
     assert bandwidth(_trace("webrtc", [80] * 500), 10.0, NO_EXT)["media_wire_kbps_up"] == pytest.approx(52.0)
-    assert bandwidth(_trace("webrtc", [50] * 500), 10.0)["media_wire_kbps_up"] == pytest.approx(43.2)
+    assert bandwidth(_trace("webrtc", [50] * 500), 10.0)["media_wire_kbps_up"] == pytest.approx(45.6)
 
 
 @pytest.mark.parametrize(
@@ -122,9 +124,12 @@ def test_json_base64_inflation_visible():
 
 def test_webrtc_control_traffic():
     # SR (28) + SDES (4 + 4 + 2 + 36 CNAME + 2 -> 48) = 76, + SRTCP index 4 + tag 10 = 90, + 28 = 118 B
-    assert rtcp_sr_wire_bytes() == 118
+    assert rtcp_sr_wire_bytes(NO_EXT) == 118 and rtcp_sr_wire_bytes() == 124  # aiortc's 16 B tag
     # RR with one block: 8 + 24 = 32, + 14 = 46, + 28 = 74 B
-    assert rtcp_rr_wire_bytes() == 74
+    assert rtcp_rr_wire_bytes(NO_EXT) == 74 and rtcp_rr_wire_bytes() == 80
+    # generic NACK: 12 B + 4 B per FCI; one FCI covers a PID and the 16 sequence numbers after it
+    assert rtcp_nack_wire_bytes([5], NO_EXT) == 58 and rtcp_nack_wire_bytes([5, 21]) == 64
+    assert rtcp_nack_wire_bytes([5, 22, 23], NO_EXT) == 62
     # consent: request 88 + 28, response 64 + 28 (IPv4); IPv6 response 76 + 48
     assert stun_consent_wire_bytes() == (116, 92)
     assert stun_consent_wire_bytes(HeaderModel(ip_version=6)) == (136, 124)

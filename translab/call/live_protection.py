@@ -19,37 +19,27 @@ retransmissions with its side streams (:meth:`translab.emulate.emulator.LiveEmul
 the RTCP reports of a protected call (SR, RR, NACK) follow the seeded schedule and rules of
 :mod:`translab.protection.rtcp` (:func:`translab.transport.webrtc.seeded_rtcp`) and cross the links
 with the simulator's RTCP draws (:func:`translab.transport.webrtc.route_rtcp`), so with
-``abr_feedback = "rr"`` the simulator sends the same reports at the same times (live within ~2 ms:
-SR answers wait for the emulated uplink, periodic reports for the scheduler), the sender learns the
-same RTT from LSR/DLSR, and the two agree packet for packet (sfu-10pct-loss, 10 s: ABR at 64 kbit/s
-identical on seeds 2-8; seed 1's live start-up loss is another matter; NACK with a 200 ms buffer
-within one packet). The protocol timing uses wire times (:class:`translab.transport.webrtc.WireTimes`),
-as libwebrtc stamps packets on receipt from the socket: the receiver's packet arrivals (NACK tracker,
-adaptive buffer, the NACK rule's target), the SR arrival behind DLSR and the RR arrival behind the
-RTT are when the emulated link delivered the datagram, the SR's send time when it entered the link,
-and NACKs are handled at their arrival; the leg's arrival times are those wire times too. So the
-live RTT is the emulated path's (the NACK rule's target within 0.1-0.3 ms of the simulated one,
-against 1.2-1.8 ms with handling times). What stays apart is the host's real work, which delays
-what it sends: a packet enters the link ~0.5 ms after its capture time, a NACK ~0.8 ms after its
-trigger arrived and a retransmission ~0.7 ms after the NACK arrived (medians, sfu-10pct-loss seed
-3), so a retransmission arrives ~2 ms later than simulated, and a packet arriving within ~1 ms of a
-report may count in the next one (aiortc's statistics count handled packets). With NACK and the
-adaptive buffer this matters: the buffer times arrivals on NetEq's 10 ms tick and its target moves
-in 20 ms buckets, and a retransmission's delay lands near the target the NACK rule sets (RTT + 2
-frames), so those 2 ms can put it a tick later and the target a bucket higher (seed 3: the
-retransmission of packet 60 arrives at 1381.1 ms live against 1379.8 ms simulated, the target goes
-from 124 to 140 ms at 1.62 s), and a higher target keeps the NACK tracker asking longer (more
-NACKs, more recovered; extra retransmissions also shift later ones' side-stream draws). Measured
-(10 s, two runs each, no SCHED_RR, load 0.6-0.9): live - simulated loss after recovery, seeds 1-6:
-+1.07 / +0.43, 0 / 0, -0.64 / -0.64, -0.86 / -0.43, +0.21 / +0.21, 0 / -0.43 points; under SCHED_RR
-(load 0.15-0.4, no stalls, once): +0.21, 0, -0.64, -0.21, +0.21, 0 (host receive lag p50 still
-0.5-0.7 ms: it is work, not scheduling). The simulation
-with those host delays added (0.5 ms on every original's send, 0.8 ms on every NACK, 0.7 ms on
-every retransmission) gives 1.07, 0.43, 0.43, 1.07, 0.86, 1.29 % on seeds 1-6, the live figures
-within one packet on 9 of the 12 runs (of the other three, two had 4 host stalls, seed 4's second
-run is two packets apart; with 0.4 / 0.6 / 0.6 ms it gives 0.86 % on seed 3 and 1.93 % on seed 4): with the adaptive buffer, loss after
-recovery is not a stable function of sub-millisecond host delays, so per-call agreement within 0.5
-points needs the simulator to model the endpoints' processing time.
+``abr_feedback = "rr"`` the simulator sends the same reports. Timing is made the simulator's on both
+sides of the host:
+
+- what the endpoints *read* is wire time (:class:`translab.transport.webrtc.WireTimes`), as libwebrtc
+  stamps packets on receipt from the socket: packet arrivals (NACK tracker, adaptive buffer, the NACK
+  rule's target), the SR arrival behind DLSR, the RR arrival and SR send behind the RTT;
+- what they *send* enters the wire at the simulator's time (:mod:`translab.protection.timing`,
+  :func:`translab.emulate.datagram.launch_at`): media on the capture grid, each NACK, retransmission
+  and report ``REACTION_S`` (2 ms) after its cause. The host's Python work (about 0.5 ms from a
+  packet's capture to the link, 0.8 ms for a NACK, 0.7 ms for a retransmission, medians) happens
+  inside that time; a datagram handed over late still leaves at once and is counted
+  (``host_late_launches``, ``host_launch_late_max_ms``);
+- the wire sizes are the header model's (AEAD-GCM's 16 B SRTP tag, which aiortc negotiates), so the
+  capacity stages serialise each datagram for as long in both.
+
+Why it matters: the adaptive buffer times arrivals on NetEq's 10 ms tick and the NACK rule waits for a
+retransmission only while the time to play exceeds the RTT, so with NACK a millisecond moves which
+packets are recovered. Before the launch times, the host's ~2 ms on the NACK loop put live loss after
+recovery up to 1.3 points away from the simulation's (sfu-10pct-loss, seeds 1-6; the simulation alone
+moved by as much with its arrivals shifted by 0.5 ms); with the RTCP sizes 6 B short, the RTT sample
+was 12 us off, enough to flip one NACK decision on seed 6. The measured agreement is in the README.
 In the default "twcc" mode the simulator's feedback is a transport-cc-like report every 100 ms, so
 its RTT samples and NACK decisions differ from a live call's by construction. ``feedback_kbps_down`` counts the NACKs and
 receiver reports, live as in the simulator's rr mode (in "twcc" mode the simulator's 100 ms reports).
@@ -127,7 +117,7 @@ def endpoints(cfg: CallConfig, reference: np.ndarray) -> tuple[ProtectedSender, 
                               int(cfg.complexity), adaptor)
     return (ProtectedSender(int(cfg.red or 0), encoder=encoder),
             ProtectedReceiver(int(cfg.sample_rate), float(cfg.frame_ms) / 1000.0, cfg.playout, bool(cfg.nack),
-                              ip_bytes=hm.ip_bytes))
+                              hm=hm))
 
 
 def protected_leg_trace(cfg: CallConfig, stream: SenderStream, rec: LegRecord,

@@ -9,8 +9,10 @@ WebRTC, one RTP packet per datagram::
 The extension block defaults to 8 B: what aiortc 1.16 puts on audio packets, a one-byte-header
 (RFC 8285) block of 4 B (0xBEDE + length) + ``sdes:mid`` "0" (1 B id/len + 1 B) +
 ``ssrc-audio-level`` (1 + 1 B), already 4-byte aligned (checked by serialising an aiortc
-``RtpPacket`` with its audio extension map: 12 + 8 + payload). The SRTP tag defaults to 10 B
-(AES_CM_128_HMAC_SHA1_80, the profile aiortc negotiates); AES-GCM would be 16.
+``RtpPacket`` with its audio extension map: 12 + 8 + payload). The SRTP tag defaults to 16 B: two
+aiortc 1.16 peers (pylibsrtp 1.0) negotiate SRTP_AEAD_AES_256_GCM, the first profile of aiortc's
+list, and its datagrams on the emulated wire are 12 + 8 + payload + 16 B (checked by
+tests/test_live_protection_wire.py); AES_CM_128_HMAC_SHA1_80 would be 10.
 
 Control traffic of WebRTC, as per-second overheads per direction (aiortc 1.16 behaviour, read from
 ``rtcrtpsender.py`` / ``rtcrtpreceiver.py`` and ``aioice/ice.py``):
@@ -18,8 +20,8 @@ Control traffic of WebRTC, as per-second overheads per direction (aiortc 1.16 be
 * RTCP: the sender of a stream sends an SR (28 B, no report blocks) + SDES with its CNAME (a
   36-character UUID: 4 + 4 + 2 + 36 + 2 -> 48 B) every 0.5 to 1.5 s (uniform, mean 1 s); the
   receiver sends a bare RR with one report block (32 B) on the same schedule. SRTCP adds the 4 B
-  E-flag/index and the auth tag. With IPv4 and a 10 B tag: SR+SDES 118 B/s on the media's
-  direction, RR 74 B/s on the reverse one.
+  E-flag/index and the auth tag. With IPv4 and a 16 B tag: SR+SDES 124 B/s on the media's
+  direction, RR 80 B/s on the reverse one. A generic NACK (RFC 4585) is 12 B + 4 B per FCI.
 * STUN consent freshness (RFC 7675): each peer sends one Binding request every 4 to 6 s (mean 5 s)
   on the nominated pair and answers the other's: a request is 88 B (header 20, USERNAME of two
   4-character ufrags 16, PRIORITY 8, ICE-CONTROLLING/CONTROLLED 12, MESSAGE-INTEGRITY 24,
@@ -80,6 +82,7 @@ TLS_RECORD_MAX = 16384  #: maximum TLS plaintext per record (RFC 8446)
 TLS13_RECORD_OVERHEAD = 5 + 1 + 16  #: header + inner content type + AEAD tag
 RTCP_SR_BYTES = 28  #: header 4 + SSRC 4 + sender info 20, no report blocks (aiortc's SR)
 RTCP_RR_BYTES = 8  #: header 4 + SSRC 4, + 24 per report block
+RTCP_NACK_BYTES = 12  #: header 4 + sender SSRC 4 + media SSRC 4, + 4 per FCI
 RTCP_REPORT_BLOCK_BYTES = 24
 STUN_REQUEST_BYTES = 88  #: aioice consent Binding request (4-character ufrags)
 STUN_RESPONSE_BYTES = {4: 64, 6: 76}  #: Binding success response by IP version
@@ -95,7 +98,7 @@ class HeaderModel:
 
     ip_version: int = 4
     rtp_ext_bytes: int = 8  #: aiortc audio: mid + ssrc-audio-level in a one-byte-header block
-    srtp_tag_bytes: int = 10  #: AES_CM_128_HMAC_SHA1_80; 16 for AEAD_AES_128_GCM
+    srtp_tag_bytes: int = 16  #: AEAD_AES_256_GCM (aiortc 1.16); 10 for AES_CM_128_HMAC_SHA1_80
     tcp_options_bytes: int = 12  #: TCP timestamps option (10 B + 2 B padding)
     tls: bool = True  #: wss (TLS 1.3 records) or plain ws
     mtu: int = 1500
@@ -199,6 +202,19 @@ def rtcp_rr_wire_bytes(hm: HeaderModel = HeaderModel(), report_blocks: int = 1) 
     check_range("report_blocks", report_blocks, 0, 31)
     rr = RTCP_RR_BYTES + RTCP_REPORT_BLOCK_BYTES * report_blocks
     return hm.ip_bytes + UDP_BYTES + rr + SRTCP_INDEX_BYTES + hm.srtp_tag_bytes
+
+
+def rtcp_nack_wire_bytes(seqs: "list[int]", hm: HeaderModel = HeaderModel()) -> int:
+    """One RTCP generic NACK (RFC 4585 6.2.1) for ``seqs`` as SRTCP on the wire: header + sender and
+    media SSRC 12 B, 4 B per FCI (a PID and a 16-bit mask covering 17 sequence numbers), SRTCP
+    index and tag, UDP, IP."""
+    fci = 0
+    last_pid = None
+    for s in sorted(seqs):
+        if last_pid is None or s > last_pid + 16:
+            fci += 1
+            last_pid = s
+    return hm.ip_bytes + UDP_BYTES + RTCP_NACK_BYTES + 4 * fci + SRTCP_INDEX_BYTES + hm.srtp_tag_bytes
 
 
 def stun_consent_wire_bytes(hm: HeaderModel = HeaderModel()) -> tuple[int, int]:

@@ -28,12 +28,12 @@ import math
 import numpy as np
 
 from translab.media.opus import OpusEncoder
+from translab.metrics.bandwidth import HeaderModel, rtcp_nack_wire_bytes, rtcp_rr_wire_bytes
 from translab.protection.abr import AudioNetworkAdaptor, MeasuredLossFec
 from translab.protection.nack import NackTracker
 from translab.protection.red import RedEncoder, decode_red
-from translab.protection.rtcp import RR_WIRE_BYTES
 from translab.protection.rtx import RtxHistory, rtx_payload
-from translab.protection.sim import PlayoutEstimate, nack_min_target_ms, rtcp_nack_wire_bytes
+from translab.protection.sim import PlayoutEstimate, nack_min_target_ms
 
 
 class SeqUnwrapper:
@@ -145,13 +145,15 @@ class ProtectedSender:
 
 class ProtectedReceiver:
     """The receiver's side (see the module docstring). ``sample_rate``: codec rate (Hz);
-    ``frame_s``: frame length (s); ``policy``: the call's playout policy; ``nack``: send NACKs."""
+    ``frame_s``: frame length (s); ``policy``: the call's playout policy; ``nack``: send NACKs;
+    ``hm``: the header model its RTCP's wire bytes are counted with."""
 
-    def __init__(self, sample_rate: int, frame_s: float, policy: str, nack: bool, ip_bytes: int = 20) -> None:
+    def __init__(self, sample_rate: int, frame_s: float, policy: str, nack: bool,
+                 hm: HeaderModel = HeaderModel()) -> None:
         self.rate = int(sample_rate)
         self.frame_s = float(frame_s)
         self.nack = bool(nack)
-        self.ip_bytes = int(ip_bytes)
+        self.hm = hm
         self.tracker = NackTracker(self.rate)
         self.playout = PlayoutEstimate(policy, self.frame_s)
         self._seq = SeqUnwrapper()
@@ -191,13 +193,13 @@ class ProtectedReceiver:
         if seqs:
             self.nack_sent += 1
             self.nack_seqs += len(seqs)
-            self.nack_bytes += rtcp_nack_wire_bytes(seqs, self.ip_bytes)
+            self.nack_bytes += rtcp_nack_wire_bytes(seqs, self.hm)
         return [s & 0xFFFF for s in seqs]
 
     def report_sent(self, t_s: float, fraction_lost: int, highest16: int, answer: bool) -> None:
         """The transport sent an RTCP RR at ``t_s`` (see :attr:`rr_log`)."""
         self.rr_log.append((float(t_s), int(fraction_lost), int(highest16), bool(answer)))
-        self.rr_bytes += RR_WIRE_BYTES - 20 + self.ip_bytes
+        self.rr_bytes += rtcp_rr_wire_bytes(self.hm)
 
     def primary(self, payload: bytes) -> bytes:
         """The primary (newest) block of a RED payload: what a RED receiver hands its decoder."""

@@ -39,10 +39,6 @@ RAPID_SR_PACKETS: tuple[int, ...] = tuple(range(2, 52, 5))
 #: aiortc's RTCP interval: uniform over [MIN, MIN + SPAN) s
 INTERVAL_MIN_S = 0.5
 INTERVAL_SPAN_S = 1.0
-#: wire bytes (IPv4 + UDP + SRTCP) of aiortc's SR + SDES compound packet (36-character CNAME) and of
-#: an RR with one report block
-SR_WIRE_BYTES = 20 + 8 + 28 + 48 + 4 + 10
-RR_WIRE_BYTES = 20 + 8 + 8 + 24 + 4 + 10
 _ROLES = {"sr": 0, "rr": 1}
 
 

@@ -72,14 +72,14 @@ from translab.media import pcm
 from translab.media.audio import to_int16
 from translab.media.opus import OpusEncoder, packet_has_fec
 from translab.media.stream import DTX_MAX_BYTES
-from translab.metrics.bandwidth import rtp_wire_bytes
+from translab.metrics.bandwidth import (SRTCP_INDEX_BYTES, UDP_BYTES, HeaderModel, rtcp_nack_wire_bytes,
+                                        rtcp_rr_wire_bytes, rtcp_sr_wire_bytes, rtp_wire_bytes)
 from translab.playout.delay_manager import DelayManager
 from translab.playout.receiver import parse_policy
 from translab.protection.abr import AudioNetworkAdaptor, MeasuredLossFec
 from translab.protection.nack import NackTracker
 from translab.protection.red import RedEncoder, decode_red
-from translab.protection.rtcp import (RAPID_SR_PACKETS, RR_WIRE_BYTES, SR_WIRE_BYTES, RtcpSchedule, dlsr_s, fraction_lost,
-                                      rtcp_rngs)
+from translab.protection.rtcp import RAPID_SR_PACKETS, RtcpSchedule, dlsr_s, fraction_lost, rtcp_rngs
 from translab.protection.rtx import RtxHistory, rtx_payload
 from translab.protection.timing import ENCODE_LEAD_S, REACTION_S
 
@@ -88,23 +88,15 @@ FEEDBACK_INTERVAL_S = 0.1
 #: Interval of the receiver's RTCP receiver reports carrying the loss fraction (s): libwebrtc's audio
 #: report interval (video: 1 s); see the module docstring.
 RR_INTERVAL_S = 5.0
-#: Wire bytes of one feedback report (IPv4 + UDP + SRTCP with a transport-cc message for ~5 packets).
-FEEDBACK_WIRE_BYTES = 90
+#: RTCP bytes of one feedback report (a transport-cc message for ~5 packets), before SRTCP, UDP and IP.
+FEEDBACK_RTCP_BYTES = 48
 #: RTP clock rate of Opus (RFC 7587): RED timestamp offsets are in these units.
 OPUS_RTP_HZ = 48000
 
 
-def rtcp_nack_wire_bytes(seqs: "list[int]", ip_bytes: int = 20) -> int:
-    """Wire bytes of one RTCP generic NACK (RFC 4585 6.2.1) for ``seqs`` as SRTCP: header + sender
-    and media SSRC 12 B, 4 B per FCI (a PID and a 16-bit mask covering 17 sequence numbers), SRTCP
-    index 4 B + tag 10 B, UDP 8 B, IP."""
-    fci = 0
-    last_pid = None
-    for s in sorted(seqs):
-        if last_pid is None or s > last_pid + 16:
-            fci += 1
-            last_pid = s
-    return ip_bytes + 8 + 12 + 4 * fci + 4 + 10
+def feedback_wire_bytes(hm: HeaderModel) -> int:
+    """Wire bytes of one simulated transport-cc feedback report (``FEEDBACK_RTCP_BYTES`` as SRTCP)."""
+    return hm.ip_bytes + UDP_BYTES + FEEDBACK_RTCP_BYTES + SRTCP_INDEX_BYTES + hm.srtp_tag_bytes
 
 
 def nack_min_target_ms(rtt_s: float, frame_s: float) -> float:
@@ -334,7 +326,7 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
         nonlocal sr_sent
         lsr = next_seq
         sr_sent = (lsr, t_sr + REACTION_S)
-        launch(t_sr, datagram(ctl["up"], ctl_rngs["up"], SR_WIRE_BYTES, "sr_arrive", lsr))
+        launch(t_sr, datagram(ctl["up"], ctl_rngs["up"], rtcp_sr_wire_bytes(hm), "sr_arrive", lsr))
 
     def send_rr(t_rr: float, answer: bool) -> None:
         nonlocal rx_expected_prior, rx_received_prior
@@ -347,7 +339,7 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
         lsr, dl = (sr_received[0], dlsr_s(t_wire - sr_received[1], answer)) if sr_received else (None, 0.0)
         rr = _Report(t_wire, fl / 256.0, 0, [], highest=max_seq, lsr=lsr, dlsr_s=dl)
         res.rtcp_rr.append((t_rr, fl, max_seq, answer))
-        size = RR_WIRE_BYTES - 20 + hm.ip_bytes
+        size = rtcp_rr_wire_bytes(hm)
         res.feedback_bytes += size
         launch(t_rr, datagram(ctl["down"], ctl_rngs["down"], size, "report", rr))
     originals: dict[int, _Row] = {}
@@ -421,7 +413,7 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
                 if seqs:
                     res.nack_sent += 1
                     res.nack_seqs += len(seqs)
-                    size = rtcp_nack_wire_bytes(seqs, hm.ip_bytes)
+                    size = rtcp_nack_wire_bytes(seqs, hm)
                     res.feedback_bytes += size
                     if rr_only:  # RTCP: every copy reaches the sender
                         launch(t, datagram(ctl["down"], ctl_rngs["down"], size, "nack", seqs))
@@ -444,8 +436,8 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
         elif kind == "feedback":
             report = _Report(t + REACTION_S, None, len(fb_owd), fb_owd)
             fb_owd = list[tuple[float, float, int]]()
-            res.feedback_bytes += FEEDBACK_WIRE_BYTES
-            launch(t, datagram(down, rngs["down"], FEEDBACK_WIRE_BYTES, "report", report, first=True))
+            res.feedback_bytes += feedback_wire_bytes(hm)
+            launch(t, datagram(down, rngs["down"], feedback_wire_bytes(hm), "report", report, first=True))
         elif kind == "sr":
             send_sr(t)
         elif kind == "sr_arrive":
@@ -459,8 +451,8 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
             loss = 1.0 - rr_received / expected if expected > 0 else 0.0
             rr = _Report(t + REACTION_S, loss, max(expected, 0), [])
             rr_prev_max, rr_received = max(max_seq, rr_prev_max), 0
-            res.feedback_bytes += RR_WIRE_BYTES
-            launch(t, datagram(down, rngs["down"], RR_WIRE_BYTES, "report", rr, first=True))
+            res.feedback_bytes += rtcp_rr_wire_bytes(hm)
+            launch(t, datagram(down, rngs["down"], rtcp_rr_wire_bytes(hm), "report", rr, first=True))
         elif kind == "report":
             rep: _Report = data
             last = rep.packets[-1][:2] if rep.packets else None
