@@ -172,7 +172,8 @@ COLUMNS: tuple[Column, ...] = (
        family=True),
     _C("host_", "", "transport", "event-loop stalls of the host during a live call; with protection, "
        "how long after its arrival on the emulated wire the receiver handled an RTP packet "
-       "(host_rx_lag_p50_ms / _p99_ms)", family=True),
+       "(host_rx_lag_p50_ms / _p99_ms) and the datagrams the host handed over after their launch time "
+       "(host_late_launches, host_launch_late_max_ms)", family=True),
     _C("rt_scheduling", "", "transport", "the live call ran under SCHED_RR"),
     _C("rtc_", "", "transport", "aiortc getStats() of caller and callee (W3C names)", family=True),
     _C("rtp_", "packets", "transport", "RTP packets seen by the live taps (with NACK: RTCP NACKs sent "

@@ -140,6 +140,10 @@ class StreamReceiver(Protocol):
         """The Opus payload a decoder gets from a received payload (RED: its primary block)."""
         ...
 
+    def on_rtt(self, rtt_s: float | None) -> None:
+        """The sender took an RTT sample (s): the moment it is known (the NACK rule's first target)."""
+        ...
+
     def report_sent(self, t_s: float, fraction_lost: int, highest16: int, answer: bool) -> None:
         """The receiver sent an RTCP RR at ``t_s`` (call clock, s): its 8-bit loss fraction, highest
         sequence number, and whether it answered an SR."""
@@ -525,6 +529,8 @@ class RtpSendTap:
         self.nacks_received = 0
         self.last_rtt_s: float | None = None
         self.sr_sent: tuple[int, float] | None = None
+        #: told of each RTT sample as it is taken (s)
+        self.on_rtt: Callable[[float], None] | None = None
         self.clock = clock
         self._rr_highest: int | None = None  # highest sequence number of the previous receiver report
         self.t0 = 0.0  # the call clock's zero (monotonic s), for the times given to on_report
@@ -600,6 +606,8 @@ class RtpSendTap:
                         continue
                     if lsr is not None and report.lsr == lsr and report.dlsr:
                         self.last_rtt_s = arrival - lsr_time - report.dlsr / 65536
+                        if self.on_rtt is not None:
+                            self.on_rtt(self.last_rtt_s)
                     expected = None  # packets the report covers (RFC 3550 A.3 expected_interval)
                     prev = self._rr_highest if self._rr_highest is not None else (
                         (self.sent[0][0] - 1) & 0xFFFF if self.sent else None)
@@ -936,6 +944,7 @@ async def webrtc_call(stream: Any, cfg: Any, emu: Any, *, connect_timeout_s: flo
                               launch, reaction_s)
         if protection is not None:
             send_tap.attach_sender(sender)
+            send_tap.on_rtt = protection[1].on_rtt  # the receiver's NACK rule from the first sample, as simulated
 
         def on_rx(seq: int, ts: int, t: float, payload: bytes) -> None:
             if not first_rx:
