@@ -154,40 +154,43 @@ def test_retransmissions_cross_the_link_on_side_streams_leaving_the_originals_dr
 
 
 @pytest.mark.live
-def test_live_nack_recovers_losses_and_agrees_with_the_simulation() -> None:
-    """sfu-10pct-loss (10 % Bernoulli loss up, ~85 ms RTT) with a 200 ms fixed buffer (the RTT fits),
-    seed 3, the default clip, 10 s: the originals see the simulator's draws (identical loss),
-    retransmissions cross the uplink on the simulator's side streams, the RTCP reports (SR/RR, the
-    RTT from LSR/DLSR, NACKs) follow the schedule and link draws the simulator's rr mode shares
-    (translab.protection.rtcp), and the loss after recovery (effective_loss_rate) is within 0.5
-    percentage points of the simulation's (measured, seeds 2-6 twice: 0.0 or +-0.21 points, one
-    packet, except a run with 28 host stalls; with wire timestamps, seeds 1-6 once: 0 points except
-    seed 4, +1.5 points in a run with 4 host stalls). The adaptive buffer is left out: its target
-    follows arrival jitter, and live retransmissions, whose delay lands near the NACK rule's target,
-    arrive ~2 ms later than simulated (the host's real processing on the NACK loop, which wire
-    timestamps do not remove), so the target can step a bucket higher live (see
-    translab.call.live_protection and tests/test_live_protection_wire.py)."""
-    from translab.live import live_call
-    from translab.simulate import simulate
+@pytest.mark.parametrize("playout, seed", [("fixed:200", 3), ("adaptive", 1)])
+def test_live_nack_recovers_losses_and_agrees_with_the_simulation(playout: str, seed: int) -> None:
+    """sfu-10pct-loss (10 % Bernoulli loss up, ~85 ms RTT), the default clip, 10 s, with a 200 ms
+    fixed buffer (the RTT fits) and with the adaptive buffer and its NACK rule: the originals see
+    the simulator's draws (identical loss), retransmissions cross the uplink on the simulator's side
+    streams, the RTCP reports (SR/RR, the RTT from LSR/DLSR, NACKs) follow the schedule and link
+    draws the simulator's rr mode shares (translab.protection.rtcp), every datagram enters the link
+    when the simulator sends it (translab.protection.timing), and so the loss after recovery
+    (effective_loss_rate) is within the issue's 0.5 percentage points of the simulation's; measured,
+    it is the same packet for packet (the same NACKs and retransmissions). Adaptive seed 1
+    was +1.29 points before the launch times (the host's ~2 ms on the NACK loop). A run in which
+    the host handed a datagram over late is run again (at most twice)."""
+    from translab.call import run_call
+    from translab.call.live import LiveEngine
+    from translab.call.simulated import SimulatedEngine
 
-    cfg = CallConfig(profile="sfu-10pct-loss", duration_s=10, seed=3, metrics=(), nack=True, conceal="opus-plc",
-                     playout="fixed:200", abr_feedback="rr")
-    sim = simulate(cfg).summary
+    cfg = CallConfig(profile="sfu-10pct-loss", duration_s=10, seed=seed, metrics=(), nack=True, conceal="opus-plc",
+                     playout=playout, abr_feedback="rr")
+    sim = run_call(cfg, SimulatedEngine()).summary
     assert sim["rtx_recovered"] > 0
-    for attempt in range(2):
-        live = live_call(cfg, drain_s=0.5, realtime=True).summary
+    for attempt in range(3):
+        live = run_call(cfg, LiveEngine(drain_s=0.5, realtime=True)).summary
         assert live["status"] == "ok", live["reason"]
-        assert live["rtp_payload_mismatches"] == 0
-        assert live["loss_rate"] == pytest.approx(sim["loss_rate"], abs=0.002) and live["loss_rate"] > 0.06
-        # NACK recovers: the RTT (~90 ms) fits in the buffer; every retransmission crossed the uplink
-        assert live["nack_sent"] == live["rtp_nacks_sent"] == live["rtp_nacks_received"] > 0
-        assert live["rtx_sent"] == live["rtp_rtx_sent"] == live["emu_udp_up_packets_rtx"] > 0
-        assert live["rtx_recovered"] >= 0.5 * live["loss_rate"] * live["packets_sent"]
-        assert live["effective_loss_rate"] < 0.4 * live["loss_rate"]
-        if abs(live["effective_loss_rate"] - sim["effective_loss_rate"]) <= 0.005 or live["host_stalls"] == 0:
+        if live["host_late_launches"] == 0:
             break
+    assert live["rtp_payload_mismatches"] == 0
+    assert live["loss_rate"] == sim["loss_rate"] and live["loss_rate"] > 0.06
+    # NACK recovers: the RTT (~90 ms) fits in the buffer; every retransmission crossed the uplink
+    assert live["nack_sent"] == live["rtp_nacks_sent"] == live["rtp_nacks_received"] > 0
+    assert live["rtx_sent"] == live["rtp_rtx_sent"] == live["emu_udp_up_packets_rtx"] > 0
+    assert live["rtx_recovered"] >= 0.5 * live["loss_rate"] * live["packets_sent"]
+    assert live["effective_loss_rate"] < 0.4 * live["loss_rate"]
     assert abs(live["effective_loss_rate"] - sim["effective_loss_rate"]) <= 0.005, (
-        live["effective_loss_rate"], sim["effective_loss_rate"], live["host_stalls"])
+        live["effective_loss_rate"], sim["effective_loss_rate"], live["host_late_launches"])
+    if live["host_late_launches"] == 0:  # then the same NACKs and retransmissions
+        assert [live[k] for k in ("nack_sent", "rtx_sent", "rtx_recovered")] == [
+            sim[k] for k in ("nack_sent", "rtx_sent", "rtx_recovered")]
 
 
 def _pcap_udp(path: Path) -> list[tuple[tuple[str, int], bytes]]:
