@@ -375,12 +375,12 @@ def caller_leg_track(stream: SenderStream, start: "asyncio.Future[float]", sched
     capture = stream.capture_s.astype(float)
     track = make_packet_track(stream.payload, stream.media_ts, capture - EDGE_LEAD_S, int(stream.sample_rate),
                               start, scheduler)
-    return track, RtpWire(capture, start, scheduler)
+    return track, RtpWire(capture, start)
 
 
-def edge_wire(n_frames: int, start: "asyncio.Future[float]", scheduler: Any) -> RtpWire:
+def edge_wire(n_frames: int, start: "asyncio.Future[float]") -> RtpWire:
     """The downlink's wire: an edge's k-th packet launches at (k+1) x 20 ms (make_edge_track)."""
-    return RtpWire((np.arange(n_frames) + 1) * FRAME_S, start, scheduler)
+    return RtpWire((np.arange(n_frames) + 1) * FRAME_S, start)
 
 
 async def end_call(link: EdgeLink, tasks: list["asyncio.Task[Any]"], ws: Any, end: float, scheduler: Any,
@@ -441,7 +441,7 @@ async def run_gateway(cfg: Any, script: Script, tail_s: float) -> GatewayRun:
             reply_track = make_edge_track(edge, log, start, emu.scheduler, opus_encode(down_call), 960, 48000, n_reply)
             with advertised_opus(opus_fmtp(call)):
                 link = await connect_edge(caller, gateway, caller_track, reply_track, emu, up_wire,
-                                          edge_wire(n_reply, start, emu.scheduler))
+                                          edge_wire(n_reply, start))
             await server.wait_received()
             for _ in range(100):  # the datacenter WebSocket's media phase on the simulation's models
                 t0 = now() + 0.05

@@ -12,11 +12,12 @@ jitter buffer's 10 ms arrival ticks (translab.playout.delay_manager) and so its 
 
 * :meth:`RtpWire.pace` (after the emulator wraps a peer's sockets): a launch-time pacer, as Linux's
   ``SO_TXTIME`` with the ETF qdisc paces a media server's packets: the k-th media RTP datagram the
-  peer sends is held until ``t0 + launch_s[k]`` and handed to the emulated path from a scheduler
-  callback then (within the scheduler's ~0.1 ms), not whenever the sender's task got to it. A
-  sender hands its packets over early for this (the caller's are encoded before the call; an edge
-  reads its reply buffer :data:`translab.conversation.legs.EDGE_LEAD_S` before each tick); one
-  that is later than its launch time still leaves at once (a host stall stays visible).
+  peer sends names ``t0 + launch_s[k]`` as its launch time and the emulated path holds it until
+  then (:func:`translab.emulate.datagram.launch_at`, the hold protected calls use too), not
+  whenever the sender's task got to it. A sender hands its packets over early for this (the
+  caller's are encoded before the call; an edge reads its reply buffer
+  :data:`translab.conversation.legs.EDGE_LEAD_S` before each tick); one that is later than its
+  launch time still leaves at once (a host stall stays visible).
 * :meth:`RtpWire.stamp` (before the emulator wraps the sending peer's sockets): each RTP datagram's
   delivery time, when the emulator hands it to the real socket toward the receiver (what a capture
   on that interface records), in place of the receiving tap's time.
@@ -33,8 +34,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from translab.emulate.datagram import classify_datagram, ice_connections_of
-from translab.emulate.scheduler import DeadlineScheduler, now
+from translab.emulate.datagram import classify_datagram, ice_connections_of, launch_at
+from translab.emulate.scheduler import now
 
 
 def _rtp_seq(data: bytes) -> int | None:
@@ -86,7 +87,6 @@ class RtpWire:
 
     launch_s: np.ndarray
     start: "asyncio.Future[float]"
-    scheduler: DeadlineScheduler
     launched: dict[int, float] = field(default_factory=dict)
     delivered: dict[int, deque[float]] = field(default_factory=dict)
     late: int = 0  # datagrams handed over after their launch time (left at once)
@@ -106,7 +106,8 @@ class RtpWire:
                 proto.transport = _Pacing(proto.transport, self)
 
     def hold(self, seq: int, send: Callable[[], None]) -> None:
-        """The next media datagram (``seq``) is ready: ``send()`` it at its launch time."""
+        """The next media datagram (``seq``) is ready: ``send()`` it (through the emulated path) with
+        its launch time."""
         k = self._k
         if not self.start.done() or k >= len(self.launch_s):
             self.launched[seq] = now()
@@ -114,17 +115,11 @@ class RtpWire:
             return
         self._k += 1
         at = self.start.result() + float(self.launch_s[k])
-        self.launched[seq] = max(at, now())
-
-        def launch() -> None:
-            self.launched[seq] = now()
-            send()
-
         if at <= now():
             self.late += 1
-            launch()
-        else:
-            self.scheduler.at(at, launch)
+        self.launched[seq] = max(at, now())
+        with launch_at(at):
+            send()
 
     def arrivals(self, received: list[tuple[int, int, float, bytes]]) -> tuple[list[tuple[int, int, float, bytes]], int]:
         """A receive tap's ``received`` (seq, ts, monotonic s, payload) with each time replaced by

@@ -184,7 +184,7 @@ async def run_twilio(cfg: Any, script: Script, tail_s: float) -> TwilioRun:
 
             reply_track = make_edge_track(edge, tw, start, emu.scheduler, encode, 160, 8000, n_reply)
             link = await connect_edge(caller, carrier, caller_track, reply_track, emu, up_wire,
-                                      edge_wire(n_reply, start, emu.scheduler), codec="pcmu")
+                                      edge_wire(n_reply, start), codec="pcmu")
             await asyncio.wait_for(asyncio.shield(bridge_ready), 10.0)
             await server.wait_received()
             await asyncio.sleep(0.1)
