@@ -306,3 +306,16 @@ def test_live_fec_follows_the_loss_the_receiver_reports() -> None:
     assert not before.any() and after.mean() > 0.2  # FEC (LBRR) in voiced frames once asked for
     assert s["effective_loss_rate"] < s["loss_rate"] == sim.summary["loss_rate"]
     assert abs(s["effective_loss_rate"] - sim.summary["effective_loss_rate"]) <= 0.005
+
+
+@pytest.mark.live
+def test_protection_live_bench_counts_agreement_and_late_launches() -> None:
+    """translab bench --only protection_live on one short case: the difference it reports is the
+    live minus simulated loss after recovery in points, and the totals count the calls."""
+    from translab.bench.protection_live import agreement
+
+    out = agreement((("nack_adaptive_sfu", dict(nack=True, conceal="opus-plc"), (3,)),), duration_s=3.0)
+    assert out["calls"] == 1 and set(out) >= {"nack_adaptive_sfu_s3_live_minus_sim_pp", "nack_adaptive_sfu_s3_late_launches"}
+    assert out["calls_within_bar"] == (abs(out["nack_adaptive_sfu_s3_live_minus_sim_pp"]) <= 0.5)
+    if out["calls_with_late_launches"] == 0:
+        assert out["calls_equal"] == 1 and out["max_abs_diff_pp_on_time"] == 0.0

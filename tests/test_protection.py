@@ -586,7 +586,7 @@ def test_experiment_cells_name_a_bad_abr_feedback_and_leave_the_default_out(tmp_
 
 def test_each_reaction_leaves_the_stated_reaction_time_after_its_cause(monkeypatch):
     """The simulator's endpoint time (translab.protection.timing), rr mode, NACK with a 200 ms buffer,
-    sfu-10pct-loss seed 3, 4 s: raising the reaction time from 2 to 4 ms sends the same
+    sfu-10pct-loss seed 3, 4 s: raising the reaction time from 3 to 5 ms sends the same
     retransmissions exactly 4 ms later each (the NACK leaves 2 ms later after the arrival that
     revealed the loss, the retransmission 2 ms later after the NACK's arrival), while the originals
     keep the capture grid and the RTT sample behind the NACK rule stays the path's (DLSR counts the
@@ -598,10 +598,10 @@ def test_each_reaction_leaves_the_stated_reaction_time_after_its_cause(monkeypat
                      abr_feedback="rr", conceal="opus-plc")
     runs = {}
     engine = SimulatedEngine()
-    for r in (0.002, 0.004):
+    for r in (0.003, 0.005):
         monkeypatch.setattr(sim_mod, "REACTION_S", r)
         runs[r] = engine.run(engine.prepare(cfg), None).trace  # the wire trace: originals and retransmissions
-    a, b = runs[0.002], runs[0.004]
+    a, b = runs[0.003], runs[0.005]
     ra, rb = a[a.rtx].reset_index(drop=True), b[b.rtx].reset_index(drop=True)
     assert len(ra) >= 10 and ra.seq.tolist() == rb.seq.tolist()
     assert np.allclose(rb.send_s - ra.send_s, 0.004, atol=1e-9)

@@ -27,7 +27,7 @@ sides of the host:
   rule's target), the SR arrival behind DLSR, the RR arrival and SR send behind the RTT;
 - what they *send* enters the wire at the simulator's time (:mod:`translab.protection.timing`,
   :func:`translab.emulate.datagram.launch_at`): media on the capture grid, each NACK, retransmission
-  and report ``REACTION_S`` (2 ms) after its cause. The host's Python work (about 0.5 ms from a
+  and report ``REACTION_S`` (3 ms) after its cause. The host's Python work (about 0.5 ms from a
   packet's capture to the link, 0.8 ms for a NACK, 0.7 ms for a retransmission, medians) happens
   inside that time; a datagram handed over late still leaves at once and is counted
   (``host_late_launches``, ``host_launch_late_max_ms``);
