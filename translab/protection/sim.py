@@ -306,6 +306,13 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
                 push(a, kind, data)
         return send
 
+    def retransmit(rows: list[_Row]) -> Any:
+        """The send of retransmissions (their ``send_s`` already the launch time) across the uplink."""
+        def send(t_wire: float) -> None:
+            for r in rows:
+                transmit(r, streams=rtx_streams)
+        return send
+
     rtt_s: float | None = None
     pending: list[int] = []  # frames of the packet being assembled (ABR at 60 ms)
     group = 1
@@ -427,17 +434,15 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
                 resend.append(_Row(osn, base.media_ts, base.capture_s, t + REACTION_S, msg, base.codec_bytes,
                                    base.fec, True, rtp_wire_bytes(len(msg), hm), base.frame_samples))
             if resend:
-                push(t + REACTION_S, "resend", resend)
-        elif kind == "resend":
-            for r in data:
-                transmit(r, streams=rtx_streams)
+                launch(t, retransmit(resend))
         elif kind == "launch":
             data(t)
         elif kind == "feedback":
             report = _Report(t + REACTION_S, None, len(fb_owd), fb_owd)
             fb_owd = list[tuple[float, float, int]]()
-            res.feedback_bytes += feedback_wire_bytes(hm)
-            launch(t, datagram(down, rngs["down"], feedback_wire_bytes(hm), "report", report, first=True))
+            size = feedback_wire_bytes(hm)
+            res.feedback_bytes += size
+            launch(t, datagram(down, rngs["down"], size, "report", report, first=True))
         elif kind == "sr":
             send_sr(t)
         elif kind == "sr_arrive":
@@ -451,8 +456,9 @@ def simulate_uplink(cfg: Any, stream: Any, frames: np.ndarray | None, hm: Any) -
             loss = 1.0 - rr_received / expected if expected > 0 else 0.0
             rr = _Report(t + REACTION_S, loss, max(expected, 0), [])
             rr_prev_max, rr_received = max(max_seq, rr_prev_max), 0
-            res.feedback_bytes += rtcp_rr_wire_bytes(hm)
-            launch(t, datagram(down, rngs["down"], rtcp_rr_wire_bytes(hm), "report", rr, first=True))
+            size = rtcp_rr_wire_bytes(hm)
+            res.feedback_bytes += size
+            launch(t, datagram(down, rngs["down"], size, "report", rr, first=True))
         elif kind == "report":
             rep: _Report = data
             last = rep.packets[-1][:2] if rep.packets else None
